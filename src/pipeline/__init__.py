@@ -1,0 +1,1 @@
+"""Pipelines: ordered, named phases run on one row with a job context."""

@@ -1,0 +1,198 @@
+"""Running one job through a pipeline's phases, recording every transition in the store."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.context import JobContext
+from pipeline.errors import JobCancelled, PhaseError, PhaseTimeout
+from pipeline.phase import Phase, Pipeline
+from progress import JobStatus, Store
+from progress.errors import LeaseLost
+
+log = logging.getLogger(__name__)
+
+
+def short_reason(exc: BaseException, limit: int = 200) -> str:
+    """A one-line, human-readable reason for a failure (never a traceback)."""
+    if isinstance(exc, PhaseError):
+        text = exc.reason
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    return rng.uniform(0, min(cap, base * (2**attempt)))
+
+
+@dataclass
+class JobRunner:
+    """Runs claimed jobs of one pipeline; one instance is shared by all worker threads.
+
+    Cancellation is checked at every phase boundary (and by phases through
+    `JobContext.check()`); transient errors are retried per phase with backoff and jitter.
+    """
+
+    store: Store
+    pipeline: Pipeline
+    owner: str
+    services: Mapping[str, Any] = field(default_factory=dict)
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    cancelled: Callable[[str], bool] | None = None
+
+    def _is_cancelled(self, batch_id: str) -> bool:
+        if self.cancelled is not None:
+            return self.cancelled(batch_id)
+        return self.store.cancel_requested(batch_id)
+
+    def run(self, job: Mapping[str, Any]) -> JobStatus:
+        """Run a job already moved to running (by `claim_next`/`start_job`); its final status."""
+        job_id = str(job["job_id"])
+        batch_id = str(job["batch_id"])
+        try:
+            return self._run(job_id, batch_id, job)
+        except LeaseLost:
+            # Another worker owns the job now (our lease expired): its record wins.
+            log.warning("[job %s] lease lost; abandoning this attempt", job_id)
+            return JobStatus.QUEUED
+
+    def _run(self, job_id: str, batch_id: str, job: Mapping[str, Any]) -> JobStatus:
+        store, owner = self.store, self.owner
+        inputs: Mapping[str, str] = job.get("inputs") or {}
+        missing = [c for c in self.pipeline.required if not str(inputs.get(c, "")).strip()]
+        if missing:
+            reason = f"no {missing[0].lower()} (column {missing[0]!r} is empty)"
+            log.info("[job %s] %s", job_id, reason)
+            store.fail_job(job_id, phase="input", reason=reason, owner=owner)
+            return JobStatus.FAILED
+        results: dict[str, Any] = {}
+        count = len(self.pipeline.phases)
+        for index, phase in enumerate(self.pipeline.phases, start=1):
+            if self._is_cancelled(batch_id):
+                store.cancel_job(job_id, "batch cancelled", owner=owner)
+                return JobStatus.CANCELLED
+            store.phase_started(job_id, index, count, phase.name, owner=owner)
+            started = self.clock()
+            try:
+                produced = self._run_phase(phase, job_id, batch_id, inputs, results)
+            except JobCancelled:
+                store.cancel_job(job_id, "batch cancelled", owner=owner)
+                return JobStatus.CANCELLED
+            except Exception as exc:
+                reason = short_reason(exc)
+                if isinstance(exc, PhaseError):
+                    log.info("[job %s] %s failed: %s", job_id, phase.name, reason)
+                else:
+                    log.error(
+                        "[job %s] %s crashed: %s\n%s",
+                        job_id,
+                        phase.name,
+                        reason,
+                        traceback.format_exc(),
+                    )
+                store.fail_job(job_id, phase=phase.name, reason=reason, owner=owner)
+                return JobStatus.FAILED
+            results.update(produced)
+            store.phase_finished(
+                job_id,
+                seconds=self.clock() - started,
+                results=_storable(results),
+                owner=owner,
+            )
+        outputs = {
+            column: _cell_text(results.get(key))
+            for column, key in self.pipeline.output_columns.items()
+        }
+        store.succeed_job(job_id, outputs, owner=owner)
+        return JobStatus.SUCCEEDED
+
+    def _run_phase(
+        self,
+        phase: Phase,
+        job_id: str,
+        batch_id: str,
+        inputs: Mapping[str, str],
+        results: dict[str, Any],
+    ) -> Mapping[str, Any]:
+        def report(fraction: float, message: str) -> None:
+            self.store.phase_progress(job_id, fraction, message, owner=self.owner)
+
+        attempt = 0
+        while True:
+            ctx = JobContext(
+                job_id=job_id,
+                batch_id=batch_id,
+                inputs=inputs,
+                results=dict(results),
+                reporter=report,
+                cancelled=lambda: self._is_cancelled(batch_id),
+                deadline=self.clock() + phase.timeout,
+                clock=self.clock,
+                services=self.services,
+            )
+            try:
+                produced = phase.run(ctx) or {}
+                if ctx.deadline is not None and self.clock() > ctx.deadline:
+                    raise PhaseTimeout(f"timed out after {phase.timeout:g} s")
+                return produced
+            except JobCancelled:
+                raise
+            except phase.transient as exc:
+                if attempt >= phase.retries or isinstance(exc, PhaseTimeout):
+                    raise
+                delay = backoff_delay(
+                    attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng
+                )
+                attempt += 1
+                log.info(
+                    "[job %s] %s: transient error (%s), retry %d/%d in %.2fs",
+                    job_id,
+                    phase.name,
+                    short_reason(exc),
+                    attempt,
+                    phase.retries,
+                    delay,
+                )
+                self.sleep(delay)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(str(v) for v in value if v not in (None, ""))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _storable(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Results kept in the store: JSON-friendly values, no large page bodies."""
+    out: dict[str, Any] = {}
+    for key, value in results.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            if isinstance(value, str) and len(value) > 4000:
+                continue
+            out[key] = value
+        elif isinstance(value, (list, tuple)):
+            out[key] = [v for v in value if isinstance(v, (str, int, float, bool))][:50]
+        elif isinstance(value, dict):
+            out[key] = {
+                str(k): v for k, v in value.items() if isinstance(v, (str, int, float, bool))
+            }
+    return out

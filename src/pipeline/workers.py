@@ -1,0 +1,153 @@
+"""A pool of worker threads that claims a batch's queued jobs and runs them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from pipeline.runner import JobRunner, short_reason
+from progress import Store
+from progress.errors import ProgressError
+
+log = logging.getLogger(__name__)
+
+
+def new_owner() -> str:
+    """This process's lease-owner identity: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def owner_alive(owner: str, *, me: str | None = None) -> bool | None:
+    """Whether a lease owner is alive: False when it was a process of this host that is gone.
+
+    None when it cannot be known here (another host, or a live pid that may be reused):
+    then its lease expiry decides.
+    """
+    try:
+        host, pid_text, _tag = owner.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if owner == me:
+        return True
+    if host != socket.gethostname():
+        return None
+    if pid == os.getpid():
+        return False  # an earlier owner inside this very process that is no longer running
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return None
+    return None
+
+
+@dataclass
+class WorkerPool:
+    """Runs a batch's jobs on `concurrency` threads with leases renewed by one heartbeat thread."""
+
+    store: Store
+    runner: JobRunner
+    concurrency: int = 8
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    _active: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def owner(self) -> str:
+        return self.runner.owner
+
+    def recover(self, batch_id: str) -> list[tuple[str, str]]:
+        """Requeue the batch's jobs whose worker died (lease expired or process gone)."""
+        return self.store.requeue_expired(
+            max_attempts=self.max_attempts,
+            owner_alive=lambda o: owner_alive(o, me=self.owner),
+            batch_id=batch_id,
+        )
+
+    def run_batch(self, batch_id: str) -> None:
+        """Run the batch's queued jobs until none is left (or `stop()` was called)."""
+        self.recover(batch_id)
+        beat = threading.Thread(
+            target=self._heartbeat, args=(batch_id,), name="sheetbatch-heartbeat", daemon=True
+        )
+        beat.start()
+        try:
+            while not self._stop.is_set():
+                threads = [
+                    threading.Thread(
+                        target=self._work, args=(batch_id,), name=f"sheetbatch-worker-{i}"
+                    )
+                    for i in range(max(1, self.concurrency))
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                # A job requeued while the workers drained (a lost lease) needs another round.
+                if self._stop.is_set() or not self.store.jobs(
+                    batch_id=batch_id, statuses=["queued"], limit=1
+                ):
+                    break
+        finally:
+            self._stop.set()
+            beat.join(timeout=5)
+
+    def stop(self) -> None:
+        """Ask workers to take no new job; running jobs finish their current phase."""
+        self._stop.set()
+
+    def _work(self, batch_id: str) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.store.claim_next(batch_id, self.owner, self.lease_seconds)
+            except ProgressError:
+                log.exception("claiming a job of batch %s failed", batch_id)
+                return
+            if job is None:
+                return
+            job_id = str(job["job_id"])
+            with self._lock:
+                self._active.add(job_id)
+            try:
+                self.runner.run(job)
+            except Exception as exc:
+                # A loop boundary: record the failure rather than leave the job running.
+                log.exception("[job %s] runner failed", job_id)
+                try:
+                    self.store.fail_job(
+                        job_id,
+                        phase=None,
+                        reason=f"internal error: {short_reason(exc)}",
+                        owner=self.owner,
+                    )
+                except ProgressError:
+                    log.exception(
+                        "[job %s] could not record the failure; its lease will expire", job_id
+                    )
+            finally:
+                with self._lock:
+                    self._active.discard(job_id)
+
+    def _heartbeat(self, batch_id: str) -> None:
+        interval = max(0.2, self.lease_seconds / 3)
+        last_recover = 0.0
+        elapsed = 0.0
+        while not self._stop.wait(interval):
+            elapsed += interval
+            with self._lock:
+                active = list(self._active)
+            try:
+                self.store.heartbeat(self.owner, active, self.lease_seconds)
+                if elapsed - last_recover >= self.lease_seconds:
+                    last_recover = elapsed
+                    self.recover(batch_id)
+            except ProgressError:
+                log.exception("heartbeat for batch %s failed", batch_id)

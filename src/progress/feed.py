@@ -1,0 +1,148 @@
+"""One waiter per process: follows the log and fans new events out to every subscriber.
+
+Subscribers (SSE streams, the sheet writer, the terminal bar) never poll the database
+themselves. A single feed thread reads what was appended since the last known id - woken
+at once by appends made in this process, and by a cheap poll of the log head for appends
+made by other processes - keeps the newest events in a bounded buffer, and wakes all
+subscribers through one condition variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+
+
+class LogFeed:
+    """Tracks the log head and the newest events for all subscribers of one process."""
+
+    def __init__(
+        self,
+        read_after: Callable[[int, int], Sequence[Event]],
+        read_head: Callable[[], int],
+        *,
+        poll_interval: float = 0.25,
+        buffer_size: int = 20_000,
+    ) -> None:
+        self._read_after = read_after
+        self._read_head = read_head
+        self._poll_interval = poll_interval
+        self._buffer: deque[Event] = deque(maxlen=buffer_size)
+        self._cond = threading.Condition()
+        self._poke = threading.Event()
+        self._head = -1  # unknown until the feed thread has read it once
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._subscribers = 0
+
+    # -- producers -------------------------------------------------------------------------
+    def poke(self) -> None:
+        """Called after a commit in this process: wake the feed thread now."""
+        self._poke.set()
+
+    # -- subscribers -------------------------------------------------------------------------
+    def head(self) -> int:
+        """The newest event id this process knows of."""
+        self._ensure_thread()
+        with self._cond:
+            while self._head < 0 and not self._closed:
+                self._cond.wait(0.5)
+            return self._head
+
+    def wait(self, after: int, timeout: float) -> int:
+        """Block until the log holds an event with id > `after`, or `timeout` passes.
+
+        Returns the newest known id (which is <= `after` on timeout).
+        """
+        self._ensure_thread()
+        with self._cond:
+            self._subscribers += 1
+            try:
+                self._cond.wait_for(
+                    lambda: self._closed or self._head > after, timeout=max(0.0, timeout)
+                )
+                return self._head
+            finally:
+                self._subscribers -= 1
+
+    def buffered_after(self, after: int, limit: int) -> list[Event] | None:
+        """Events with id > `after` from memory, or None when the buffer does not reach back."""
+        with self._cond:
+            if not self._buffer or self._head < 0:
+                return None
+            first = self._buffer[0]["id"]
+            if after < first - 1:
+                return None
+            out: list[Event] = []
+            # Ids in the buffer are contiguous in log order; skip to the cursor quickly.
+            start = max(0, int(after - first + 1))
+            for i in range(start, len(self._buffer)):
+                out.append(self._buffer[i])
+                if len(out) >= limit:
+                    break
+            return out
+
+    def close(self) -> None:
+        """Stop the feed thread and wake every subscriber."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._poke.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    # -- the one waiter ------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        if self._thread is not None or self._closed:
+            return
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="sheetbatch-log-feed", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            head = self._read_head()
+        except Exception:
+            log.exception("log feed: cannot read the log head")
+            head = 0
+        with self._cond:
+            self._head = head
+            self._cond.notify_all()
+        while not self._closed:
+            self._poke.wait(self._poll_interval)
+            self._poke.clear()
+            if self._closed:
+                break
+            try:
+                self._catch_up()
+            except Exception:
+                # A loop boundary: the database may be briefly unavailable; try again.
+                log.exception("log feed: reading new events failed")
+
+    def _catch_up(self) -> None:
+        while True:
+            after = self._head
+            batch = self._read_after(after, 2000)
+            if not batch:
+                return
+            with self._cond:
+                for event in batch:
+                    if event["id"] > self._head:
+                        if self._buffer and event["id"] != self._buffer[-1]["id"] + 1:
+                            self._buffer.clear()
+                        self._buffer.append(event)
+                        self._head = event["id"]
+                self._cond.notify_all()
+            if len(batch) < 2000:
+                return

@@ -1,0 +1,80 @@
+"""Creating the schema, and upgrading or refusing a database written by another version."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from sqlalchemy import Connection, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from progress import schema as t
+from progress.errors import SchemaVersionError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+Migration = Callable[[Connection], None]
+
+# from_version -> the step that upgrades a database to from_version + 1.
+MIGRATIONS: Mapping[int, Migration] = {}
+
+
+def ensure_schema(
+    engine: Engine,
+    *,
+    sqlite: bool,
+    target: int = t.SCHEMA_VERSION,
+    migrations: Mapping[int, Migration] = MIGRATIONS,
+) -> int:
+    """Create the tables of a new database, upgrade an older one, refuse a newer one.
+
+    Returns the schema version the database has afterwards.
+    """
+    try:
+        with engine.begin() as conn:
+            existing = set(inspect(conn).get_table_names())
+            if "sb_meta" not in existing:
+                if existing & {"sb_events", "sb_jobs", "sb_batches"}:
+                    raise SchemaVersionError(
+                        f"{engine.url.render_as_string(hide_password=True)}: has sheetbatch tables "
+                        "but no schema version; it was not written by a released sheetbatch"
+                    )
+                t.metadata.create_all(conn)
+                conn.execute(t.meta.insert().values(key="schema_version", value=str(target)))
+                conn.execute(t.log_head.insert().values(id=1, last_id=0))
+                return target
+    except (IntegrityError, ProgrammingError):
+        # Another process created the schema at the same moment: read what it wrote.
+        log.info("schema created concurrently by another process")
+    except OperationalError as exc:
+        raise StoreUnavailable(
+            f"cannot open the progress store {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.orig}"
+        ) from exc
+    with engine.begin() as conn:
+        version = int(
+            conn.execute(
+                select(t.meta.c.value).where(t.meta.c.key == "schema_version")
+            ).scalar_one()
+        )
+        where = engine.url.render_as_string(hide_password=True)
+        if version > target:
+            raise SchemaVersionError(
+                f"{where} has schema version {version}, but this sheetbatch understands up to "
+                f"{target}: upgrade sheetbatch, or point --db at another database"
+            )
+        while version < target:
+            step = migrations.get(version)
+            if step is None:
+                raise SchemaVersionError(
+                    f"{where} has schema version {version} and there is no upgrade path to "
+                    f"{target}: export it with `sheetbatch events --json` and use a new database"
+                )
+            log.warning("upgrading the progress store schema %s -> %s", version, version + 1)
+            step(conn)
+            version += 1
+            conn.execute(
+                t.meta.update().where(t.meta.c.key == "schema_version").values(value=str(version))
+            )
+        return version

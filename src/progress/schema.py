@@ -1,0 +1,113 @@
+"""Tables of the progress store and its schema version."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "sb_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# One row. Every writing transaction locks it first and advances `last_id`, so event ids
+# are handed out in commit order: a reader that saw id N can never later find an id < N.
+log_head = Table(
+    "sb_log_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", BigInteger, nullable=False),
+)
+
+events = Table(
+    "sb_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(40), nullable=False),
+    Column("batch_id", String(64), nullable=False),
+    Column("job_id", String(64), nullable=True),
+    Column("time", Float, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_sb_events_batch", "batch_id", "id"),
+    Index("ix_sb_events_job", "job_id", "id"),
+)
+
+batches = Table(
+    "sb_batches",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("sheet", Text, nullable=False),
+    Column("pipeline", String(200), nullable=False),
+    Column("phases", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("total", Integer, nullable=False, default=0),
+    Column("n_queued", Integer, nullable=False, default=0),
+    Column("n_running", Integer, nullable=False, default=0),
+    Column("n_succeeded", Integer, nullable=False, default=0),
+    Column("n_failed", Integer, nullable=False, default=0),
+    Column("n_cancelled", Integer, nullable=False, default=0),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("options", JSON, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("started", Float, nullable=True),
+    Column("finished", Float, nullable=True),
+    Column("updated", Float, nullable=False),
+    Column("last_event_id", BigInteger, nullable=False, default=0),
+    Index("ix_sb_batches_status", "status", "created"),
+)
+
+jobs = Table(
+    "sb_jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("batch_id", String(64), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("label", Text, nullable=False, default=""),
+    Column("inputs", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("phase_index", Integer, nullable=False, default=0),
+    Column("phase_count", Integer, nullable=False, default=0),
+    Column("phase_name", String(100), nullable=False, default=""),
+    Column("fraction", Float, nullable=False, default=0.0),
+    Column("message", Text, nullable=False, default=""),
+    Column("error", Text, nullable=True),
+    Column("error_phase", String(100), nullable=True),
+    Column("results", JSON, nullable=False),
+    Column("phase_seconds", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires", Float, nullable=True),
+    Column("created", Float, nullable=False),
+    Column("started", Float, nullable=True),
+    Column("finished", Float, nullable=True),
+    Column("updated", Float, nullable=False),
+    Column("last_event_id", BigInteger, nullable=False, default=0),
+    Index("ix_sb_jobs_batch_status", "batch_id", "status", "row"),
+    Index("ix_sb_jobs_lease", "status", "lease_expires"),
+)
+
+# Durable positions of log readers (the sheet writer of each batch keeps one here).
+cursors = Table(
+    "sb_cursors",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated", Float, nullable=False),
+)

@@ -1,0 +1,884 @@
+"""The progress store: the append-only event log and the job and batch projections.
+
+Every write is one transaction that locks the log head, checks the job state machine,
+updates the projections and appends the events. Readers get snapshots (projections) and
+events after a cursor; `wait()` blocks on the process's single log feed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from progress import schema as t
+from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
+from progress.errors import (
+    IllegalTransition,
+    LeaseLost,
+    StoreUnavailable,
+    UnknownBatch,
+    UnknownJob,
+)
+from progress.feed import LogFeed
+from progress.migrate import ensure_schema
+from progress.snapshots import batch_snapshot, event_dict, job_snapshot
+from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStatus
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+def new_batch_id() -> str:
+    """A unique, URL-safe batch id."""
+    return "b-" + secrets.token_hex(6)
+
+
+def new_job_id() -> str:
+    """A unique, URL-safe job id (64 random bits)."""
+    return "j-" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A row becoming a job: its sheet row number, a label (company name) and its inputs."""
+
+    row: int
+    inputs: Mapping[str, str]
+    label: str = ""
+    job_id: str = field(default_factory=new_job_id)
+
+
+class _Tx:
+    """One writing transaction: collects events and hands out ids in commit order."""
+
+    def __init__(self, conn: Connection, now: float) -> None:
+        self.conn = conn
+        self.now = now
+        self.head = int(
+            conn.execute(
+                select(t.log_head.c.last_id).where(t.log_head.c.id == 1).with_for_update()
+            ).scalar_one()
+        )
+        self.rows: list[dict[str, Any]] = []
+
+    def emit(
+        self, type_: EventType, batch_id: str, job_id: str | None, data: Mapping[str, Any]
+    ) -> int:
+        self.head += 1
+        self.rows.append(
+            {
+                "id": self.head,
+                "type": type_.value,
+                "batch_id": batch_id,
+                "job_id": job_id,
+                "time": self.now,
+                "data": dict(data),
+            }
+        )
+        return self.head
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        self.conn.execute(insert(t.events), self.rows)
+        self.conn.execute(update(t.log_head).where(t.log_head.c.id == 1).values(last_id=self.head))
+
+
+class Store:
+    """The durable progress store shared by runners, the sheet writer and every reader."""
+
+    def __init__(
+        self, engine: Engine, *, clock: Clock = time.time, poll_interval: float = 0.25
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.url = engine.url.render_as_string(hide_password=True)
+        self._write_engine = engine.execution_options(sheetbatch_write=True)
+        self.feed = LogFeed(self._read_after, self.last_event_id, poll_interval=poll_interval)
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        """Stop the feed and release every database connection."""
+        self.feed.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[_Tx]:
+        attempts = 0
+        while True:
+            try:
+                with self._write_engine.begin() as conn:
+                    tx = _Tx(conn, self.clock())
+                    yield tx
+                    tx.flush()
+                break
+            except OperationalError as exc:
+                # SQLite answers "database is locked" past its busy timeout; that is a
+                # transient condition under heavy multi-process load, not a verdict.
+                attempts += 1
+                if attempts >= 3 or "locked" not in str(exc).lower():
+                    raise StoreUnavailable(f"progress store write failed: {exc.orig}") from exc
+                log.warning("progress store busy, retrying (%s)", exc.orig)
+                time.sleep(0.05 * attempts)
+        if tx.rows:
+            self.feed.poke()
+
+    def _job_row(self, conn: Connection, job_id: str) -> Any:
+        row = conn.execute(select(t.jobs).where(t.jobs.c.job_id == job_id)).one_or_none()
+        if row is None:
+            raise UnknownJob(job_id)
+        return row
+
+    def _move(
+        self,
+        tx: _Tx,
+        job: Any,
+        new: JobStatus,
+        event: EventType,
+        data: Mapping[str, Any],
+        values: Mapping[str, Any],
+    ) -> int:
+        """Apply one job transition: check it, update the job and batch, append the event."""
+        old = JobStatus(job.status)
+        if new not in ALLOWED_TRANSITIONS[old]:
+            raise IllegalTransition(job.job_id, old.value, new.value)
+        payload = {"status": new.value, "row": job.row, **data}
+        event_id = tx.emit(event, job.batch_id, job.job_id, payload)
+        tx.conn.execute(
+            update(t.jobs)
+            .where(t.jobs.c.job_id == job.job_id)
+            .values(status=new.value, updated=tx.now, last_event_id=event_id, **values)
+        )
+        counts = {f"n_{old.value}": getattr(t.batches.c, f"n_{old.value}") - 1}
+        counts[f"n_{new.value}"] = getattr(t.batches.c, f"n_{new.value}") + 1
+        extra: dict[str, Any] = {}
+        if new is JobStatus.RUNNING:
+            extra["started"] = func.coalesce(t.batches.c.started, tx.now)
+        tx.conn.execute(
+            update(t.batches)
+            .where(t.batches.c.batch_id == job.batch_id)
+            .values(updated=tx.now, last_event_id=event_id, **counts, **extra)
+        )
+        if new.terminal:
+            self._maybe_finish_batch(tx, job.batch_id)
+        elif old.terminal:
+            self._maybe_reopen_batch(tx, job.batch_id)
+        return event_id
+
+    def _maybe_finish_batch(self, tx: _Tx, batch_id: str) -> None:
+        batch = tx.conn.execute(select(t.batches).where(t.batches.c.batch_id == batch_id)).one()
+        if batch.n_queued + batch.n_running > 0 or batch.status != BatchStatus.RUNNING.value:
+            return
+        status = BatchStatus.CANCELLED if batch.cancel_requested else BatchStatus.COMPLETED
+        counts = {
+            "succeeded": batch.n_succeeded,
+            "failed": batch.n_failed,
+            "cancelled": batch.n_cancelled,
+        }
+        event_id = tx.emit(
+            EventType.BATCH_FINISHED,
+            batch_id,
+            None,
+            {"status": status.value, "total": batch.total, "counts": counts},
+        )
+        tx.conn.execute(
+            update(t.batches)
+            .where(t.batches.c.batch_id == batch_id)
+            .values(status=status.value, finished=tx.now, updated=tx.now, last_event_id=event_id)
+        )
+
+    def _maybe_reopen_batch(self, tx: _Tx, batch_id: str) -> None:
+        batch = tx.conn.execute(select(t.batches).where(t.batches.c.batch_id == batch_id)).one()
+        if batch.status == BatchStatus.RUNNING.value:
+            return
+        event_id = tx.emit(EventType.BATCH_REOPENED, batch_id, None, {"status": "running"})
+        tx.conn.execute(
+            update(t.batches)
+            .where(t.batches.c.batch_id == batch_id)
+            .values(
+                status=BatchStatus.RUNNING.value,
+                finished=None,
+                cancel_requested=False,
+                updated=tx.now,
+                last_event_id=event_id,
+            )
+        )
+
+    def _running_job(self, tx: _Tx, job_id: str, owner: str | None) -> Any:
+        job = self._job_row(tx.conn, job_id)
+        if job.status != JobStatus.RUNNING.value:
+            raise IllegalTransition(job_id, job.status, "running (phase event)")
+        if owner is not None and job.lease_owner != owner:
+            raise LeaseLost(job_id, owner, job.lease_owner)
+        return job
+
+    # ------------------------------------------------------------------ batches
+    def create_batch(
+        self,
+        *,
+        sheet: str,
+        pipeline: str,
+        phases: Sequence[str],
+        jobs: Sequence[NewJob],
+        options: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
+    ) -> str:
+        """Create a running batch with every job queued; one event per job, one transaction."""
+        batch_id = batch_id or new_batch_id()
+        with self._write() as tx:
+            created = tx.emit(
+                EventType.BATCH_CREATED,
+                batch_id,
+                None,
+                {
+                    "sheet": sheet,
+                    "pipeline": pipeline,
+                    "phases": list(phases),
+                    "total": len(jobs),
+                    "status": BatchStatus.RUNNING.value,
+                },
+            )
+            tx.conn.execute(
+                insert(t.batches).values(
+                    batch_id=batch_id,
+                    sheet=sheet,
+                    pipeline=pipeline,
+                    phases=list(phases),
+                    status=BatchStatus.RUNNING.value,
+                    total=0,
+                    n_queued=0,
+                    options=dict(options or {}),
+                    created=tx.now,
+                    updated=tx.now,
+                    last_event_id=created,
+                )
+            )
+            self._insert_jobs(tx, batch_id, len(phases), jobs)
+            if not jobs:
+                self._maybe_finish_batch(tx, batch_id)
+        return batch_id
+
+    def add_jobs(self, batch_id: str, jobs: Sequence[NewJob]) -> None:
+        """Add queued jobs to an existing batch (new rows found when a run resumes)."""
+        if not jobs:
+            return
+        with self._write() as tx:
+            batch = tx.conn.execute(
+                select(t.batches).where(t.batches.c.batch_id == batch_id)
+            ).one_or_none()
+            if batch is None:
+                raise UnknownBatch(batch_id)
+            self._maybe_reopen_batch(tx, batch_id)
+            tx.emit(EventType.JOBS_ADDED, batch_id, None, {"count": len(jobs)})
+            self._insert_jobs(tx, batch_id, len(batch.phases), jobs)
+
+    def _insert_jobs(
+        self, tx: _Tx, batch_id: str, phase_count: int, jobs: Sequence[NewJob]
+    ) -> None:
+        if not jobs:
+            return
+        rows = []
+        for job in jobs:
+            event_id = tx.emit(
+                EventType.JOB_QUEUED,
+                batch_id,
+                job.job_id,
+                {
+                    "status": JobStatus.QUEUED.value,
+                    "row": job.row,
+                    "label": job.label,
+                    "attempt": 0,
+                },
+            )
+            rows.append(
+                {
+                    "job_id": job.job_id,
+                    "batch_id": batch_id,
+                    "row": job.row,
+                    "label": job.label,
+                    "inputs": dict(job.inputs),
+                    "status": JobStatus.QUEUED.value,
+                    "phase_index": 0,
+                    "phase_count": phase_count,
+                    "phase_name": "",
+                    "fraction": 0.0,
+                    "message": "",
+                    "results": {},
+                    "phase_seconds": {},
+                    "attempts": 0,
+                    "created": tx.now,
+                    "updated": tx.now,
+                    "last_event_id": event_id,
+                }
+            )
+        tx.conn.execute(insert(t.jobs), rows)
+        tx.conn.execute(
+            update(t.batches)
+            .where(t.batches.c.batch_id == batch_id)
+            .values(
+                total=t.batches.c.total + len(jobs),
+                n_queued=t.batches.c.n_queued + len(jobs),
+                updated=tx.now,
+                last_event_id=tx.head,
+            )
+        )
+
+    def cancel_batch(self, batch_id: str, reason: str = "cancelled by operator") -> int:
+        """Cancel every queued job now; running jobs stop at their next phase boundary.
+
+        Returns the number of jobs cancelled at once.
+        """
+        with self._write() as tx:
+            batch = tx.conn.execute(
+                select(t.batches).where(t.batches.c.batch_id == batch_id)
+            ).one_or_none()
+            if batch is None:
+                raise UnknownBatch(batch_id)
+            if batch.status != BatchStatus.RUNNING.value:
+                return 0
+            if not batch.cancel_requested:
+                tx.emit(EventType.BATCH_CANCEL_REQUESTED, batch_id, None, {"reason": reason})
+                tx.conn.execute(
+                    update(t.batches)
+                    .where(t.batches.c.batch_id == batch_id)
+                    .values(cancel_requested=True, updated=tx.now)
+                )
+            queued = tx.conn.execute(
+                select(t.jobs).where(
+                    t.jobs.c.batch_id == batch_id, t.jobs.c.status == JobStatus.QUEUED.value
+                )
+            ).all()
+            for job in queued:
+                self._move(
+                    tx,
+                    job,
+                    JobStatus.CANCELLED,
+                    EventType.JOB_CANCELLED,
+                    {"reason": reason},
+                    {"finished": tx.now, "error": None},
+                )
+            if not queued:
+                self._maybe_finish_batch(tx, batch_id)
+            return len(queued)
+
+    def retry_batch(
+        self, batch_id: str, statuses: Sequence[JobStatus] = (JobStatus.FAILED,)
+    ) -> list[str]:
+        """Requeue the batch's jobs in `statuses` (failed by default); returns their ids."""
+        with self._write() as tx:
+            if (
+                tx.conn.execute(
+                    select(t.batches.c.batch_id).where(t.batches.c.batch_id == batch_id)
+                ).one_or_none()
+                is None
+            ):
+                raise UnknownBatch(batch_id)
+            jobs = tx.conn.execute(
+                select(t.jobs)
+                .where(
+                    t.jobs.c.batch_id == batch_id,
+                    t.jobs.c.status.in_([s.value for s in statuses]),
+                )
+                .order_by(t.jobs.c.row)
+            ).all()
+            if jobs:
+                tx.conn.execute(
+                    update(t.batches)
+                    .where(t.batches.c.batch_id == batch_id)
+                    .values(cancel_requested=False)
+                )
+            for job in jobs:
+                self._requeue(tx, job, "retry")
+            return [job.job_id for job in jobs]
+
+    def retry_jobs(self, batch_id: str, job_ids: Sequence[str]) -> list[str]:
+        """Requeue these failed or cancelled jobs of the batch; returns their ids."""
+        with self._write() as tx:
+            jobs = tx.conn.execute(
+                select(t.jobs).where(
+                    t.jobs.c.batch_id == batch_id,
+                    t.jobs.c.job_id.in_(list(job_ids)),
+                    t.jobs.c.status.in_([JobStatus.FAILED.value, JobStatus.CANCELLED.value]),
+                )
+            ).all()
+            for job in jobs:
+                self._requeue(tx, job, "retry")
+            return [job.job_id for job in jobs]
+
+    def _requeue(self, tx: _Tx, job: Any, reason: str) -> None:
+        self._move(
+            tx,
+            job,
+            JobStatus.QUEUED,
+            EventType.JOB_REQUEUED,
+            {"reason": reason, "attempt": job.attempts},
+            {
+                "phase_index": 0,
+                "phase_name": "",
+                "fraction": 0.0,
+                "message": "",
+                "error": None,
+                "error_phase": None,
+                "finished": None,
+                "lease_owner": None,
+                "lease_expires": None,
+                "results": {},
+                "phase_seconds": {},
+            },
+        )
+
+    # ------------------------------------------------------------------ jobs
+    def claim_next(self, batch_id: str, owner: str, lease_seconds: float) -> dict[str, Any] | None:
+        """Move the batch's first queued job to running under `owner`'s lease, or None."""
+        with self._write() as tx:
+            job = tx.conn.execute(
+                select(t.jobs)
+                .where(t.jobs.c.batch_id == batch_id, t.jobs.c.status == JobStatus.QUEUED.value)
+                .order_by(t.jobs.c.row)
+                .limit(1)
+            ).one_or_none()
+            if job is None:
+                return None
+            self._start(tx, job, owner, lease_seconds)
+        return self.job(job.job_id)
+
+    def start_job(self, job_id: str, owner: str, lease_seconds: float) -> dict[str, Any]:
+        """Move a queued job to running under `owner`'s lease (for workers given a job id)."""
+        with self._write() as tx:
+            self._start(tx, self._job_row(tx.conn, job_id), owner, lease_seconds)
+        return self.job(job_id)
+
+    def _start(self, tx: _Tx, job: Any, owner: str, lease_seconds: float) -> None:
+        self._move(
+            tx,
+            job,
+            JobStatus.RUNNING,
+            EventType.JOB_STARTED,
+            {"attempt": job.attempts + 1, "worker": owner},
+            {
+                "attempts": job.attempts + 1,
+                "lease_owner": owner,
+                "lease_expires": tx.now + lease_seconds,
+                "started": tx.now,
+            },
+        )
+
+    def phase_started(
+        self, job_id: str, index: int, count: int, name: str, *, owner: str | None = None
+    ) -> int:
+        """Record that phase `index` (1-based) of `count`, `name`, began."""
+        with self._write() as tx:
+            job = self._running_job(tx, job_id, owner)
+            return self._phase_event(
+                tx,
+                job,
+                EventType.PHASE_STARTED,
+                {"index": index, "count": count, "name": name, "fraction": 0.0},
+                {
+                    "phase_index": index,
+                    "phase_count": count,
+                    "phase_name": name,
+                    "fraction": 0.0,
+                    "message": "",
+                },
+            )
+
+    def phase_progress(
+        self, job_id: str, fraction: float, message: str = "", *, owner: str | None = None
+    ) -> int:
+        """Record progress within the current phase (0..1) and a short message."""
+        with self._write() as tx:
+            job = self._running_job(tx, job_id, owner)
+            return self._phase_event(
+                tx,
+                job,
+                EventType.PHASE_PROGRESS,
+                {
+                    "index": job.phase_index,
+                    "count": job.phase_count,
+                    "name": job.phase_name,
+                    "fraction": fraction,
+                    "message": message,
+                },
+                {"fraction": fraction, "message": message},
+            )
+
+    def phase_finished(
+        self,
+        job_id: str,
+        *,
+        seconds: float,
+        results: Mapping[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> int:
+        """Record that the current phase ended well, with the job's results so far."""
+        with self._write() as tx:
+            job = self._running_job(tx, job_id, owner)
+            timings = dict(job.phase_seconds or {})
+            timings[job.phase_name] = round(seconds, 4)
+            values: dict[str, Any] = {"fraction": 1.0, "phase_seconds": timings}
+            if results is not None:
+                values["results"] = dict(results)
+            return self._phase_event(
+                tx,
+                job,
+                EventType.PHASE_FINISHED,
+                {
+                    "index": job.phase_index,
+                    "count": job.phase_count,
+                    "name": job.phase_name,
+                    "fraction": 1.0,
+                    "seconds": round(seconds, 4),
+                },
+                values,
+            )
+
+    def _phase_event(
+        self,
+        tx: _Tx,
+        job: Any,
+        type_: EventType,
+        data: Mapping[str, Any],
+        values: Mapping[str, Any],
+    ) -> int:
+        event_id = tx.emit(
+            type_, job.batch_id, job.job_id, {"status": job.status, "row": job.row, **data}
+        )
+        tx.conn.execute(
+            update(t.jobs)
+            .where(t.jobs.c.job_id == job.job_id)
+            .values(updated=tx.now, last_event_id=event_id, **values)
+        )
+        tx.conn.execute(
+            update(t.batches)
+            .where(t.batches.c.batch_id == job.batch_id)
+            .values(updated=tx.now, last_event_id=event_id)
+        )
+        return event_id
+
+    def succeed_job(
+        self, job_id: str, outputs: Mapping[str, Any], *, owner: str | None = None
+    ) -> int:
+        """Finish a running job successfully; `outputs` are its sheet column values."""
+        with self._write() as tx:
+            job = self._running_job(tx, job_id, owner)
+            results = dict(job.results or {})
+            results["outputs"] = dict(outputs)
+            return self._move(
+                tx,
+                job,
+                JobStatus.SUCCEEDED,
+                EventType.JOB_SUCCEEDED,
+                {"outputs": dict(outputs)},
+                {
+                    "results": results,
+                    "finished": tx.now,
+                    "fraction": 1.0,
+                    "lease_owner": None,
+                    "lease_expires": None,
+                },
+            )
+
+    def fail_job(
+        self, job_id: str, *, phase: str | None, reason: str, owner: str | None = None
+    ) -> int:
+        """Finish a running job as failed, with the phase and a short human reason."""
+        with self._write() as tx:
+            job = self._running_job(tx, job_id, owner)
+            return self._fail(tx, job, phase, reason)
+
+    def _fail(self, tx: _Tx, job: Any, phase: str | None, reason: str) -> int:
+        error = f"{phase}: {reason}" if phase else reason
+        return self._move(
+            tx,
+            job,
+            JobStatus.FAILED,
+            EventType.JOB_FAILED,
+            {"phase": phase, "reason": reason, "error": error},
+            {
+                "error": error,
+                "error_phase": phase,
+                "finished": tx.now,
+                "lease_owner": None,
+                "lease_expires": None,
+            },
+        )
+
+    def cancel_job(
+        self, job_id: str, reason: str = "cancelled", *, owner: str | None = None
+    ) -> int:
+        """Cancel a queued or running job."""
+        with self._write() as tx:
+            job = self._job_row(tx.conn, job_id)
+            if (
+                owner is not None
+                and job.status == JobStatus.RUNNING.value
+                and job.lease_owner != owner
+            ):
+                raise LeaseLost(job_id, owner, job.lease_owner)
+            return self._move(
+                tx,
+                job,
+                JobStatus.CANCELLED,
+                EventType.JOB_CANCELLED,
+                {"reason": reason},
+                {"finished": tx.now, "lease_owner": None, "lease_expires": None},
+            )
+
+    def note(self, job_id: str, message: str, **data: Any) -> int:
+        """Append an informational event to a job (e.g. "row deleted from the sheet")."""
+        with self._write() as tx:
+            job = self._job_row(tx.conn, job_id)
+            return tx.emit(
+                EventType.JOB_NOTE,
+                job.batch_id,
+                job_id,
+                {"status": job.status, "row": job.row, "message": message, **data},
+            )
+
+    # ------------------------------------------------------------------ leases
+    def heartbeat(self, owner: str, job_ids: Sequence[str], lease_seconds: float) -> int:
+        """Renew the leases `owner` holds on `job_ids`; returns how many were renewed."""
+        if not job_ids:
+            return 0
+        with self._write_engine.begin() as conn:
+            result = conn.execute(
+                update(t.jobs)
+                .where(
+                    t.jobs.c.job_id.in_(list(job_ids)),
+                    t.jobs.c.lease_owner == owner,
+                    t.jobs.c.status == JobStatus.RUNNING.value,
+                )
+                .values(lease_expires=self.clock() + lease_seconds)
+            )
+            return int(result.rowcount)
+
+    def requeue_expired(
+        self,
+        *,
+        max_attempts: int,
+        owner_alive: Callable[[str], bool | None] | None = None,
+        batch_id: str | None = None,
+    ) -> list[tuple[str, str]]:
+        """Requeue running jobs whose lease expired (or whose owner is known dead).
+
+        A job that already used `max_attempts` attempts fails with reason `abandoned`.
+        `owner_alive(owner)` may say False for an owner known dead (a local pid that is
+        gone), True for one known alive, None when unknown (the lease decides).
+        Returns (job_id, "requeued" | "abandoned") pairs.
+        """
+        now = self.clock()
+        outcome: list[tuple[str, str]] = []
+        with self._write() as tx:
+            query = select(t.jobs).where(t.jobs.c.status == JobStatus.RUNNING.value)
+            if batch_id is not None:
+                query = query.where(t.jobs.c.batch_id == batch_id)
+            for job in tx.conn.execute(query).all():
+                alive = owner_alive(job.lease_owner or "") if owner_alive else None
+                expired = job.lease_expires is None or job.lease_expires < now
+                if alive is True or (alive is None and not expired):
+                    continue
+                if job.attempts >= max_attempts:
+                    self._fail(tx, job, None, "abandoned")
+                    outcome.append((job.job_id, "abandoned"))
+                else:
+                    self._requeue(tx, job, "lease expired")
+                    outcome.append((job.job_id, "requeued"))
+        for job_id, what in outcome:
+            log.warning("[job %s] worker lost its lease: %s", job_id, what)
+        return outcome
+
+    # ------------------------------------------------------------------ cursors
+    def get_cursor(self, name: str) -> int:
+        """A named reader's durable position in the log (0 when new)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(t.cursors.c.position).where(t.cursors.c.name == name)
+            ).scalar_one_or_none()
+        return int(value or 0)
+
+    def set_cursor(self, name: str, position: int) -> None:
+        """Save a named reader's position; it never moves backwards."""
+        with self._write_engine.begin() as conn:
+            current = conn.execute(
+                select(t.cursors.c.position).where(t.cursors.c.name == name).with_for_update()
+            ).scalar_one_or_none()
+            if current is None:
+                conn.execute(
+                    insert(t.cursors).values(name=name, position=position, updated=self.clock())
+                )
+            elif position > current:
+                conn.execute(
+                    update(t.cursors)
+                    .where(t.cursors.c.name == name)
+                    .values(position=position, updated=self.clock())
+                )
+
+    # ------------------------------------------------------------------ reads
+    def last_event_id(self) -> int:
+        """The id of the newest committed event (0 for an empty log)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(t.log_head.c.last_id).where(t.log_head.c.id == 1)).scalar_one()
+            )
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The job's snapshot; raises UnknownJob."""
+        with self.engine.connect() as conn:
+            row = self._job_row(conn, job_id)
+        return job_snapshot(row)
+
+    def find_job(self, job_id: str) -> dict[str, Any] | None:
+        """The job's snapshot, or None when unknown."""
+        try:
+            return self.job(job_id)
+        except UnknownJob:
+            return None
+
+    def jobs(
+        self,
+        *,
+        batch_id: str | None = None,
+        statuses: Sequence[str] | None = None,
+        job_ids: Sequence[str] | None = None,
+        after_row: tuple[str, int] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Job snapshots, ordered by (batch, row), optionally filtered and paginated."""
+        query = select(t.jobs).order_by(t.jobs.c.batch_id, t.jobs.c.row, t.jobs.c.job_id)
+        if batch_id is not None:
+            query = query.where(t.jobs.c.batch_id == batch_id)
+        if statuses:
+            query = query.where(t.jobs.c.status.in_(list(statuses)))
+        if job_ids is not None:
+            query = query.where(t.jobs.c.job_id.in_(list(job_ids)))
+        if after_row is not None:
+            b, r = after_row
+            query = query.where(
+                (t.jobs.c.batch_id > b) | ((t.jobs.c.batch_id == b) & (t.jobs.c.row > r))
+            )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [job_snapshot(row) for row in conn.execute(query)]
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """The batch's snapshot with counts, percent, elapsed and ETA; raises UnknownBatch."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.batches).where(t.batches.c.batch_id == batch_id)
+            ).one_or_none()
+        if row is None:
+            raise UnknownBatch(batch_id)
+        return batch_snapshot(row, self.clock())
+
+    def batches(
+        self, *, status: str | None = None, sheet: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Batch snapshots, newest first."""
+        query = select(t.batches).order_by(t.batches.c.created.desc()).limit(limit)
+        if status is not None:
+            query = query.where(t.batches.c.status == status)
+        if sheet is not None:
+            query = query.where(t.batches.c.sheet == sheet)
+        now = self.clock()
+        with self.engine.connect() as conn:
+            return [batch_snapshot(row, now) for row in conn.execute(query)]
+
+    def leases(self, batch_id: str) -> list[tuple[str, float]]:
+        """(owner, lease expiry) of every running job of the batch."""
+        query = select(t.jobs.c.lease_owner, t.jobs.c.lease_expires).where(
+            t.jobs.c.batch_id == batch_id, t.jobs.c.status == JobStatus.RUNNING.value
+        )
+        with self.engine.connect() as conn:
+            return [(str(o or ""), float(e or 0.0)) for o, e in conn.execute(query)]
+
+    def cancel_requested(self, batch_id: str) -> bool:
+        """Whether the batch was asked to stop."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(t.batches.c.cancel_requested).where(t.batches.c.batch_id == batch_id)
+            ).scalar_one_or_none()
+        return bool(value)
+
+    def events_after(
+        self,
+        after: int,
+        *,
+        batch_id: str | None = None,
+        job_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Events with id > `after` in log order from the database, optionally filtered."""
+        query = select(t.events).where(t.events.c.id > after).order_by(t.events.c.id).limit(limit)
+        if batch_id is not None:
+            query = query.where(t.events.c.batch_id == batch_id)
+        if job_id is not None:
+            query = query.where(t.events.c.job_id == job_id)
+        with self.engine.connect() as conn:
+            return [event_dict(row) for row in conn.execute(query)]
+
+    def follow(
+        self,
+        after: int,
+        *,
+        batch_id: str | None = None,
+        job_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Like `events_after`, served from the process's feed buffer when it reaches back.
+
+        For live followers (SSE streams) after `wait()`: the buffer holds every event up to
+        the feed's head, so many streams share one database read per append. It may lag the
+        database by one feed cycle; `wait()` wakes the follower again when it catches up.
+        """
+        buffered = self.feed.buffered_after(after, 1_000_000)
+        if buffered is None:
+            return self.events_after(after, batch_id=batch_id, job_id=job_id, limit=limit)
+        out: list[dict[str, Any]] = []
+        for event in buffered:
+            if (batch_id is None or event["batch_id"] == batch_id) and (
+                job_id is None or event["job_id"] == job_id
+            ):
+                out.append(event)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _read_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        query = select(t.events).where(t.events.c.id > after).order_by(t.events.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [event_dict(row) for row in conn.execute(query)]
+
+    def wait(self, after: int, timeout: float) -> int:
+        """Block until an event newer than `after` exists or `timeout` passes; the newest id."""
+        return self.feed.wait(after, timeout)
+
+
+def open_store(
+    url: str | None = None, *, clock: Clock = time.time, poll_interval: float = 0.25
+) -> Store:
+    """Open (creating or upgrading the schema) the store at `url` (SQLite by default)."""
+    engine = create_store_engine(url or DEFAULT_URL)
+    try:
+        ensure_schema(engine, sqlite=is_sqlite(engine))
+    except Exception:
+        engine.dispose()
+        raise
+    return Store(engine, clock=clock, poll_interval=poll_interval)

@@ -1,0 +1,330 @@
+"""The `sheetbatch` command: a thin click group over the library functions in `service`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from pipeline.errors import PipelineError
+from progress import Store
+from progress.errors import ProgressError, UnknownBatch
+from sheetbatch import __version__
+from sheetbatch.config import ConfigError, Settings, load_settings
+from sheetbatch.console import BatchView, run_in_thread, summary_line
+from sheetbatch.service import prepare_batch, services_for, store_for
+from sheets_integration.errors import SheetError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED_ROWS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    files = ctx.obj.get("config_files") if ctx.obj else None
+    try:
+        return load_settings(config_files=files, overrides=overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _open_store(settings: Settings) -> Store:
+    try:
+        return store_for(settings)
+    except ProgressError as exc:
+        _fail(str(exc))
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # A dead site is the row's failure, already in the sheet; not a warning for the console.
+    logging.getLogger("pipeline.job").setLevel(max(level, logging.WARNING))
+
+
+db_option = click.option("--db", help="Progress store URL (sqlite:///path or postgresql://…).")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="sheetbatch")
+@click.option(
+    "--config",
+    "config_files",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    multiple=True,
+    help="Config file(s) read instead of config/*.toml.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_files: tuple[Path, ...], verbose: int) -> None:
+    """sheetbatch: every row of a sheet a job, every transition durable and visible live."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_files"] = list(config_files) or None
+    _configure_logging(verbose)
+
+
+def execute_run(
+    ctx: click.Context,
+    settings: Settings,
+    sheet: str,
+    *,
+    pipeline: str | None,
+    retry_failed: bool,
+    force: bool,
+    as_json: bool,
+) -> int:
+    """Run one sheet's batch with live progress; the exit code (0, 1 failed rows, 2 bad input)."""
+    console = Console(stderr=True)
+    store = _open_store(settings)
+    try:
+        with services_for(settings) as services:
+            try:
+                prepared = prepare_batch(
+                    store,
+                    settings,
+                    sheet,
+                    services,
+                    pipeline_ref=pipeline,
+                    retry_failed=retry_failed,
+                    force=force,
+                )
+            except (SheetError, PipelineError, ProgressError, ValueError) as exc:
+                _fail(str(exc))
+            batch_id = prepared.batch_id
+            if not as_json:
+                snap = store.batch(batch_id)
+                console.print(
+                    f"batch [bold]{batch_id}[/]: {snap['total']} rows of {sheet} "
+                    f"through '{prepared.pipeline.name}' "
+                    f"({' → '.join(p.name for p in prepared.pipeline.phases)})",
+                    highlight=False,
+                )
+            thread, outcome = run_in_thread(prepared.run)
+            interrupted = _follow(store, batch_id, console, thread, quiet=as_json)
+            if "error" in outcome:
+                raise outcome["error"]
+            final: dict[str, Any] = outcome.get("result") or store.batch(batch_id)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(final, sort_keys=True))
+    else:
+        _print_summary(console, final, sheet)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return (
+        EXIT_OK
+        if final["counts"]["failed"] == 0 and final["counts"]["cancelled"] == 0
+        else EXIT_FAILED_ROWS
+    )
+
+
+def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet: bool) -> bool:
+    """Show progress until the batch thread ends; Ctrl-C cancels cleanly (twice: exit now)."""
+    interrupted = False
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted:
+            console.print("[red]interrupted twice: exiting now; run again to resume[/]")
+            os._exit(EXIT_INTERRUPTED)
+        interrupted = True
+        console.print(
+            "[yellow]cancelling: running rows stop at their next phase "
+            "(Ctrl-C again to exit now)[/]"
+        )
+        store.cancel_batch(batch_id, "cancelled by Ctrl-C")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        if quiet:
+            while thread.is_alive():
+                thread.join(0.2)
+        else:
+            BatchView(store, batch_id, console).follow(lambda: not thread.is_alive())
+            thread.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return interrupted
+
+
+def _print_summary(console: Console, snap: dict[str, Any], sheet: str) -> None:
+    elapsed = snap.get("elapsed_seconds") or 0.0
+    console.print(
+        f"[bold]{snap['status']}[/] in {elapsed:.1f}s: {summary_line(snap)}", highlight=False
+    )
+    console.print(f"results written to {sheet}", highlight=False)
+
+
+@cli.command()
+@click.argument("sheet")
+@click.option("--pipeline", help="Pipeline name (company) or module:attribute.")
+@click.option("--concurrency", type=click.IntRange(1, 512), help="Rows processed at once.")
+@db_option
+@click.option(
+    "--allow-host",
+    "allow_host",
+    multiple=True,
+    help="Let the fetcher reach this private/loopback HOST[:PORT] or CIDR (repeatable).",
+)
+@click.option("--retry-failed", is_flag=True, help="Also process rows whose status is failed.")
+@click.option("--force", is_flag=True, help="Process every row again, whatever its status.")
+@click.option("--flush-interval", type=float, help="Seconds between sheet writes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final batch snapshot as JSON.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    sheet: str,
+    pipeline: str | None,
+    concurrency: int | None,
+    db: str | None,
+    allow_host: tuple[str, ...],
+    retry_failed: bool,
+    force: bool,
+    flush_interval: float | None,
+    as_json: bool,
+) -> None:
+    """Process the rows of SHEET (.csv, .xlsx, or a Google Sheet) with live progress."""
+    settings = _settings(ctx, db=db, concurrency=concurrency, flush_interval=flush_interval)
+    if allow_host:
+        settings = _settings(
+            ctx,
+            db=db,
+            concurrency=concurrency,
+            flush_interval=flush_interval,
+            allow_hosts=(*settings.allow_hosts, *allow_host),
+        )
+    sys.exit(
+        execute_run(
+            ctx,
+            settings,
+            sheet,
+            pipeline=pipeline,
+            retry_failed=retry_failed,
+            force=force,
+            as_json=as_json,
+        )
+    )
+
+
+@cli.command()
+@click.argument("batch_id", required=False)
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bool) -> None:
+    """Show one batch (with its failed rows), or the latest batches."""
+    store = _open_store(_settings(ctx, db=db))
+    try:
+        if batch_id is None:
+            batches = store.batches(limit=20)
+            if as_json:
+                click.echo(json.dumps(batches, sort_keys=True))
+                return
+            if not batches:
+                click.echo("no batches yet")
+            for b in batches:
+                click.echo(f"{b['batch_id']}  {b['status']:<9}  {summary_line(b)}  {b['sheet']}")
+            return
+        try:
+            snap = store.batch(batch_id)
+        except UnknownBatch as exc:
+            _fail(str(exc))
+        if as_json:
+            click.echo(json.dumps(snap, sort_keys=True))
+            return
+        click.echo(f"{snap['batch_id']}  {snap['status']}  {snap['sheet']}  ({snap['pipeline']})")
+        click.echo(f"  {summary_line(snap)}")
+        for job in store.jobs(batch_id=batch_id, statuses=["failed", "running"]):
+            where = (
+                job["error"]
+                if job["status"] == "failed"
+                else (job.get("phase") or {}).get("name", "")
+            )
+            click.echo(f"  row {job['row']:>5}  {job['status']:<9} {job['label']}: {where}")
+    finally:
+        store.close()
+
+
+@cli.command()
+@click.argument("batch_id")
+@click.option("--after", type=int, default=0, show_default=True, help="Only events after this id.")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def events(ctx: click.Context, batch_id: str, after: int, db: str | None, as_json: bool) -> None:
+    """Print a batch's events from the log, oldest first."""
+    store = _open_store(_settings(ctx, db=db))
+    try:
+        try:
+            store.batch(batch_id)
+        except UnknownBatch as exc:
+            _fail(str(exc))
+        cursor = after
+        while True:
+            page = store.events_after(cursor, batch_id=batch_id, limit=2000)
+            if not page:
+                break
+            for event in page:
+                if as_json:
+                    click.echo(json.dumps(event, sort_keys=True))
+                else:
+                    data = event["data"]
+                    click.echo(
+                        f"{event['id']:>8}  {event['time']}  {event['type']:<22} "
+                        f"{event['job_id'] or '':<18}  {json.dumps(data, sort_keys=True)}"
+                    )
+            cursor = page[-1]["id"]
+    finally:
+        store.close()
+
+
+@cli.command()
+@click.argument("batch_id")
+@db_option
+@click.pass_context
+def cancel(ctx: click.Context, batch_id: str, db: str | None) -> None:
+    """Cancel a batch: queued rows at once, running rows at their next phase."""
+    store = _open_store(_settings(ctx, db=db))
+    try:
+        try:
+            n = store.cancel_batch(batch_id)
+        except UnknownBatch as exc:
+            _fail(str(exc))
+        click.echo(f"{batch_id}: cancel requested ({n} queued rows cancelled)")
+    finally:
+        store.close()
+
+
+@cli.command()
+@db_option
+@click.option("--concurrency", type=click.IntRange(1, 512), help="Rows processed at once.")
+@click.pass_context
+def demo(ctx: click.Context, db: str | None, concurrency: int | None) -> None:
+    """Run the bundled example: example company websites served on 127.0.0.1."""
+    from sheetbatch.demo import run_demo
+
+    settings = _settings(ctx, db=db, concurrency=concurrency, flush_interval=0.5)
+    sys.exit(run_demo(ctx, settings))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="sheetbatch")

@@ -1,0 +1,171 @@
+"""Settings, loaded in a fixed order: defaults → config/*.toml → SHEETBATCH_* → flags.
+
+Every setting is validated once; an error names the key and where its value came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting is missing, unknown or of the wrong kind; the message names key and source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of sheetbatch, with its default."""
+
+    # [store]
+    db: str = "sqlite:///.sheetbatch/progress.db"
+    # [run]
+    pipeline: str = "company"
+    concurrency: int = 8
+    flush_interval: float = 2.0
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    company_column: str = "Company"
+    website_column: str = "Website"
+    # [fetch]
+    allow_hosts: tuple[str, ...] = ()
+    fetch_timeout: float = 10.0
+    max_page_bytes: int = 2_000_000
+    max_redirects: int = 5
+    per_host_concurrency: int = 2
+    # [server]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    ping_interval: float = 15.0
+    api_token: str = field(default="", repr=False)
+    # [google]
+    sheets_api_url: str = ""
+    credentials: str = ""
+    read_per_minute: int = 50
+    write_per_minute: int = 50
+    quota_burst: int = 5
+
+
+# config file layout: section -> {key in file: Settings field}
+SECTIONS: dict[str, dict[str, str]] = {
+    "store": {"url": "db"},
+    "run": {
+        "pipeline": "pipeline",
+        "concurrency": "concurrency",
+        "flush_interval": "flush_interval",
+        "lease_seconds": "lease_seconds",
+        "max_attempts": "max_attempts",
+        "company_column": "company_column",
+        "website_column": "website_column",
+    },
+    "fetch": {
+        "allow_hosts": "allow_hosts",
+        "timeout": "fetch_timeout",
+        "max_page_bytes": "max_page_bytes",
+        "max_redirects": "max_redirects",
+        "per_host_concurrency": "per_host_concurrency",
+    },
+    "server": {"host": "host", "port": "port", "ping_interval": "ping_interval"},
+    "google": {
+        "api_url": "sheets_api_url",
+        "credentials": "credentials",
+        "read_per_minute": "read_per_minute",
+        "write_per_minute": "write_per_minute",
+        "burst": "quota_burst",
+    },
+}
+
+# Environment variables with their own well-known names.
+ENV_NAMES: dict[str, str] = {
+    "SHEETBATCH_DB": "db",
+    "SHEETBATCH_ALLOW_HOSTS": "allow_hosts",
+    "SHEETBATCH_API_TOKEN": "api_token",
+    "SHEETBATCH_SHEETS_API_URL": "sheets_api_url",
+    "GOOGLE_APPLICATION_CREDENTIALS": "credentials",
+    "SHEETBATCH_PIPELINE": "pipeline",
+    "SHEETBATCH_CONCURRENCY": "concurrency",
+    "SHEETBATCH_FLUSH_INTERVAL": "flush_interval",
+    "SHEETBATCH_HOST": "host",
+    "SHEETBATCH_PORT": "port",
+    "SHEETBATCH_PING_INTERVAL": "ping_interval",
+}
+
+_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = _TYPES[name]
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            result: Any = int(value)
+        elif kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            result = float(value)
+        elif kind == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            result = value
+        else:  # tuple[str, ...]
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",")]
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ValueError
+            result = tuple(v for v in value if v)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {name} must be {kind}, not {value!r}") from exc
+    if kind in ("int", "float") and result <= 0 and name not in ("port",):
+        raise ConfigError(f"{source}: {name} must be greater than 0, not {value!r}")
+    return result
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    values: dict[str, Any] = {}
+    for section, table in data.items():
+        keys = SECTIONS.get(section)
+        if keys is None or not isinstance(table, dict):
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+        for key, value in table.items():
+            if key not in keys:
+                raise ConfigError(f"{path}: unknown key {section}.{key} (known: {', '.join(keys)})")
+            name = keys[key]
+            values[name] = _coerce(name, value, f"{path}: {section}.{key}")
+    return values
+
+
+def load_settings(
+    *,
+    config_files: list[Path] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from defaults, then config files, then environment, then flags (`overrides`).
+
+    Without `config_files`, `config/*.toml` in the current directory are read in name order.
+    """
+    environ = os.environ if environ is None else environ
+    if config_files is None:
+        config_files = sorted(Path("config").glob("*.toml")) if Path("config").is_dir() else []
+    values: dict[str, Any] = {}
+    for path in config_files:
+        values.update(_from_file(path))
+    for env_name, name in ENV_NAMES.items():
+        if environ.get(env_name):
+            values[name] = _coerce(name, environ[env_name], f"environment {env_name}")
+    for name, value in (overrides or {}).items():
+        if value is None or value == ():
+            continue
+        if name not in _TYPES:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    return replace(Settings(), **values)

@@ -1,0 +1,106 @@
+"""The library functions behind every entry point: the CLI, the web API and schedules.
+
+One code path per action: opening a sheet from a spec, building the fetch services,
+preparing and running a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sheets_integration.locate import open_sheet as open_local_sheet
+
+from pipeline.fetcher import Fetcher
+from pipeline.phase import Pipeline
+from pipeline.registry import load_pipeline
+from progress import Store, open_store
+from sheetbatch.config import Settings
+from sheets_integration.batch import BatchProcessor, RunOptions
+from sheets_integration.sheet import Sheet
+
+log = logging.getLogger(__name__)
+
+
+def open_sheet(spec: str, settings: Settings) -> Sheet:
+    """The sheet named by `spec`: a .csv/.xlsx path, or a Google Sheets URL or key."""
+    return open_local_sheet(spec)
+
+
+def store_for(settings: Settings) -> Store:
+    """Open the progress store the settings name."""
+    return open_store(settings.db)
+
+
+@contextmanager
+def services_for(settings: Settings) -> Iterator[dict[str, Any]]:
+    """The shared services phases use (the fetcher), closed when the block ends."""
+    fetcher = Fetcher(
+        allow_hosts=settings.allow_hosts,
+        timeout=settings.fetch_timeout,
+        max_bytes=settings.max_page_bytes,
+        max_redirects=settings.max_redirects,
+        per_host=settings.per_host_concurrency,
+        max_connections=max(100, settings.concurrency * 4),
+    )
+    try:
+        yield {"fetcher": fetcher}
+    finally:
+        fetcher.close()
+
+
+def run_options(
+    settings: Settings, *, retry_failed: bool = False, force: bool = False
+) -> RunOptions:
+    """RunOptions from the settings and the per-run flags."""
+    return RunOptions(
+        concurrency=settings.concurrency,
+        retry_failed=retry_failed,
+        force=force,
+        flush_interval=settings.flush_interval,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+        columns={"Company": settings.company_column, "Website": settings.website_column},
+    )
+
+
+@dataclass
+class PreparedBatch:
+    """A batch ready to run: its id and the processor that runs it."""
+
+    batch_id: str
+    processor: BatchProcessor
+    pipeline: Pipeline
+
+    def run(self) -> dict[str, Any]:
+        """Run to the end; the final batch snapshot."""
+        return self.processor.run(self.batch_id)
+
+
+def prepare_batch(
+    store: Store,
+    settings: Settings,
+    sheet_spec: str,
+    services: dict[str, Any],
+    *,
+    pipeline_ref: str | None = None,
+    retry_failed: bool = False,
+    force: bool = False,
+) -> PreparedBatch:
+    """Open the sheet, select its rows and create (or resume) the batch in the store."""
+    ref = pipeline_ref or settings.pipeline
+    pipeline = load_pipeline(ref)
+    sheet = open_sheet(sheet_spec, settings)
+    processor = BatchProcessor(
+        store=store,
+        sheet=sheet,
+        pipeline=pipeline,
+        options=run_options(settings, retry_failed=retry_failed, force=force),
+        services=services,
+        pipeline_ref=ref,
+    )
+    batch_id = processor.prepare()
+    return PreparedBatch(batch_id=batch_id, processor=processor, pipeline=pipeline)

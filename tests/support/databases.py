@@ -1,0 +1,49 @@
+"""Database fixtures: SQLite files and isolated PostgreSQL schemas.
+
+PostgreSQL tests skip with a reason when the server is absent on a laptop; under CI=true a
+missing server is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_URL = os.environ.get("SHEETBATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need_service(name: str, error: str) -> None:
+    """Skip (or, under CI, fail) a test whose service is missing."""
+    message = f"{name} is not available ({error}); start it, or see scripts/ensure-services.sh"
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
+def postgres_schema_url() -> Iterator[str]:
+    """A URL whose search_path is a fresh schema, dropped afterwards."""
+    import psycopg
+
+    base = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        admin = psycopg.connect(base, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        need_service("PostgreSQL at 127.0.0.1:5432", str(exc).strip().splitlines()[0])
+        raise AssertionError("unreachable") from exc
+    schema = "t_" + secrets.token_hex(6)
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in PG_URL else "?"
+        try:
+            yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'progress.db'}"
