@@ -52,6 +52,7 @@ class JobRunner:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     cancelled: Callable[[str], bool] | None = None
+    progress_interval: float = 0.2
 
     def _is_cancelled(self, batch_id: str) -> bool:
         if self.cancelled is not None:
@@ -79,12 +80,13 @@ class JobRunner:
             store.fail_job(job_id, phase="input", reason=reason, owner=owner)
             return JobStatus.FAILED
         results: dict[str, Any] = {}
-        count = len(self.pipeline.phases)
-        for index, phase in enumerate(self.pipeline.phases, start=1):
-            if self._is_cancelled(batch_id):
-                store.cancel_job(job_id, "batch cancelled", owner=owner)
-                return JobStatus.CANCELLED
-            store.phase_started(job_id, index, count, phase.name, owner=owner)
+        phases = list(self.pipeline.phases)
+        count = len(phases)
+        if self._is_cancelled(batch_id):
+            store.cancel_job(job_id, "batch cancelled", owner=owner)
+            return JobStatus.CANCELLED
+        store.phase_started(job_id, 1, count, phases[0].name, owner=owner)
+        for index, phase in enumerate(phases, start=1):
             started = self.clock()
             try:
                 produced = self._run_phase(phase, job_id, batch_id, inputs, results)
@@ -106,18 +108,31 @@ class JobRunner:
                 store.fail_job(job_id, phase=phase.name, reason=reason, owner=owner)
                 return JobStatus.FAILED
             results.update(produced)
+            seconds = self.clock() - started
+            if index == count:
+                outputs = {
+                    column: _cell_text(results.get(key))
+                    for column, key in self.pipeline.output_columns.items()
+                }
+                store.succeed_job(
+                    job_id, outputs, owner=owner, phase_seconds=seconds, results=_storable(results)
+                )
+                return JobStatus.SUCCEEDED
+            # A phase boundary: the place where a cancelled batch stops its running jobs.
+            if self._is_cancelled(batch_id):
+                store.phase_finished(
+                    job_id, seconds=seconds, results=_storable(results), owner=owner
+                )
+                store.cancel_job(job_id, "batch cancelled", owner=owner)
+                return JobStatus.CANCELLED
             store.phase_finished(
                 job_id,
-                seconds=self.clock() - started,
+                seconds=seconds,
                 results=_storable(results),
                 owner=owner,
+                next_phase=(index + 1, count, phases[index].name),
             )
-        outputs = {
-            column: _cell_text(results.get(key))
-            for column, key in self.pipeline.output_columns.items()
-        }
-        store.succeed_job(job_id, outputs, owner=owner)
-        return JobStatus.SUCCEEDED
+        raise AssertionError("a pipeline has at least one phase")
 
     def _run_phase(
         self,
@@ -127,7 +142,14 @@ class JobRunner:
         inputs: Mapping[str, str],
         results: dict[str, Any],
     ) -> Mapping[str, Any]:
+        last_report = [float("-inf")]
+
         def report(fraction: float, message: str) -> None:
+            # phase_finished records 1.0 anyway; between, one event per interval is plenty.
+            now = self.clock()
+            if fraction >= 1.0 or now - last_report[0] < self.progress_interval:
+                return
+            last_report[0] = now
             self.store.phase_progress(job_id, fraction, message, owner=self.owner)
 
         attempt = 0

@@ -485,19 +485,13 @@ class Store:
         """Record that phase `index` (1-based) of `count`, `name`, began."""
         with self._write() as tx:
             job = self._running_job(tx, job_id, owner)
-            return self._phase_event(
-                tx,
-                job,
-                EventType.PHASE_STARTED,
-                {"index": index, "count": count, "name": name, "fraction": 0.0},
-                {
-                    "phase_index": index,
-                    "phase_count": count,
-                    "phase_name": name,
-                    "fraction": 0.0,
-                    "message": "",
-                },
+            values = self._start_phase(tx, job, index, count, name)
+            tx.conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.job_id == job.job_id)
+                .values(updated=tx.now, last_event_id=tx.head, **values)
             )
+            return tx.head
 
     def phase_progress(
         self, job_id: str, fraction: float, message: str = "", *, owner: str | None = None
@@ -526,28 +520,73 @@ class Store:
         seconds: float,
         results: Mapping[str, Any] | None = None,
         owner: str | None = None,
+        next_phase: tuple[int, int, str] | None = None,
     ) -> int:
-        """Record that the current phase ended well, with the job's results so far."""
+        """Record that the current phase ended well, with the job's results so far.
+
+        With `next_phase` (index, count, name) the next phase's start is recorded in the
+        same transaction: two events, one commit.
+        """
         with self._write() as tx:
             job = self._running_job(tx, job_id, owner)
-            timings = dict(job.phase_seconds or {})
-            timings[job.phase_name] = round(seconds, 4)
-            values: dict[str, Any] = {"fraction": 1.0, "phase_seconds": timings}
-            if results is not None:
-                values["results"] = dict(results)
-            return self._phase_event(
-                tx,
-                job,
-                EventType.PHASE_FINISHED,
-                {
-                    "index": job.phase_index,
-                    "count": job.phase_count,
-                    "name": job.phase_name,
-                    "fraction": 1.0,
-                    "seconds": round(seconds, 4),
-                },
-                values,
+            values = self._finish_phase(tx, job, seconds, results)
+            if next_phase is not None:
+                index, count, name = next_phase
+                values.update(
+                    self._start_phase(tx, job, index, count, name),
+                )
+            tx.conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.job_id == job.job_id)
+                .values(updated=tx.now, last_event_id=tx.head, **values)
             )
+            return tx.head
+
+    def _finish_phase(
+        self, tx: _Tx, job: Any, seconds: float, results: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        timings = dict(job.phase_seconds or {})
+        timings[job.phase_name] = round(seconds, 4)
+        tx.emit(
+            EventType.PHASE_FINISHED,
+            job.batch_id,
+            job.job_id,
+            {
+                "status": job.status,
+                "row": job.row,
+                "index": job.phase_index,
+                "count": job.phase_count,
+                "name": job.phase_name,
+                "fraction": 1.0,
+                "seconds": round(seconds, 4),
+            },
+        )
+        values: dict[str, Any] = {"fraction": 1.0, "phase_seconds": timings}
+        if results is not None:
+            values["results"] = dict(results)
+        return values
+
+    def _start_phase(self, tx: _Tx, job: Any, index: int, count: int, name: str) -> dict[str, Any]:
+        tx.emit(
+            EventType.PHASE_STARTED,
+            job.batch_id,
+            job.job_id,
+            {
+                "status": JobStatus.RUNNING.value,
+                "row": job.row,
+                "index": index,
+                "count": count,
+                "name": name,
+                "fraction": 0.0,
+            },
+        )
+        return {
+            "phase_index": index,
+            "phase_count": count,
+            "phase_name": name,
+            "fraction": 0.0,
+            "message": "",
+        }
 
     def _phase_event(
         self,
@@ -557,6 +596,7 @@ class Store:
         data: Mapping[str, Any],
         values: Mapping[str, Any],
     ) -> int:
+        # Phase events change no count, so only the job's row is touched.
         event_id = tx.emit(
             type_, job.batch_id, job.job_id, {"status": job.status, "row": job.row, **data}
         )
@@ -565,34 +605,42 @@ class Store:
             .where(t.jobs.c.job_id == job.job_id)
             .values(updated=tx.now, last_event_id=event_id, **values)
         )
-        tx.conn.execute(
-            update(t.batches)
-            .where(t.batches.c.batch_id == job.batch_id)
-            .values(updated=tx.now, last_event_id=event_id)
-        )
         return event_id
 
     def succeed_job(
-        self, job_id: str, outputs: Mapping[str, Any], *, owner: str | None = None
+        self,
+        job_id: str,
+        outputs: Mapping[str, Any],
+        *,
+        owner: str | None = None,
+        phase_seconds: float | None = None,
+        results: Mapping[str, Any] | None = None,
     ) -> int:
-        """Finish a running job successfully; `outputs` are its sheet column values."""
+        """Finish a running job successfully; `outputs` are its sheet column values.
+
+        With `phase_seconds`, the last phase's end is recorded in the same transaction.
+        """
         with self._write() as tx:
             job = self._running_job(tx, job_id, owner)
-            results = dict(job.results or {})
-            results["outputs"] = dict(outputs)
+            values: dict[str, Any] = {}
+            if phase_seconds is not None:
+                values = self._finish_phase(tx, job, phase_seconds, results)
+            final = dict(values.get("results", job.results) or {})
+            final["outputs"] = dict(outputs)
+            values.update(
+                results=final,
+                finished=tx.now,
+                fraction=1.0,
+                lease_owner=None,
+                lease_expires=None,
+            )
             return self._move(
                 tx,
                 job,
                 JobStatus.SUCCEEDED,
                 EventType.JOB_SUCCEEDED,
                 {"outputs": dict(outputs)},
-                {
-                    "results": results,
-                    "finished": tx.now,
-                    "fraction": 1.0,
-                    "lease_owner": None,
-                    "lease_expires": None,
-                },
+                values,
             )
 
     def fail_job(

@@ -1,0 +1,5 @@
+"""`python -m sheetbatch` runs the CLI."""
+
+from sheetbatch.cli import main
+
+main()
