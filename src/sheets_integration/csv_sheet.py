@@ -1,0 +1,269 @@
+"""`CsvSheet`: a local .csv file as a `Sheet`.
+
+The file keeps its own shape: delimiter (sniffed from the header line, or Excel's `sep=`
+line), quoting style, line endings, byte-order mark, blank rows and trailing empty cells.
+Only the records that receive a value are re-serialised; every other record is written
+back byte for byte as it stands on disk at write time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from sheets_integration.errors import BadSheet
+from sheets_integration.safety import (
+    CellWrite,
+    WritePlan,
+    escape_csv,
+    plan_columns,
+    plan_job_ids,
+    plan_updates,
+    read_file,
+    rewrite_file,
+)
+from sheets_integration.sheet import Table, WriteResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_Quoting = Literal[0, 1]  # csv.QUOTE_MINIMAL, csv.QUOTE_ALL
+
+_DELIMITERS = ",;\t|"
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_SEP_LINE = re.compile(r"sep=(.)(?:\r\n|\r|\n|$)")
+_UTF8 = frozenset({"utf-8", "utf-8-sig"})
+
+
+class CsvSheet:
+    """A .csv file read and written in place (see the module docstring for what is kept).
+
+    `encoding` decodes the file; the default accepts UTF-8 with or without a byte-order
+    mark and writes back whichever the file had. Values written are OWASP-escaped
+    (`safety.escape_csv`), so reading them back shows the leading `'` where one was added.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        encoding: str = "utf-8-sig",
+        *,
+        respect_lock_files: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.encoding = encoding
+        self.respect_lock_files = respect_lock_files
+
+    def __repr__(self) -> str:
+        return f"CsvSheet({str(self.path)!r}, encoding={self.encoding!r})"
+
+    @property
+    def name(self) -> str:
+        """The file name, for messages."""
+        return self.path.name
+
+    def read(self) -> Table:
+        """The header and data rows exactly as the file holds them."""
+        data, _ = read_file(self.path, self.name)
+        return _CsvDocument.parse(data, self.encoding, self.name).table
+
+    def ensure_columns(self, columns: Sequence[str]) -> Table:
+        """Append each of `columns` missing from the header; return the table as written."""
+
+        def edit(data: bytes) -> tuple[bytes | None, Table]:
+            document = _CsvDocument.parse(data, self.encoding, self.name)
+            changed = document.apply(plan_columns(document.table, columns))
+            return (document.dump() if changed else None), document.table
+
+        return self._rewrite(edit)
+
+    def assign_job_ids(
+        self, assignments: Mapping[int, str], expected: Mapping[int, Mapping[str, str]]
+    ) -> set[int]:
+        """Write job ids into rows still matching `expected`; return the refused row indexes."""
+        if not assignments:
+            return set()
+
+        def edit(data: bytes) -> tuple[bytes | None, set[int]]:
+            document = _CsvDocument.parse(data, self.encoding, self.name)
+            plan = plan_job_ids(document.table, assignments, expected)
+            changed = document.apply(plan.cells)
+            return (document.dump() if changed else None), set(plan.refused)
+
+        return self._rewrite(edit)
+
+    def write_by_job_id(self, updates: Mapping[str, Mapping[str, str]]) -> WriteResult:
+        """Write {column: text} into each job's row as located now; report job ids not found.
+
+        `WriteResult.cells` counts the cells that hold the requested values afterwards
+        (including any that already did, which are not rewritten).
+        """
+        if not updates:
+            return WriteResult()
+
+        def edit(data: bytes) -> tuple[bytes | None, WriteResult]:
+            document = _CsvDocument.parse(data, self.encoding, self.name)
+            plan: WritePlan = plan_updates(document.table, updates, self.name)
+            changed = document.apply(plan.cells)
+            cells = len(plan.cells) - len(plan.header_cells)
+            result = WriteResult(cells=cells, missing=plan.missing)
+            return (document.dump() if changed else None), result
+
+        result = self._rewrite(edit)
+        log.debug(
+            "%s: wrote %d cells, %d jobs missing", self.name, result.cells, len(result.missing)
+        )
+        return result
+
+    def _rewrite(self, edit: Callable[[bytes], tuple[bytes | None, T]]) -> T:
+        return rewrite_file(self.path, self.name, edit, respect_lock_files=self.respect_lock_files)
+
+
+class _CsvDocument:
+    """A parsed CSV file that remembers each record's raw text, to write back unchanged."""
+
+    def __init__(self, text: str, bom: bool, encoding: str, sheet: str) -> None:
+        self.encoding = encoding
+        self.bom = bom
+        self.sheet = sheet
+        self.text = text
+        sep_line = _SEP_LINE.match(text)
+        # Excel's "sep=;" first line names the delimiter and is not part of the table.
+        self.first = 1 if sep_line else 0
+        body = text[sep_line.end() :] if sep_line else text
+        self.delimiter = sep_line.group(1) if sep_line else _sniff_delimiter(body)
+        self.spans: list[tuple[int, int]] = []
+        self.records: list[list[str]] = []
+        self._parse()
+        if len(self.records) <= self.first or not any(self.records[self.first]):
+            raise BadSheet(sheet, "the header row is empty", "put the column names in row 1")
+        self.quoting = self._sniff_quoting()
+        self.changed: set[int] = set()
+
+    @classmethod
+    def parse(cls, data: bytes, encoding: str, sheet: str) -> _CsvDocument:
+        """Decode and parse `data`; `BadSheet` when it is not usable CSV text."""
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise BadSheet(
+                sheet,
+                f"not {encoding} text (byte {exc.start})",
+                "save it as UTF-8 or pass the file's encoding (e.g. encoding='cp1252')",
+            ) from exc
+        except LookupError as exc:
+            raise BadSheet(sheet, f"unknown encoding {encoding!r}", "fix the encoding") from exc
+        bom = data.startswith(codecs.BOM_UTF8)
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        return cls(text, bom, encoding, sheet)
+
+    def _lines(self, position: list[int]) -> Iterator[str]:
+        # Split on CR/LF only (str.splitlines also splits on form feeds and the like).
+        start, end_of_text = position[0], len(self.text)
+        while start < end_of_text:
+            found = _NEWLINE.search(self.text, start)
+            end = found.end() if found else end_of_text
+            position[0] = end
+            yield self.text[start:end]
+            start = end
+
+    def _parse(self) -> None:
+        position = [0]
+        reader = csv.reader(self._lines(position), delimiter=self.delimiter, quotechar='"')
+        start = 0
+        try:
+            for fields in reader:
+                self.records.append(fields)
+                # csv.reader pulls exactly the lines of one record, so `position` is its end.
+                self.spans.append((start, position[0]))
+                start = position[0]
+        except csv.Error as exc:
+            raise BadSheet(
+                self.sheet,
+                f"malformed CSV near record {len(self.records) + 1}: {exc}",
+                "fix that line in a text editor or re-export the file",
+            ) from exc
+
+    def _sniff_quoting(self) -> _Quoting:
+        header = self.records[self.first]
+        raw = self._raw(self.first)
+        raw = raw[: len(raw) - len(_terminator(raw))]
+        if self._format(header, csv.QUOTE_ALL) == raw != self._format(header, csv.QUOTE_MINIMAL):
+            return csv.QUOTE_ALL
+        return csv.QUOTE_MINIMAL
+
+    def _raw(self, record: int) -> str:
+        start, end = self.spans[record]
+        return self.text[start:end]
+
+    def _format(self, fields: list[str], quoting: _Quoting) -> str:
+        buffer = io.StringIO()
+        # A "\r\n" terminator makes the writer quote fields holding either character.
+        writer = csv.writer(
+            buffer, delimiter=self.delimiter, quoting=quoting, lineterminator="\r\n"
+        )
+        writer.writerow(fields)
+        return buffer.getvalue()[:-2]
+
+    @property
+    def table(self) -> Table:
+        """The header and data rows (sheet row 1 is the header)."""
+        return Table(header=self.records[self.first], rows=self.records[self.first + 1 :])
+
+    def apply(self, cells: Sequence[CellWrite]) -> bool:
+        """Set each cell (escaped); True when any cell changed."""
+        changed = False
+        for cell in cells:
+            record = self.first + 1 + cell.row
+            fields = self.records[record]
+            value = escape_csv(cell.value)
+            if cell.column < len(fields) and fields[cell.column] == value:
+                continue
+            if cell.column >= len(fields):
+                fields.extend([""] * (cell.column + 1 - len(fields)))
+            fields[cell.column] = value
+            self.changed.add(record)
+            changed = True
+        return changed
+
+    def dump(self) -> bytes:
+        """The file's new bytes: changed records re-serialised, the rest as they were."""
+        pieces: list[str] = ["\ufeff"] if self.bom else []
+        for record, (start, end) in enumerate(self.spans):
+            raw = self.text[start:end]
+            if record in self.changed:
+                pieces.append(self._format(self.records[record], self.quoting))
+                pieces.append(_terminator(raw))
+            else:
+                pieces.append(raw)
+        encoding = "utf-8" if codecs.lookup(self.encoding).name in _UTF8 else self.encoding
+        # Untouched text came from this encoding; only a written value can be unencodable.
+        return "".join(pieces).encode(encoding, errors="replace")
+
+
+def _terminator(raw: str) -> str:
+    if raw.endswith("\r\n"):
+        return "\r\n"
+    if raw.endswith(("\r", "\n")):
+        return raw[-1]
+    return ""
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The candidate delimiter that splits the header line into the most fields (else ",")."""
+    found = _NEWLINE.search(text)
+    line = text[: found.start()] if found else text
+    best, best_count = ",", 1
+    for delimiter in _DELIMITERS:
+        count = len(next(csv.reader([line], delimiter=delimiter), []))
+        if count > best_count:
+            best, best_count = delimiter, count
+    return best

@@ -1,0 +1,77 @@
+"""The exception tree of the sheet backends.
+
+Every error a sheet backend raises is a `SheetError`; third-party errors (OSError, csv,
+openpyxl, gspread) are translated at the backend boundary with `raise ... from exc`.
+Messages are one line and end by saying what the operator can do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# A header can be hundreds of columns wide; a message names enough of them to spot a typo.
+_HEADER_NAMES_SHOWN = 30
+
+
+class SheetError(Exception):
+    """Root of every error the sheet backends raise."""
+
+
+class SheetNotFound(SheetError):
+    """The spreadsheet (file, worksheet or Google spreadsheet) does not exist."""
+
+    def __init__(self, what: str, hint: str = "check the path or name") -> None:
+        super().__init__(f"sheet not found: {what}; {hint}")
+        self.what = what
+
+
+class BadSheet(SheetError):
+    """The spreadsheet exists but cannot be used: malformed file, no header row, bad encoding."""
+
+    def __init__(self, sheet: str, problem: str, hint: str) -> None:
+        super().__init__(f"{sheet}: {problem}; {hint}")
+        self.sheet = sheet
+        self.problem = problem
+
+
+class MissingColumn(SheetError):
+    """A column the batch needs is not in the sheet's header."""
+
+    def __init__(self, column: str, sheet: str, header: Sequence[str]) -> None:
+        names = [name for name in header if name.strip()]
+        shown = ", ".join(repr(name) for name in names[:_HEADER_NAMES_SHOWN])
+        if len(names) > _HEADER_NAMES_SHOWN:
+            shown += f", … ({len(names) - _HEADER_NAMES_SHOWN} more)"
+        super().__init__(
+            f"column {column!r} not found in {sheet} (header: {shown or 'empty'}); "
+            "add the column to row 1 or fix its name (case and spaces are ignored)"
+        )
+        self.column = column
+        self.sheet = sheet
+        self.header = list(header)
+
+
+class SheetLocked(SheetError):
+    """Another program holds the spreadsheet open or locked; the write was not made.
+
+    Writing anyway would be lost when that program saves, so the caller should retry later.
+    """
+
+    def __init__(self, sheet: str, holder: str) -> None:
+        super().__init__(
+            f"{sheet} is locked by {holder}; close it there (or delete a stale lock file) "
+            "and the write will be retried"
+        )
+        self.sheet = sheet
+        self.holder = holder
+
+
+class SheetWriteError(SheetError):
+    """Writing the spreadsheet failed; the file on disk is unchanged."""
+
+    def __init__(
+        self, sheet: str, problem: str, hint: str = "check the disk and try again"
+    ) -> None:
+        super().__init__(f"could not write {sheet}: {problem}; {hint}")
+        self.sheet = sheet
+        self.problem = problem

@@ -1,0 +1,333 @@
+"""The rules that make writing into an operator's spreadsheet safe.
+
+Three promises, shared by the file backends (the pure planning parts suit any backend):
+
+1. Values stay literal text. `escape_csv` applies the OWASP CSV-injection rule;
+   `is_formula_like` tells the XLSX backend when to mark a string cell as quoted text.
+2. Writes land on the rows that carry the job id *now*. `plan_updates` and `plan_job_ids`
+   turn a freshly read `Table` plus the intended writes into cell writes; nothing is ever
+   written to a remembered row number, and columns are appended after the used area.
+3. A file is never half-written and a write never reverts an edit the operator saved
+   meanwhile. `rewrite_file` reads, edits and atomically replaces the file under a
+   per-file lock, and starts over if the file changed between the read and the replace.
+
+CSV-injection decision: OWASP says to prefix *every* cell that starts with `=`, `+`, `-`,
+`@`, tab or carriage return with `'`. We do that (and also for line feed, NUL and the
+full-width `＝＋－＠`, which some spreadsheet locales treat the same), with one exception:
+a cell that is entirely a plain decimal number (`-12`, `+3.5`, `-1e5`) is left alone —
+a spreadsheet reads it as that number and it cannot carry a formula, so prefixing would
+only mangle it. Anything else, e.g. the phone number `+1 555 0100`, is prefixed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from sheets_integration.errors import (
+    BadSheet,
+    MissingColumn,
+    SheetLocked,
+    SheetNotFound,
+    SheetWriteError,
+)
+from sheets_integration.sheet import JOB_ID_COLUMN, Table, normalize_header
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Excel's limit on the characters in one cell; longer values are clipped on write
+#: (it also keeps our own CSV fields below the csv module's field size limit).
+MAX_CELL_CHARS = 32_767
+
+_FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\0＝＋－＠")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def is_formula_like(text: str) -> bool:
+    """True when a spreadsheet could read `text` as a formula (see the module docstring)."""
+    return bool(text) and text[0] in _FORMULA_TRIGGERS and not _PLAIN_NUMBER.fullmatch(text)
+
+
+def clip(text: str) -> str:
+    """`text` cut to `MAX_CELL_CHARS`, ending in "…" when it was cut."""
+    if len(text) <= MAX_CELL_CHARS:
+        return text
+    return text[: MAX_CELL_CHARS - 1] + "…"
+
+
+def escape_csv(text: str) -> str:
+    """`text` as a CSV cell that no spreadsheet evaluates: a leading `'` when formula-like."""
+    text = clip(text)
+    return "'" + text if is_formula_like(text) else text
+
+
+# --- planning: which cells to write, located in the table as it stands now -----------------
+
+
+@dataclass(frozen=True)
+class CellWrite:
+    """One cell to write: data row index (`-1` is the header row), column index, text."""
+
+    row: int
+    column: int
+    value: str
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """The cells a write should change, and what it could not do.
+
+    `cells` includes the header cells of appended columns (row `-1`). `missing` holds job
+    ids not found in the sheet; `refused` the row indexes `plan_job_ids` would not write.
+    """
+
+    cells: list[CellWrite] = field(default_factory=list)
+    missing: frozenset[str] = frozenset()
+    refused: frozenset[int] = frozenset()
+
+    @property
+    def header_cells(self) -> list[CellWrite]:
+        """The header cells of columns this plan appends."""
+        return [cell for cell in self.cells if cell.row < 0]
+
+
+def used_width(table: Table) -> int:
+    """One past the rightmost column holding a non-empty cell in the header or any row."""
+    width = 0
+    for values in (table.header, *table.rows):
+        for position in range(len(values) - 1, width - 1, -1):
+            if values[position] != "":
+                width = position + 1
+                break
+    return width
+
+
+def plan_columns(table: Table, columns: Iterable[str]) -> list[CellWrite]:
+    """Header cells appending each of `columns` missing from the header (matched loosely).
+
+    New columns go right after the used area, so they never label, and later overwrite,
+    cells the operator keeps in unlabelled columns.
+    """
+    planned: dict[str, CellWrite] = {}
+    next_position = used_width(table)
+    for column in columns:
+        if not column.strip():
+            raise ValueError(f"column names must not be blank: {column!r}")
+        key = normalize_header(column)
+        if table.index(column) is None and key not in planned:
+            planned[key] = CellWrite(-1, next_position, column)
+            next_position += 1
+    return list(planned.values())
+
+
+def _column_positions(table: Table, new: list[CellWrite]) -> dict[str, int]:
+    positions = {normalize_header(name): i for i, name in reversed(list(enumerate(table.header)))}
+    positions.update({normalize_header(cell.value): cell.column for cell in new})
+    return positions
+
+
+def plan_updates(table: Table, updates: Mapping[str, Mapping[str, str]], sheet: str) -> WritePlan:
+    """Cells for `write_by_job_id`: each job's row located by its `Job ID` in `table`.
+
+    Columns named in `updates` but absent from the header are appended (the operator may
+    have deleted one mid-batch). Job ids not in the sheet come back in `missing`.
+    Raises `MissingColumn` when the sheet has no `Job ID` column at all.
+    """
+    if not updates:
+        return WritePlan()
+    if table.index(JOB_ID_COLUMN) is None:
+        raise MissingColumn(JOB_ID_COLUMN, sheet, table.header)
+    job_key = normalize_header(JOB_ID_COLUMN)
+    rows = table.job_rows()
+    located: list[tuple[int, Mapping[str, str]]] = []
+    missing: set[str] = set()
+    for job_id, values in updates.items():
+        if any(normalize_header(column) == job_key for column in values):
+            raise ValueError(f"job {job_id}: write_by_job_id must not change the Job ID column")
+        row = rows.get(job_id.strip())
+        if row is None:
+            missing.add(job_id)
+        else:
+            located.append((row, values))
+    new = plan_columns(table, [column for _, values in located for column in values])
+    positions = _column_positions(table, new)
+    cells = list(new)
+    for row, values in located:
+        for column, value in values.items():
+            cells.append(CellWrite(row, positions[normalize_header(column)], value))
+    return WritePlan(cells=cells, missing=frozenset(missing))
+
+
+def plan_job_ids(
+    table: Table,
+    assignments: Mapping[int, str],
+    expected: Mapping[int, Mapping[str, str]],
+) -> WritePlan:
+    """Cells for `assign_job_ids`, refusing every row that is no longer the row the caller read.
+
+    A row is refused when it no longer exists, a cell named in `expected[row]` changed,
+    its `Job ID` cell holds another id, or the id already sits on another row. A row that
+    already carries its id is neither written nor refused. Rows without an `expected`
+    entry are checked for everything but content.
+    """
+    seen: set[str] = set()
+    for job_id in assignments.values():
+        if not job_id or job_id != job_id.strip() or is_formula_like(job_id):
+            raise ValueError(f"not a usable job id: {job_id!r}")
+        if job_id in seen:
+            raise ValueError(f"job id {job_id!r} assigned to two rows")
+        seen.add(job_id)
+    existing = table.job_rows()
+    accepted: list[tuple[int, str]] = []
+    refused: set[int] = set()
+    for row, job_id in assignments.items():
+        wanted = expected.get(row, {})
+        current = table.cell(row, JOB_ID_COLUMN).strip() if 0 <= row < len(table.rows) else None
+        if current == job_id:
+            continue
+        if (
+            current is None
+            or current
+            or existing.get(job_id, row) != row
+            or any(table.cell(row, column) != value for column, value in wanted.items())
+        ):
+            refused.add(row)
+        else:
+            accepted.append((row, job_id))
+    new = plan_columns(table, [JOB_ID_COLUMN]) if accepted else []
+    position = _column_positions(table, new).get(normalize_header(JOB_ID_COLUMN), -1)
+    cells = new + [CellWrite(row, position, job_id) for row, job_id in accepted]
+    return WritePlan(cells=cells, refused=frozenset(refused))
+
+
+# --- files: per-file lock, office lock files, atomic replace --------------------------------
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def path_lock(path: Path) -> threading.Lock:
+    """The in-process lock serialising writers of the file at `path` (however it is spelled)."""
+    key = os.path.realpath(path)
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+def office_lock_file(path: Path) -> Path | None:
+    """The lock file LibreOffice or Microsoft Office keeps next to `path` while it is open."""
+    for name in (f".~lock.{path.name}#", f"~${path.name}", f"~${path.name[2:]}"):
+        candidate = path.with_name(name)
+        if name != "~$" and candidate.is_file():
+            return candidate
+    return None
+
+
+def read_file(path: Path, sheet: str) -> tuple[bytes, os.stat_result]:
+    """The bytes of `path` and the stat taken when they were read, errors translated."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(), os.fstat(stream.fileno())
+    except FileNotFoundError as exc:
+        raise SheetNotFound(str(path)) from exc
+    except IsADirectoryError as exc:
+        raise BadSheet(sheet, f"{path} is a directory", "give the path of a file") from exc
+    except OSError as exc:
+        raise BadSheet(sheet, f"cannot read {path}: {exc.strerror}", "check permissions") from exc
+
+
+def _same_file_version(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> None:
+    """Replace `path` by `data` all at once: temp file beside it, fsync, chmod `mode`, rename."""
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SheetWriteError(
+            sheet, f"cannot create a file in {path.parent}: {exc.strerror}"
+        ) from exc
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp, stat.S_IMODE(mode))
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, PermissionError):
+            raise SheetLocked(sheet, "another program (is it open in Excel?)") from exc
+        if isinstance(exc, OSError):
+            raise SheetWriteError(sheet, exc.strerror or str(exc)) from exc
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform, and not fatal.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def rewrite_file(
+    path: Path,
+    sheet: str,
+    edit: Callable[[bytes], tuple[bytes | None, T]],
+    *,
+    respect_lock_files: bool = True,
+    attempts: int = 3,
+) -> T:
+    """Read `path`, let `edit` turn its bytes into new bytes, and atomically replace the file.
+
+    `edit` returns `(new bytes or None for "nothing to write", result)`; the result is
+    returned. Writers in this process are serialised per file. If the file changes between
+    the read and the replace (another program saved it), the edit is redone on the new
+    content, up to `attempts` times, so the other program's edit is never undone.
+    With `respect_lock_files`, a file open in LibreOffice or Office raises `SheetLocked`
+    instead of being written (that program's next save would silently drop our write).
+    """
+    target = Path(os.path.realpath(path))
+    with path_lock(target):
+        for attempt in range(1, attempts + 1):
+            lock_file = office_lock_file(target) if respect_lock_files else None
+            if lock_file is not None:
+                raise SheetLocked(sheet, f"another program (lock file {lock_file.name})")
+            data, before = read_file(target, sheet)
+            new, result = edit(data)
+            if new is None:
+                return result
+            try:
+                now = os.stat(target)
+            except FileNotFoundError as exc:
+                raise SheetNotFound(str(path), "it was deleted while we wrote it") from exc
+            if not _same_file_version(before, now):
+                log.info("%s changed while being written (attempt %d); redoing", sheet, attempt)
+                continue
+            atomic_write(target, new, before.st_mode, sheet)
+            return result
+    raise SheetWriteError(
+        sheet,
+        f"the file kept changing while we wrote it ({attempts} attempts)",
+        "pause other programs writing it and try again",
+    )

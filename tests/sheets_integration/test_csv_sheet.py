@@ -1,0 +1,388 @@
+"""CsvSheet against real files: round trips, concurrent operator edits, dialects, safety."""
+
+from __future__ import annotations
+
+import csv
+import os
+import stat
+import threading
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from sheets_integration.csv_sheet import CsvSheet
+from sheets_integration.errors import BadSheet, MissingColumn, SheetLocked, SheetNotFound
+from sheets_integration.sheet import Sheet, Table
+
+
+def write_csv(path: Path, rows: list[list[str]], **fmt: str) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        csv.writer(stream, lineterminator=fmt.get("lineterminator", "\r\n")).writerows(rows)
+    return path
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        return list(csv.reader(stream))
+
+
+def rows_by_url(path: Path) -> dict[str, dict[str, str]]:
+    header, *rows = read_csv(path)
+    return {r[0]: dict(zip(header, r, strict=False)) for r in rows if r}
+
+
+def column(path: Path, name: str) -> list[str]:
+    table = CsvSheet(path).read()
+    return [table.cell(i, name) for i in range(len(table.rows))]
+
+
+@pytest.fixture
+def companies(tmp_path: Path) -> Path:
+    return write_csv(
+        tmp_path / "companies.csv",
+        [
+            ["URL", "Name", "Notes"],
+            ["https://a.example", "Alpha", ""],
+            ["https://b.example", "Beta", "call back"],
+            ["https://c.example", "Gamma", ""],
+        ],
+    )
+
+
+def assign_all(sheet: CsvSheet) -> Table:
+    """Ensure the bookkeeping columns and give rows i a job id "job-<url letter>"."""
+    table = sheet.ensure_columns(["Status", "Job ID"])
+    ids = {i: "job-" + table.cell(i, "URL")[8] for i in range(len(table.rows))}
+    expected = {i: {"URL": table.cell(i, "URL")} for i in ids}
+    assert sheet.assign_job_ids(ids, expected) == set()
+    return sheet.read()
+
+
+def test_is_a_sheet(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    assert isinstance(sheet, Sheet)
+    assert sheet.name == "companies.csv"
+
+
+def test_read_returns_header_and_rows_as_text(companies: Path) -> None:
+    table = CsvSheet(companies).read()
+    assert table.header == ["URL", "Name", "Notes"]
+    assert table.rows[1] == ["https://b.example", "Beta", "call back"]
+
+
+def test_ensure_columns_appends_only_missing_columns_loosely(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    table = sheet.ensure_columns([" name ", "Job ID", "STATUS", "status"])
+    assert table.header == ["URL", "Name", "Notes", "Job ID", "STATUS"]
+    assert sheet.read().header == table.header
+    before = companies.read_bytes()
+    sheet.ensure_columns(["job id", "Status"])
+    assert companies.read_bytes() == before  # nothing to add: the file is not rewritten
+
+
+def test_round_trip_assign_then_write(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    table = assign_all(sheet)
+    assert [table.cell(i, "Job ID") for i in range(3)] == ["job-a", "job-b", "job-c"]
+    result = sheet.write_by_job_id(
+        {"job-a": {"status": "succeeded", "Score": "90"}, "job-c": {"Status": "failed"}}
+    )
+    assert result.cells == 3
+    assert result.missing == frozenset()
+    rows = rows_by_url(companies)
+    assert rows["https://a.example"]["Status"] == "succeeded"
+    assert rows["https://a.example"]["Score"] == "90"
+    assert rows["https://b.example"]["Status"] == ""
+    assert rows["https://c.example"]["Status"] == "failed"
+
+
+def test_header_matching_ignores_case_and_spaces(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "loose.csv", [["url", " job  id ", "STATUS"], ["https://x.example", "j1", ""]]
+    )
+    sheet = CsvSheet(path)
+    assert sheet.ensure_columns(["Job ID", "Status"]).header == ["url", " job  id ", "STATUS"]
+    assert sheet.write_by_job_id({"j1": {"Status": "running"}}).cells == 1
+    assert read_csv(path) == [
+        ["url", " job  id ", "STATUS"],
+        ["https://x.example", "j1", "running"],
+    ]
+
+
+def test_write_finds_rows_after_the_operator_sorts(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    assign_all(sheet)
+    header, *rows = read_csv(companies)
+    write_csv(companies, [header, *sorted(rows, key=lambda r: r[1], reverse=True)])
+
+    sheet.write_by_job_id({"job-a": {"Status": "succeeded"}, "job-b": {"Status": "failed"}})
+
+    rows_now = read_csv(companies)
+    assert [r[1] for r in rows_now[1:]] == ["Gamma", "Beta", "Alpha"]  # the sort survives
+    by_url = rows_by_url(companies)
+    assert by_url["https://a.example"]["Status"] == "succeeded"
+    assert by_url["https://b.example"]["Status"] == "failed"
+    assert by_url["https://c.example"]["Status"] == ""
+
+
+def test_write_finds_rows_after_a_row_is_inserted_at_the_top(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    assign_all(sheet)
+    header, *rows = read_csv(companies)
+    write_csv(companies, [header, ["https://new.example", "New", "", "", ""], *rows])
+
+    sheet.write_by_job_id({"job-a": {"Status": "succeeded"}})
+
+    by_url = rows_by_url(companies)
+    assert by_url["https://new.example"]["Status"] == ""
+    assert by_url["https://a.example"]["Status"] == "succeeded"
+
+
+def test_deleted_row_is_reported_missing_and_nothing_lands_elsewhere(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    assign_all(sheet)
+    header, *rows = read_csv(companies)
+    write_csv(companies, [header, *[r for r in rows if r[1] != "Beta"]])
+
+    result = sheet.write_by_job_id({"job-b": {"Status": "failed"}, "job-c": {"Status": "ok"}})
+
+    assert result.missing == frozenset({"job-b"})
+    assert result.cells == 1
+    assert column(companies, "Status") == ["", "ok"]
+
+
+def test_operator_edits_in_other_columns_survive(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    assign_all(sheet)
+    table = sheet.read()
+    edited = [table.header, *[list(r) for r in table.rows]]
+    edited[2][2] = "edited by the operator"
+    write_csv(companies, edited)
+
+    sheet.write_by_job_id({"job-b": {"Status": "succeeded"}})
+
+    assert rows_by_url(companies)["https://b.example"] == {
+        "URL": "https://b.example",
+        "Name": "Beta",
+        "Notes": "edited by the operator",
+        "Status": "succeeded",
+        "Job ID": "job-b",
+    }
+
+
+def test_assign_job_ids_refuses_rows_that_moved(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    table = sheet.ensure_columns(["Job ID"])
+    expected = {i: {"URL": table.cell(i, "URL")} for i in range(3)}
+    header, *rows = read_csv(companies)
+    write_csv(companies, [header, rows[1], rows[0], rows[2]])  # operator swaps a and b
+
+    refused = sheet.assign_job_ids({0: "j0", 1: "j1", 2: "j2"}, expected)
+
+    assert refused == {0, 1}
+    assert column(companies, "Job ID") == ["", "", "j2"]
+
+
+def test_assign_job_ids_refuses_deleted_rows_and_taken_cells(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    sheet.ensure_columns(["Job ID"])
+    assert sheet.assign_job_ids({0: "j0"}, {}) == set()
+    # Same id again on the same row: already done, not refused.
+    assert sheet.assign_job_ids({0: "j0"}, {}) == set()
+    # Row 0 holds another id; row 7 does not exist; "j0" already sits on row 0.
+    assert sheet.assign_job_ids({0: "other", 7: "j7", 1: "j0"}, {}) == {0, 7, 1}
+    assert column(companies, "Job ID") == ["j0", "", ""]
+
+
+def test_formula_strings_are_escaped(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    assign_all(sheet)
+    nasty = {
+        "A": "=1+1",
+        "B": '=HYPERLINK("http://x","y")',
+        "C": "+cmd|' /C calc'!A0",
+        "D": "@SUM(A1)",
+        "E": "-2+3",
+        "F": "\t=1",
+        "G": "-12.5",
+        "H": "failed: resolve: connection refused",
+    }
+    sheet.write_by_job_id({"job-a": nasty})
+    row = rows_by_url(companies)["https://a.example"]
+    assert row["A"] == "'=1+1"
+    assert row["B"] == '\'=HYPERLINK("http://x","y")'
+    assert row["C"] == "'+cmd|' /C calc'!A0"
+    assert row["D"] == "'@SUM(A1)"
+    assert row["E"] == "'-2+3"
+    assert row["F"] == "'\t=1"
+    assert row["G"] == "-12.5"  # a plain number cannot carry a formula
+    assert row["H"] == "failed: resolve: connection refused"
+
+
+def test_leading_zeros_and_unicode_round_trip(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "u.csv", [["Zip", "Name", "Job ID"], ["00123", "Zoë Ørsted 東京", "j1"]]
+    )
+    sheet = CsvSheet(path)
+    sheet.write_by_job_id({"j1": {"Status": "ünïcødé ✓ 🚀"}})
+    table = sheet.read()
+    assert table.row_dict(0) == {
+        "Zip": "00123",
+        "Name": "Zoë Ørsted 東京",
+        "Job ID": "j1",
+        "Status": "ünïcødé ✓ 🚀",
+    }
+
+
+def test_untouched_records_keep_their_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "raw.csv"
+    raw = (
+        '"URL","Name","Job ID"\r\n'
+        '"https://a.example","A ""quoted"" name","j1"\r\n'
+        "\r\n"
+        '"https://b.example","multi\nline","j2"\r\n'
+        "https://c.example,,j3,,,\r\n"
+    )
+    path.write_bytes(raw.encode())
+    CsvSheet(path).write_by_job_id({"j2": {"Name": "B"}})
+    lines = path.read_bytes().decode().split("\r\n")
+    assert lines[0] == '"URL","Name","Job ID"'
+    assert lines[1] == '"https://a.example","A ""quoted"" name","j1"'
+    assert lines[2] == ""  # an empty row stays empty
+    assert lines[3] == '"https://b.example","B","j2"'  # the file's all-quoted style
+    assert lines[4] == "https://c.example,,j3,,,"  # trailing empty cells kept
+    assert lines[5] == ""
+
+
+def test_dialect_semicolon_lf_and_bom_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffURL;Name;Job ID\nhttps://a.example;Ä, Inc;j1\n".encode())
+    sheet = CsvSheet(path)
+    assert sheet.read().header == ["URL", "Name", "Job ID"]
+    sheet.write_by_job_id({"j1": {"Status": "a;b"}})
+    assert path.read_bytes() == (
+        '\ufeffURL;Name;Job ID;Status\nhttps://a.example;Ä, Inc;j1;"a;b"\n'.encode()
+    )
+
+
+def test_excel_sep_line_is_honoured_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "sep.csv"
+    path.write_bytes(b"sep=|\r\nURL|Job ID\r\nhttps://a.example|j1\r\n")
+    sheet = CsvSheet(path)
+    assert sheet.read().header == ["URL", "Job ID"]
+    sheet.write_by_job_id({"j1": {"Status": "ok"}})
+    assert path.read_bytes() == b"sep=|\r\nURL|Job ID|Status\r\nhttps://a.example|j1|ok\r\n"
+
+
+def test_no_newline_at_end_and_tab_delimiter(tmp_path: Path) -> None:
+    path = tmp_path / "t.tsv"
+    path.write_bytes(b"URL\tJob ID\nhttps://a.example\tj1")
+    CsvSheet(path).write_by_job_id({"j1": {"Status": "ok"}})
+    assert path.read_bytes() == b"URL\tJob ID\tStatus\nhttps://a.example\tj1\tok"
+
+
+def test_embedded_newlines_in_values_are_quoted(companies: Path) -> None:
+    sheet = CsvSheet(companies)
+    assign_all(sheet)
+    sheet.write_by_job_id({"job-a": {"Notes": "line 1\rline 2\nline 3"}})
+    assert sheet.read().cell(0, "Notes") == "line 1\rline 2\nline 3"
+    assert len(sheet.read().rows) == 3
+
+
+def test_new_columns_go_after_unlabelled_data(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "w.csv", [["URL", "Job ID"], ["https://a", "j1", "", "keep me"]])
+    CsvSheet(path).write_by_job_id({"j1": {"Status": "ok"}})
+    assert read_csv(path) == [
+        ["URL", "Job ID", "", "", "Status"],
+        ["https://a", "j1", "", "keep me", "ok"],
+    ]
+
+
+def test_write_keeps_mode_and_leaves_no_temp_files(companies: Path) -> None:
+    os.chmod(companies, 0o640)
+    sheet = CsvSheet(companies)
+    assign_all(sheet)
+    sheet.write_by_job_id({"job-a": {"Status": "ok"}})
+    assert stat.S_IMODE(companies.stat().st_mode) == 0o640
+    assert sorted(p.name for p in companies.parent.iterdir()) == ["companies.csv"]
+
+
+def test_write_through_a_symlink_updates_the_target(companies: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.csv"
+    link.symlink_to(companies)
+    CsvSheet(link).ensure_columns(["Status"])
+    assert link.is_symlink()
+    assert read_csv(companies)[0][-1] == "Status"
+
+
+def test_missing_job_id_column_is_a_clear_error(companies: Path) -> None:
+    with pytest.raises(MissingColumn, match=r"'Job ID' not found in companies\.csv") as caught:
+        CsvSheet(companies).write_by_job_id({"j1": {"Status": "x"}})
+    assert caught.value.header == ["URL", "Name", "Notes"]
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(SheetNotFound, match=r"nope\.csv"):
+        CsvSheet(tmp_path / "nope.csv").read()
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(BadSheet, match="header row is empty"):
+        CsvSheet(empty).read()
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("URL,Name\nx,Caf\xe9\n".encode("latin-1"))
+    with pytest.raises(BadSheet, match="encoding="):
+        CsvSheet(latin).read()
+    assert CsvSheet(latin, encoding="cp1252").read().rows == [["x", "Café"]]
+
+
+def test_office_lock_file_blocks_writes(companies: Path) -> None:
+    lock = companies.with_name(".~lock.companies.csv#")
+    lock.write_text(",operator,host,01.01.2025 10:00,file:///x;")
+    sheet = CsvSheet(companies)
+    with pytest.raises(SheetLocked, match="close it"):
+        sheet.ensure_columns(["Status"])
+    assert sheet.read().header == ["URL", "Name", "Notes"]  # reading still works
+    assert CsvSheet(companies, respect_lock_files=False).ensure_columns(["Status"])
+
+
+def test_concurrent_writers_in_threads_do_not_lose_updates(tmp_path: Path) -> None:
+    count = 40
+    path = write_csv(
+        tmp_path / "many.csv",
+        [["URL", "Job ID"], *[[f"https://{i}", f"j{i}"] for i in range(count)]],
+    )
+
+    def work(i: int) -> None:
+        CsvSheet(path).write_by_job_id({f"j{i}": {"Status": f"done {i}"}})
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    table = CsvSheet(path).read()
+    assert [table.cell(i, "Status") for i in range(count)] == [f"done {i}" for i in range(count)]
+
+
+def test_fifty_thousand_rows_read_and_write_with_modest_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        stream.write("URL,Name,Job ID,Status\r\n")
+        for i in range(50_000):
+            stream.write(f"https://example{i}.com/,Company {i},job-{i},\r\n")
+    sheet = CsvSheet(path)
+    tracemalloc.start()
+    try:
+        assert len(sheet.read().rows) == 50_000
+        result = sheet.write_by_job_id(
+            {f"job-{i}": {"Status": "succeeded"} for i in range(0, 50_000, 10)}
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.cells == 5_000
+    assert peak < 150 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+    table = sheet.read()
+    assert table.cell(49_990, "Status") == "succeeded"
+    assert table.cell(49_999, "Status") == ""
