@@ -826,6 +826,14 @@ class Store:
         with self.engine.connect() as conn:
             return [job_snapshot(row) for row in conn.execute(query)]
 
+    def job_ids(self, batch_id: str) -> list[str]:
+        """Every job id of the batch, in row order."""
+        query = (
+            select(t.jobs.c.job_id).where(t.jobs.c.batch_id == batch_id).order_by(t.jobs.c.row)
+        )
+        with self.engine.connect() as conn:
+            return [str(v) for v in conn.execute(query).scalars()]
+
     def batch(self, batch_id: str) -> dict[str, Any]:
         """The batch's snapshot with counts, percent, elapsed and ETA; raises UnknownBatch."""
         with self.engine.connect() as conn:

@@ -172,7 +172,15 @@ class BatchProcessor:
         for _attempt in range(3):
             if not pending:
                 break
-            expected = {i: {c: table.cell(i, c) for c in inputs} for i in pending}
+            # The Job ID as read is part of what must still match: an old run's id is replaced
+            # only on the row it was read from.
+            expected = {
+                i: {
+                    **{c: table.cell(i, c) for c in inputs},
+                    JOB_ID_COLUMN: table.cell(i, JOB_ID_COLUMN),
+                }
+                for i in pending
+            }
             refused = self.sheet.assign_job_ids(pending, expected)
             for i, job_id in pending.items():
                 if i not in refused:
@@ -184,10 +192,8 @@ class BatchProcessor:
             remap: dict[int, str] = {}
             for i in refused:
                 for j in range(len(fresh.rows)):
-                    if (
-                        j not in remap
-                        and not fresh.cell(j, JOB_ID_COLUMN).strip()
-                        and all(fresh.cell(j, c) == v for c, v in expected[i].items())
+                    if j not in remap and all(
+                        fresh.cell(j, c) == v for c, v in expected[i].items()
                     ):
                         remap[j] = pending[i]
                         break

@@ -177,8 +177,9 @@ def plan_job_ids(
     """Cells for `assign_job_ids`, refusing every row that is no longer the row the caller read.
 
     A row is refused when it no longer exists, a cell named in `expected[row]` changed,
-    its `Job ID` cell holds another id, or the id already sits on another row. A row that
-    already carries its id is neither written nor refused. Rows without an `expected`
+    its `Job ID` cell holds another id (unless `expected[row]` names that very id: the
+    caller read it and means to replace it), or the id already sits on another row. A row
+    that already carries its id is neither written nor refused. Rows without an `expected`
     entry are checked for everything but content.
     """
     seen: set[str] = set()
@@ -196,9 +197,13 @@ def plan_job_ids(
         current = table.cell(row, JOB_ID_COLUMN).strip() if 0 <= row < len(table.rows) else None
         if current == job_id:
             continue
+        replacing = bool(current) and any(
+            normalize_header(column) == normalize_header(JOB_ID_COLUMN) and value.strip() == current
+            for column, value in wanted.items()
+        )
         if (
             current is None
-            or current
+            or (current and not replacing)
             or existing.get(job_id, row) != row
             or any(table.cell(row, column) != value for column, value in wanted.items())
         ):

@@ -98,7 +98,8 @@ class Sheet(Protocol):
 
         Before writing, each row is checked against `expected` (column -> value as read):
         a row that no longer matches (the operator sorted or inserted rows) is not written,
-        and its index is returned so the caller can read again and retry.
+        and its index is returned so the caller can read again and retry. A row whose
+        `Job ID` cell holds another id is refused unless `expected` names that id.
         """
         ...
 

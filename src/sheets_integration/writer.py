@@ -87,8 +87,12 @@ class SheetWriter:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     failures: int = 0
 
-    def flush(self) -> FlushReport:
-        """Write every row whose job changed since the cursor; advance the cursor on success."""
+    def flush(self, *, full: bool = False) -> FlushReport:
+        """Write every row whose job changed since the cursor; advance the cursor on success.
+
+        `full` writes every row of the batch: the final flush reconciles the whole sheet, so
+        a status an operator's stale save overwrote mid-run is put back.
+        """
         with self._lock:
             started = self.clock()
             name = cursor_name(self.batch_id)
@@ -103,6 +107,8 @@ class SheetWriter:
                 changed.update(e["job_id"] for e in events if e["job_id"])
                 if len(events) < 5000:
                     break
+            if full:
+                changed.update(self.store.job_ids(self.batch_id))
             if not changed:
                 if head > cursor:
                     self.store.set_cursor(name, head)
@@ -147,7 +153,7 @@ class SheetWriter:
         if final_flush:
             for attempt in range(5):
                 try:
-                    self.flush()
+                    self.flush(full=True)
                     return
                 except Exception as exc:
                     log.warning("final sheet flush failed (%s); retrying", exc)

@@ -134,7 +134,7 @@ def test_cancellation_stops_a_running_job_at_the_next_phase_boundary(store: Stor
     def second(ctx: JobContext) -> Mapping[str, Any]:
         raise AssertionError("must not run after cancel")
 
-    status, job = run_one(store, Pipeline("p", [Phase("a", first), Phase("b", second)]))
+    status, _job = run_one(store, Pipeline("p", [Phase("a", first), Phase("b", second)]))
     assert status is JobStatus.CANCELLED
     assert store.batch(batch_ids[0])["status"] == "cancelled"
 
@@ -163,7 +163,7 @@ def test_phase_errors_name_the_phase(store: Store) -> None:
     def refuse(ctx: JobContext) -> Mapping[str, Any]:
         raise PhaseError("blocked private address 10.0.0.5")
 
-    status, job = run_one(store, Pipeline("p", [Phase("resolve", refuse)]))
+    _status, job = run_one(store, Pipeline("p", [Phase("resolve", refuse)]))
     assert job["error"] == "resolve: blocked private address 10.0.0.5"
 
 

@@ -1,0 +1,343 @@
+"""Server-Sent Events over the progress log: wire format, exact snapshots, the stream.
+
+A stream is one of three scopes: a job, a batch, or the whole log. It follows these rules
+(html.spec.whatwg.org, server-sent events):
+
+- every log event goes out as `id: <log cursor>`, `event: <type>`, `data: <event as JSON>`;
+  `retry:` is sent once, first; a heartbeat is sent every `ping_interval` seconds;
+- with a cursor (the `Last-Event-ID` header or `?last_event_id=`) the stream replays every
+  event of its scope after the cursor, in log order, from the database, then continues live
+  from the process's feed: the position scanned so far only moves past events that were sent
+  or that are outside the scope, so nothing is skipped and nothing is sent twice;
+- without a cursor it opens with a `snapshot` event whose `id:` is the cursor the snapshot is
+  valid at. The snapshot and that cursor come from ONE read transaction (a single SQLite WAL
+  read snapshot; REPEATABLE READ on PostgreSQL), so the state is exactly the log folded up to
+  the cursor: the events that follow are precisely those not yet in it;
+- a job or batch stream ends with an `end` event right after the event that finished its job
+  or batch (or at once, after the snapshot or replay, when it was already finished).
+
+The heartbeat is a `: ping` comment (for proxies) followed, in the same block, by a `ping`
+event without an `id:` - EventSource hides comments from scripts, and the dashboard's
+watchdog needs to see that the stream is alive. A ping never moves the client's cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from progress import schema as t
+from progress.errors import UnknownBatch, UnknownJob
+from progress.snapshots import batch_snapshot, job_snapshot
+from progress.status import BatchStatus, EventType, JobStatus
+from progress.store import Store
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS: Mapping[str, str] = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+"""The response headers every stream carries (nginx must not buffer it)."""
+
+SNAPSHOT_EVENT = "snapshot"
+END_EVENT = "end"
+PING_EVENT = "ping"
+MAX_CURSOR = 2**63 - 1
+# How many recent batches the whole-log snapshot carries (the dashboard's list).
+SNAPSHOT_BATCHES = 100
+
+_JOB_ENDINGS = frozenset(
+    {EventType.JOB_SUCCEEDED.value, EventType.JOB_FAILED.value, EventType.JOB_CANCELLED.value}
+)
+
+Event = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- wire format
+def format_event(event_id: int, event_type: str, data: Any) -> str:
+    """One SSE message. JSON escapes newlines, so a single `data:` line always suffices."""
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    return f"id: {event_id}\nevent: {event_type}\ndata: {payload}\n\n"
+
+
+def format_log_event(event: Mapping[str, Any]) -> str:
+    """A log event as an SSE message: its id, its type, and the whole event as data."""
+    return format_event(int(event["id"]), str(event["type"]), event)
+
+
+def format_retry(milliseconds: int) -> str:
+    """The `retry:` field: how long EventSource waits before reconnecting."""
+    return f"retry: {int(milliseconds)}\n\n"
+
+
+def format_ping(cursor: int) -> str:
+    """The heartbeat: a `: ping` comment plus an id-less `ping` event scripts can see."""
+    return f': ping\nevent: {PING_EVENT}\ndata: {{"cursor":{int(cursor)}}}\n\n'
+
+
+def parse_cursor(value: str | None) -> int | None:
+    """A `Last-Event-ID` / `last_event_id` value as a cursor; None when absent or empty.
+
+    Raises ValueError for anything but a non-negative decimal integer.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise ValueError(f"not a cursor (a non-negative integer): {value[:40]!r}")
+    cursor = int(text)
+    if cursor > MAX_CURSOR:
+        raise ValueError(f"cursor out of range: {value[:40]!r}")
+    return cursor
+
+
+# --------------------------------------------------------------------------- scopes
+@dataclass(frozen=True)
+class Scope:
+    """What a stream follows: one job, one batch, or (neither set) the whole log."""
+
+    job_id: str | None = None
+    batch_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """ "job", "batch" or "all"."""
+        if self.job_id is not None:
+            return "job"
+        if self.batch_id is not None:
+            return "batch"
+        return "all"
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        """Whether the event belongs to this scope."""
+        if self.job_id is not None:
+            return bool(event["job_id"] == self.job_id)
+        if self.batch_id is not None:
+            return bool(event["batch_id"] == self.batch_id)
+        return True
+
+    def ends_with(self, event: Mapping[str, Any]) -> bool:
+        """Whether the event finishes what this scope follows (the stream then ends)."""
+        if self.job_id is not None:
+            return bool(event["job_id"] == self.job_id and event["type"] in _JOB_ENDINGS)
+        if self.batch_id is not None:
+            return bool(
+                event["batch_id"] == self.batch_id
+                and event["type"] == EventType.BATCH_FINISHED.value
+            )
+        return False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state of a scope exactly at `cursor`, and whether its job or batch is finished."""
+
+    cursor: int
+    state: dict[str, Any]
+    finished: bool
+
+    def message(self) -> dict[str, Any]:
+        """The `snapshot` event's data: the state plus the cursor it is valid at."""
+        return {"cursor": self.cursor, **self.state}
+
+
+def read_snapshot(store: Store, scope: Scope) -> Snapshot:
+    """The scope's state and the log cursor it is valid at, read in one transaction.
+
+    Raises UnknownJob / UnknownBatch. One read transaction makes the pair exact: on SQLite
+    (WAL) every statement of a transaction reads the same database snapshot; on PostgreSQL
+    the transaction runs at REPEATABLE READ for the same guarantee.
+    """
+    conn = store.engine.connect()
+    try:
+        if conn.dialect.name != "sqlite":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            cursor = int(
+                conn.execute(select(t.log_head.c.last_id).where(t.log_head.c.id == 1)).scalar_one()
+            )
+            now = store.clock()
+            if scope.job_id is not None:
+                row = conn.execute(
+                    select(t.jobs).where(t.jobs.c.job_id == scope.job_id)
+                ).one_or_none()
+                if row is None:
+                    raise UnknownJob(scope.job_id)
+                job = job_snapshot(row)
+                return Snapshot(cursor, {"job": job}, JobStatus(job["status"]).terminal)
+            if scope.batch_id is not None:
+                brow = conn.execute(
+                    select(t.batches).where(t.batches.c.batch_id == scope.batch_id)
+                ).one_or_none()
+                if brow is None:
+                    raise UnknownBatch(scope.batch_id)
+                batch = batch_snapshot(brow, now)
+                jobs = [
+                    job_snapshot(r)
+                    for r in conn.execute(
+                        select(t.jobs)
+                        .where(t.jobs.c.batch_id == scope.batch_id)
+                        .order_by(t.jobs.c.row, t.jobs.c.job_id)
+                    )
+                ]
+                finished = batch["status"] != BatchStatus.RUNNING.value
+                return Snapshot(cursor, {"batch": batch, "jobs": jobs}, finished)
+            batches = [
+                batch_snapshot(r, now)
+                for r in conn.execute(
+                    select(t.batches).order_by(t.batches.c.created.desc()).limit(SNAPSHOT_BATCHES)
+                )
+            ]
+            return Snapshot(cursor, {"batches": batches}, False)
+    finally:
+        conn.close()
+
+
+def already_finished(store: Store, scope: Scope, cursor: int) -> bool:
+    """Whether the scope's job or batch is finished by an event at or before `cursor`."""
+    if scope.job_id is not None:
+        job = store.job(scope.job_id)
+        return JobStatus(job["status"]).terminal and int(job["last_event_id"]) <= cursor
+    if scope.batch_id is not None:
+        batch = store.batch(scope.batch_id)
+        return (
+            batch["status"] != BatchStatus.RUNNING.value and int(batch["last_event_id"]) <= cursor
+        )
+    return False
+
+
+# --------------------------------------------------------------------------- the stream
+class Waiter(Protocol):
+    """How a stream waits for news: one per stream, fed by the process's single log feed."""
+
+    def head(self) -> int:
+        """The newest event id known to be committed (-1 while unknown)."""
+        ...
+
+    def wait(self, after: int, timeout: float) -> int | None:
+        """Block until an event newer than `after` is known or `timeout` passes.
+
+        Returns the newest known id, or None when the stream must stop now (the client
+        went away or the server is shutting down).
+        """
+        ...
+
+
+class LogReader(Protocol):
+    """The store's reads a stream uses (the real `Store` satisfies it)."""
+
+    def events_after(
+        self, after: int, *, batch_id: str | None = ..., job_id: str | None = ..., limit: int = ...
+    ) -> list[dict[str, Any]]: ...
+
+    def follow(
+        self, after: int, *, batch_id: str | None = ..., job_id: str | None = ..., limit: int = ...
+    ) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class StreamPlan:
+    """How a stream starts: from a client's cursor, or from a snapshot read just now."""
+
+    scope: Scope
+    cursor: int | None = None
+    snapshot: Snapshot | None = None
+    finished_at_cursor: bool = False
+
+
+def event_stream(
+    reader: LogReader,
+    plan: StreamPlan,
+    waiter: Waiter,
+    *,
+    ping_interval: float,
+    retry_ms: int = 2000,
+    page: int = 500,
+    clock: Callable[[], float] = time.monotonic,
+    on_sent: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """The SSE text of one stream, chunk by chunk, until it ends or the waiter says stop.
+
+    `plan` carries either the client's cursor (and whether the scope was already finished
+    at it) or a snapshot; the caller reads those before answering, so unknown ids become a
+    404 rather than a broken stream. `on_sent(n)` counts the log events written.
+    """
+    scope = plan.scope
+    filters: dict[str, Any] = {"batch_id": scope.batch_id, "job_id": scope.job_id}
+    head_chunk = [format_retry(retry_ms)]
+    if plan.snapshot is not None:
+        scan = plan.snapshot.cursor
+        head_chunk.append(format_event(scan, SNAPSHOT_EVENT, plan.snapshot.message()))
+        finished = plan.snapshot.finished
+    else:
+        scan = plan.cursor or 0
+        finished = plan.finished_at_cursor
+    if finished:
+        head_chunk.append(format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind}))
+        yield "".join(head_chunk)
+        return
+    yield "".join(head_chunk)
+
+    next_ping = clock() + ping_interval
+    replaying = True
+    while True:
+        if replaying:
+            # Everything up to `known` is committed before the query below starts, so
+            # the query sees it all; then `scan` may safely jump to `known`.
+            known = waiter.head()
+            events = reader.events_after(scan, limit=page, **filters)
+        else:
+            remaining = max(0.0, next_ping - clock())
+            known_or_stop = waiter.wait(scan, remaining)
+            if known_or_stop is None:
+                return
+            known = known_or_stop
+            if known <= scan:
+                if clock() >= next_ping:
+                    yield format_ping(scan)
+                    next_ping = clock() + ping_interval
+                continue
+            events = reader.follow(scan, limit=page, **filters)
+        chunk: list[str] = []
+        ended = False
+        for event in events:
+            if not scope.matches(event):
+                continue  # a reader that ignores filters; keep the stream exact anyway
+            chunk.append(format_log_event(event))
+            scan = int(event["id"])
+            if scope.ends_with(event):
+                chunk.append(format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind}))
+                ended = True
+                break
+        if not ended and len(events) < page:
+            scan = max(scan, known)
+            replaying = False
+        if chunk:
+            if on_sent is not None:
+                on_sent(len(chunk) - (1 if ended else 0))
+            next_ping = clock() + ping_interval
+            yield "".join(chunk)
+        if ended:
+            return
+
+
+def plan_stream(store: Store, scope: Scope, cursor: int | None) -> StreamPlan:
+    """Check the scope exists and read what the stream starts from (snapshot or cursor).
+
+    Raises UnknownJob / UnknownBatch for an unknown id.
+    """
+    if cursor is None:
+        return StreamPlan(scope, snapshot=read_snapshot(store, scope))
+    return StreamPlan(
+        scope, cursor=cursor, finished_at_cursor=already_finished(store, scope, cursor)
+    )
