@@ -1,0 +1,242 @@
+"""`sheetbatch serve`: the web app on gevent's WSGI server, batches run in the same process.
+
+Why gevent: every open event stream is a parked greenlet waiting on the process's one log
+feed (a few kB), not an OS thread and not a database connection, so one process holds
+hundreds of streams. gevent must patch the standard library before anything else imports
+it (psycopg picks its wait function at import; SQLAlchemy's pool, the log feed and the
+workers use `threading`), so the `serve` command re-executes the interpreter as
+`python -m sheetbatch.serve ...`, whose first statement patches. Under the patch the
+workers, the sheet writer and the feed are greenlets too; network I/O (fetches, PostgreSQL,
+Google) yields, while SQLite calls are short blocking C calls (WAL, writes serialised).
+
+SIGTERM (or Ctrl-C) shuts down in order: stop accepting connections; cancel the batches
+this process runs (queued rows at once, running rows at their next phase) and wait for them
+to record their last transition and flush the sheet; end every stream; stop the server;
+close the store.
+"""
+
+if __name__ == "__main__":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sheetbatch.config import ConfigError, Settings, load_settings
+from sheetbatch.web.auth import bind_refusal
+
+log = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 2
+DEFAULT_SHUTDOWN_TIMEOUT = 25.0
+
+
+class BadServeInput(click.ClickException):
+    """A setting that keeps the server from starting (exit code 2)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--host",
+            help="Address to listen on (default 127.0.0.1; beyond "
+            "loopback needs SHEETBATCH_API_TOKEN).",
+        ),
+        click.option(
+            "--port",
+            type=click.IntRange(0, 65535),
+            help="Port to listen on (default 8000; 0 picks a free one).",
+        ),
+        click.option("--db", help="Progress store URL (sqlite:///path or postgresql://…)."),
+        click.option(
+            "--allow-host",
+            "allow_host",
+            multiple=True,
+            help="Let the fetcher reach this private/loopback HOST[:PORT] or CIDR "
+            "(repeatable; also SHEETBATCH_ALLOW_HOSTS).",
+        ),
+        click.option(
+            "--concurrency", type=click.IntRange(1, 512), help="Rows processed at once per batch."
+        ),
+        click.option(
+            "--ping-interval",
+            type=click.FloatRange(0.05, 3600),
+            help="Seconds between heartbeats on event streams (default 15).",
+        ),
+        click.option(
+            "--shutdown-timeout",
+            type=click.FloatRange(0, 3600),
+            default=DEFAULT_SHUTDOWN_TIMEOUT,
+            show_default=True,
+            help="Seconds SIGTERM waits for running batches to stop.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(config_files: list[Path] | None, opts: dict[str, Any]) -> Settings:
+    overrides = {
+        "host": opts.get("host"),
+        "port": opts.get("port"),
+        "db": opts.get("db"),
+        "concurrency": opts.get("concurrency"),
+        "ping_interval": opts.get("ping_interval"),
+    }
+    try:
+        settings = load_settings(config_files=config_files, overrides=overrides)
+        if opts.get("allow_host"):
+            overrides["allow_hosts"] = (*settings.allow_hosts, *opts["allow_host"])
+            settings = load_settings(config_files=config_files, overrides=overrides)
+    except ConfigError as exc:
+        raise BadServeInput(str(exc)) from exc
+    refusal = bind_refusal(settings.host, settings.api_token)
+    if refusal is not None:
+        raise BadServeInput(refusal)
+    return settings
+
+
+def _child_argv(config_files: list[Path] | None, verbose: int, opts: dict[str, Any]) -> list[str]:
+    argv = [sys.executable, "-m", "sheetbatch.serve"]
+    for path in config_files or []:
+        argv += ["--config", str(path)]
+    argv += ["-v"] * verbose
+    for name in ("host", "port", "db", "concurrency", "ping_interval", "shutdown_timeout"):
+        value = opts.get(name)
+        if value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    for host in opts.get("allow_host") or ():
+        argv += ["--allow-host", host]
+    return argv
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey is not None and monkey.is_module_patched("socket"))
+
+
+def _verbosity() -> int:
+    level = logging.getLogger().getEffectiveLevel()
+    return 0 if level >= logging.WARNING else 1 if level >= logging.INFO else 2
+
+
+@click.command("serve")
+@_server_options
+@click.pass_context
+def serve_command(ctx: click.Context, /, **opts: Any) -> None:
+    """Serve the dashboard, the REST API and live event streams; run submitted batches."""
+    config_files = (ctx.obj or {}).get("config_files")
+    _settings(config_files, opts)  # refuse bad settings here, with the CLI's own output
+    if _gevent_patched():
+        sys.exit(run_server(_settings(config_files, opts), opts["shutdown_timeout"]))
+    argv = _child_argv(config_files, _verbosity(), opts)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Same pid: a supervisor's SIGTERM reaches the server itself.
+    os.execv(sys.executable, argv)
+
+
+@click.command("sheetbatch-serve")
+@click.option(
+    "--config",
+    "config_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Config file(s) read instead of config/*.toml.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@_server_options
+def main(config_files: tuple[Path, ...], verbose: int, **opts: Any) -> None:
+    """The server process itself (`python -m sheetbatch.serve`, gevent-patched)."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("pipeline.job").setLevel(max(level, logging.WARNING))
+    if not _gevent_patched():
+        raise BadServeInput("run the server through `sheetbatch serve` (gevent must patch first)")
+    settings = _settings(list(config_files) or None, opts)
+    sys.exit(run_server(settings, opts["shutdown_timeout"]))
+
+
+def run_server(settings: Settings, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down in order; the exit code."""
+    import gevent
+    from gevent.event import Event
+    from gevent.pywsgi import WSGIHandler, WSGIServer
+
+    from sheetbatch.web import close_app, create_app, shutdown_app
+    from sheetbatch.web.context import SOCKET_KEY
+
+    class Handler(WSGIHandler):  # type: ignore[misc]
+        """Hands the client socket to the app, so a stream sees its client leave at once."""
+
+        def get_environ(self) -> dict[str, Any]:
+            environ: dict[str, Any] = super().get_environ()
+            environ[SOCKET_KEY] = self.socket
+            return environ
+
+    try:
+        app = create_app(settings)
+    except Exception as exc:
+        raise BadServeInput(f"cannot open the progress store: {exc}") from exc
+    server = WSGIServer(
+        (settings.host, settings.port),
+        app,
+        handler_class=Handler,
+        log=logging.getLogger("sheetbatch.access"),
+        error_log=logging.getLogger("sheetbatch.serve.errors"),
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        close_app(app)
+        raise BadServeInput(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    click.echo(f"sheetbatch serving on http://{host}:{server.server_port}/", err=True)
+    if settings.api_token:
+        click.echo(
+            "API token required (Authorization: Bearer, or sign in on the dashboard)", err=True
+        )
+    done = Event()
+    state = {"stopping": False, "clean": True}
+
+    def stop() -> None:
+        log.warning("shutting down: cancelling running batches, closing streams")
+        server.close()
+        state["clean"] = shutdown_app(app, timeout=shutdown_timeout)
+        server.stop(timeout=3)
+        close_app(app)
+        done.set()
+
+    def on_signal() -> None:
+        if state["stopping"]:
+            log.error("second signal: exiting now; running rows resume on the next run")
+            os._exit(130)
+        state["stopping"] = True
+        gevent.spawn(stop)
+
+    gevent.signal_handler(signal.SIGTERM, on_signal)
+    gevent.signal_handler(signal.SIGINT, on_signal)
+    done.wait()
+    click.echo(
+        "sheetbatch server stopped"
+        + ("" if state["clean"] else " (some rows left running; they resume on the next run)"),
+        err=True,
+    )
+    return 0 if state["clean"] else 1
+
+
+if __name__ == "__main__":
+    main(prog_name="sheetbatch serve")

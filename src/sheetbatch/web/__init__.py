@@ -1,0 +1,149 @@
+"""The web app: REST API, Server-Sent Events and the dashboard, built by `create_app`.
+
+Nothing happens at import. `create_app` opens (or takes) the store and wires the parts;
+threads start lazily (the stream hub with the first stream, a batch with its submission).
+`shutdown_app` stops it in order: batches cancelled and flushed, then streams closed, then
+the store closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from progress import Store, open_store
+from progress.errors import StoreUnavailable
+from sheetbatch.config import Settings, load_settings
+from sheetbatch.web.auth import Guard, session_secret
+from sheetbatch.web.context import EXTENSION, WebContext, web_context
+from sheetbatch.web.errors import ApiError
+from sheetbatch.web.metrics import Metrics
+from sheetbatch.web.runner import BatchRunner
+from sheetbatch.web.streams import StreamHub
+
+log = logging.getLogger(__name__)
+
+__all__ = ["close_app", "create_app", "shutdown_app", "web_context"]
+
+_JSON_PREFIXES = ("/api/", "/events/", "/healthz", "/metrics")
+
+
+def create_app(
+    config: Settings | None = None,
+    *,
+    store: Store | None = None,
+    watchdog_seconds: float = 30.0,
+    retry_ms: int = 2000,
+) -> Flask:
+    """The Flask app for `config` (loaded from files and environment when None).
+
+    With `store` given the app uses it and leaves closing it to the caller; otherwise it
+    opens the store the settings name and `shutdown_app` closes it.
+    """
+    settings = config if config is not None else load_settings()
+    owns_store = store is None
+    the_store = store if store is not None else open_store(settings.db)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=session_secret(settings.api_token),
+        SESSION_COOKIE_NAME="sheetbatch_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=1_000_000,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    metrics = Metrics()
+    context = WebContext(
+        settings=replace(settings),
+        store=the_store,
+        hub=StreamHub(the_store),
+        runner=BatchRunner(the_store, settings, on_flush=metrics.observe_flush),
+        metrics=metrics,
+        guard=Guard(settings.api_token, settings.host),
+        owns_store=owns_store,
+        watchdog_seconds=watchdog_seconds,
+        retry_ms=retry_ms,
+    )
+    app.extensions[EXTENSION] = context
+
+    from sheetbatch.web import api, dashboard, events, ops
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(events.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(dashboard.bp)
+
+    @app.before_request
+    def _guard() -> None:
+        context.guard.check(request)
+
+    @app.after_request
+    def _no_store(response: Response) -> Response:
+        if request.path.startswith(("/api/", "/metrics", "/healthz")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "text/html":
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+                "form-action 'self'; base-uri 'none'",
+            )
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:
+        headers = {}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="sheetbatch"'
+        return jsonify(exc.body()), exc.status, headers
+
+    @app.errorhandler(StoreUnavailable)
+    def _store_down(exc: StoreUnavailable) -> tuple[Response, int]:
+        log.error("progress store unavailable: %s", exc)
+        return jsonify({"error": str(exc), "code": "unavailable", "field": None}), 503
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if not request.path.startswith(_JSON_PREFIXES):
+            return exc
+        body = {
+            "error": exc.description or exc.name,
+            "code": exc.name.lower().replace(" ", "_"),
+            "field": None,
+        }
+        return jsonify(body), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception) -> Any:
+        # The request's boundary: log the traceback, answer a short JSON error.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if not request.path.startswith(_JSON_PREFIXES):
+            return Response("internal error; see the server log", status=500, mimetype="text/plain")
+        body = {"error": "internal error; see the server log", "code": "internal", "field": None}
+        return jsonify(body), 500
+
+    return app
+
+
+def shutdown_app(app: Flask, *, timeout: float = 25.0) -> bool:
+    """Stop the app's work: cancel and drain its batches (statuses flushed), then end every
+    stream. True when every batch ended within `timeout`. The store stays open for
+    requests still in flight; `close_app` closes it."""
+    context = web_context(app)
+    clean = context.runner.shutdown(timeout)
+    context.hub.close()
+    return clean
+
+
+def close_app(app: Flask) -> None:
+    """Close the store the app opened (a store passed to `create_app` stays open)."""
+    context = web_context(app)
+    context.hub.close()
+    if context.owns_store:
+        context.store.close()

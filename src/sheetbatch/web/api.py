@@ -1,0 +1,262 @@
+"""The REST API (`/api/*`): thin views over the store and the batch runner.
+
+Reads answer the store's snapshots unchanged; writes call the same library functions as the
+CLI. Malformed input is a 400 and well-formed input the server cannot act on a 422, both as
+`{"error", "code", "field"}` naming the offending field.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from pipeline.errors import PipelineError
+from pipeline.registry import builtin_names
+from progress.errors import ProgressError, StoreUnavailable, UnknownBatch, UnknownJob
+from progress.status import BatchStatus, JobStatus
+from sheetbatch.web.context import web_context
+from sheetbatch.web.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
+from sheetbatch.web.openapi import openapi_document
+from sheetbatch.web.runner import RunnerClosed
+from sheets_integration.batch import BatchBusy
+from sheets_integration.errors import SheetError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_ID = re.compile(ID_PATTERN)
+_JOB_STATUSES = frozenset(s.value for s in JobStatus)
+_BATCH_STATUSES = frozenset(s.value for s in BatchStatus)
+MAX_PAGE = 500
+MAX_SHEET_SPEC = 4096
+BATCH_FIELDS: Mapping[str, type] = {
+    "sheet": str,
+    "pipeline": str,
+    "retry_failed": bool,
+    "force": bool,
+}
+
+
+def valid_id(value: str, field: str) -> str:
+    """`value` when it is a well-formed job or batch id; else a 400 naming `field`."""
+    if not _ID.fullmatch(value):
+        raise BadRequest(f"{field} must match {ID_PATTERN}", field=field)
+    return value
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or not raw.isascii():
+        raise BadRequest(f"{name} must be an integer from {low} to {high}", field=name)
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}", field=name)
+    return value
+
+
+def _statuses(allowed: frozenset[str]) -> list[str] | None:
+    values = [v.strip() for raw in request.args.getlist("status") for v in raw.split(",")]
+    values = [v for v in values if v]
+    if not values:
+        return None
+    for value in values:
+        if value not in allowed:
+            raise BadRequest(
+                f"status must be one of {', '.join(sorted(allowed))}, not {value[:40]!r}",
+                field="status",
+            )
+    return values
+
+
+def _batch_urls(batch_id: str) -> dict[str, str]:
+    return {
+        "self": url_for("api.batch", batch_id=batch_id),
+        "jobs": url_for("api.progress_all", batch_id=batch_id),
+        "events": url_for("events.batch_events", batch_id=batch_id),
+        "cancel": url_for("api.cancel", batch_id=batch_id),
+        "retry": url_for("api.retry", batch_id=batch_id),
+        "dashboard": url_for("dashboard.batch_page", batch_id=batch_id),
+    }
+
+
+def _snapshot_of_batch(batch_id: str) -> dict[str, Any]:
+    try:
+        return web_context().store.batch(batch_id)
+    except UnknownBatch as exc:
+        raise NotFound(str(exc), field="batch_id") from exc
+
+
+# ---------------------------------------------------------------------- progress
+@bp.get("/progress/current")
+def progress_current() -> Response:
+    """The running batches, each with its running jobs; an empty list when idle."""
+    store = web_context().store
+    cursor = store.last_event_id()
+    out = []
+    for batch in store.batches(status=BatchStatus.RUNNING.value, limit=1000):
+        running = store.jobs(batch_id=batch["batch_id"], statuses=[JobStatus.RUNNING.value])
+        out.append({**batch, "running_jobs": running})
+    return jsonify({"batches": out, "cursor": cursor})
+
+
+@bp.get("/progress/all")
+def progress_all() -> Response:
+    """Jobs ordered by (batch, row), filtered by `batch_id` and `status`, paged by `cursor`."""
+    batch_id = request.args.get("batch_id")
+    if batch_id is not None:
+        valid_id(batch_id, "batch_id")
+    statuses = _statuses(_JOB_STATUSES)
+    limit = _int_arg("limit", 100, 1, MAX_PAGE)
+    after: tuple[str, int] | None = None
+    raw_cursor = request.args.get("cursor")
+    if raw_cursor:
+        b, _, r = raw_cursor.rpartition(".")
+        if not _ID.fullmatch(b) or not r.isascii() or not r.isdigit() or len(r) > 12:
+            raise BadRequest("cursor is not one this API returned", field="cursor")
+        after = (b, int(r))
+    jobs = web_context().store.jobs(
+        batch_id=batch_id, statuses=statuses, after_row=after, limit=limit + 1
+    )
+    next_cursor = None
+    if len(jobs) > limit:
+        jobs = jobs[:limit]
+        last = jobs[-1]
+        next_cursor = f"{last['batch_id']}.{last['row']}"
+    return jsonify({"jobs": jobs, "next_cursor": next_cursor})
+
+
+@bp.get("/progress/<job_id>")
+def progress_job(job_id: str) -> Response:
+    """One job's snapshot: 404 for an unknown id, 200 with status `queued` while it waits."""
+    valid_id(job_id, "job_id")
+    try:
+        return jsonify(web_context().store.job(job_id))
+    except UnknownJob as exc:
+        raise NotFound(str(exc), field="job_id") from exc
+
+
+# ---------------------------------------------------------------------- batches
+@bp.get("/batches")
+def batches() -> Response:
+    """Batch snapshots, newest first, optionally of one status."""
+    statuses = _statuses(_BATCH_STATUSES)
+    if statuses is not None and len(statuses) > 1:
+        raise BadRequest("give one batch status", field="status")
+    limit = _int_arg("limit", 50, 1, MAX_PAGE)
+    found = web_context().store.batches(status=statuses[0] if statuses else None, limit=limit)
+    return jsonify({"batches": found})
+
+
+def _batch_request() -> dict[str, Any]:
+    if not request.is_json:
+        raise BadRequest(
+            "send a JSON object (Content-Type: application/json)",
+            status=415,
+            code="unsupported_media_type",
+            field="Content-Type",
+        )
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", field="body")
+    for key, value in body.items():
+        kind = BATCH_FIELDS.get(key)
+        if kind is None:
+            raise Invalid(
+                f"unknown field {str(key)[:40]!r} (known: {', '.join(BATCH_FIELDS)})", field=key
+            )
+        if not isinstance(value, kind):
+            raise Invalid(f"{key} must be a {kind.__name__}", field=key)
+    sheet = body.get("sheet")
+    if not isinstance(sheet, str) or not sheet.strip():
+        raise Invalid("sheet is required: a .csv/.xlsx path or a Google Sheets URL", field="sheet")
+    if len(sheet) > MAX_SHEET_SPEC or "\x00" in sheet:
+        raise Invalid(f"sheet must be at most {MAX_SHEET_SPEC} characters", field="sheet")
+    pipeline = body.get("pipeline")
+    if pipeline is not None:
+        allowed = {*builtin_names(), web_context().settings.pipeline}
+        if pipeline not in allowed:
+            # The API never imports code by name: `module:attribute` pipelines are the
+            # operator's choice, made in the configuration.
+            raise Invalid(f"pipeline must be one of {', '.join(sorted(allowed))}", field="pipeline")
+    return {"sheet": sheet.strip(), **{k: body[k] for k in body if k != "sheet"}}
+
+
+@bp.post("/batches")
+def start_batch() -> tuple[Response, int, dict[str, str]]:
+    """Prepare a sheet's batch now (errors are this answer) and run it in the background."""
+    params = _batch_request()
+    runner = web_context().runner
+    try:
+        batch_id = runner.submit(
+            params["sheet"],
+            pipeline=params.get("pipeline"),
+            retry_failed=bool(params.get("retry_failed", False)),
+            force=bool(params.get("force", False)),
+        )
+    except RunnerClosed as exc:
+        raise Unavailable(str(exc)) from exc
+    except BatchBusy as exc:
+        raise Conflict(str(exc), field="sheet") from exc
+    except SheetError as exc:
+        raise Invalid(str(exc), field="sheet") from exc
+    except PipelineError as exc:
+        raise Invalid(str(exc), field="pipeline") from exc
+    except StoreUnavailable as exc:
+        raise Unavailable(str(exc)) from exc
+    except (ProgressError, ValueError) as exc:
+        raise Invalid(str(exc), field="sheet") from exc
+    urls = _batch_urls(batch_id)
+    body = {"batch_id": batch_id, "batch": _snapshot_of_batch(batch_id), "urls": urls}
+    return jsonify(body), 202, {"Location": urls["self"]}
+
+
+@bp.get("/batches/<batch_id>")
+def batch(batch_id: str) -> Response:
+    """One batch's snapshot: counts per status, processed, percent, elapsed and ETA."""
+    valid_id(batch_id, "batch_id")
+    return jsonify({**_snapshot_of_batch(batch_id), "urls": _batch_urls(batch_id)})
+
+
+@bp.post("/batches/<batch_id>/cancel")
+def cancel(batch_id: str) -> tuple[Response, int]:
+    """Cancel the batch: queued rows at once, running rows at their next phase."""
+    valid_id(batch_id, "batch_id")
+    try:
+        n = web_context().store.cancel_batch(batch_id)
+    except UnknownBatch as exc:
+        raise NotFound(str(exc), field="batch_id") from exc
+    body = {"batch_id": batch_id, "cancelled_queued": n, "batch": _snapshot_of_batch(batch_id)}
+    return jsonify(body), 202
+
+
+@bp.post("/batches/<batch_id>/retry")
+def retry(batch_id: str) -> tuple[Response, int]:
+    """Requeue the batch's failed rows and run them in this process."""
+    valid_id(batch_id, "batch_id")
+    try:
+        requeued = web_context().runner.retry(batch_id)
+    except UnknownBatch as exc:
+        raise NotFound(str(exc), field="batch_id") from exc
+    except RunnerClosed as exc:
+        raise Unavailable(str(exc)) from exc
+    except BatchBusy as exc:
+        raise Conflict(str(exc), field="batch_id") from exc
+    except (SheetError, PipelineError) as exc:
+        # The rows are requeued in the store; the next run of the sheet picks them up.
+        raise Invalid(f"rows requeued but not started: {exc}", field="batch_id") from exc
+    body = {"batch_id": batch_id, "requeued": requeued, "batch": _snapshot_of_batch(batch_id)}
+    return jsonify(body), 202
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document of this API."""
+    return jsonify(openapi_document())

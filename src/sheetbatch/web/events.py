@@ -1,0 +1,89 @@
+"""The Server-Sent Event endpoints (`/events/*`); the stream itself is `progress.sse`.
+
+The cursor is read from the `Last-Event-ID` header first (a browser reconnecting sends it,
+and it is newer than the `?last_event_id=` of the URL it first opened), then the query.
+Unknown ids are a 404 before any stream starts; the stream's subscription is taken when
+the body starts, and released however it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, request
+
+from progress.errors import StoreUnavailable, UnknownBatch, UnknownJob
+from progress.sse import SSE_HEADERS, Scope, StreamPlan, event_stream, parse_cursor, plan_stream
+from sheetbatch.web.api import valid_id
+from sheetbatch.web.context import SOCKET_KEY, WebContext, web_context
+from sheetbatch.web.errors import BadRequest, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("events", __name__, url_prefix="/events")
+
+
+def request_cursor() -> int | None:
+    """The client's cursor: `Last-Event-ID`, else `?last_event_id=`; a 400 when malformed."""
+    header = request.headers.get("Last-Event-ID")
+    try:
+        cursor = parse_cursor(header)
+        if cursor is not None:
+            return cursor
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="Last-Event-ID") from exc
+    try:
+        return parse_cursor(request.args.get("last_event_id"))
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="last_event_id") from exc
+
+
+def _body(context: WebContext, plan: StreamPlan, sock: object) -> Iterator[str]:
+    sub = context.hub.subscribe(sock if hasattr(sock, "recv") else None)  # type: ignore[arg-type]
+    try:
+        yield from event_stream(
+            context.store,
+            plan,
+            sub,
+            ping_interval=context.settings.ping_interval,
+            retry_ms=context.retry_ms,
+            on_sent=context.metrics.events_sent,
+        )
+    finally:
+        sub.close()
+
+
+def _stream(scope: Scope) -> Response:
+    context = web_context()
+    if context.hub.closed:
+        raise Unavailable("the server is shutting down")
+    cursor = request_cursor()
+    try:
+        plan = plan_stream(context.store, scope, cursor)
+    except UnknownJob as exc:
+        raise NotFound(str(exc), field="job_id") from exc
+    except UnknownBatch as exc:
+        raise NotFound(str(exc), field="batch_id") from exc
+    except StoreUnavailable as exc:
+        raise Unavailable(str(exc)) from exc
+    body = _body(context, plan, request.environ.get(SOCKET_KEY))
+    return Response(body, headers=dict(SSE_HEADERS))
+
+
+@bp.get("/progress/<job_id>")
+def job_events(job_id: str) -> Response:
+    """One job's events; ends with `end` after its terminal state."""
+    return _stream(Scope(job_id=valid_id(job_id, "job_id")))
+
+
+@bp.get("/batches/<batch_id>")
+def batch_events(batch_id: str) -> Response:
+    """One batch's events; ends with `end` after `batch_finished`."""
+    return _stream(Scope(batch_id=valid_id(batch_id, "batch_id")))
+
+
+@bp.get("/progress")
+def all_events() -> Response:
+    """Every event of the log; never ends by itself."""
+    return _stream(Scope())

@@ -1,0 +1,459 @@
+"""The OpenAPI 3.0 document of the REST API and the event streams (served at /api/openapi.json).
+
+Kept beside the views it describes; tests run schemathesis against it, so every documented
+status code and response shape is checked against what the server really answers.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sheetbatch import __version__
+
+_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
+_BATCH_STATUSES = ["running", "completed", "cancelled"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "nullable": True, **extra}
+
+
+def _obj(properties: dict[str, Any], *, required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _id_param(name: str, where: str = "path") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": {"type": "string", "pattern": _ID_PATTERN},
+    }
+
+
+def _job_id_param() -> dict[str, Any]:
+    # /api/progress/all and /api/progress/current are routes of their own, not job ids.
+    param = _id_param("job_id")
+    param["schema"] = {**param["schema"], "not": {"enum": ["all", "current"]}}
+    return param
+
+
+_COUNTS = _obj({s: {"type": "integer", "minimum": 0} for s in _JOB_STATUSES})
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": _obj(
+        {
+            "error": {"type": "string"},
+            "code": {"type": "string"},
+            "field": _nullable("string"),
+        }
+    ),
+    "Phase": _obj(
+        {
+            "index": {"type": "integer", "minimum": 1},
+            "count": {"type": "integer", "minimum": 1},
+            "name": {"type": "string"},
+        }
+    ),
+    "Job": _obj(
+        {
+            "job_id": {"type": "string"},
+            "batch_id": {"type": "string"},
+            "row": {"type": "integer"},
+            "label": {"type": "string"},
+            "inputs": {"type": "object", "additionalProperties": {"type": "string"}},
+            "status": {"type": "string", "enum": _JOB_STATUSES},
+            "phase": {"allOf": [_ref("Phase")], "nullable": True},
+            "fraction": {"type": "number"},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "message": {"type": "string"},
+            "error": _nullable("string"),
+            "error_phase": _nullable("string"),
+            "results": {"type": "object"},
+            "phase_seconds": {"type": "object", "additionalProperties": {"type": "number"}},
+            "attempts": {"type": "integer", "minimum": 0},
+            "created": {"type": "string", "format": "date-time"},
+            "started": _nullable("string", format="date-time"),
+            "finished": _nullable("string", format="date-time"),
+            "updated": {"type": "string", "format": "date-time"},
+            "last_event_id": {"type": "integer", "minimum": 0},
+        }
+    ),
+    "Batch": _obj(
+        {
+            "batch_id": {"type": "string"},
+            "sheet": {"type": "string"},
+            "pipeline": {"type": "string"},
+            "phases": {"type": "array", "items": {"type": "string"}},
+            "status": {"type": "string", "enum": _BATCH_STATUSES},
+            "total": {"type": "integer", "minimum": 0},
+            "counts": _COUNTS,
+            "processed": {"type": "integer", "minimum": 0},
+            "percent": {"type": "number", "minimum": 0, "maximum": 100},
+            "elapsed_seconds": _nullable("number"),
+            "eta_seconds": _nullable("number"),
+            "cancel_requested": {"type": "boolean"},
+            "options": {"type": "object"},
+            "created": {"type": "string", "format": "date-time"},
+            "started": _nullable("string", format="date-time"),
+            "finished": _nullable("string", format="date-time"),
+            "updated": {"type": "string", "format": "date-time"},
+            "last_event_id": {"type": "integer", "minimum": 0},
+        }
+    ),
+    "BatchUrls": _obj(
+        {k: {"type": "string"} for k in ("self", "jobs", "events", "cancel", "retry", "dashboard")}
+    ),
+    "BatchRequest": {
+        "type": "object",
+        "properties": {
+            "sheet": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 4096,
+                "description": "A .csv/.xlsx path on the server, or a Google Sheets URL.",
+            },
+            "pipeline": {
+                "type": "string",
+                "description": "A built-in pipeline name, or the server's configured pipeline.",
+            },
+            "retry_failed": {"type": "boolean", "default": False},
+            "force": {"type": "boolean", "default": False},
+        },
+        "required": ["sheet"],
+        "additionalProperties": False,
+    },
+}
+
+_SSE_DESCRIPTION = (
+    "A text/event-stream. Every log event: `id:` (its log cursor), `event:` (its type), "
+    "`data:` (the event as JSON: id, type, batch_id, job_id, time, data). Without a cursor "
+    "the stream opens with a `snapshot` event (the state and the cursor it is valid at). "
+    "Resume with the `Last-Event-ID` header or `?last_event_id=`: every later event is "
+    "replayed in order, then live. A `: ping` comment plus an id-less `ping` event come "
+    "every ping interval. Job and batch streams end with an `end` event."
+)
+
+
+def _sse_operation(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    cursor_params = [
+        {
+            "name": "last_event_id",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": r"^[0-9]{0,19}$"},
+        },
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "pattern": r"^[0-9]{0,19}$"},
+        },
+    ]
+    return {
+        "summary": summary,
+        "tags": ["events"],
+        "parameters": [*params, *cursor_params],
+        "responses": {
+            "200": {
+                "description": _SSE_DESCRIPTION,
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            "400": _error("A malformed id or cursor."),
+            "401": _error("Authentication required (a token is configured)."),
+            "404": _error("Unknown job or batch."),
+            "503": _error("The server is shutting down."),
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    common = {
+        "401": _error("Authentication required (a token is configured)."),
+        "403": _error("Cross-site request, missing CSRF token, or Host not served."),
+    }
+    batch_id = _id_param("batch_id")
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+    }
+    return {
+        "/api/progress/current": {
+            "get": {
+                "summary": "The running batches and their running jobs (empty when idle).",
+                "tags": ["progress"],
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            {
+                                "batches": {
+                                    "type": "array",
+                                    "items": {
+                                        "allOf": [
+                                            _ref("Batch"),
+                                            _obj(
+                                                {
+                                                    "running_jobs": {
+                                                        "type": "array",
+                                                        "items": _ref("Job"),
+                                                    }
+                                                }
+                                            ),
+                                        ]
+                                    },
+                                },
+                                "cursor": {"type": "integer", "minimum": 0},
+                            }
+                        ),
+                        "The active batches.",
+                    ),
+                    **common,
+                },
+            }
+        },
+        "/api/progress/all": {
+            "get": {
+                "summary": "Jobs by (batch, row), filtered, paginated with a cursor.",
+                "tags": ["progress"],
+                "parameters": [
+                    _id_param("batch_id", "query"),
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "description": "One status or several, comma-separated.",
+                        "schema": {"type": "string", "enum": _JOB_STATUSES},
+                    },
+                    limit,
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "description": "The `next_cursor` of the previous page.",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            {
+                                "jobs": {"type": "array", "items": _ref("Job")},
+                                "next_cursor": _nullable("string"),
+                            }
+                        ),
+                        "One page of jobs; `next_cursor` is null on the last page.",
+                    ),
+                    "400": _error("A malformed filter, limit or cursor."),
+                    **common,
+                },
+            }
+        },
+        "/api/progress/{job_id}": {
+            "get": {
+                "summary": "One job's snapshot.",
+                "tags": ["progress"],
+                "parameters": [_job_id_param()],
+                "responses": {
+                    "200": _json(_ref("Job"), "The job (a queued job is 200, status queued)."),
+                    "400": _error("A malformed job id."),
+                    "404": _error("Unknown job id."),
+                    **common,
+                },
+            }
+        },
+        "/api/batches": {
+            "get": {
+                "summary": "Batches, newest first.",
+                "tags": ["batches"],
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": _BATCH_STATUSES},
+                    },
+                    limit,
+                ],
+                "responses": {
+                    "200": _json(
+                        _obj({"batches": {"type": "array", "items": _ref("Batch")}}),
+                        "The batches.",
+                    ),
+                    "400": _error("A malformed filter or limit."),
+                    **common,
+                },
+            },
+            "post": {
+                "summary": "Start a batch: prepared now, run in the background.",
+                "tags": ["batches"],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("BatchRequest")}},
+                },
+                "responses": {
+                    "202": _json(
+                        _obj(
+                            {
+                                "batch_id": {"type": "string"},
+                                "batch": _ref("Batch"),
+                                "urls": _ref("BatchUrls"),
+                            }
+                        ),
+                        "Accepted: the batch is running.",
+                    ),
+                    "400": _error("The body is not a JSON object."),
+                    "409": _error("Another process is running this sheet's batch."),
+                    "415": _error("The body is not JSON."),
+                    "422": _error("The sheet or pipeline cannot be used; `field` names it."),
+                    "503": _error("The server is shutting down."),
+                    **common,
+                },
+            },
+        },
+        "/api/batches/{batch_id}": {
+            "get": {
+                "summary": "One batch: counts per status, percent, elapsed, ETA.",
+                "tags": ["batches"],
+                "parameters": [batch_id],
+                "responses": {
+                    "200": _json(
+                        {"allOf": [_ref("Batch"), _obj({"urls": _ref("BatchUrls")})]},
+                        "The batch.",
+                    ),
+                    "400": _error("A malformed batch id."),
+                    "404": _error("Unknown batch id."),
+                    **common,
+                },
+            }
+        },
+        "/api/batches/{batch_id}/cancel": {
+            "post": {
+                "summary": "Cancel: queued rows at once, running rows at their next phase.",
+                "tags": ["batches"],
+                "parameters": [batch_id],
+                "responses": {
+                    "202": _json(
+                        _obj(
+                            {
+                                "batch_id": {"type": "string"},
+                                "cancelled_queued": {"type": "integer", "minimum": 0},
+                                "batch": _ref("Batch"),
+                            }
+                        ),
+                        "Cancel requested.",
+                    ),
+                    "400": _error("A malformed batch id."),
+                    "404": _error("Unknown batch id."),
+                    **common,
+                },
+            }
+        },
+        "/api/batches/{batch_id}/retry": {
+            "post": {
+                "summary": "Requeue the failed rows and run them.",
+                "tags": ["batches"],
+                "parameters": [batch_id],
+                "responses": {
+                    "202": _json(
+                        _obj(
+                            {
+                                "batch_id": {"type": "string"},
+                                "requeued": {"type": "array", "items": {"type": "string"}},
+                                "batch": _ref("Batch"),
+                            }
+                        ),
+                        "The requeued job ids (empty when none had failed).",
+                    ),
+                    "400": _error("A malformed batch id."),
+                    "404": _error("Unknown batch id."),
+                    "409": _error("Another process is running this batch."),
+                    "422": _error("Rows requeued, but the sheet could not be opened to run them."),
+                    "503": _error("The server is shutting down."),
+                    **common,
+                },
+            }
+        },
+        "/events/progress/{job_id}": {
+            "get": _sse_operation("One job's events.", [_job_id_param()])
+        },
+        "/events/batches/{batch_id}": {"get": _sse_operation("One batch's events.", [batch_id])},
+        "/events/progress": {"get": _sse_operation("Every event of the log.", [])},
+        "/healthz": {
+            "get": {
+                "summary": "Liveness and store reachability.",
+                "tags": ["operations"],
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            {
+                                "status": {"type": "string", "enum": ["ok"]},
+                                "cursor": {"type": "integer", "minimum": 0},
+                            }
+                        ),
+                        "Up; the store answers.",
+                    ),
+                    "503": _json(
+                        _obj({"status": {"type": "string"}, "error": {"type": "string"}}),
+                        "The store does not answer, or the server is shutting down.",
+                    ),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus text exposition format 0.0.4.",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **common,
+                },
+            }
+        },
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document (built once)."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "sheetbatch",
+            "version": __version__,
+            "description": (
+                "Live progress of spreadsheet batches. With SHEETBATCH_API_TOKEN set, send "
+                "`Authorization: Bearer <token>` (or use the dashboard's session cookie, "
+                "whose mutating requests need the `X-CSRF-Token` header)."
+            ),
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+    }

@@ -1,0 +1,50 @@
+"""Operational endpoints: `/healthz` for liveness probes and `/metrics` for Prometheus."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify
+
+from progress.errors import ProgressError
+from sheetbatch.web import metrics as metrics_text
+from sheetbatch.web.context import web_context
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """200 while the store answers and the server is not shutting down; 503 otherwise."""
+    context = web_context()
+    if context.hub.closed:
+        return jsonify({"status": "stopping", "error": "the server is shutting down"}), 503
+    try:
+        cursor = context.store.last_event_id()
+    except (ProgressError, OSError) as exc:
+        log.warning("health check: the store does not answer: %s", exc)
+        return jsonify(
+            {"status": "unavailable", "error": "the progress store does not answer"}
+        ), 503
+    except Exception as exc:  # SQLAlchemy's errors when the database went away
+        log.warning("health check: the store does not answer: %s", exc)
+        return jsonify(
+            {"status": "unavailable", "error": "the progress store does not answer"}
+        ), 503
+    return jsonify({"status": "ok", "cursor": cursor}), 200
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Jobs and batches by status, events appended, open streams, sheet flush latency."""
+    context = web_context()
+    text = metrics_text.render(
+        context.metrics,
+        context.store,
+        open_streams=context.hub.open_streams,
+        streams_opened=context.hub.opened_total,
+        running_here=len(context.runner.active()),
+    )
+    return Response(text, mimetype=None, content_type=metrics_text.CONTENT_TYPE)

@@ -1,0 +1,190 @@
+"""Running submitted batches inside the server process, with the same code as `sheetbatch run`.
+
+`submit()` prepares the batch synchronously (so a missing sheet or an unknown pipeline is
+the request's answer) and runs it in the background; `shutdown()` cancels what still runs and
+waits for the workers to record their last transition and the sheet writer to flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import fields
+from typing import Any
+
+from progress import Store
+from sheetbatch.config import Settings
+from sheetbatch.service import PreparedBatch, prepare_batch, services_for
+from sheets_integration.writer import FlushReport
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_REASON = "server shutting down"
+
+
+class RunnerClosed(Exception):
+    """The runner is shutting down and takes no new batch."""
+
+
+class BatchRunner:
+    """The batches this process runs, each on its own background thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        on_flush: Callable[[FlushReport], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._on_flush = on_flush
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._prepare_lock = threading.Lock()
+        self._stack = ExitStack()
+        self._services: dict[str, Any] | None = None
+        self.closing = False
+
+    def _shared_services(self) -> dict[str, Any]:
+        if self._services is None:
+            self._services = self._stack.enter_context(services_for(self.settings))
+        return self._services
+
+    def active(self) -> list[str]:
+        """Ids of the batches running in this process now."""
+        with self._lock:
+            return [b for b, t in self._threads.items() if t.is_alive()]
+
+    def is_active(self, batch_id: str) -> bool:
+        """Whether this process is running the batch now."""
+        with self._lock:
+            thread = self._threads.get(batch_id)
+        return thread is not None and thread.is_alive()
+
+    def submit(
+        self,
+        sheet: str,
+        *,
+        pipeline: str | None = None,
+        retry_failed: bool = False,
+        force: bool = False,
+    ) -> str:
+        """Prepare the sheet's batch (raising the same errors as `sheetbatch run`) and start it.
+
+        A sheet whose batch this process already runs gets that batch's id back.
+        """
+        with self._prepare_lock:
+            if self.closing:
+                raise RunnerClosed("the server is shutting down")
+            prepared = prepare_batch(
+                self.store,
+                self.settings,
+                sheet,
+                self._shared_services(),
+                pipeline_ref=pipeline,
+                retry_failed=retry_failed,
+                force=force,
+            )
+            self._start(prepared)
+        return prepared.batch_id
+
+    def retry(self, batch_id: str) -> list[str]:
+        """Requeue the batch's failed jobs and run them; the requeued job ids.
+
+        Raises UnknownBatch. The batch reopens; if this process is not running it, its sheet
+        is opened again and the batch resumed, as `sheetbatch run --retry-failed` would.
+        """
+        with self._prepare_lock:
+            if self.closing:
+                raise RunnerClosed("the server is shutting down")
+            snapshot = self.store.batch(batch_id)
+            requeued = self.store.retry_batch(batch_id)
+            if requeued and not self.is_active(batch_id):
+                prepared = prepare_batch(
+                    self.store,
+                    self.settings,
+                    str(snapshot["sheet"]),
+                    self._shared_services(),
+                    pipeline_ref=str(snapshot["pipeline"]),
+                    retry_failed=True,
+                )
+                if prepared.batch_id != batch_id:
+                    log.warning(
+                        "retry of batch %s resumed batch %s of the same sheet",
+                        batch_id,
+                        prepared.batch_id,
+                    )
+                self._start(prepared)
+        return requeued
+
+    def _start(self, prepared: PreparedBatch) -> None:
+        batch_id = prepared.batch_id
+        if self._on_flush is not None and "on_flush" in {
+            f.name for f in fields(prepared.processor)
+        }:
+            # The sheet writer reports each flush (for /metrics) when the processor passes
+            # a hook through; without it the metric simply stays empty.
+            setattr(prepared.processor, "on_flush", self._on_flush)  # noqa: B010
+        with self._lock:
+            running = self._threads.get(batch_id)
+            if running is not None and running.is_alive():
+                log.info("batch %s is already running in this process", batch_id)
+                return
+            thread = threading.Thread(
+                target=self._run,
+                args=(prepared,),
+                name=f"sheetbatch-batch-{batch_id}",
+                daemon=True,
+            )
+            self._threads[batch_id] = thread
+        thread.start()
+
+    def _run(self, prepared: PreparedBatch) -> None:
+        batch_id = prepared.batch_id
+        try:
+            while True:
+                final = prepared.run()
+                # A retry that requeued rows just as the workers drained: run them too.
+                if self.closing or not self.store.jobs(
+                    batch_id=batch_id, statuses=["queued"], limit=1
+                ):
+                    break
+            log.info("batch %s finished: %s", batch_id, final.get("status"))
+        except Exception:
+            # A loop boundary: the batch's jobs keep their recorded states (leases expire
+            # and the next run resumes them); the failure is logged, never reported as done.
+            log.exception("batch %s: the run failed", batch_id)
+
+    def shutdown(self, timeout: float) -> bool:
+        """Cancel every batch still running here and wait up to `timeout` seconds for them.
+
+        Returns True when every batch ended (its final statuses flushed to the sheet).
+        """
+        with self._prepare_lock:
+            self.closing = True
+        deadline = time.monotonic() + timeout
+        for batch_id in self.active():
+            try:
+                n = self.store.cancel_batch(batch_id, SHUTDOWN_REASON)
+                log.info("batch %s: cancelled for shutdown (%d queued rows)", batch_id, n)
+            except Exception:
+                log.exception("batch %s: could not cancel it for shutdown", batch_id)
+        with self._lock:
+            threads = list(self._threads.items())
+        clean = True
+        for batch_id, thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                clean = False
+                log.error(
+                    "batch %s did not stop within %.0f s; its running rows are requeued "
+                    "when their leases expire (run the sheet again to resume)",
+                    batch_id,
+                    timeout,
+                )
+        self._stack.close()
+        return clean
