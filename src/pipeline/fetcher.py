@@ -1,0 +1,564 @@
+"""The fetcher: the one place untrusted sheet cells turn into network traffic.
+
+It is a security boundary. Every TCP connection goes through `_GuardedBackend`, which resolves
+the host itself, refuses private, loopback, link-local, multicast, unspecified and reserved
+addresses (unless the host is allowed), and connects to the very address it checked, so neither a
+redirect nor DNS rebinding can reach an internal service. On top of that it caps redirects, size
+and time, accepts only HTML for pages, limits concurrent requests per host and honours
+robots.txt for crawling.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ipaddress
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpcore
+import httpx
+from protego import Protego
+
+from pipeline.errors import BlockedAddress, FetchError, TransientFetchError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_PAGE_BYTES",
+    "USER_AGENT",
+    "Fetcher",
+    "HostPolicy",
+    "Page",
+    "Resolver",
+    "system_resolve",
+]
+
+USER_AGENT = "sheetbatch/0.1 (+https://github.com/sheetbatch)"
+ROBOTS_TOKEN = "sheetbatch"
+MAX_PAGE_BYTES = 2 * 1024 * 1024
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Resolver = Callable[[str, int], list[str]]
+"""Maps (host, port) to IP address strings; raises `OSError` when the name does not resolve."""
+
+
+def system_resolve(host: str, port: int) -> list[str]:
+    """Resolve a host name with the system resolver (`socket.getaddrinfo`), TCP only."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return [str(info[4][0]) for info in infos]
+
+
+def _address_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an address is off-limits ("private", "loopback"...), or None when it is public."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return _address_kind(ip.ipv4_mapped)
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_reserved:
+        return "reserved"
+    if ip.is_private or not ip.is_global:
+        return "private"
+    return None
+
+
+class HostPolicy:
+    """Which destinations may be contacted.
+
+    Public addresses always may. Private-like addresses only when allowed by an `allow_hosts`
+    entry: `HOST` (any port), `HOST:PORT`, `[IPv6]:PORT`, or a CIDR network like `127.0.0.0/8`
+    (matched against the resolved addresses).
+    """
+
+    def __init__(self, allow_hosts: Iterable[str] = ()) -> None:
+        self._hosts: set[str] = set()
+        self._host_ports: set[tuple[str, int]] = set()
+        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in allow_hosts:
+            self._add(entry.strip().lower())
+
+    def _add(self, entry: str) -> None:
+        if not entry:
+            return
+        if "/" in entry:
+            try:
+                self._networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"allow_hosts: not a network: {entry!r}") from None
+            return
+        match = re.fullmatch(r"\[([0-9a-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", entry)
+        if match is None:
+            if _is_ip(entry):  # a bare IPv6 address
+                self._hosts.add(str(ipaddress.ip_address(entry)))
+                return
+            raise ValueError(f"allow_hosts: not HOST, HOST:PORT or a CIDR: {entry!r}")
+        host = _canonical_host(match.group(1) or match.group(3))
+        port = match.group(2) or match.group(4)
+        if port is None:
+            self._hosts.add(host)
+        else:
+            self._host_ports.add((host, int(port)))
+
+    def allows_name(self, host: str, port: int) -> bool:
+        """True when the host (as written in the URL) is explicitly allowed on this port."""
+        host = _canonical_host(host)
+        return host in self._hosts or (host, port) in self._host_ports
+
+    def check_address(self, address: str) -> None:
+        """Raise `BlockedAddress` unless the address is public or inside an allowed network."""
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        kind = _address_kind(ip)
+        if kind is None or any(ip in network for network in self._networks):
+            return
+        raise BlockedAddress(f"blocked {kind} address {ip}")
+
+    def vet(self, host: str, port: int, resolve: Resolver) -> list[str]:
+        """Resolve `host` and return the addresses it is safe to connect to, or raise.
+
+        Every resolved address must pass: one private answer among public ones refuses the host.
+        """
+        host = _canonical_host(host)
+        if _is_ip(host):
+            addresses = [host]
+        else:
+            try:
+                addresses = list(dict.fromkeys(resolve(host, port)))
+            except OSError as exc:
+                if getattr(exc, "errno", None) == socket.EAI_AGAIN:
+                    raise TransientFetchError(f"DNS lookup failed for {host}") from exc
+                raise FetchError(f"unknown host {host}") from exc
+            if not addresses:
+                raise FetchError(f"unknown host {host}")
+        if not self.allows_name(host, port):
+            for address in addresses:
+                self.check_address(address)
+        return addresses
+
+
+def _canonical_host(host: str) -> str:
+    host = host.strip("[]").rstrip(".").lower()
+    return str(ipaddress.ip_address(host)) if _is_ip(host) else host
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """A network backend that vets every address before connecting, then connects to it."""
+
+    def __init__(self, policy: HostPolicy, resolve: Resolver) -> None:
+        self._policy = policy
+        self._resolve = resolve
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        addresses = self._policy.vet(host, port, self._resolve)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise BlockedAddress("blocked unix socket")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """`httpx.HTTPTransport` over a connection pool whose every connection is vetted."""
+
+    def __init__(
+        self, backend: httpcore.NetworkBackend, max_connections: int, ssl_context: ssl.SSLContext
+    ) -> None:
+        # Deliberately not calling super().__init__: it would build an unguarded pool (and
+        # honour proxy settings, which would bypass the guard). The parent only uses `_pool`.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            # httpcore scans every pooled connection per request; a crawler seldom returns to a
+            # site after a few seconds, so a small, short-lived idle pool is much faster.
+            max_keepalive_connections=min(16, max_connections),
+            keepalive_expiry=2.0,
+            network_backend=backend,
+        )
+
+
+class _ShardedTransport(httpx.BaseTransport):
+    """Spreads origins over several guarded pools.
+
+    httpcore's pool does work proportional to its connections on every request, under one lock;
+    many threads crawling many sites contend less on several small pools.
+    """
+
+    def __init__(
+        self,
+        backend: httpcore.NetworkBackend,
+        max_connections: int,
+        shards: int,
+        verify: ssl.SSLContext | bool,
+    ) -> None:
+        per_shard = max(1, max_connections // shards)
+        # Loading CA certificates is slow: one context for every shard.
+        context = httpx.create_ssl_context(verify=verify)
+        self._shards = [_GuardedTransport(backend, per_shard, context) for _ in range(shards)]
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        origin = (request.url.scheme, request.url.host, request.url.port)
+        return self._shards[hash(origin) % len(self._shards)].handle_request(request)
+
+    def close(self) -> None:
+        for shard in self._shards:
+            shard.close()
+
+
+@dataclass(frozen=True)
+class Page:
+    """A fetched document: the final URL after redirects, status, headers and decoded text."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    text: str
+    content_type: str = ""
+    redirects: tuple[str, ...] = field(default=())
+
+
+class _HostSlots:
+    """At most `limit` concurrent requests per host:port; waiting is bounded by a deadline."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._active: dict[str, int] = {}
+        self._cond = threading.Condition()
+
+    def acquire(self, key: str, timeout: float) -> bool:
+        with self._cond:
+            ok = self._cond.wait_for(lambda: self._active.get(key, 0) < self._limit, timeout)
+            if ok:
+                self._active[key] = self._active.get(key, 0) + 1
+            return ok
+
+    def release(self, key: str) -> None:
+        with self._cond:
+            count = self._active.get(key, 0) - 1
+            if count <= 0:
+                self._active.pop(key, None)
+            else:
+                self._active[key] = count
+            self._cond.notify_all()
+
+
+class _DisallowAll:
+    """Robots rules used when robots.txt could not be read (RFC 9309: assume full disallow)."""
+
+    def can_fetch(self, url: str, user_agent: str) -> bool:
+        return False
+
+
+class _AllowAll:
+    """Robots rules used when robots.txt does not exist (4xx)."""
+
+    def can_fetch(self, url: str, user_agent: str) -> bool:
+        return True
+
+
+_RobotsRules = Protego | _DisallowAll | _AllowAll
+
+
+class Fetcher:
+    """Fetches pages for all worker threads, within the security rules (see the module doc).
+
+    One instance is shared by every worker; it is thread-safe. Close it (or use it as a context
+    manager) to release its connections. `verify` is True (certifi's CAs) or an `ssl.SSLContext`
+    (e.g. with a corporate CA); TLS always checks the URL's host name, whatever address the
+    guard connected to.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow_hosts: Sequence[str] = (),
+        resolve: Resolver | None = None,
+        timeout: float = 10.0,
+        max_bytes: int = MAX_PAGE_BYTES,
+        max_redirects: int = 5,
+        per_host: int = 2,
+        max_connections: int = 100,
+        user_agent: str = USER_AGENT,
+        robots_cache_size: int = 4096,
+        verify: ssl.SSLContext | bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_host < 1 or max_redirects < 0 or max_bytes < 1:
+            raise ValueError("per_host and max_bytes must be positive, max_redirects >= 0")
+        self.policy = HostPolicy(allow_hosts)
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        self.user_agent = user_agent
+        self._clock = clock
+        self._slots = _HostSlots(per_host)
+        backend = _GuardedBackend(self.policy, resolve or system_resolve)
+        self._client = httpx.Client(
+            transport=_ShardedTransport(backend, max_connections, shards=8, verify=verify),
+            trust_env=False,
+            follow_redirects=False,
+            timeout=timeout,
+            headers={"User-Agent": user_agent},
+        )
+        self._robots: OrderedDict[str, _RobotsRules] = OrderedDict()
+        self._robots_size = robots_cache_size
+        self._robots_lock = threading.Lock()
+        self._robots_pending: dict[str, threading.Lock] = {}
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection; the fetcher must not be used afterwards."""
+        self._client.close()
+
+    def get(self, url: str, *, accept_html_only: bool = True, timeout: float | None = None) -> Page:
+        """Fetch `url`, following at most `max_redirects` redirects, each hop vetted.
+
+        `timeout` (default: the fetcher's) bounds the whole call, redirects included. Raises
+        `BlockedAddress`, `TransientFetchError` (timeouts, resets, 5xx, 429) or `FetchError`
+        ("HTTP 404", "not HTML (application/pdf)", "page too large (> 2 MB)", ...).
+        """
+        deadline = self._clock() + (self.timeout if timeout is None else timeout)
+        current = _clean_url(url)
+        visited: list[str] = []
+        for _ in range(self.max_redirects + 1):
+            location, page = self._fetch_once(current, deadline, accept_html_only)
+            if page is not None:
+                return replace(page, redirects=tuple(visited))
+            visited.append(current)
+            current = _clean_url(urljoin(current, location))
+        raise FetchError("too many redirects")
+
+    def _fetch_once(
+        self, url: str, deadline: float, accept_html_only: bool
+    ) -> tuple[str, Page | None]:
+        parts = urlsplit(url)
+        key = f"{(parts.hostname or '').lower()}:{parts.port or _DEFAULT_PORTS[parts.scheme]}"
+        if not self._slots.acquire(key, max(0.0, deadline - self._clock())):
+            raise TransientFetchError("timed out")
+        try:
+            remaining = max(0.05, deadline - self._clock())
+            accept = (
+                "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+                if accept_html_only
+                else "text/plain,*/*;q=0.5"
+            )
+            with self._client.stream(
+                "GET", url, headers={"Accept": accept}, timeout=remaining
+            ) as response:
+                return self._read(response, url, deadline, accept_html_only)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _translate(exc) from exc
+        finally:
+            self._slots.release(key)
+
+    def _read(
+        self, response: httpx.Response, url: str, deadline: float, accept_html_only: bool
+    ) -> tuple[str, Page | None]:
+        status = response.status_code
+        if status in REDIRECT_STATUSES and "location" in response.headers:
+            return response.headers["location"], None
+        if status == 429 or status >= 500:
+            raise TransientFetchError(f"HTTP {status}")
+        if not 200 <= status < 300:
+            raise FetchError(f"HTTP {status}")
+        mime, charset = _content_type(response.headers.get("content-type", ""))
+        if accept_html_only and mime and mime not in HTML_TYPES:
+            raise FetchError(f"not HTML ({mime})")
+        limit = self.max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FetchError(_too_large(limit))
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise FetchError(_too_large(limit))
+            chunks.append(chunk)
+            if self._clock() > deadline:
+                raise TransientFetchError("timed out")
+        body = b"".join(chunks)
+        if accept_html_only and not mime and not _looks_like_html(body):
+            raise FetchError("not HTML (unknown type)")
+        text = body.decode(_encoding(charset, body), errors="replace")
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        logger.debug("fetched %s (%s, %d bytes)", url, status, size)
+        return "", Page(str(response.url), status, headers, text, mime or "text/html")
+
+    def can_fetch(self, url: str, *, timeout: float | None = None) -> bool:
+        """Whether robots.txt lets our user agent fetch `url` (robots.txt cached per site).
+
+        A missing robots.txt (4xx) allows everything; an unreachable one (5xx, network error,
+        blocked) disallows everything, as RFC 9309 asks.
+        """
+        parts = urlsplit(url)
+        origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        rules = self._cached_robots(origin)
+        if rules is None:
+            with self._robots_lock:
+                pending = self._robots_pending.setdefault(origin, threading.Lock())
+            with pending:
+                rules = self._cached_robots(origin)
+                if rules is None:
+                    rules = self._fetch_robots(origin, timeout)
+                    with self._robots_lock:
+                        self._robots[origin] = rules
+                        while len(self._robots) > self._robots_size:
+                            self._robots.popitem(last=False)
+                        self._robots_pending.pop(origin, None)
+        return bool(rules.can_fetch(url, ROBOTS_TOKEN))
+
+    def _cached_robots(self, origin: str) -> _RobotsRules | None:
+        with self._robots_lock:
+            rules = self._robots.get(origin)
+            if rules is not None:
+                self._robots.move_to_end(origin)
+            return rules
+
+    def _fetch_robots(self, origin: str, timeout: float | None) -> _RobotsRules:
+        try:
+            page = self.get(origin + "/robots.txt", accept_html_only=False, timeout=timeout)
+        except FetchError as exc:
+            if exc.reason.startswith("HTTP 4"):
+                return _AllowAll()
+            logger.info("robots.txt for %s unreadable (%s): not crawling", origin, exc.reason)
+            return _DisallowAll()
+        try:
+            return Protego.parse(page.text)
+        except Exception:  # a third-party parser over untrusted text: any failure disallows
+            logger.warning("robots.txt for %s unparsable: not crawling", origin, exc_info=True)
+            return _DisallowAll()
+
+
+def _clean_url(url: str) -> str:
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        raise FetchError("invalid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError(f"unsupported URL {url[:80]!r}")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
+
+
+def _too_large(limit: int) -> str:
+    if limit % (1024 * 1024) == 0:
+        return f"page too large (> {limit // (1024 * 1024)} MB)"
+    return f"page too large (> {limit} bytes)"
+
+
+def _content_type(header: str) -> tuple[str, str]:
+    mime, _, params = header.partition(";")
+    match = re.search(r"charset\s*=\s*\"?([\w.:-]+)", params, re.IGNORECASE)
+    return mime.strip().lower(), match.group(1) if match else ""
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--"))
+
+
+def _encoding(charset: str, body: bytes) -> str:
+    if body.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    candidates = [charset]
+    match = re.search(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", body[:4096], re.IGNORECASE)
+    if match:
+        candidates.append(match.group(1).decode("ascii", "replace"))
+    for candidate in candidates:
+        if not candidate:
+            continue
+        try:
+            return codecs.lookup(candidate).name
+        except LookupError:
+            continue
+    return "utf-8"
+
+
+def _translate(exc: httpx.HTTPError | httpx.InvalidURL) -> FetchError:
+    """Turn an httpx error into a `FetchError` with a short human reason."""
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientFetchError("timed out")
+    causes = _causes(exc)
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return FetchError("connection refused")
+    if any(isinstance(cause, ssl.SSLError) for cause in causes):
+        return FetchError("TLS handshake failed")
+    if any(isinstance(cause, ConnectionResetError | BrokenPipeError) for cause in causes):
+        return TransientFetchError("connection reset")
+    if isinstance(exc, httpx.ConnectError):
+        return FetchError("cannot connect")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return TransientFetchError("connection closed by server")
+    if isinstance(exc, httpx.NetworkError):
+        return TransientFetchError("connection lost")
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return FetchError("invalid URL")
+    return FetchError("fetch failed")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
