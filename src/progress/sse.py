@@ -4,7 +4,10 @@ A stream is one of three scopes: a job, a batch, or the whole log. It follows th
 (html.spec.whatwg.org, server-sent events):
 
 - every log event goes out as `id: <log cursor>`, `event: <type>`, `data: <event as JSON>`;
-  `retry:` is sent once, first; a heartbeat is sent every `ping_interval` seconds;
+  `retry:` is sent once, as a field of the stream's first message (a block holding only
+  `retry:` would be dispatched as an empty message by some clients); a stream resumed
+  from a cursor first sends a `: connected` comment so its headers go out at once;
+  a heartbeat is sent every `ping_interval` seconds;
 - with a cursor (the `Last-Event-ID` header or `?last_event_id=`) the stream replays every
   event of its scope after the cursor, in log order, from the database, then continues live
   from the process's feed: the position scanned so far only moves past events that were sent
@@ -74,8 +77,9 @@ def format_log_event(event: Mapping[str, Any]) -> str:
 
 
 def format_retry(milliseconds: int) -> str:
-    """The `retry:` field: how long EventSource waits before reconnecting."""
-    return f"retry: {int(milliseconds)}\n\n"
+    """The `retry:` field line (how long EventSource waits before reconnecting), to put in
+    front of a message: it then belongs to that message's block."""
+    return f"retry: {int(milliseconds)}\n"
 
 
 def format_ping(cursor: int) -> str:
@@ -274,19 +278,27 @@ def event_stream(
     """
     scope = plan.scope
     filters: dict[str, Any] = {"batch_id": scope.batch_id, "job_id": scope.job_id}
-    head_chunk = [format_retry(retry_ms)]
+    retry = [format_retry(retry_ms)]
+
+    def with_retry(text: str) -> str:
+        # The first message carries `retry:`; later ones do not.
+        prefix = retry.pop() if retry else ""
+        return prefix + text
+
     if plan.snapshot is not None:
         scan = plan.snapshot.cursor
-        head_chunk.append(format_event(scan, SNAPSHOT_EVENT, plan.snapshot.message()))
-        finished = plan.snapshot.finished
+        first = format_event(scan, SNAPSHOT_EVENT, plan.snapshot.message())
+        if plan.snapshot.finished:
+            first += format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind})
+            yield with_retry(first)
+            return
+        yield with_retry(first)
     else:
         scan = plan.cursor or 0
-        finished = plan.finished_at_cursor
-    if finished:
-        head_chunk.append(format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind}))
-        yield "".join(head_chunk)
-        return
-    yield "".join(head_chunk)
+        if plan.finished_at_cursor:
+            yield with_retry(format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind}))
+            return
+        yield ": connected\n\n"
 
     next_ping = clock() + ping_interval
     replaying = True
@@ -304,7 +316,7 @@ def event_stream(
             known = known_or_stop
             if known <= scan:
                 if clock() >= next_ping:
-                    yield format_ping(scan)
+                    yield with_retry(format_ping(scan))
                     next_ping = clock() + ping_interval
                 continue
             events = reader.follow(scan, limit=page, **filters)
@@ -326,7 +338,7 @@ def event_stream(
             if on_sent is not None:
                 on_sent(len(chunk) - (1 if ended else 0))
             next_ping = clock() + ping_interval
-            yield "".join(chunk)
+            yield with_retry("".join(chunk))
         if ended:
             return
 

@@ -61,7 +61,8 @@ def parse(text: str) -> list[dict[str, Any]]:
                 message["data"] = json.loads(value)
             elif name in ("id", "event", "retry"):
                 message[name] = value
-        out.append(message)
+        if message["data"] is not None:  # as EventSource: a block without data is not dispatched
+            out.append(message)
     return out
 
 
@@ -109,7 +110,7 @@ def test_ping_is_a_comment_plus_an_id_less_event() -> None:
     assert message["event"] == "ping"
     assert message["id"] is None
     assert message["data"] == {"cursor": 7}
-    assert format_retry(1500) == "retry: 1500\n\n"
+    assert format_retry(1500) == "retry: 1500\n"
 
 
 def test_headers_forbid_caching_and_proxy_buffering() -> None:
@@ -221,8 +222,9 @@ def test_batch_stream_is_snapshot_then_every_event_then_end(store: Store) -> Non
     reader.join(10)
     assert not reader.is_alive(), "the stream did not end after batch_finished"
     messages = parse("".join(out))
-    assert messages[0]["retry"] == "2000"
-    snapshot, *events, end = messages[1:]
+    assert messages[0]["retry"] == "2000"  # sent once, with the first message
+    assert all("retry" not in m for m in messages[1:])
+    snapshot, *events, end = messages
     assert snapshot["event"] == "snapshot"
     assert int(snapshot["id"]) == snapshot["data"]["cursor"] == plan.snapshot.cursor  # type: ignore[union-attr]
     log = store.events_after(int(snapshot["id"]), batch_id=batch_id, limit=10_000)
@@ -263,8 +265,8 @@ def test_a_finished_job_gives_snapshot_and_end_at_once(store: Store) -> None:
             )
         )
     )
-    assert [m["event"] for m in messages[1:]] == ["snapshot", "end"]
-    assert messages[1]["data"]["job"]["status"] == "failed"
+    assert [m["event"] for m in messages] == ["snapshot", "end"]
+    assert messages[0]["data"]["job"]["status"] == "failed"
     # Resuming after the terminal event: end at once, nothing replayed.
     cursor = store.last_event_id()
     assert already_finished(store, Scope(job_id=job_id), cursor)
@@ -278,7 +280,7 @@ def test_a_finished_job_gives_snapshot_and_end_at_once(store: Store) -> None:
             )
         )
     )
-    assert [m["event"] for m in resumed[1:]] == ["end"]
+    assert [m["event"] for m in resumed] == ["end"]
 
 
 def test_job_stream_ends_after_its_terminal_event_even_when_resumed_before_it(store: Store) -> None:
@@ -291,8 +293,9 @@ def test_job_stream_ends_after_its_terminal_event_even_when_resumed_before_it(st
     plan = plan_stream(store, Scope(job_id=job_id), cursor)
     assert not plan.finished_at_cursor
     messages = parse(collect(event_stream(store, plan, StoreWaiter(store), ping_interval=30)))
-    assert [m["event"] for m in messages[1:]] == ["phase_started", "job_failed", "end"]
-    assert all(m["data"]["job_id"] == job_id for m in messages[1:-1])
+    assert [m["event"] for m in messages] == ["phase_started", "job_failed", "end"]
+    assert messages[0]["retry"] == "2000"
+    assert all(m["data"]["job_id"] == job_id for m in messages[:-1])
 
 
 def test_idle_stream_pings_and_stops_when_the_waiter_says_so(store: Store) -> None:

@@ -63,10 +63,10 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def _statuses(allowed: frozenset[str]) -> list[str] | None:
-    values = [v.strip() for raw in request.args.getlist("status") for v in raw.split(",")]
-    values = [v for v in values if v]
-    if not values:
+    raw = request.args.getlist("status")
+    if not raw:
         return None
+    values = [v.strip() for text in raw for v in text.split(",")]
     for value in values:
         if value not in allowed:
             raise BadRequest(
@@ -250,8 +250,7 @@ def retry(batch_id: str) -> tuple[Response, int]:
     except BatchBusy as exc:
         raise Conflict(str(exc), field="batch_id") from exc
     except (SheetError, PipelineError) as exc:
-        # The rows are requeued in the store; the next run of the sheet picks them up.
-        raise Invalid(f"rows requeued but not started: {exc}", field="batch_id") from exc
+        raise Invalid(f"cannot run the batch's sheet again: {exc}", field="batch_id") from exc
     body = {"batch_id": batch_id, "requeued": requeued, "batch": _snapshot_of_batch(batch_id)}
     return jsonify(body), 202
 

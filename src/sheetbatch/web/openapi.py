@@ -14,6 +14,7 @@ from sheetbatch import __version__
 _ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
 _BATCH_STATUSES = ["running", "completed", "cancelled"]
+_STATUS_LIST = "^({0})(,({0}))*$".format("|".join(_JOB_STATUSES))
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -242,7 +243,7 @@ def _paths() -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "description": "One status or several, comma-separated.",
-                        "schema": {"type": "string", "enum": _JOB_STATUSES},
+                        "schema": {"type": "string", "pattern": _STATUS_LIST},
                     },
                     limit,
                     {
@@ -387,7 +388,9 @@ def _paths() -> dict[str, Any]:
                     "400": _error("A malformed batch id."),
                     "404": _error("Unknown batch id."),
                     "409": _error("Another process is running this batch."),
-                    "422": _error("Rows requeued, but the sheet could not be opened to run them."),
+                    "422": _error(
+                        "The batch's sheet cannot be opened again (nothing was changed)."
+                    ),
                     "503": _error("The server is shutting down."),
                     **common,
                 },

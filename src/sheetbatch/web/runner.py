@@ -17,7 +17,7 @@ from typing import Any
 
 from progress import Store
 from sheetbatch.config import Settings
-from sheetbatch.service import PreparedBatch, prepare_batch, services_for
+from sheetbatch.service import PreparedBatch, open_sheet, prepare_batch, services_for
 from sheets_integration.writer import FlushReport
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class BatchRunner:
         self.settings = settings
         self._on_flush = on_flush
         self._threads: dict[str, threading.Thread] = {}
+        # The spec each batch was submitted with: the store keeps only the sheet's name.
+        self._specs: dict[str, str] = {}
         self._lock = threading.Lock()
         self._prepare_lock = threading.Lock()
         self._stack = ExitStack()
@@ -57,13 +59,12 @@ class BatchRunner:
     def active(self) -> list[str]:
         """Ids of the batches running in this process now."""
         with self._lock:
-            return [b for b, t in self._threads.items() if t.is_alive()]
+            return list(self._threads)
 
     def is_active(self, batch_id: str) -> bool:
         """Whether this process is running the batch now."""
         with self._lock:
-            thread = self._threads.get(batch_id)
-        return thread is not None and thread.is_alive()
+            return batch_id in self._threads
 
     def submit(
         self,
@@ -89,25 +90,41 @@ class BatchRunner:
                 retry_failed=retry_failed,
                 force=force,
             )
+            self._specs[prepared.batch_id] = sheet
             self._start(prepared)
         return prepared.batch_id
+
+    def sheet_spec(self, snapshot: dict[str, Any]) -> str:
+        """How to open a batch's sheet again: the spec it was submitted with here, else the
+        spec recorded in its options, else its sheet name."""
+        batch_id = str(snapshot["batch_id"])
+        options = snapshot.get("options") or {}
+        return self._specs.get(batch_id) or str(options.get("sheet_spec") or snapshot["sheet"])
 
     def retry(self, batch_id: str) -> list[str]:
         """Requeue the batch's failed jobs and run them; the requeued job ids.
 
-        Raises UnknownBatch. The batch reopens; if this process is not running it, its sheet
-        is opened again and the batch resumed, as `sheetbatch run --retry-failed` would.
+        Raises UnknownBatch, and SheetError (before changing anything) when the sheet cannot
+        be opened. The batch reopens; if this process is not running it, its sheet is opened
+        again and the batch resumed, as `sheetbatch run --retry-failed` would.
         """
         with self._prepare_lock:
             if self.closing:
                 raise RunnerClosed("the server is shutting down")
             snapshot = self.store.batch(batch_id)
-            requeued = self.store.retry_batch(batch_id)
-            if requeued and not self.is_active(batch_id):
+            spec = self.sheet_spec(snapshot)
+            if not self.is_active(batch_id):
+                open_sheet(spec, self.settings)  # a sheet that cannot be opened: no change made
+            # Under the lock a batch thread takes to leave: either it sees these rows queued
+            # and runs them, or it has left and a new run starts below.
+            with self._lock:
+                requeued = self.store.retry_batch(batch_id)
+                active = batch_id in self._threads
+            if requeued and not active:
                 prepared = prepare_batch(
                     self.store,
                     self.settings,
-                    str(snapshot["sheet"]),
+                    spec,
                     self._shared_services(),
                     pipeline_ref=str(snapshot["pipeline"]),
                     retry_failed=True,
@@ -130,8 +147,7 @@ class BatchRunner:
             # a hook through; without it the metric simply stays empty.
             setattr(prepared.processor, "on_flush", self._on_flush)  # noqa: B010
         with self._lock:
-            running = self._threads.get(batch_id)
-            if running is not None and running.is_alive():
+            if batch_id in self._threads:
                 log.info("batch %s is already running in this process", batch_id)
                 return
             thread = threading.Thread(
@@ -148,16 +164,21 @@ class BatchRunner:
         try:
             while True:
                 final = prepared.run()
-                # A retry that requeued rows just as the workers drained: run them too.
-                if self.closing or not self.store.jobs(
-                    batch_id=batch_id, statuses=["queued"], limit=1
-                ):
-                    break
+                with self._lock:
+                    # A retry that requeued rows just as the workers drained: run them too.
+                    if self.closing or not self.store.jobs(
+                        batch_id=batch_id, statuses=["queued"], limit=1
+                    ):
+                        self._threads.pop(batch_id, None)
+                        break
             log.info("batch %s finished: %s", batch_id, final.get("status"))
         except Exception:
             # A loop boundary: the batch's jobs keep their recorded states (leases expire
             # and the next run resumes them); the failure is logged, never reported as done.
             log.exception("batch %s: the run failed", batch_id)
+        finally:
+            with self._lock:
+                self._threads.pop(batch_id, None)
 
     def shutdown(self, timeout: float) -> bool:
         """Cancel every batch still running here and wait up to `timeout` seconds for them.

@@ -1,0 +1,231 @@
+"""The REST API through Flask's test client, on a real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from progress import Store
+from progress.store import NewJob
+from sheetbatch.config import load_settings
+from sheetbatch.web import close_app, create_app, shutdown_app
+from sheetbatch.web.openapi import openapi_document
+from tests.web.support import SLOW_PIPELINE, companies, wait_for, write_sheet
+
+
+@pytest.fixture
+def app(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    monkeypatch.setenv("SHEETBATCH_TEST_PHASE_SECONDS", "0.01")
+    settings = load_settings(
+        config_files=[], environ={}, overrides={"pipeline": SLOW_PIPELINE, "concurrency": 4}
+    )
+    app = create_app(settings, store=store)
+    yield app
+    shutdown_app(app, timeout=10)
+    close_app(app)
+
+
+@pytest.fixture
+def api(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def make_batch(store: Store, n: int = 3) -> tuple[str, list[str]]:
+    jobs = [NewJob(row=i + 2, inputs={"Company": f"c{i}"}, label=f"c{i}") for i in range(n)]
+    batch_id = store.create_batch(sheet="s.csv", pipeline="test", phases=["a", "b"], jobs=jobs)
+    return batch_id, [j.job_id for j in jobs]
+
+
+def error(response: Any) -> tuple[int, str | None]:
+    body = response.get_json()
+    assert set(body) == {"error", "code", "field"}, body
+    return response.status_code, body["field"]
+
+
+def test_unknown_job_is_404_and_a_queued_one_is_200(api: FlaskClient, store: Store) -> None:
+    _, [job_id, *_] = make_batch(store)
+    assert error(api.get("/api/progress/j-does-not-exist")) == (404, "job_id")
+    answer = api.get(f"/api/progress/{job_id}")
+    assert answer.status_code == 200
+    job = answer.get_json()
+    assert job["status"] == "queued" and job["job_id"] == job_id and job["phase"] is None
+    for key in ("batch_id", "row", "fraction", "error", "results", "created", "updated"):
+        assert key in job
+
+
+@pytest.mark.parametrize("bad", ["x" * 65, "a.b", "a%20b", "%C3%A9"])
+def test_malformed_ids_are_400_naming_the_field(api: FlaskClient, bad: str) -> None:
+    assert error(api.get(f"/api/progress/{bad}")) == (400, "job_id")
+    assert error(api.get(f"/api/batches/{bad}")) == (400, "batch_id")
+    assert error(api.post(f"/api/batches/{bad}/cancel")) == (400, "batch_id")
+
+
+def test_current_lists_running_batches_with_their_running_jobs(
+    api: FlaskClient, store: Store
+) -> None:
+    assert api.get("/api/progress/current").get_json()["batches"] == []
+    batch_id, [first, *_] = make_batch(store)
+    store.start_job(first, "w", 30)
+    store.phase_started(first, 1, 2, "a")
+    [batch] = api.get("/api/progress/current").get_json()["batches"]
+    assert batch["batch_id"] == batch_id
+    assert [j["job_id"] for j in batch["running_jobs"]] == [first]
+    assert batch["running_jobs"][0]["phase"] == {"index": 1, "count": 2, "name": "a"}
+
+
+def test_all_filters_by_batch_and_status_and_pages_with_a_cursor(
+    api: FlaskClient, store: Store
+) -> None:
+    batch_id, ids = make_batch(store, 7)
+    other, _ = make_batch(store, 2)
+    store.start_job(ids[0], "w", 30)
+    store.fail_job(ids[0], phase="a", reason="boom")
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = f"/api/progress/all?batch_id={batch_id}&limit=3" + (
+            f"&cursor={cursor}" if cursor else ""
+        )
+        body = api.get(query).get_json()
+        seen += [j["job_id"] for j in body["jobs"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids and pages == 3
+    failed = api.get(f"/api/progress/all?batch_id={batch_id}&status=failed").get_json()["jobs"]
+    assert [j["job_id"] for j in failed] == [ids[0]]
+    both = api.get("/api/progress/all?status=queued,failed&limit=500").get_json()["jobs"]
+    assert len(both) == 9 and {j["batch_id"] for j in both} == {batch_id, other}
+    assert error(api.get("/api/progress/all?status=done")) == (400, "status")
+    assert error(api.get("/api/progress/all?limit=0")) == (400, "limit")
+    assert error(api.get("/api/progress/all?limit=abc")) == (400, "limit")
+    assert error(api.get("/api/progress/all?cursor=nope")) == (400, "cursor")
+    assert error(api.get("/api/progress/all?batch_id=a/b")) == (400, "batch_id")
+
+
+def test_batches_list_and_snapshot_with_counts_percent_eta(api: FlaskClient, store: Store) -> None:
+    batch_id, ids = make_batch(store, 4)
+    store.start_job(ids[0], "w", 30)
+    store.succeed_job(ids[0], {})
+    snap = api.get(f"/api/batches/{batch_id}").get_json()
+    assert snap["counts"] == {
+        "queued": 3,
+        "running": 0,
+        "succeeded": 1,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert snap["percent"] == 25.0 and snap["processed"] == 1
+    assert "eta_seconds" in snap and snap["urls"]["events"] == f"/events/batches/{batch_id}"
+    listed = api.get("/api/batches?status=running").get_json()["batches"]
+    assert [b["batch_id"] for b in listed] == [batch_id]
+    assert api.get("/api/batches?status=completed").get_json()["batches"] == []
+    assert error(api.get("/api/batches?status=weird")) == (400, "status")
+    assert error(api.get("/api/batches/b-unknown")) == (404, "batch_id")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({}, 422, "sheet"),
+        ({"sheet": ""}, 422, "sheet"),
+        ({"sheet": 3}, 422, "sheet"),
+        ({"sheet": "x.csv", "colour": "red"}, 422, "colour"),
+        ({"sheet": "x.csv", "force": "yes"}, 422, "force"),
+        ({"sheet": "missing.csv"}, 422, "sheet"),
+        ({"sheet": "notes.txt"}, 422, "sheet"),
+        ({"sheet": "x.csv", "pipeline": "os:system"}, 422, "pipeline"),
+        ([1, 2], 400, "body"),
+    ],
+)
+def test_bad_batch_requests_name_the_field(
+    api: FlaskClient, body: Any, status: int, field: str
+) -> None:
+    assert error(api.post("/api/batches", json=body)) == (status, field)
+
+
+def test_a_batch_request_must_be_json(api: FlaskClient) -> None:
+    answer = api.post(
+        "/api/batches", data="sheet=x.csv", content_type="application/x-www-form-urlencoded"
+    )
+    assert error(answer) == (415, "Content-Type")
+    bad_json = api.post("/api/batches", data="{", content_type="application/json")
+    assert error(bad_json) == (400, "body")
+
+
+def test_start_cancel_and_retry_a_batch(api: FlaskClient, store: Store, tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path / "run.csv", companies(6, fail_every=3))
+    answer = api.post("/api/batches", json={"sheet": str(sheet)})
+    assert answer.status_code == 202, answer.get_json()
+    body = answer.get_json()
+    batch_id = body["batch_id"]
+    assert answer.headers["Location"] == f"/api/batches/{batch_id}"
+    assert body["urls"]["dashboard"] == f"/batches/{batch_id}"
+    done = wait_for(lambda: (s := store.batch(batch_id))["status"] != "running" and s)
+    assert done["counts"]["failed"] == 2 and done["counts"]["succeeded"] == 4
+    retried = api.post(f"/api/batches/{batch_id}/retry")
+    assert retried.status_code == 202, retried.get_json()
+    assert len(retried.get_json()["requeued"]) == 2
+    again = wait_for(lambda: (s := store.batch(batch_id))["status"] != "running" and s)
+    assert again["counts"]["failed"] == 2  # these rows fail every time
+    cancelled = api.post(f"/api/batches/{batch_id}/cancel")
+    assert cancelled.status_code == 202 and cancelled.get_json()["cancelled_queued"] == 0
+    assert error(api.post("/api/batches/b-nope/retry")) == (404, "batch_id")
+    assert error(api.post("/api/batches/b-nope/cancel")) == (404, "batch_id")
+
+
+def test_cancel_stops_queued_rows_at_once(api: FlaskClient, store: Store) -> None:
+    batch_id, _ = make_batch(store, 3)
+    answer = api.post(f"/api/batches/{batch_id}/cancel")
+    assert answer.status_code == 202
+    body = answer.get_json()
+    assert body["cancelled_queued"] == 3 and body["batch"]["status"] == "cancelled"
+
+
+def test_healthz_and_metrics(api: FlaskClient, store: Store) -> None:
+    make_batch(store, 2)
+    health = api.get("/healthz")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok"
+    metrics = api.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = metrics.get_data(as_text=True)
+    sample = re.compile(r'^[a-z_]+(\{[a-z]+="[^"]*"\})? [0-9.e+Inf-]+$')
+    for line in text.splitlines():
+        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
+    assert 'sheetbatch_jobs{status="queued"} 2' in text
+    assert "sheetbatch_sse_open_streams 0" in text
+    assert f"sheetbatch_events_appended_total {store.last_event_id()}" in text
+    assert "sheetbatch_sheet_flush_seconds_count" in text
+
+
+def test_api_errors_are_json_even_for_unknown_routes(api: FlaskClient) -> None:
+    assert api.get("/api/nothing").status_code == 404
+    assert api.get("/api/nothing").get_json()["code"] == "not_found"
+    assert api.delete("/api/batches").status_code == 405
+    assert api.get("/").status_code == 200
+    assert b"sheetbatch" in api.get("/batches/b-1").data
+
+
+def test_the_openapi_document_lists_every_route(app: Flask) -> None:
+    doc = openapi_document()
+    documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    served = set()
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        if not path.startswith(("/api/", "/events/", "/healthz", "/metrics")):
+            continue
+        if path == "/api/openapi.json":
+            continue
+        for method in rule.methods or ():
+            if method not in ("HEAD", "OPTIONS"):
+                served.add((path, method))
+    assert documented == served
