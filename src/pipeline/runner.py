@@ -53,11 +53,21 @@ class JobRunner:
     clock: Callable[[], float] = time.monotonic
     cancelled: Callable[[str], bool] | None = None
     progress_interval: float = 0.2
+    cancel_check_interval: float = 0.5
+    _cancel_cache: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
     def _is_cancelled(self, batch_id: str) -> bool:
         if self.cancelled is not None:
             return self.cancelled(batch_id)
-        return self.store.cancel_requested(batch_id)
+        # Asked at every phase boundary of every job: one read per batch per interval is
+        # enough (a cancel is seen within `cancel_check_interval` seconds).
+        now = self.clock()
+        cached = self._cancel_cache.get(batch_id)
+        if cached is not None and (cached[1] or now - cached[0] < self.cancel_check_interval):
+            return cached[1]
+        flag = self.store.cancel_requested(batch_id)
+        self._cancel_cache[batch_id] = (now, flag)
+        return flag
 
     def run(self, job: Mapping[str, Any]) -> JobStatus:
         """Run a job already moved to running (by `claim_next`/`start_job`); its final status."""
@@ -119,19 +129,14 @@ class JobRunner:
                 )
                 return JobStatus.SUCCEEDED
             # A phase boundary: the place where a cancelled batch stops its running jobs.
-            if self._is_cancelled(batch_id):
-                store.phase_finished(
-                    job_id, seconds=seconds, results=_storable(results), owner=owner
-                )
-                store.cancel_job(job_id, "batch cancelled", owner=owner)
-                return JobStatus.CANCELLED
-            store.phase_finished(
+            if not store.advance(
                 job_id,
                 seconds=seconds,
                 results=_storable(results),
                 owner=owner,
                 next_phase=(index + 1, count, phases[index].name),
-            )
+            ):
+                return JobStatus.CANCELLED
         raise AssertionError("a pipeline has at least one phase")
 
     def _run_phase(

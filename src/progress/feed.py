@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
+
+_FOLLOW_WINDOW = 30.0  # seconds the buffer keeps filling after the last follower read
 
 
 class LogFeed:
@@ -41,10 +44,17 @@ class LogFeed:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._subscribers = 0
+        self._poked_head = -1
+        # Events are read into the buffer only while someone follows them (SSE streams);
+        # otherwise the feed tracks the head alone, which costs no read per commit.
+        self._last_follow = float("-inf")
 
     # -- producers -------------------------------------------------------------------------
-    def poke(self) -> None:
-        """Called after a commit in this process: wake the feed thread now."""
+    def poke(self, head: int | None = None) -> None:
+        """Called after a commit in this process (with the new head): wake the feed now."""
+        if head is not None:
+            with self._cond:
+                self._poked_head = max(self._poked_head, head)
         self._poke.set()
 
     # -- subscribers -------------------------------------------------------------------------
@@ -75,6 +85,7 @@ class LogFeed:
     def buffered_after(self, after: int, limit: int) -> list[Event] | None:
         """Events with id > `after` from memory, or None when the buffer does not reach back."""
         with self._cond:
+            self._last_follow = time.monotonic()
             if not self._buffer or self._head < 0:
                 return None
             first = self._buffer[0]["id"]
@@ -120,15 +131,27 @@ class LogFeed:
             self._head = head
             self._cond.notify_all()
         while not self._closed:
-            self._poke.wait(self._poll_interval)
+            poked = self._poke.wait(self._poll_interval)
             self._poke.clear()
             if self._closed:
                 break
             try:
-                self._catch_up()
+                if time.monotonic() - self._last_follow < _FOLLOW_WINDOW:
+                    self._catch_up()
+                else:
+                    self._track_head(poked)
             except Exception:
                 # A loop boundary: the database may be briefly unavailable; try again.
                 log.exception("log feed: reading new events failed")
+
+    def _track_head(self, poked: bool) -> None:
+        with self._cond:
+            known = self._poked_head if poked else -1
+        head = known if known > self._head else self._read_head()
+        if head > self._head:
+            with self._cond:
+                self._head = head
+                self._cond.notify_all()
 
     def _catch_up(self) -> None:
         while True:

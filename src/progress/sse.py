@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -74,6 +75,30 @@ def format_event(event_id: int, event_type: str, data: Any) -> str:
 def format_log_event(event: Mapping[str, Any]) -> str:
     """A log event as an SSE message: its id, its type, and the whole event as data."""
     return format_event(int(event["id"]), str(event["type"]), event)
+
+
+class EventFormatter:
+    """Formats each log event once for every stream of the process (bounded, by event id).
+
+    With hundreds of streams following the same batch, formatting dominates the server's
+    work; the text of an event never changes, so it is shared.
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self._size = size
+        self._texts: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Mapping[str, Any]) -> str:
+        event_id = int(event["id"])
+        text = self._texts.get(event_id)
+        if text is None:
+            text = format_log_event(event)
+            with self._lock:
+                self._texts[event_id] = text
+                while len(self._texts) > self._size:
+                    self._texts.pop(next(iter(self._texts)))
+        return text
 
 
 def format_retry(milliseconds: int) -> str:
@@ -269,12 +294,14 @@ def event_stream(
     page: int = 500,
     clock: Callable[[], float] = time.monotonic,
     on_sent: Callable[[int], None] | None = None,
+    formatter: Callable[[Mapping[str, Any]], str] = format_log_event,
 ) -> Iterator[str]:
     """The SSE text of one stream, chunk by chunk, until it ends or the waiter says stop.
 
     `plan` carries either the client's cursor (and whether the scope was already finished
     at it) or a snapshot; the caller reads those before answering, so unknown ids become a
-    404 rather than a broken stream. `on_sent(n)` counts the log events written.
+    404 rather than a broken stream. `on_sent(n)` counts the log events written;
+    `formatter` may share formatted events between streams (`EventFormatter`).
     """
     scope = plan.scope
     filters: dict[str, Any] = {"batch_id": scope.batch_id, "job_id": scope.job_id}
@@ -325,7 +352,7 @@ def event_stream(
         for event in events:
             if not scope.matches(event):
                 continue  # a reader that ignores filters; keep the stream exact anyway
-            chunk.append(format_log_event(event))
+            chunk.append(formatter(event))
             scan = int(event["id"])
             if scope.ends_with(event):
                 chunk.append(format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind}))

@@ -7,24 +7,25 @@ events after a cursor; `wait()` blocks on the process's single log feed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 
 from progress import schema as t
+from progress.commit import GroupCommitter, Tx
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import (
     IllegalTransition,
     LeaseLost,
-    StoreUnavailable,
     UnknownBatch,
     UnknownJob,
 )
@@ -36,6 +37,7 @@ from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStat
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+R = TypeVar("R")
 
 
 def new_batch_id() -> str:
@@ -58,40 +60,26 @@ class NewJob:
     job_id: str = field(default_factory=new_job_id)
 
 
-class _Tx:
-    """One writing transaction: collects events and hands out ids in commit order."""
+# Statements of the hot path, built once (building them per call costs more than running them).
+_JOB_BY_ID = select(t.jobs).where(t.jobs.c.job_id == bindparam("jid"))
+_UPDATE_JOB = update(t.jobs).where(t.jobs.c.job_id == bindparam("jid"))
+_CANCEL_REQUESTED = select(t.batches.c.cancel_requested).where(
+    t.batches.c.batch_id == bindparam("bid")
+)
 
-    def __init__(self, conn: Connection, now: float) -> None:
-        self.conn = conn
-        self.now = now
-        self.head = int(
-            conn.execute(
-                select(t.log_head.c.last_id).where(t.log_head.c.id == 1).with_for_update()
-            ).scalar_one()
-        )
-        self.rows: list[dict[str, Any]] = []
 
-    def emit(
-        self, type_: EventType, batch_id: str, job_id: str | None, data: Mapping[str, Any]
-    ) -> int:
-        self.head += 1
-        self.rows.append(
-            {
-                "id": self.head,
-                "type": type_.value,
-                "batch_id": batch_id,
-                "job_id": job_id,
-                "time": self.now,
-                "data": dict(data),
-            }
-        )
-        return self.head
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        self.conn.execute(insert(t.events), self.rows)
-        self.conn.execute(update(t.log_head).where(t.log_head.c.id == 1).values(last_id=self.head))
+@functools.cache
+def _count_move(old: JobStatus, new: JobStatus) -> Any:
+    """The batch-counter update for one kind of job transition (built once per kind)."""
+    values: dict[str, Any] = {
+        f"n_{old.value}": getattr(t.batches.c, f"n_{old.value}") - 1,
+        f"n_{new.value}": getattr(t.batches.c, f"n_{new.value}") + 1,
+        "updated": bindparam("b_now"),
+        "last_event_id": bindparam("b_eid"),
+    }
+    if new is JobStatus.RUNNING:
+        values["started"] = func.coalesce(t.batches.c.started, bindparam("b_now"))
+    return update(t.batches).where(t.batches.c.batch_id == bindparam("bid")).values(**values)
 
 
 class Store:
@@ -104,7 +92,19 @@ class Store:
         self.clock = clock
         self.url = engine.url.render_as_string(hide_password=True)
         self._write_engine = engine.execution_options(sheetbatch_write=True)
+        # SQLite has one writer at a time, and its busy handler sleeps in steps of up to
+        # 100 ms while it waits: threads of this process queue on a lock instead, which hands
+        # over at once. Other processes still meet the busy timeout.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if is_sqlite(engine) else nullcontext()
+        )
         self.feed = LogFeed(self._read_after, self.last_event_id, poll_interval=poll_interval)
+        self._committer = GroupCommitter(self._begin_write, self.clock, self.feed.poke)
+
+    @contextmanager
+    def _begin_write(self) -> Iterator[Connection]:
+        with self._write_lock, self._write_engine.begin() as conn:
+            yield conn
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -118,36 +118,23 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[_Tx]:
-        attempts = 0
-        while True:
-            try:
-                with self._write_engine.begin() as conn:
-                    tx = _Tx(conn, self.clock())
-                    yield tx
-                    tx.flush()
-                break
-            except OperationalError as exc:
-                # SQLite answers "database is locked" past its busy timeout; that is a
-                # transient condition under heavy multi-process load, not a verdict.
-                attempts += 1
-                if attempts >= 3 or "locked" not in str(exc).lower():
-                    raise StoreUnavailable(f"progress store write failed: {exc.orig}") from exc
-                log.warning("progress store busy, retrying (%s)", exc.orig)
-                time.sleep(0.05 * attempts)
-        if tx.rows:
-            self.feed.poke()
+    def _apply(self, op: Callable[[Tx], R]) -> R:
+        """Run a write in a committed transaction (shared with other threads' writes)."""
+        return self._committer.run(op)
+
+    def _update_job(self, tx: Tx, job_id: str, **values: Any) -> None:
+        # One prepared statement; the SET clause follows the parameters given.
+        tx.conn.execute(_UPDATE_JOB, {"jid": job_id, **values})
 
     def _job_row(self, conn: Connection, job_id: str) -> Any:
-        row = conn.execute(select(t.jobs).where(t.jobs.c.job_id == job_id)).one_or_none()
+        row = conn.execute(_JOB_BY_ID, {"jid": job_id}).one_or_none()
         if row is None:
             raise UnknownJob(job_id)
         return row
 
     def _move(
         self,
-        tx: _Tx,
+        tx: Tx,
         job: Any,
         new: JobStatus,
         event: EventType,
@@ -160,20 +147,11 @@ class Store:
             raise IllegalTransition(job.job_id, old.value, new.value)
         payload = {"status": new.value, "row": job.row, **data}
         event_id = tx.emit(event, job.batch_id, job.job_id, payload)
-        tx.conn.execute(
-            update(t.jobs)
-            .where(t.jobs.c.job_id == job.job_id)
-            .values(status=new.value, updated=tx.now, last_event_id=event_id, **values)
+        self._update_job(
+            tx, job.job_id, status=new.value, updated=tx.now, last_event_id=event_id, **values
         )
-        counts = {f"n_{old.value}": getattr(t.batches.c, f"n_{old.value}") - 1}
-        counts[f"n_{new.value}"] = getattr(t.batches.c, f"n_{new.value}") + 1
-        extra: dict[str, Any] = {}
-        if new is JobStatus.RUNNING:
-            extra["started"] = func.coalesce(t.batches.c.started, tx.now)
         tx.conn.execute(
-            update(t.batches)
-            .where(t.batches.c.batch_id == job.batch_id)
-            .values(updated=tx.now, last_event_id=event_id, **counts, **extra)
+            _count_move(old, new), {"bid": job.batch_id, "b_now": tx.now, "b_eid": event_id}
         )
         if new.terminal:
             self._maybe_finish_batch(tx, job.batch_id)
@@ -181,7 +159,7 @@ class Store:
             self._maybe_reopen_batch(tx, job.batch_id)
         return event_id
 
-    def _maybe_finish_batch(self, tx: _Tx, batch_id: str) -> None:
+    def _maybe_finish_batch(self, tx: Tx, batch_id: str) -> None:
         batch = tx.conn.execute(select(t.batches).where(t.batches.c.batch_id == batch_id)).one()
         if batch.n_queued + batch.n_running > 0 or batch.status != BatchStatus.RUNNING.value:
             return
@@ -203,7 +181,7 @@ class Store:
             .values(status=status.value, finished=tx.now, updated=tx.now, last_event_id=event_id)
         )
 
-    def _maybe_reopen_batch(self, tx: _Tx, batch_id: str) -> None:
+    def _maybe_reopen_batch(self, tx: Tx, batch_id: str) -> None:
         batch = tx.conn.execute(select(t.batches).where(t.batches.c.batch_id == batch_id)).one()
         if batch.status == BatchStatus.RUNNING.value:
             return
@@ -220,7 +198,7 @@ class Store:
             )
         )
 
-    def _running_job(self, tx: _Tx, job_id: str, owner: str | None) -> Any:
+    def _running_job(self, tx: Tx, job_id: str, owner: str | None) -> Any:
         job = self._job_row(tx.conn, job_id)
         if job.status != JobStatus.RUNNING.value:
             raise IllegalTransition(job_id, job.status, "running (phase event)")
@@ -241,7 +219,8 @@ class Store:
     ) -> str:
         """Create a running batch with every job queued; one event per job, one transaction."""
         batch_id = batch_id or new_batch_id()
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> None:
             created = tx.emit(
                 EventType.BATCH_CREATED,
                 batch_id,
@@ -272,13 +251,16 @@ class Store:
             self._insert_jobs(tx, batch_id, len(phases), jobs)
             if not jobs:
                 self._maybe_finish_batch(tx, batch_id)
+
+        self._apply(_op)
         return batch_id
 
     def add_jobs(self, batch_id: str, jobs: Sequence[NewJob]) -> None:
         """Add queued jobs to an existing batch (new rows found when a run resumes)."""
         if not jobs:
             return
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> None:
             batch = tx.conn.execute(
                 select(t.batches).where(t.batches.c.batch_id == batch_id)
             ).one_or_none()
@@ -288,9 +270,9 @@ class Store:
             tx.emit(EventType.JOBS_ADDED, batch_id, None, {"count": len(jobs)})
             self._insert_jobs(tx, batch_id, len(batch.phases), jobs)
 
-    def _insert_jobs(
-        self, tx: _Tx, batch_id: str, phase_count: int, jobs: Sequence[NewJob]
-    ) -> None:
+        return self._apply(_op)
+
+    def _insert_jobs(self, tx: Tx, batch_id: str, phase_count: int, jobs: Sequence[NewJob]) -> None:
         if not jobs:
             return
         rows = []
@@ -344,7 +326,8 @@ class Store:
 
         Returns the number of jobs cancelled at once.
         """
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> int:
             batch = tx.conn.execute(
                 select(t.batches).where(t.batches.c.batch_id == batch_id)
             ).one_or_none()
@@ -377,11 +360,14 @@ class Store:
                 self._maybe_finish_batch(tx, batch_id)
             return len(queued)
 
+        return self._apply(_op)
+
     def retry_batch(
         self, batch_id: str, statuses: Sequence[JobStatus] = (JobStatus.FAILED,)
     ) -> list[str]:
         """Requeue the batch's jobs in `statuses` (failed by default); returns their ids."""
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> list[str]:
             if (
                 tx.conn.execute(
                     select(t.batches.c.batch_id).where(t.batches.c.batch_id == batch_id)
@@ -407,9 +393,12 @@ class Store:
                 self._requeue(tx, job, "retry")
             return [job.job_id for job in jobs]
 
+        return self._apply(_op)
+
     def retry_jobs(self, batch_id: str, job_ids: Sequence[str]) -> list[str]:
         """Requeue these failed or cancelled jobs of the batch; returns their ids."""
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> list[str]:
             jobs = tx.conn.execute(
                 select(t.jobs).where(
                     t.jobs.c.batch_id == batch_id,
@@ -421,7 +410,9 @@ class Store:
                 self._requeue(tx, job, "retry")
             return [job.job_id for job in jobs]
 
-    def _requeue(self, tx: _Tx, job: Any, reason: str) -> None:
+        return self._apply(_op)
+
+    def _requeue(self, tx: Tx, job: Any, reason: str) -> None:
         self._move(
             tx,
             job,
@@ -446,7 +437,8 @@ class Store:
     # ------------------------------------------------------------------ jobs
     def claim_next(self, batch_id: str, owner: str, lease_seconds: float) -> dict[str, Any] | None:
         """Move the batch's first queued job to running under `owner`'s lease, or None."""
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> dict[str, Any] | None:
             job = tx.conn.execute(
                 select(t.jobs)
                 .where(t.jobs.c.batch_id == batch_id, t.jobs.c.status == JobStatus.QUEUED.value)
@@ -456,15 +448,20 @@ class Store:
             if job is None:
                 return None
             self._start(tx, job, owner, lease_seconds)
-        return self.job(job.job_id)
+            return job_snapshot(self._job_row(tx.conn, job.job_id))
+
+        return self._apply(_op)
 
     def start_job(self, job_id: str, owner: str, lease_seconds: float) -> dict[str, Any]:
         """Move a queued job to running under `owner`'s lease (for workers given a job id)."""
-        with self._write() as tx:
-            self._start(tx, self._job_row(tx.conn, job_id), owner, lease_seconds)
-        return self.job(job_id)
 
-    def _start(self, tx: _Tx, job: Any, owner: str, lease_seconds: float) -> None:
+        def _op(tx: Tx) -> dict[str, Any]:
+            self._start(tx, self._job_row(tx.conn, job_id), owner, lease_seconds)
+            return job_snapshot(self._job_row(tx.conn, job_id))
+
+        return self._apply(_op)
+
+    def _start(self, tx: Tx, job: Any, owner: str, lease_seconds: float) -> None:
         self._move(
             tx,
             job,
@@ -483,21 +480,21 @@ class Store:
         self, job_id: str, index: int, count: int, name: str, *, owner: str | None = None
     ) -> int:
         """Record that phase `index` (1-based) of `count`, `name`, began."""
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> int:
             job = self._running_job(tx, job_id, owner)
             values = self._start_phase(tx, job, index, count, name)
-            tx.conn.execute(
-                update(t.jobs)
-                .where(t.jobs.c.job_id == job.job_id)
-                .values(updated=tx.now, last_event_id=tx.head, **values)
-            )
+            self._update_job(tx, job.job_id, updated=tx.now, last_event_id=tx.head, **values)
             return tx.head
+
+        return self._apply(_op)
 
     def phase_progress(
         self, job_id: str, fraction: float, message: str = "", *, owner: str | None = None
     ) -> int:
         """Record progress within the current phase (0..1) and a short message."""
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> int:
             job = self._running_job(tx, job_id, owner)
             return self._phase_event(
                 tx,
@@ -513,6 +510,8 @@ class Store:
                 {"fraction": fraction, "message": message},
             )
 
+        return self._apply(_op)
+
     def phase_finished(
         self,
         job_id: str,
@@ -527,7 +526,8 @@ class Store:
         With `next_phase` (index, count, name) the next phase's start is recorded in the
         same transaction: two events, one commit.
         """
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> int:
             job = self._running_job(tx, job_id, owner)
             values = self._finish_phase(tx, job, seconds, results)
             if next_phase is not None:
@@ -535,15 +535,49 @@ class Store:
                 values.update(
                     self._start_phase(tx, job, index, count, name),
                 )
-            tx.conn.execute(
-                update(t.jobs)
-                .where(t.jobs.c.job_id == job.job_id)
-                .values(updated=tx.now, last_event_id=tx.head, **values)
-            )
+            self._update_job(tx, job.job_id, updated=tx.now, last_event_id=tx.head, **values)
             return tx.head
 
+        return self._apply(_op)
+
+    def advance(
+        self,
+        job_id: str,
+        *,
+        seconds: float,
+        next_phase: tuple[int, int, str],
+        results: Mapping[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """A phase boundary in one transaction: finish the current phase, then start the next.
+
+        When the job's batch was asked to stop, the job is cancelled here instead of
+        starting the next phase; returns False then.
+        """
+
+        def _op(tx: Tx) -> bool:
+            job = self._running_job(tx, job_id, owner)
+            values = self._finish_phase(tx, job, seconds, results)
+            stop = tx.conn.execute(_CANCEL_REQUESTED, {"bid": job.batch_id}).scalar_one()
+            if stop:
+                self._update_job(tx, job.job_id, updated=tx.now, **values)
+                self._move(
+                    tx,
+                    job,
+                    JobStatus.CANCELLED,
+                    EventType.JOB_CANCELLED,
+                    {"reason": "batch cancelled"},
+                    {"finished": tx.now, "lease_owner": None, "lease_expires": None},
+                )
+                return False
+            values.update(self._start_phase(tx, job, *next_phase))
+            self._update_job(tx, job.job_id, updated=tx.now, last_event_id=tx.head, **values)
+            return True
+
+        return self._apply(_op)
+
     def _finish_phase(
-        self, tx: _Tx, job: Any, seconds: float, results: Mapping[str, Any] | None
+        self, tx: Tx, job: Any, seconds: float, results: Mapping[str, Any] | None
     ) -> dict[str, Any]:
         timings = dict(job.phase_seconds or {})
         timings[job.phase_name] = round(seconds, 4)
@@ -566,7 +600,7 @@ class Store:
             values["results"] = dict(results)
         return values
 
-    def _start_phase(self, tx: _Tx, job: Any, index: int, count: int, name: str) -> dict[str, Any]:
+    def _start_phase(self, tx: Tx, job: Any, index: int, count: int, name: str) -> dict[str, Any]:
         tx.emit(
             EventType.PHASE_STARTED,
             job.batch_id,
@@ -590,7 +624,7 @@ class Store:
 
     def _phase_event(
         self,
-        tx: _Tx,
+        tx: Tx,
         job: Any,
         type_: EventType,
         data: Mapping[str, Any],
@@ -600,11 +634,7 @@ class Store:
         event_id = tx.emit(
             type_, job.batch_id, job.job_id, {"status": job.status, "row": job.row, **data}
         )
-        tx.conn.execute(
-            update(t.jobs)
-            .where(t.jobs.c.job_id == job.job_id)
-            .values(updated=tx.now, last_event_id=event_id, **values)
-        )
+        self._update_job(tx, job.job_id, updated=tx.now, last_event_id=event_id, **values)
         return event_id
 
     def succeed_job(
@@ -620,7 +650,8 @@ class Store:
 
         With `phase_seconds`, the last phase's end is recorded in the same transaction.
         """
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> int:
             job = self._running_job(tx, job_id, owner)
             values: dict[str, Any] = {}
             if phase_seconds is not None:
@@ -643,15 +674,20 @@ class Store:
                 values,
             )
 
+        return self._apply(_op)
+
     def fail_job(
         self, job_id: str, *, phase: str | None, reason: str, owner: str | None = None
     ) -> int:
         """Finish a running job as failed, with the phase and a short human reason."""
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> int:
             job = self._running_job(tx, job_id, owner)
             return self._fail(tx, job, phase, reason)
 
-    def _fail(self, tx: _Tx, job: Any, phase: str | None, reason: str) -> int:
+        return self._apply(_op)
+
+    def _fail(self, tx: Tx, job: Any, phase: str | None, reason: str) -> int:
         error = f"{phase}: {reason}" if phase else reason
         return self._move(
             tx,
@@ -672,7 +708,8 @@ class Store:
         self, job_id: str, reason: str = "cancelled", *, owner: str | None = None
     ) -> int:
         """Cancel a queued or running job."""
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> int:
             job = self._job_row(tx.conn, job_id)
             if (
                 owner is not None
@@ -689,9 +726,12 @@ class Store:
                 {"finished": tx.now, "lease_owner": None, "lease_expires": None},
             )
 
+        return self._apply(_op)
+
     def note(self, job_id: str, message: str, **data: Any) -> int:
         """Append an informational event to a job (e.g. "row deleted from the sheet")."""
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> int:
             job = self._job_row(tx.conn, job_id)
             return tx.emit(
                 EventType.JOB_NOTE,
@@ -700,12 +740,14 @@ class Store:
                 {"status": job.status, "row": job.row, "message": message, **data},
             )
 
+        return self._apply(_op)
+
     # ------------------------------------------------------------------ leases
     def heartbeat(self, owner: str, job_ids: Sequence[str], lease_seconds: float) -> int:
         """Renew the leases `owner` holds on `job_ids`; returns how many were renewed."""
         if not job_ids:
             return 0
-        with self._write_engine.begin() as conn:
+        with self._write_lock, self._write_engine.begin() as conn:
             result = conn.execute(
                 update(t.jobs)
                 .where(
@@ -733,7 +775,9 @@ class Store:
         """
         now = self.clock()
         outcome: list[tuple[str, str]] = []
-        with self._write() as tx:
+
+        def _op(tx: Tx) -> None:
+            outcome.clear()  # a retried transaction starts over
             query = select(t.jobs).where(t.jobs.c.status == JobStatus.RUNNING.value)
             if batch_id is not None:
                 query = query.where(t.jobs.c.batch_id == batch_id)
@@ -748,6 +792,8 @@ class Store:
                 else:
                     self._requeue(tx, job, "lease expired")
                     outcome.append((job.job_id, "requeued"))
+
+        self._apply(_op)
         for job_id, what in outcome:
             log.warning("[job %s] worker lost its lease: %s", job_id, what)
         return outcome
@@ -763,7 +809,7 @@ class Store:
 
     def set_cursor(self, name: str, position: int) -> None:
         """Save a named reader's position; it never moves backwards."""
-        with self._write_engine.begin() as conn:
+        with self._write_lock, self._write_engine.begin() as conn:
             current = conn.execute(
                 select(t.cursors.c.position).where(t.cursors.c.name == name).with_for_update()
             ).scalar_one_or_none()
@@ -828,9 +874,7 @@ class Store:
 
     def job_ids(self, batch_id: str) -> list[str]:
         """Every job id of the batch, in row order."""
-        query = (
-            select(t.jobs.c.job_id).where(t.jobs.c.batch_id == batch_id).order_by(t.jobs.c.row)
-        )
+        query = select(t.jobs.c.job_id).where(t.jobs.c.batch_id == batch_id).order_by(t.jobs.c.row)
         with self.engine.connect() as conn:
             return [str(v) for v in conn.execute(query).scalars()]
 
@@ -868,9 +912,7 @@ class Store:
     def cancel_requested(self, batch_id: str) -> bool:
         """Whether the batch was asked to stop."""
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(t.batches.c.cancel_requested).where(t.batches.c.batch_id == batch_id)
-            ).scalar_one_or_none()
+            value = conn.execute(_CANCEL_REQUESTED, {"bid": batch_id}).scalar_one_or_none()
         return bool(value)
 
     def events_after(

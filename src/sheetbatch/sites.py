@@ -448,3 +448,30 @@ def synthetic_sites(n_sites: int) -> list[Site]:
         }
         sites.append(Site(name=f"site{n:05d}", files=files))
     return sites
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve sites from another process (benchmarks keep them off the measured process's GIL).
+
+    Prints one JSON line `{"urls": {name: url}, "allow_hosts": [...]}`, serves until standard
+    input closes, then prints `{"hits": {name: count}}` and exits.
+    """
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m sheetbatch.sites", description=main.__doc__)
+    parser.add_argument("root", nargs="?", help="a directory of site folders")
+    parser.add_argument("--synthetic", type=int, default=0, help="serve N generated sites")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    args = parser.parse_args(argv)
+    server = SiteServer(args.root, latency=args.latency, sites=synthetic_sites(args.synthetic))
+    with server:
+        urls = {name: server.url(name) for name in server.sites}
+        print(json.dumps({"urls": urls, "allow_hosts": server.allow_hosts}), flush=True)
+        sys.stdin.read()
+        print(json.dumps({"hits": {name: server.hits(name) for name in server.sites}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

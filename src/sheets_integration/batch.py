@@ -186,6 +186,7 @@ class BatchProcessor:
                 if i not in refused:
                     landed[i] = job_id
             if not refused:
+                pending = {}
                 break
             # The operator moved rows meanwhile: read again, find each row by its content.
             fresh = self.sheet.read()
