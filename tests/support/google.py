@@ -8,8 +8,9 @@ code (or a library's background thread) tried to resolve any other host.
 from __future__ import annotations
 
 import json
+import random
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,18 @@ from gspread.http_client import HTTPClient, ParamsType
 from requests import Response
 
 from gsheets_standin import ManualClock, ServiceAccountKey, StandIn, generate_service_account_key
+from sheets_integration.google_sheet import GoogleSheet
+from sheets_integration.quota import QuotaRegistry
 
 __all__ = [
     "SCOPES",
     "gc",
+    "google_sheet",
+    "google_sheet_factory",
     "gspread_client",
     "key_file",
     "loopback_only",
+    "quota_registry",
     "service_account_key",
     "session_service_account_key",
     "standin",
@@ -77,7 +83,9 @@ def standin(standin_clock: ManualClock) -> Iterator[StandIn]:
 
 
 @pytest.fixture
-def service_account_key(standin: StandIn, session_service_account_key: ServiceAccountKey) -> ServiceAccountKey:
+def service_account_key(
+    standin: StandIn, session_service_account_key: ServiceAccountKey
+) -> ServiceAccountKey:
     """A service-account key registered with `standin` (its token_uri points there)."""
     return standin.register_service_account(session_service_account_key)
 
@@ -90,7 +98,7 @@ def key_file(tmp_path: Path, service_account_key: ServiceAccountKey) -> Path:
     return path
 
 
-class _LocalCredentials(service_account.Credentials):  # type: ignore[misc]
+class _LocalCredentials(service_account.Credentials):
     # google-auth looks up a "Regional Access Boundary" at iamcredentials.googleapis.com
     # after each refresh; against the stand-in that lookup must not happen.
     def _is_regional_access_boundary_lookup_required(self) -> bool:
@@ -132,3 +140,59 @@ def gc(standin: StandIn, service_account_key: ServiceAccountKey) -> Iterator[gsp
         yield client
     finally:
         client.http_client.session.close()
+
+
+@pytest.fixture
+def quota_registry(standin_clock: ManualClock) -> QuotaRegistry:
+    """A fresh quota registry (not the process-wide one) on the stand-in's clock."""
+    return QuotaRegistry(clock=standin_clock.now, sleep=standin_clock.sleep)
+
+
+@pytest.fixture
+def google_sheet_factory(
+    standin: StandIn, key_file: Path, quota_registry: QuotaRegistry, standin_clock: ManualClock
+) -> Iterator[Callable[..., GoogleSheet]]:
+    """`make(spec, **options) -> GoogleSheet` against the stand-in; closed at teardown.
+
+    Defaults: the registered key file, the stand-in's URL, `quota_registry`, retries that
+    sleep on the manual clock (so backoff and quota pauses take no real time), 5 s timeout.
+    """
+    made: list[GoogleSheet] = []
+
+    def make(spec: str, **options: object) -> GoogleSheet:
+        defaults: dict[str, object] = {
+            "credentials": key_file,
+            "api_url": standin.url,
+            "registry": quota_registry,
+            "sleep": standin_clock.sleep,
+            "rng": random.Random(7),
+            "timeout": 5.0,
+            "environ": {},
+        }
+        sheet = GoogleSheet(spec, **{**defaults, **options})  # type: ignore[arg-type]
+        made.append(sheet)
+        return sheet
+
+    yield make
+    for sheet in made:
+        sheet.close()
+
+
+@pytest.fixture
+def google_sheet(
+    standin: StandIn,
+    service_account_key: ServiceAccountKey,
+    google_sheet_factory: Callable[..., GoogleSheet],
+) -> Callable[..., GoogleSheet]:
+    """`make(rows, title="Sheet1", **options) -> GoogleSheet` over a new shared spreadsheet.
+
+    The same shape as the file backends' fixtures, for batch tests run on every backend.
+    """
+
+    def make(
+        rows: Sequence[Sequence[str]], title: str = "Sheet1", **options: object
+    ) -> GoogleSheet:
+        key = standin.create_spreadsheet({title: rows}, shared_with=[service_account_key.email])
+        return google_sheet_factory(f"{key}/{title}", **options)
+
+    return make

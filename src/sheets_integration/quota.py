@@ -1,0 +1,258 @@
+"""Client-side quota and retry for the Google Sheets API.
+
+Google allows 60 read and 60 write requests per minute per user (300 per project), a batch
+request counting as one, and answers 429 RESOURCE_EXHAUSTED beyond that. Every GoogleSheet
+of a process that uses the same credential draws from one pair of token buckets (reads,
+writes) so that together they stay under the limit: 50 per minute each by default, bursts
+of 5. A 429 pauses the bucket until the minute has refilled.
+
+Failed requests are retried with truncated exponential backoff, `min(2**n + jitter, 64)`
+seconds, for a bounded number of attempts, and only when the operation is idempotent; then
+the caller gets the failure and keeps its pending writes for later.
+
+Time, sleeping and randomness are injected, so tests run a minute of quota in no time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Kind = Literal["read", "write"]
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+_EPSILON = 1e-9
+_MIN_WAIT = 0.001
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    """Client-side request rates per credential (config section `[google]`)."""
+
+    reads_per_minute: int = 50
+    writes_per_minute: int = 50
+    burst: int = 5
+    pause_after_429: float = 60.0
+    """Seconds a bucket stops granting after a 429 (unless the answer says Retry-After)."""
+
+    def __post_init__(self) -> None:
+        if self.reads_per_minute < 1 or self.writes_per_minute < 1 or self.burst < 1:
+            raise ValueError("quota rates and burst must be at least 1")
+
+
+class TokenBucket:
+    """Grants requests at `per_minute`, up to `burst` at once; thread-safe.
+
+    `acquire` blocks (through the injected `sleep`) until a token is free and the bucket
+    is not paused.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        burst: int,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._paused_until = float("-inf")
+
+    def _refill(self, now: float) -> None:
+        if now > self._updated:
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+
+    def wait_time(self) -> float:
+        """Seconds until `acquire` would grant a token (0 when one is free now)."""
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            return self._wait(now)
+
+    def _wait(self, now: float) -> float:
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self._tokens >= 1.0 - _EPSILON:
+            return 0.0
+        # Never ask for a wait so short that adding it to the clock changes nothing.
+        return max((1.0 - self._tokens) / self.rate, _MIN_WAIT)
+
+    def acquire(self) -> float:
+        """Take one token, waiting as long as needed; the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._refill(now)
+                wait = self._wait(now)
+                if wait <= 0.0:
+                    self._tokens = max(0.0, self._tokens - 1.0)
+                    return waited
+            self._sleep(wait)
+            waited += wait
+
+    def pause(self, seconds: float) -> None:
+        """Grant nothing for `seconds` (a 429 told us the minute's quota is spent)."""
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            self._paused_until = max(self._paused_until, now + seconds)
+            # After the pause the bucket starts empty: resume at the steady rate, no burst.
+            self._tokens = 0.0
+            self._updated = self._paused_until
+
+    @property
+    def paused_until(self) -> float:
+        """The clock reading before which nothing is granted."""
+        with self._lock:
+            return self._paused_until
+
+
+class AccountQuota:
+    """The read and write buckets of one credential."""
+
+    def __init__(
+        self, settings: QuotaSettings, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+    ) -> None:
+        self.settings = settings
+        self.read = TokenBucket(settings.reads_per_minute, settings.burst, clock=clock, sleep=sleep)
+        self.write = TokenBucket(
+            settings.writes_per_minute, settings.burst, clock=clock, sleep=sleep
+        )
+
+    def bucket(self, kind: Kind) -> TokenBucket:
+        """The bucket that `kind` requests draw from."""
+        return self.read if kind == "read" else self.write
+
+    def rate_limited(self, kind: Kind, retry_after: float | None = None) -> None:
+        """Record a 429 for a `kind` request: pause its bucket until the minute refills."""
+        seconds = self.settings.pause_after_429 if retry_after is None else retry_after
+        log.warning(
+            "Google Sheets %s quota exhausted; pausing %s requests %.0f s", kind, kind, seconds
+        )
+        self.bucket(kind).pause(seconds)
+
+
+class QuotaRegistry:
+    """The `AccountQuota` of every credential in a process, keyed by account (email)."""
+
+    def __init__(
+        self,
+        settings: QuotaSettings | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.settings = settings or QuotaSettings()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._accounts: dict[str, AccountQuota] = {}
+
+    def for_account(self, account: str, settings: QuotaSettings | None = None) -> AccountQuota:
+        """The shared buckets of `account`, created with `settings` on first use.
+
+        Later callers share the first buckets whatever settings they pass: the point is one
+        budget per credential.
+        """
+        with self._lock:
+            quota = self._accounts.get(account)
+            if quota is None:
+                quota = AccountQuota(
+                    settings or self.settings, clock=self._clock, sleep=self._sleep
+                )
+                self._accounts[account] = quota
+            elif settings is not None and settings != quota.settings:
+                log.debug("quota for %s already set to %s; keeping it", account, quota.settings)
+            return quota
+
+
+_default_registry = QuotaRegistry()
+
+
+def default_registry() -> QuotaRegistry:
+    """The process-wide registry every GoogleSheet uses unless given another."""
+    return _default_registry
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure worth retrying: a short reason, and whether it was a quota refusal."""
+
+    reason: str
+    quota: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Truncated exponential backoff: `min(2**n + uniform(0, jitter), max_backoff)` seconds
+    before retry n (0-based), for at most `max_attempts` attempts in all."""
+
+    max_attempts: int = 6
+    max_backoff: float = 64.0
+    jitter: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """Seconds to wait before retry number `retry` (0 for the first retry)."""
+        return min(2.0**retry + rng.uniform(0.0, self.jitter), self.max_backoff)
+
+
+def call_with_retry(
+    attempt: Callable[[], T],
+    *,
+    classify: Callable[[Exception], Failure | None],
+    give_up: Callable[[Failure, Exception, int], Exception],
+    policy: RetryPolicy,
+    idempotent: bool,
+    sleep: Sleep = time.sleep,
+    rng: random.Random | None = None,
+    what: str = "request",
+) -> T:
+    """Run `attempt`, retrying the failures `classify` calls transient.
+
+    A permanent failure propagates at once. A transient one is retried after the backoff
+    while attempts remain and `idempotent` is true; otherwise `give_up(failure, exc,
+    attempts)` builds the exception raised (chained to the last failure).
+    """
+    rng = rng or random.Random()
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return attempt()
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            if not idempotent or attempts >= policy.max_attempts:
+                raise give_up(failure, exc, attempts) from exc
+            delay = policy.backoff(attempts - 1, rng)
+            log.info(
+                "%s failed (%s); retry %d of %d in %.1f s",
+                what,
+                failure.reason,
+                attempts,
+                policy.max_attempts - 1,
+                delay,
+            )
+            sleep(delay)
