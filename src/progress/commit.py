@@ -46,6 +46,19 @@ class Tx:
         self.now = now
         self.head = int(conn.execute(_LOCK_HEAD).scalar_one())
         self.rows: list[dict[str, Any]] = []
+        self._spilled = 0  # events already inserted (not yet committed)
+
+    @property
+    def appended(self) -> bool:
+        """Whether this transaction appended any event."""
+        return bool(self.rows) or self._spilled > 0
+
+    def spill(self) -> None:
+        """Insert the events collected so far now (they commit with the transaction)."""
+        if self.rows:
+            self.conn.execute(_INSERT_EVENTS, self.rows)
+            self._spilled += len(self.rows)
+            self.rows = []
 
     def emit(
         self, type_: EventType, batch_id: str, job_id: str | None, data: Mapping[str, Any]
@@ -65,16 +78,21 @@ class Tx:
         return self.head
 
     def mark(self) -> tuple[int, int]:
-        return self.head, len(self.rows)
+        return self.head, self._spilled + len(self.rows)
 
     def undo_to(self, mark: tuple[int, int]) -> None:
+        """Forget events after `mark` (the savepoint rollback removed any already inserted)."""
         self.head, size = mark
-        del self.rows[size:]
+        if size >= self._spilled:
+            del self.rows[size - self._spilled :]
+        else:
+            self.rows = []
+            self._spilled = size
 
     def flush(self) -> None:
-        if not self.rows:
+        if not self.appended:
             return
-        self.conn.execute(_INSERT_EVENTS, self.rows)
+        self.spill()
         self.conn.execute(_SET_HEAD, {"head": self.head})
 
 
@@ -155,7 +173,7 @@ class GroupCommitter:
                     for write in group:
                         outcomes.append(self._one(tx, write))
                     tx.flush()
-                appended = tx.head if tx.rows else 0
+                appended = tx.head if tx.appended else 0
                 break
             except OperationalError as exc:
                 # SQLite answers "database is locked" past its busy timeout: a transient

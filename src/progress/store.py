@@ -68,6 +68,9 @@ _CANCEL_REQUESTED = select(t.batches.c.cancel_requested).where(
 )
 
 
+_CHUNK = 2000
+
+
 @functools.cache
 def _count_move(old: JobStatus, new: JobStatus) -> Any:
     """The batch-counter update for one kind of job transition (built once per kind)."""
@@ -275,8 +278,13 @@ class Store:
     def _insert_jobs(self, tx: Tx, batch_id: str, phase_count: int, jobs: Sequence[NewJob]) -> None:
         if not jobs:
             return
-        rows = []
+        rows: list[dict[str, Any]] = []
         for job in jobs:
+            if len(rows) >= _CHUNK:
+                # Large batches go in chunks, so memory stays flat however many rows.
+                tx.conn.execute(insert(t.jobs), rows)
+                tx.spill()
+                rows = []
             event_id = tx.emit(
                 EventType.JOB_QUEUED,
                 batch_id,
@@ -310,6 +318,7 @@ class Store:
                 }
             )
         tx.conn.execute(insert(t.jobs), rows)
+        tx.spill()
         tx.conn.execute(
             update(t.batches)
             .where(t.batches.c.batch_id == batch_id)

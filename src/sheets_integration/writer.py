@@ -56,6 +56,9 @@ def row_cells(job: Mapping[str, Any], output_columns: Mapping[str, str]) -> dict
     return cells
 
 
+_WRITE_ROWS = 10_000
+
+
 def cursor_name(batch_id: str) -> str:
     return f"sheet:{batch_id}"
 
@@ -113,13 +116,18 @@ class SheetWriter:
                 if head > cursor:
                     self.store.set_cursor(name, head)
                 return FlushReport(cursor=head)
-            updates: dict[str, dict[str, str]] = {}
             ids = sorted(changed)
-            for i in range(0, len(ids), 500):
-                for job in self.store.jobs(job_ids=ids[i : i + 500]):
-                    updates[job["job_id"]] = row_cells(job, self.output_columns)
-            result = self.sheet.write_by_job_id(updates)
-            for job_id in sorted(result.missing - self._noted_missing):
+            missing: set[str] = set()
+            # Very large flushes (the final reconciliation of a big batch) go in pieces, so
+            # memory stays flat; a normal flush is one piece, one write.
+            for start in range(0, len(ids), _WRITE_ROWS):
+                updates: dict[str, dict[str, str]] = {}
+                piece = ids[start : start + _WRITE_ROWS]
+                for i in range(0, len(piece), 500):
+                    for job in self.store.jobs(job_ids=piece[i : i + 500]):
+                        updates[job["job_id"]] = row_cells(job, self.output_columns)
+                missing |= self.sheet.write_by_job_id(updates).missing
+            for job_id in sorted(missing - self._noted_missing):
                 self._noted_missing.add(job_id)
                 log.warning(
                     "[job %s] its row is no longer in %s; not written", job_id, self.sheet.name
@@ -129,8 +137,8 @@ class SheetWriter:
                 )
             self.store.set_cursor(name, head)
             report = FlushReport(
-                rows=len(updates) - len(result.missing),
-                missing=result.missing,
+                rows=len(ids) - len(missing),
+                missing=frozenset(missing),
                 cursor=head,
                 seconds=self.clock() - started,
             )
