@@ -338,3 +338,39 @@ def test_operator_edits_during_a_run_survive_and_statuses_land_on_the_right_rows
         # The deleted row's job is noted in its events, not written elsewhere.
         notes = [e for e in store.events_after(0, limit=100_000) if e["type"] == "job_note"]
         assert any("deleted" in e["data"]["message"] for e in notes)
+
+
+def test_an_xlsx_sheet_runs_end_to_end_and_scraped_formulas_stay_strings(tmp_path: Path) -> None:
+    from openpyxl import Workbook, load_workbook
+
+    path = tmp_path / "companies.xlsx"
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Leads"
+    sheet.append(["Company", "Website", "Zip"])
+    sheet.append(["Acme", "https://acme.test", "00123"])
+    sheet.append(["Beta", "https://beta.test", "00456"])
+    book.save(path)
+    out = sheetbatch(
+        [
+            "run",
+            f"{path}#Leads",
+            "--pipeline",
+            "tests.support.pipelines:formula",
+            "--db",
+            db(tmp_path),
+            "--json",
+        ],
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    leads = load_workbook(path)["Leads"]
+    header = [c.value for c in leads[1]]
+    rows = [
+        dict(zip(header, (c.value for c in r), strict=False)) for r in leads.iter_rows(min_row=2)
+    ]
+    assert [r["Status"] for r in rows] == ["completed", "completed"]
+    assert [r["Zip"] for r in rows] == ["00123", "00456"]  # untouched cells keep their text
+    name_cells = [r[header.index("Name")] for r in leads.iter_rows(min_row=2)]
+    assert all(c.data_type == "s" and c.value.startswith("=HYPERLINK") for c in name_cells)
