@@ -14,9 +14,10 @@ from gsheets_standin._a1 import column_letters, format_range, parse_a1, quote_ti
 from gsheets_standin._auth import ServiceAccountKey, generate_service_account_key
 from gsheets_standin._cells import Formula
 from gsheets_standin._clock import ManualClock
+from gsheets_standin._http import Fault
 from gsheets_standin._model import Spreadsheet, Worksheet
 from gsheets_standin._quota import GOOGLE_QUOTA, QuotaLimits
-from gsheets_standin._server import Fault, LoggedRequest, OperatorHook, StandIn
+from gsheets_standin._server import LoggedRequest, OperatorHook, StandIn
 
 __all__ = [
     "GOOGLE_QUOTA",

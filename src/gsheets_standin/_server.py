@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from gsheets_standin import _batch, _values
 from gsheets_standin._auth import Authority, ServiceAccountKey, generate_service_account_key
@@ -30,26 +25,14 @@ from gsheets_standin._errors import (
     unauthenticated,
     unavailable,
 )
+from gsheets_standin._http import Fault, HTTPServer, Reply
 from gsheets_standin._model import Spreadsheet, make_worksheet, new_sheet_id, new_spreadsheet_id
 from gsheets_standin._quota import GOOGLE_QUOTA, QuotaCounter, QuotaLimits
+from gsheets_standin._routes import Route, rpc_method
+from gsheets_standin._routes import route as route_of
 
 OperatorHook = Callable[[Spreadsheet], None]
 """Called with the live spreadsheet, under the server lock, before a write that follows a read."""
-
-_SPREADSHEET_PATH = re.compile(r"^/v4/spreadsheets/(?P<id>[^/:]+)(?P<rest>.*)$")
-_RPC = "google.apps.sheets.v4.SpreadsheetsService."
-
-
-class Fault(StrEnum):
-    """Failures the stand-in can inject into the next requests."""
-
-    INTERNAL = "500"
-    UNAVAILABLE = "503"
-    RATE_LIMITED = "429"
-    TIMEOUT = "timeout"
-    """Hold the request (unprocessed) past the client's timeout, then drop the connection."""
-    RESET = "reset"
-    """Read the request, then reset the connection (TCP RST) without answering."""
 
 
 @dataclass(frozen=True)
@@ -74,70 +57,6 @@ class _Fault:
     remaining: int
     kind: str
     delay: float
-
-
-@dataclass(frozen=True)
-class _Route:
-    name: str
-    kind: str
-    spreadsheet_id: str | None = None
-    range_text: str | None = None
-
-
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    body: dict[str, Any] | None
-    headers: Mapping[str, str]
-    drop: Fault | None = None
-    delay: float = 0.0
-
-
-def _route(method: str, path: str) -> _Route | None:
-    if path == "/token":
-        return _Route("token", "token") if method == "POST" else None
-    if path == "/v4/spreadsheets":
-        return _Route("spreadsheets.create", "write") if method == "POST" else None
-    match = _SPREADSHEET_PATH.match(path)
-    if match is None:
-        return None
-    key, rest = unquote(match.group("id")), match.group("rest")
-    fixed = {
-        ("GET", ""): "spreadsheets.get",
-        ("POST", ":batchUpdate"): "spreadsheets.batchUpdate",
-        ("GET", "/values:batchGet"): "values.batchGet",
-        ("POST", "/values:batchUpdate"): "values.batchUpdate",
-        ("POST", "/values:batchClear"): "values.batchClear",
-    }
-    name = fixed.get((method, rest))
-    if name is not None:
-        return _Route(name, "read" if method == "GET" else "write", key)
-    if not rest.startswith("/values/"):
-        return None
-    raw = rest[len("/values/") :]
-    if method == "POST" and raw.endswith(":append"):
-        return _Route("values.append", "write", key, unquote(raw[: -len(":append")]))
-    if method == "POST" and raw.endswith(":clear"):
-        return _Route("values.clear", "write", key, unquote(raw[: -len(":clear")]))
-    if method == "GET":
-        return _Route("values.get", "read", key, unquote(raw))
-    if method == "PUT":
-        return _Route("values.update", "write", key, unquote(raw))
-    return None
-
-
-_RPC_NAMES = {
-    "spreadsheets.get": "GetSpreadsheet",
-    "spreadsheets.create": "CreateSpreadsheet",
-    "spreadsheets.batchUpdate": "BatchUpdateSpreadsheet",
-    "values.get": "GetValues",
-    "values.batchGet": "BatchGetValues",
-    "values.update": "UpdateValues",
-    "values.batchUpdate": "BatchUpdateValues",
-    "values.append": "AppendValues",
-    "values.clear": "ClearValues",
-    "values.batchClear": "BatchClearValues",
-}
 
 
 class StandIn:
@@ -179,7 +98,7 @@ class StandIn:
         self._last_kind: dict[tuple[str, str], str] = {}
         self._log: list[LoggedRequest] = []
         self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
+        self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -188,7 +107,7 @@ class StandIn:
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        self._httpd = _HTTPServer((self._host, self._port), self)
+        self._httpd = HTTPServer((self._host, self._port), self.dispatch, self._stopping)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.02},
@@ -392,7 +311,7 @@ class StandIn:
         return None
 
     def _record(
-        self, method: str, path: str, route: _Route | None, reply: _Reply, user: str | None
+        self, method: str, path: str, route: Route | None, reply: Reply, user: str | None
     ) -> None:
         entry = LoggedRequest(
             method=method,
@@ -409,10 +328,10 @@ class StandIn:
         with self._lock:
             self._log.append(entry)
 
-    def dispatch(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+    def dispatch(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one HTTP request (header names in lower case); used by the request handler."""
         split = urlsplit(target)
-        route = _route(method, split.path)
+        route = route_of(method, split.path)
         user: str | None = None
         try:
             if route is None:
@@ -427,7 +346,7 @@ class StandIn:
             else:
                 if self.latency > 0:
                     self._stopping.wait(self.latency)
-                rpc = _RPC + _RPC_NAMES.get(route.name, "Unknown")
+                rpc = rpc_method(route)
                 user, token = self.authority.authenticate(headers.get("authorization"), rpc)
                 reply = self._api(user, token, rpc, route, split.query, body)
         except ApiError as exc:
@@ -435,7 +354,7 @@ class StandIn:
         self._record(method, split.path, route, reply, user)
         return reply
 
-    def _fault_reply(self, fault: _Fault, route: _Route) -> _Reply:
+    def _fault_reply(self, fault: _Fault, route: Route) -> Reply:
         if fault.fault is Fault.INTERNAL:
             return _error_reply(internal())
         if fault.fault is Fault.UNAVAILABLE:
@@ -443,16 +362,16 @@ class StandIn:
         if fault.fault is Fault.RATE_LIMITED:
             kind = route.kind if route.kind in ("read", "write") else "write"
             return _error_reply(rate_limited(kind, True, 60, self.project_number))
-        return _Reply(0, None, {}, drop=fault.fault, delay=fault.delay)
+        return Reply(0, None, {}, drop=fault.fault, delay=fault.delay)
 
-    def _token(self, body: bytes) -> _Reply:
+    def _token(self, body: bytes) -> Reply:
         form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         status, payload = self.authority.grant(form, self.token_url)
-        return _Reply(status, payload, {"Cache-Control": "no-cache, no-store, max-age=0"})
+        return Reply(status, payload, {"Cache-Control": "no-cache, no-store, max-age=0"})
 
     def _api(
-        self, email: str, token: str, rpc: str, route: _Route, query: str, body: bytes
-    ) -> _Reply:
+        self, email: str, token: str, rpc: str, route: Route, query: str, body: bytes
+    ) -> Reply:
         with self._lock:
             if self._auth_failures > 0:
                 self._auth_failures -= 1
@@ -463,7 +382,7 @@ class StandIn:
         payload = _json_body(body)
         with self._lock:
             if route.name == "spreadsheets.create":
-                return _Reply(200, self._create(email, payload), {})
+                return Reply(200, self._create(email, payload), {})
             assert route.spreadsheet_id is not None
             book = self._books.get(route.spreadsheet_id)
             if book is None:
@@ -479,7 +398,7 @@ class StandIn:
             if route.kind == "write":
                 self._books[route.spreadsheet_id] = book
             self._last_kind[marker] = route.kind
-            return _Reply(200, result, {})
+            return Reply(200, result, {})
 
     def _run_hook(self, book: Spreadsheet) -> None:
         hook = self._hook
@@ -492,7 +411,7 @@ class StandIn:
 
     def _execute(
         self,
-        route: _Route,
+        route: Route,
         book: Spreadsheet,
         params: Mapping[str, list[str]],
         payload: dict[str, Any],
@@ -552,104 +471,5 @@ def _json_body(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _error_reply(exc: ApiError) -> _Reply:
-    return _Reply(exc.code, exc.body(), exc.headers)
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], standin: StandIn) -> None:
-        self.standin = standin
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Unblock every keep-alive connection so its thread can end."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes: without this, delayed ACKs cost ~40 ms each.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _serve(self, method: str) -> None:
-        body = self._read_body()
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = self.server.standin.dispatch(method, self.path, headers, body)
-        if reply.drop is Fault.RESET:
-            self.close_connection = True
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            return
-        if reply.drop is Fault.TIMEOUT:
-            self.close_connection = True
-            self.server.standin._stopping.wait(reply.delay)
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        data = json.dumps(reply.body or {}, indent=2).encode() + b"\n"
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Vary", "Origin, X-Origin, Referer")
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True
+def _error_reply(exc: ApiError) -> Reply:
+    return Reply(exc.code, exc.body(), exc.headers)

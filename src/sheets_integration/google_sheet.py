@@ -65,7 +65,7 @@ from sheets_integration.quota import (
     default_registry,
 )
 from sheets_integration.safety import CellWrite, clip, plan_columns, plan_job_ids, plan_updates
-from sheets_integration.sheet import JOB_ID_COLUMN, Table, WriteResult
+from sheets_integration.sheet import JOB_ID_COLUMN, Table, WriteResult, normalize_header
 
 log = logging.getLogger(__name__)
 
@@ -415,18 +415,24 @@ class GoogleSheet:
                 self._add_columns(plan.header_cells)
                 table = self._read_table()
             cells = [c for c in plan.cells if c.row >= 0]
-            watched = self._positions(table, {c for row in expected.values() for c in row})
+            # The expected cells (except Job ID, which this write changes) show where it landed.
+            checked = {c for row in expected.values() for c in row}
+            watched = {
+                c: p
+                for c, p in self._positions(table, checked).items()
+                if normalize_header(c) != normalize_header(JOB_ID_COLUMN)
+            }
             after = self._write_cells(cells, watch=watched.values())
             refused = set(plan.refused)
-            victims: dict[int, str] = {}
+            victims: dict[int, tuple[str, dict[int, str]]] = {}
             for cell in cells:
                 seen = after.get(cell.row, {})
                 wanted = expected.get(cell.row, {})
                 if any(seen.get(watched[c], "") != v for c, v in wanted.items() if c in watched):
                     refused.add(cell.row)
-                    victims[cell.row] = _previous_id(table, seen, watched)
+                    victims[cell.row] = (_previous_id(table, seen, watched), seen)
             if victims:
-                self._restore_ids(victims, cells, table, watched)
+                self._restore_ids(victims, cells, watched)
             return refused
 
         return self._run("assign job ids", attempt)
@@ -515,15 +521,23 @@ class GoogleSheet:
 
     def _restore_ids(
         self,
-        victims: Mapping[int, str],
+        victims: Mapping[int, tuple[str, dict[int, str]]],
         cells: list[CellWrite],
-        table: Table,
         watched: Mapping[str, int],
     ) -> None:
-        """Give rows that received a job id by mistake their previous id back."""
-        restore = [CellWrite(c.row, c.column, victims[c.row]) for c in cells if c.row in victims]
-        log.warning("%s: %d rows moved while job ids were written", self.name, len(restore))
-        self._write_cells(restore, watch=watched.values())
+        """Give rows that received a job id by mistake their previous id back.
+
+        `victims` maps each such row to (its previous id, its watched cells as seen).
+        """
+        log.warning("%s: %d rows moved while job ids were written", self.name, len(victims))
+        restore = [CellWrite(c.row, c.column, victims[c.row][0]) for c in cells if c.row in victims]
+        after = self._write_cells(restore, watch=watched.values())
+        for row, (_, seen) in victims.items():
+            if any(after.get(row, {}).get(p, "") != seen.get(p, "") for p in watched.values()):
+                raise SheetUnavailable(
+                    f"{self.name}: rows moved twice while job ids were written; "
+                    "check the Job ID column for an id on the wrong row"
+                )
 
     # --- requests --------------------------------------------------------------------------
 
