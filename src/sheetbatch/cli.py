@@ -187,6 +187,11 @@ def _print_summary(console: Console, snap: dict[str, Any], sheet: str) -> None:
 @click.option("--retry-failed", is_flag=True, help="Also process rows whose status is failed.")
 @click.option("--force", is_flag=True, help="Process every row again, whatever its status.")
 @click.option("--flush-interval", type=float, help="Seconds between sheet writes.")
+@click.option(
+    "--credentials",
+    type=click.Path(dir_okay=False),
+    help="Google service-account (or authorized-user) JSON file, for Google Sheets.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final batch snapshot as JSON.")
 @click.pass_context
 def run(
@@ -199,18 +204,24 @@ def run(
     retry_failed: bool,
     force: bool,
     flush_interval: float | None,
+    credentials: str | None,
     as_json: bool,
 ) -> None:
-    """Process the rows of SHEET (.csv, .xlsx, or a Google Sheet) with live progress."""
-    settings = _settings(ctx, db=db, concurrency=concurrency, flush_interval=flush_interval)
+    """Process the rows of SHEET with live progress.
+
+    SHEET is a .csv file, an .xlsx file (file.xlsx#Worksheet for another tab than the first),
+    or a Google Sheet: its URL, its key, or KEY/Worksheet title.
+    """
+    flags: dict[str, Any] = {
+        "db": db,
+        "concurrency": concurrency,
+        "flush_interval": flush_interval,
+        "credentials": credentials,
+    }
+    settings = _settings(ctx, **flags)
     if allow_host:
-        settings = _settings(
-            ctx,
-            db=db,
-            concurrency=concurrency,
-            flush_interval=flush_interval,
-            allow_hosts=(*settings.allow_hosts, *allow_host),
-        )
+        # --allow-host adds to the hosts the configuration allows.
+        settings = _settings(ctx, **flags, allow_hosts=(*settings.allow_hosts, *allow_host))
     sys.exit(
         execute_run(
             ctx,

@@ -12,22 +12,38 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sheets_integration.locate import open_sheet as open_local_sheet
-
 from pipeline.fetcher import Fetcher
 from pipeline.phase import Pipeline
 from pipeline.registry import load_pipeline
 from progress import Store, open_store
 from sheetbatch.config import Settings
 from sheets_integration.batch import BatchProcessor, RunOptions
+from sheets_integration.locate import backend_name
+from sheets_integration.locate import open_sheet as locate_sheet
 from sheets_integration.sheet import Sheet
 
 log = logging.getLogger(__name__)
 
 
 def open_sheet(spec: str, settings: Settings) -> Sheet:
-    """The sheet named by `spec`: a .csv/.xlsx path, or a Google Sheets URL or key."""
-    return open_local_sheet(spec)
+    """The sheet named by `spec`: a .csv/.xlsx path, or a Google Sheets URL, key or key/tab."""
+    if backend_name(spec) != "google":
+        return locate_sheet(spec)
+    from sheets_integration.quota import QuotaSettings
+
+    return locate_sheet(
+        spec,
+        credentials=settings.credentials or None,
+        api_url=settings.sheets_api_url or None,
+        quota=QuotaSettings(
+            reads_per_minute=settings.read_per_minute,
+            writes_per_minute=settings.write_per_minute,
+            burst=settings.quota_burst,
+        ),
+        # The settings already merged the environment (GOOGLE_APPLICATION_CREDENTIALS,
+        # SHEETBATCH_SHEETS_API_URL): the backend must not read it a second time.
+        environ={},
+    )
 
 
 def store_for(settings: Settings) -> Store:
@@ -76,8 +92,11 @@ class PreparedBatch:
     pipeline: Pipeline
 
     def run(self) -> dict[str, Any]:
-        """Run to the end; the final batch snapshot."""
-        return self.processor.run(self.batch_id)
+        """Run to the end, then release the sheet; the final batch snapshot."""
+        try:
+            return self.processor.run(self.batch_id)
+        finally:
+            self.processor.sheet.close()
 
 
 def prepare_batch(
@@ -94,13 +113,17 @@ def prepare_batch(
     ref = pipeline_ref or settings.pipeline
     pipeline = load_pipeline(ref)
     sheet = open_sheet(sheet_spec, settings)
-    processor = BatchProcessor(
-        store=store,
-        sheet=sheet,
-        pipeline=pipeline,
-        options=run_options(settings, retry_failed=retry_failed, force=force),
-        services=services,
-        pipeline_ref=ref,
-    )
-    batch_id = processor.prepare()
+    try:
+        processor = BatchProcessor(
+            store=store,
+            sheet=sheet,
+            pipeline=pipeline,
+            options=run_options(settings, retry_failed=retry_failed, force=force),
+            services=services,
+            pipeline_ref=ref,
+        )
+        batch_id = processor.prepare()
+    except BaseException:
+        sheet.close()
+        raise
     return PreparedBatch(batch_id=batch_id, processor=processor, pipeline=pipeline)

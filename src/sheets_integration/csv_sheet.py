@@ -64,6 +64,9 @@ class CsvSheet:
     def __repr__(self) -> str:
         return f"CsvSheet({str(self.path)!r}, encoding={self.encoding!r})"
 
+    def close(self) -> None:
+        """Nothing to release: every operation opens and closes the file itself."""
+
     @property
     def name(self) -> str:
         """The file name, for messages."""

@@ -7,9 +7,7 @@ Specs:
   Windows paths (`C:\\data\\companies.xlsx`) and `#` reads like a URL fragment.
 - a Google Sheets URL or key -> the Google backend, once registered:
 
-      register_backend("google", is_google_spec, GoogleSheet.open)
-
-  replaces the placeholder that explains Google Sheets are configured elsewhere for now.
+      register_backend("google", looks_like_google, GoogleSheet.open)
 
 Backends are tried in order, most recently registered first; the first whose predicate
 accepts the spec opens it.
@@ -58,6 +56,11 @@ def register_backend(name: str, matches: Callable[[str], bool], factory: SheetFa
 def backends() -> list[Backend]:
     """The registered backends, in the order `open_sheet` tries them."""
     return list(_backends)
+
+
+def backend_name(spec: str) -> str | None:
+    """The name of the backend that opens `spec` ("csv", "xlsx", "google"), or None."""
+    return next((b.name for b in _backends if b.matches(spec)), None)
 
 
 def open_sheet(spec: str, **options: Any) -> Sheet:
@@ -124,13 +127,20 @@ def _open_xlsx(spec: str, **options: Any) -> Sheet:
     return XlsxSheet(_existing_file(path), **options)
 
 
-def _google_not_registered(spec: str, **options: Any) -> Sheet:
-    raise SheetError(
-        f"{spec!r} looks like a Google Sheets spreadsheet, which open_sheet does not open yet; "
-        "use the Google Sheets settings of the configuration, or export it as .xlsx or .csv"
-    )
+def _open_google(spec: str, **options: Any) -> Sheet:
+    # Imported on use: gspread and google-auth cost start-up time that local sheets never need.
+    from sheets_integration.google_sheet import GoogleSheet
+
+    return GoogleSheet.open(spec, **options)
 
 
+def _looks_like_google(spec: str) -> bool:
+    from sheets_integration.google_sheet import looks_like_google
+
+    return looks_like_google(spec)
+
+
+# Tried last-registered first: local files are recognised before Google is even imported.
+register_backend("google", _looks_like_google, _open_google)
 register_backend("csv", _is_csv, _open_csv)
 register_backend("xlsx", lambda spec: split_xlsx_spec(spec) is not None, _open_xlsx)
-register_backend("google", is_google_spec, _google_not_registered)

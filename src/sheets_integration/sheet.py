@@ -106,3 +106,7 @@ class Sheet(Protocol):
     def write_by_job_id(self, updates: Mapping[str, Mapping[str, str]]) -> WriteResult:
         """Write {column: text} into the row whose `Job ID` is each key, as located now."""
         ...
+
+    def close(self) -> None:
+        """Release connections or handles (a no-op for local files)."""
+        ...

@@ -90,6 +90,9 @@ class XlsxSheet:
     def __repr__(self) -> str:
         return f"XlsxSheet({str(self.path)!r}, worksheet={self.worksheet!r})"
 
+    def close(self) -> None:
+        """Nothing to release: every operation opens and closes the file itself."""
+
     @property
     def name(self) -> str:
         """The file name, with "#worksheet" when one was named, for messages."""
