@@ -95,9 +95,13 @@ def test_missing_files_name_the_path(tmp_path: Path) -> None:
         GOOGLE_KEY,
     ],
 )
-def test_google_specs_get_a_clear_error_until_the_backend_is_registered(spec: str) -> None:
+def test_google_specs_go_to_the_google_backend_which_asks_for_a_credential(
+    spec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     assert is_google_spec(spec)
-    with pytest.raises(SheetError, match="Google Sheets"):
+    assert locate.backend_name(spec) == "google"
+    with pytest.raises(SheetError, match="--credentials FILE"):
         open_sheet(spec)
 
 
@@ -131,6 +135,9 @@ class FakeGoogleSheet:
 
     def write_by_job_id(self, updates: Any) -> WriteResult:
         return WriteResult()
+
+    def close(self) -> None:
+        pass
 
 
 def test_registering_a_backend_takes_over_its_specs(restore_backends: None) -> None:
