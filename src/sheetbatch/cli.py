@@ -336,6 +336,16 @@ def demo(ctx: click.Context, db: str | None, concurrency: int | None) -> None:
     sys.exit(run_demo(ctx, settings))
 
 
+def _register_serve() -> None:
+    # The server module re-executes itself under gevent; importing it here is cheap.
+    from sheetbatch.serve import serve_command
+
+    cli.add_command(serve_command)
+
+
+_register_serve()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="sheetbatch")
