@@ -9,9 +9,10 @@ A stream is one of three scopes: a job, a batch, or the whole log. It follows th
   from a cursor first sends a `: connected` comment so its headers go out at once;
   a heartbeat is sent every `ping_interval` seconds;
 - with a cursor (the `Last-Event-ID` header or `?last_event_id=`) the stream replays every
-  event of its scope after the cursor, in log order, from the database, then continues live
-  from the process's feed: the position scanned so far only moves past events that were sent
-  or that are outside the scope, so nothing is skipped and nothing is sent twice;
+  event of its scope after the cursor, in log order (from the feed's memory when it reaches
+  back that far, else from the database), then continues live: the position scanned so far
+  only moves past events that were sent or that are outside the scope, so nothing is
+  skipped and nothing is sent twice;
 - without a cursor it opens with a `snapshot` event whose `id:` is the cursor the snapshot is
   valid at. The snapshot and that cursor come from ONE read transaction (a single SQLite WAL
   read snapshot; REPEATABLE READ on PostgreSQL), so the state is exactly the log folded up to
@@ -331,10 +332,12 @@ def event_stream(
     replaying = True
     while True:
         if replaying:
-            # Everything up to `known` is committed before the query below starts, so
-            # the query sees it all; then `scan` may safely jump to `known`.
+            # Everything up to `known` is committed before the read below starts, so the
+            # read sees it all; then `scan` may safely jump to `known`. `follow` serves
+            # from the feed's memory when it reaches back to `scan` (a reconnect storm
+            # then costs no database read per client) and from `events_after` otherwise.
             known = waiter.head()
-            events = reader.events_after(scan, limit=page, **filters)
+            events = reader.follow(scan, limit=page, **filters)
         else:
             remaining = max(0.0, next_ping - clock())
             known_or_stop = waiter.wait(scan, remaining)

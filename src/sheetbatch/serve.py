@@ -20,9 +20,11 @@ if __name__ == "__main__":
 
     monkey.patch_all()
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -181,6 +183,13 @@ def run_server(settings: Settings, shutdown_timeout: float = DEFAULT_SHUTDOWN_TI
 
     class Handler(WSGIHandler):  # type: ignore[misc]
         """Hands the client socket to the app, so a stream sees its client leave at once."""
+
+        def handle(self) -> None:
+            # Events are small writes: without TCP_NODELAY, Nagle's algorithm holds one
+            # back until the client's (delayed) ACK of the previous one, tens of ms later.
+            with contextlib.suppress(OSError):
+                self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().handle()
 
         def get_environ(self) -> dict[str, Any]:
             environ: dict[str, Any] = super().get_environ()

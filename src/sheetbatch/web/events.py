@@ -49,6 +49,7 @@ def _body(context: WebContext, plan: StreamPlan, sock: object) -> Iterator[str]:
             ping_interval=context.settings.ping_interval,
             retry_ms=context.retry_ms,
             on_sent=context.metrics.events_sent,
+            formatter=context.hub.formatter,
         )
     finally:
         sub.close()

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from progress import Store
+from progress.sse import EventFormatter
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,13 @@ class Subscription:
 class StreamHub:
     """Every open SSE stream of this process and the one thread that wakes them."""
 
-    def __init__(self, store: Store, *, head_timeout: float = 30.0) -> None:
+    def __init__(self, store: Store, *, head_timeout: float = 30.0, linger: float = 0.002) -> None:
         self.store = store
         self.head = -1
         self.closed = False
+        self.formatter = EventFormatter()
         self._head_timeout = head_timeout
+        self._linger = linger
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -131,6 +134,11 @@ class StreamHub:
                 time.sleep(0.5)
                 continue
             if head > self.head:
+                if self._linger > 0:
+                    # Transitions come in bursts (rows move in step): waiting a moment lets
+                    # a burst's commits land, so every stream wakes once for all of them.
+                    time.sleep(self._linger)
+                    head = max(head, self.store.wait(head, 0))
                 self.head = head
                 self._wake_all()
             elif time.monotonic() - started < 0.01:

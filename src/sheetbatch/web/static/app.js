@@ -16,6 +16,7 @@
   const params = new URLSearchParams(window.location.search);
   const CSRF = meta("csrf-token");
   const WATCHDOG_MS = 1000 * Number(params.get("watchdog") || meta("watchdog-seconds") || 30);
+  const FETCH_TIMEOUT_MS = Math.max(5000, WATCHDOG_MS);
   const LOG_TYPES = [
     "batch_created", "batch_finished", "batch_cancel_requested", "batch_reopened",
     "jobs_added", "job_queued", "job_started", "phase_started", "phase_progress",
@@ -51,7 +52,16 @@
     }
     opts.headers = headers;
     if (opts.body !== undefined && typeof opts.body !== "string") opts.body = JSON.stringify(opts.body);
-    const response = await fetch(path, opts);
+    // A stalled network must not hang a poll forever: give up after FETCH_TIMEOUT_MS.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
+    opts.signal = abort.signal;
+    let response;
+    try {
+      response = await fetch(path, opts);
+    } finally {
+      clearTimeout(timer);
+    }
     let body = null;
     try { body = await response.json(); } catch (_) { body = null; }
     if (!response.ok) {
@@ -173,6 +183,8 @@
     async recover(refused) {
       if (this.recovering) return;
       this.recovering = true;
+      const conn = document.getElementById("conn");
+      if (conn) conn.dataset.recoveries = String(Number(conn.dataset.recoveries || 0) + 1);
       if (this.es) { this.es.close(); this.es = null; }
       setConn("polling", "polling the REST API");
       try {
