@@ -24,10 +24,10 @@ import httpx
 
 from pipeline.registry import load_pipeline
 from progress import open_store
-from sheets_integration.batch import BatchProcessor, RunOptions
-from sheets_integration.locate import open_sheet
 from sheetbatch.config import Settings
 from sheetbatch.service import services_for
+from sheets_integration.batch import BatchProcessor, RunOptions
+from sheets_integration.locate import open_sheet
 
 
 class Sites:
