@@ -110,7 +110,6 @@ def bench_flask_sse(
         drain.start()
         channel = "bench-" + secrets.token_hex(4)
         total = len(trace)
-        started = threading.Event()
         result: dict[str, Any] = {}
 
         def event_time(message: tuple[str | None, str, str]) -> tuple[int, float] | None:
@@ -139,7 +138,6 @@ def bench_flask_sse(
         deadline = time.monotonic() + 30
         while r.pubsub_numsub(channel)[0][1] < clients and time.monotonic() < deadline:
             time.sleep(0.05)
-        del started
         t0 = trace[0][0]
         begin = time.time()
         for i, (t, kind) in enumerate(trace, start=1):

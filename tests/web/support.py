@@ -21,9 +21,9 @@ from httpx_sse import ServerSentEvent, connect_sse
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_PIPELINE = "tests.support.pipelines:slow"
 _SERVING = re.compile(r"sheetbatch serving on (http://\S+?)/?$")
-# `serve` re-executes itself as `python -m sheetbatch.serve` (gevent patches first): this
-# launcher goes through exactly that path, as `sheetbatch serve` does.
-LAUNCHER = "import sys; from sheetbatch.serve import serve_command; serve_command(sys.argv[1:])"
+# The real command line: `sheetbatch serve` re-executes itself as `python -m sheetbatch.serve`
+# (so gevent patches first), keeping its pid.
+SERVE = [sys.executable, "-m", "sheetbatch", "serve"]
 
 
 @dataclass
@@ -86,7 +86,7 @@ def start_server(
     """Start `sheetbatch serve --port 0` in `workdir` and wait until it listens."""
     workdir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, "--port", "0", "--db", db_url, *args],
+        [*SERVE, "--port", "0", "--db", db_url, *args],
         cwd=workdir,
         env=env or server_env(),
         stdout=subprocess.DEVNULL,

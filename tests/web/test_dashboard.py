@@ -167,10 +167,13 @@ def test_a_batch_runs_to_100_percent_with_every_row_final(
     assert phases == ["resolve", "crawl", "extract", "score"]
     assert page.is_visible("#retry-btn") and not page.is_visible("#cancel-btn")
     ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(300)  # let the bar's width transition finish for the picture
     page.screenshot(path=str(ARTIFACTS / "dashboard-batch.png"), full_page=True)
     page.goto(f"{proxy.url}/?watchdog={WATCHDOG}")
-    row = page.wait_for_selector(f'#batches tr[data-batch-id="{batch_id}"]')
-    assert row is not None and row.get_attribute("data-status") == "completed"
+    row = page.wait_for_selector(
+        f'#batches tr[data-batch-id="{batch_id}"][data-status="completed"]'
+    )
+    assert row is not None and "6 succeeded · 2 failed" in row.inner_text()
     page.screenshot(path=str(ARTIFACTS / "dashboard-list.png"), full_page=True)
 
 

@@ -9,7 +9,6 @@ the store closed.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -58,7 +57,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     metrics = Metrics()
     context = WebContext(
-        settings=replace(settings),
+        settings=settings,
         store=the_store,
         hub=StreamHub(the_store),
         runner=BatchRunner(the_store, settings, on_flush=metrics.observe_flush),

@@ -9,6 +9,7 @@ the body starts, and released however it ends.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
@@ -39,8 +40,8 @@ def request_cursor() -> int | None:
         raise BadRequest(str(exc), field="last_event_id") from exc
 
 
-def _body(context: WebContext, plan: StreamPlan, sock: object) -> Iterator[str]:
-    sub = context.hub.subscribe(sock if hasattr(sock, "recv") else None)  # type: ignore[arg-type]
+def _body(context: WebContext, plan: StreamPlan, sock: socket.socket | None) -> Iterator[str]:
+    sub = context.hub.subscribe(sock)
     try:
         yield from event_stream(
             context.store,
@@ -68,7 +69,9 @@ def _stream(scope: Scope) -> Response:
         raise NotFound(str(exc), field="batch_id") from exc
     except StoreUnavailable as exc:
         raise Unavailable(str(exc)) from exc
-    body = _body(context, plan, request.environ.get(SOCKET_KEY))
+    # Set by `sheetbatch serve`'s request handler: gevent's socket (socket.socket once patched).
+    sock = request.environ.get(SOCKET_KEY)
+    body = _body(context, plan, sock if hasattr(sock, "recv") else None)
     return Response(body, headers=dict(SSE_HEADERS))
 
 

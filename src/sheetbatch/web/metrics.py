@@ -57,6 +57,14 @@ class Metrics:
         with self._lock:
             self.sse_events_sent += n
 
+    def snapshot(self) -> tuple[int, Histogram, int]:
+        """A consistent copy: events sent, the flush histogram, sheet rows written."""
+        with self._lock:
+            flush = Histogram(self.sheet_flush.buckets)
+            flush.counts = list(self.sheet_flush.counts)
+            flush.total, flush.count = self.sheet_flush.total, self.sheet_flush.count
+            return self.sse_events_sent, flush, self.sheet_rows_written
+
     def observe_flush(self, report: FlushReport) -> None:
         """Record one sheet flush (the sheet writer's hook)."""
         with self._lock:
@@ -96,12 +104,7 @@ def render(
         for status, n in batch["counts"].items():
             jobs[status] = jobs.get(status, 0) + int(n)
     head = store.last_event_id()
-    with metrics._lock:
-        sent = metrics.sse_events_sent
-        flush = Histogram(metrics.sheet_flush.buckets)
-        flush.counts = list(metrics.sheet_flush.counts)
-        flush.total, flush.count = metrics.sheet_flush.total, metrics.sheet_flush.count
-        rows = metrics.sheet_rows_written
+    sent, flush, rows = metrics.snapshot()
     lines: list[str] = []
     lines += _family(
         "sheetbatch_jobs",

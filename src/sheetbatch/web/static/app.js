@@ -81,6 +81,14 @@
     return `${m} min ${Math.round(s - 60 * m)} s`;
   }
 
+  function countsText(c) {
+    const parts = [`${c.succeeded} succeeded`, `${c.failed} failed`];
+    if (c.cancelled) parts.push(`${c.cancelled} cancelled`);
+    if (c.running) parts.push(`${c.running} running`);
+    if (c.queued) parts.push(`${c.queued} queued`);
+    return parts.join(" · ");
+  }
+
   function setConn(state, detail) {
     const node = document.getElementById("conn");
     if (!node) return;
@@ -469,7 +477,7 @@
           el("td", { class: "sheet", text: b.sheet }),
           el("td", {}, el("span", { class: `badge st-${b.status}`, text: b.status })),
           el("td", { class: "wide" }, bar),
-          el("td", { text: `✓${c.succeeded} ✗${c.failed} ⊘${c.cancelled} ▶${c.running} …${c.queued}` }),
+          el("td", { class: "counts", text: countsText(c) }),
           el("td", { text: b.started ? new Date(b.started).toLocaleString() : "–" }));
       });
       tbody.replaceChildren(...trs);
