@@ -376,9 +376,11 @@ def event_stream(
 def plan_stream(store: Store, scope: Scope, cursor: int | None) -> StreamPlan:
     """Check the scope exists and read what the stream starts from (snapshot or cursor).
 
-    Raises UnknownJob / UnknownBatch for an unknown id.
+    Raises UnknownJob / UnknownBatch for an unknown id. A cursor beyond the log's head (a
+    client of a database since replaced) cannot be resumed: such a stream starts from a
+    snapshot instead, so the client is told the whole state again.
     """
-    if cursor is None:
+    if cursor is None or cursor > store.last_event_id():
         return StreamPlan(scope, snapshot=read_snapshot(store, scope))
     return StreamPlan(
         scope, cursor=cursor, finished_at_cursor=already_finished(store, scope, cursor)

@@ -35,7 +35,8 @@ import click
 from sheetbatch.config import ConfigError, Settings, load_settings
 from sheetbatch.web.auth import bind_refusal
 
-log = logging.getLogger(__name__)
+# Under `python -m sheetbatch.serve` this module is __main__; its log lines keep its name.
+log = logging.getLogger("sheetbatch.serve" if __name__ == "__main__" else __name__)
 
 EXIT_BAD_INPUT = 2
 DEFAULT_SHUTDOWN_TIMEOUT = 25.0

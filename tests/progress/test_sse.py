@@ -315,3 +315,10 @@ def test_plan_from_a_cursor_reads_no_snapshot(store: Store) -> None:
     batch_id, _ = new_batch(store, 1)
     plan = plan_stream(store, Scope(batch_id=batch_id), 0)
     assert plan == StreamPlan(Scope(batch_id=batch_id), cursor=0, finished_at_cursor=False)
+
+
+def test_a_cursor_from_the_future_gets_a_snapshot(store: Store) -> None:
+    batch_id, _ = new_batch(store, 2)
+    plan = plan_stream(store, Scope(batch_id=batch_id), store.last_event_id() + 100)
+    assert plan.snapshot is not None and plan.cursor is None
+    assert len(plan.snapshot.state["jobs"]) == 2
