@@ -209,24 +209,28 @@ def test_sigterm_cancels_running_batches_flushes_and_closes_streams(tmp_path: Pa
         env=server_env(SHEETBATCH_TEST_PHASE_SECONDS="0.3"),
     )
     sheet = write_sheet(workdir / "long.csv", companies(12))
-    with server.client() as c:
-        batch_id = start_batch(c, sheet)
-        wait_for(lambda: c.get(f"/api/batches/{batch_id}").json()["counts"]["running"] == 2)
-        stream_done = threading.Event()
-        seen: list[ServerSentEvent] = []
+    stream_done = threading.Event()
+    seen: list[ServerSentEvent] = []
 
-        def follow() -> None:
-            try:
-                with server.client() as own:
-                    read_events(own, "/events/progress", stop=lambda e: seen.append(e) and False)
-            except httpx.HTTPError:
-                pass
-            finally:
-                stream_done.set()
+    def follow() -> None:
+        try:
+            with server.client() as own:
+                read_events(own, "/events/progress", stop=lambda e: seen.append(e) and False)
+        except httpx.HTTPError:
+            pass
+        finally:
+            stream_done.set()
 
+    try:
+        with server.client() as c:
+            batch_id = start_batch(c, sheet)
+            wait_for(lambda: c.get(f"/api/batches/{batch_id}").json()["counts"]["running"] == 2)
         threading.Thread(target=follow, daemon=True).start()
         wait_for(lambda: seen)
         code = server.stop(signal.SIGTERM, timeout=30)
+    finally:
+        if server.proc.poll() is None:  # a failed step must not leave the server running
+            server.stop(signal.SIGKILL)
     assert code == 0, server.output()
     assert stream_done.wait(5), "the stream was not closed by the shutdown"
     store = open_store(server.db_url)
