@@ -27,7 +27,7 @@ from sheets_integration.sheet import (
     Sheet,
     Table,
 )
-from sheets_integration.writer import FlushReport, SheetWriter
+from sheets_integration.writer import FlushReport, SheetWriter, row_cells
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,15 @@ class BatchProcessor:
                 force=self.options.force,
             )
         ]
-        batch_id, keep = self._resumable(table, selected)
-        fresh = [i for i in selected if i not in keep]
+        batch_id, keep, settled = self._resumable(table, selected)
+        if settled:
+            # Finished in the store, but the sheet never heard (its last flush failed):
+            # write the final state instead of doing the work again.
+            self.sheet.write_by_job_id(
+                {j["job_id"]: row_cells(j, self.pipeline.output_columns) for j in settled.values()}
+            )
+            log.info("%d finished rows written from the store, not redone", len(settled))
+        fresh = [i for i in selected if i not in keep and i not in settled]
         new_jobs = self._assign(table, fresh)
         if batch_id is None:
             batch_id = self.store.create_batch(
@@ -129,29 +136,43 @@ class BatchProcessor:
             )
         return batch_id
 
-    def _resumable(self, table: Table, selected: list[int]) -> tuple[str | None, set[int]]:
-        """An interrupted batch of this sheet to resume, and the rows whose jobs it keeps."""
+    def _resumable(
+        self, table: Table, selected: list[int]
+    ) -> tuple[str | None, set[int], dict[int, dict[str, Any]]]:
+        """What the store already knows of the selected rows.
+
+        Returns an interrupted batch of this sheet to resume (or None), the rows whose jobs
+        it keeps, and the rows whose jobs already finished in a finished batch (by row).
+        """
         if self.options.force or not selected:
-            return None, set()
+            return None, set(), {}
         ids = {table.cell(i, JOB_ID_COLUMN).strip(): i for i in selected}
         ids.pop("", None)
         if not ids:
-            return None, set()
+            return None, set(), {}
         known = self.store.jobs(job_ids=list(ids))
         by_batch: dict[str, list[dict[str, Any]]] = {}
         for job in known:
             by_batch.setdefault(job["batch_id"], []).append(job)
-        candidates = [b for b in by_batch if self.store.batch(b)["status"] == "running"]
-        if not candidates:
-            return None, set()
-        batch_id = max(candidates, key=lambda b: len(by_batch[b]))
+        running = {b for b in by_batch if self.store.batch(b)["status"] == "running"}
+        final = {JobStatus.SUCCEEDED.value}
+        if not self.options.retry_failed:
+            final.add(JobStatus.FAILED.value)
+        settled = {
+            ids[j["job_id"]]: j
+            for j in known
+            if j["batch_id"] not in running and j["status"] in final
+        }
+        if not running:
+            return None, set(), settled
+        batch_id = max(running, key=lambda b: len(by_batch[b]))
         self._refuse_if_busy(batch_id)
         jobs = by_batch[batch_id]
         if self.options.retry_failed:
             failed = [j["job_id"] for j in jobs if j["status"] == JobStatus.FAILED.value]
             if failed:
                 self.store.retry_jobs(batch_id, failed)
-        return batch_id, {ids[j["job_id"]] for j in jobs}
+        return batch_id, {ids[j["job_id"]] for j in jobs}, settled
 
     def _refuse_if_busy(self, batch_id: str) -> None:
         now = self.store.clock()

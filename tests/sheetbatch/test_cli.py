@@ -374,3 +374,26 @@ def test_an_xlsx_sheet_runs_end_to_end_and_scraped_formulas_stay_strings(tmp_pat
     assert [r["Zip"] for r in rows] == ["00123", "00456"]  # untouched cells keep their text
     name_cells = [r[header.index("Name")] for r in leads.iter_rows(min_row=2)]
     assert all(c.data_type == "s" and c.value.startswith("=HYPERLINK") for c in name_cells)
+
+
+def test_rows_finished_in_the_store_but_stale_in_the_sheet_are_written_not_redone(
+    tmp_path: Path,
+) -> None:
+    """The last flush never reached the sheet (it was locked, Google was down): run again."""
+    sheet = companies(tmp_path, 3, fail=(1,))
+    base = ["run", str(sheet), "--pipeline", SLOW, "--db", db(tmp_path)]
+    assert sheetbatch(base, cwd=tmp_path, SHEETBATCH_TEST_PHASE_SECONDS="0.01").returncode == 1
+    done = read_csv(sheet)
+    stale = [{**r, "Status": "processing (3/4 extract)", "Name": ""} for r in done]
+    header = list(done[0])
+    write_csv(sheet, header, [[r[h] for h in header] for r in stale])
+    assert sheetbatch(base, cwd=tmp_path, SHEETBATCH_TEST_PHASE_SECONDS="0.01").returncode == 0
+
+    def cells(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{k: v or "" for k, v in r.items()} for r in rows]
+
+    assert cells(read_csv(sheet)) == cells(done)
+    with open_store(db(tmp_path)) as store:
+        assert len(store.batches()) == 1
+        started = [e for e in store.events_after(0) if e["type"] == "job_started"]
+        assert len(started) == 3
