@@ -121,6 +121,7 @@ def prepare_batch(
             options=run_options(settings, retry_failed=retry_failed, force=force),
             services=services,
             pipeline_ref=ref,
+            sheet_spec=sheet_spec,
         )
         batch_id = processor.prepare()
     except BaseException:

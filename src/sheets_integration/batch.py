@@ -9,7 +9,7 @@ status cells current, and returns the final batch snapshot.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,10 @@ class BatchProcessor:
     options: RunOptions = field(default_factory=RunOptions)
     services: Mapping[str, Any] = field(default_factory=dict)
     pipeline_ref: str = ""
+    # The spec the sheet was opened from (a path or URL), kept with the batch so it can be
+    # reopened later (a retry after a restart).
+    sheet_spec: str = ""
+    on_flush: Callable[[FlushReport], None] | None = None
     owner: str = field(default_factory=new_owner)
 
     def column_for(self, name: str) -> str:
@@ -123,6 +127,7 @@ class BatchProcessor:
                 phases=[p.name for p in self.pipeline.phases],
                 jobs=new_jobs,
                 options={
+                    "sheet_spec": self.sheet_spec or self.sheet.name,
                     "concurrency": self.options.concurrency,
                     "retry_failed": self.options.retry_failed,
                     "force": self.options.force,
@@ -240,6 +245,7 @@ class BatchProcessor:
             batch_id=batch_id,
             output_columns=self.pipeline.output_columns,
             interval=self.options.flush_interval,
+            on_flush=self.on_flush,
         )
 
     def make_pool(self) -> WorkerPool:

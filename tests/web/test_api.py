@@ -171,6 +171,13 @@ def test_start_cancel_and_retry_a_batch(api: FlaskClient, store: Store, tmp_path
     assert body["urls"]["dashboard"] == f"/batches/{batch_id}"
     done = wait_for(lambda: (s := store.batch(batch_id))["status"] != "running" and s)
     assert done["counts"]["failed"] == 2 and done["counts"]["succeeded"] == 4
+    assert done["options"]["sheet_spec"] == str(sheet)  # reopened by this spec on a retry
+    flushes = re.search(
+        r"^sheetbatch_sheet_flush_seconds_count (\d+)$",
+        api.get("/metrics").get_data(as_text=True),
+        re.MULTILINE,
+    )
+    assert flushes is not None and int(flushes.group(1)) > 0
     retried = api.post(f"/api/batches/{batch_id}/retry")
     assert retried.status_code == 202, retried.get_json()
     assert len(retried.get_json()["requeued"]) == 2

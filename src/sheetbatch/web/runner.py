@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import fields
 from typing import Any
 
 from progress import Store
@@ -140,12 +139,9 @@ class BatchRunner:
 
     def _start(self, prepared: PreparedBatch) -> None:
         batch_id = prepared.batch_id
-        if self._on_flush is not None and "on_flush" in {
-            f.name for f in fields(prepared.processor)
-        }:
-            # The sheet writer reports each flush (for /metrics) when the processor passes
-            # a hook through; without it the metric simply stays empty.
-            setattr(prepared.processor, "on_flush", self._on_flush)  # noqa: B010
+        if self._on_flush is not None:
+            # The sheet writer reports each flush (for /metrics).
+            prepared.processor.on_flush = self._on_flush
         with self._lock:
             if batch_id in self._threads:
                 log.info("batch %s is already running in this process", batch_id)
