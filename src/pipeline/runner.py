@@ -52,7 +52,7 @@ class JobRunner:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     cancelled: Callable[[str], bool] | None = None
-    progress_interval: float = 0.2
+    progress_interval: float = 0.5
     cancel_check_interval: float = 0.5
     _cancel_cache: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
@@ -155,7 +155,7 @@ class JobRunner:
             if fraction >= 1.0 or now - last_report[0] < self.progress_interval:
                 return
             last_report[0] = now
-            self.store.phase_progress(job_id, fraction, message, owner=self.owner)
+            self.store.phase_progress(job_id, fraction, message, owner=self.owner, wait=False)
 
         attempt = 0
         while True:

@@ -97,10 +97,11 @@ class Tx:
 
 
 class _Write(Generic[R]):
-    __slots__ = ("done", "error", "fn", "result")
+    __slots__ = ("detached", "done", "error", "fn", "result")
 
-    def __init__(self, fn: Callable[[Tx], R]) -> None:
+    def __init__(self, fn: Callable[[Tx], R], *, detached: bool = False) -> None:
         self.fn = fn
+        self.detached = detached
         self.done = threading.Event()
         self.result: R | None = None
         self.error: BaseException | None = None
@@ -139,6 +140,20 @@ class GroupCommitter:
         if write.error is not None:
             raise write.error
         return write.result  # type: ignore[return-value]
+
+    def submit(self, fn: Callable[[Tx], Any]) -> None:
+        """Queue `fn` without waiting; it commits in order with later writes of any thread.
+
+        A failure of `fn` is logged, not raised: use it only for writes nobody depends on.
+        """
+        write: _Write[Any] = _Write(fn, detached=True)
+        with self._lock:
+            self._queue.append(write)
+            lead = not self._leading
+            if lead:
+                self._leading = True
+        if lead:
+            self._lead()
 
     def _lead(self) -> None:
         while True:
@@ -185,6 +200,8 @@ class GroupCommitter:
                 time.sleep(0.05 * attempts)
         for write, (result, error) in zip(group, outcomes, strict=True):
             write.result, write.error = result, error
+            if write.detached and error is not None:
+                log.info("a queued progress write was dropped: %s", error)
         if appended:
             self._on_commit(appended)
 

@@ -499,9 +499,20 @@ class Store:
         return self._apply(_op)
 
     def phase_progress(
-        self, job_id: str, fraction: float, message: str = "", *, owner: str | None = None
-    ) -> int:
-        """Record progress within the current phase (0..1) and a short message."""
+        self,
+        job_id: str,
+        fraction: float,
+        message: str = "",
+        *,
+        owner: str | None = None,
+        wait: bool = True,
+    ) -> int | None:
+        """Record progress within the current phase (0..1) and a short message.
+
+        With `wait=False` the write is queued and the caller goes on at once (progress is
+        informational; it commits before any later write of the same thread). Returns the
+        event id when waited for.
+        """
 
         def _op(tx: Tx) -> int:
             job = self._running_job(tx, job_id, owner)
@@ -519,6 +530,9 @@ class Store:
                 {"fraction": fraction, "message": message},
             )
 
+        if not wait:
+            self._committer.submit(_op)
+            return None
         return self._apply(_op)
 
     def phase_finished(
