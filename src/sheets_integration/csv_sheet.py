@@ -14,26 +14,16 @@ import io
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Literal, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Literal
 
 from sheets_integration.errors import BadSheet
-from sheets_integration.safety import (
-    CellWrite,
-    WritePlan,
-    escape_csv,
-    plan_columns,
-    plan_job_ids,
-    plan_updates,
-    read_file,
-    rewrite_file,
-)
-from sheets_integration.sheet import Table, WriteResult
+from sheets_integration.file_sheet import FileSheet
+from sheets_integration.safety import CellWrite, escape_csv
+from sheets_integration.sheet import Table
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 _Quoting = Literal[0, 1]  # csv.QUOTE_MINIMAL, csv.QUOTE_ALL
 
 _DELIMITERS = ",;\t|"
@@ -42,7 +32,7 @@ _SEP_LINE = re.compile(r"sep=(.)(?:\r\n|\r|\n|$)")
 _UTF8 = frozenset({"utf-8", "utf-8-sig"})
 
 
-class CsvSheet:
+class CsvSheet(FileSheet):
     """A .csv file read and written in place (see the module docstring for what is kept).
 
     `encoding` decodes the file; the default accepts UTF-8 with or without a byte-order
@@ -57,76 +47,14 @@ class CsvSheet:
         *,
         respect_lock_files: bool = True,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path, respect_lock_files=respect_lock_files)
         self.encoding = encoding
-        self.respect_lock_files = respect_lock_files
 
     def __repr__(self) -> str:
         return f"CsvSheet({str(self.path)!r}, encoding={self.encoding!r})"
 
-    def close(self) -> None:
-        """Nothing to release: every operation opens and closes the file itself."""
-
-    @property
-    def name(self) -> str:
-        """The file name, for messages."""
-        return self.path.name
-
-    def read(self) -> Table:
-        """The header and data rows exactly as the file holds them."""
-        data, _ = read_file(self.path, self.name)
-        return _CsvDocument.parse(data, self.encoding, self.name).table
-
-    def ensure_columns(self, columns: Sequence[str]) -> Table:
-        """Append each of `columns` missing from the header; return the table as written."""
-
-        def edit(data: bytes) -> tuple[bytes | None, Table]:
-            document = _CsvDocument.parse(data, self.encoding, self.name)
-            changed = document.apply(plan_columns(document.table, columns))
-            return (document.dump() if changed else None), document.table
-
-        return self._rewrite(edit)
-
-    def assign_job_ids(
-        self, assignments: Mapping[int, str], expected: Mapping[int, Mapping[str, str]]
-    ) -> set[int]:
-        """Write job ids into rows still matching `expected`; return the refused row indexes."""
-        if not assignments:
-            return set()
-
-        def edit(data: bytes) -> tuple[bytes | None, set[int]]:
-            document = _CsvDocument.parse(data, self.encoding, self.name)
-            plan = plan_job_ids(document.table, assignments, expected)
-            changed = document.apply(plan.cells)
-            return (document.dump() if changed else None), set(plan.refused)
-
-        return self._rewrite(edit)
-
-    def write_by_job_id(self, updates: Mapping[str, Mapping[str, str]]) -> WriteResult:
-        """Write {column: text} into each job's row as located now; report job ids not found.
-
-        `WriteResult.cells` counts the cells that hold the requested values afterwards
-        (including any that already did, which are not rewritten).
-        """
-        if not updates:
-            return WriteResult()
-
-        def edit(data: bytes) -> tuple[bytes | None, WriteResult]:
-            document = _CsvDocument.parse(data, self.encoding, self.name)
-            plan: WritePlan = plan_updates(document.table, updates, self.name)
-            changed = document.apply(plan.cells)
-            cells = len(plan.cells) - len(plan.header_cells)
-            result = WriteResult(cells=cells, missing=plan.missing)
-            return (document.dump() if changed else None), result
-
-        result = self._rewrite(edit)
-        log.debug(
-            "%s: wrote %d cells, %d jobs missing", self.name, result.cells, len(result.missing)
-        )
-        return result
-
-    def _rewrite(self, edit: Callable[[bytes], tuple[bytes | None, T]]) -> T:
-        return rewrite_file(self.path, self.name, edit, respect_lock_files=self.respect_lock_files)
+    def _parse(self, data: bytes) -> _CsvDocument:
+        return _CsvDocument.parse(data, self.encoding, self.name)
 
 
 class _CsvDocument:

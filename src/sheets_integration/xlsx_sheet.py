@@ -20,9 +20,7 @@ import logging
 import os
 import re
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Sequence
 from xml.etree.ElementTree import ParseError
 
 import openpyxl
@@ -33,21 +31,12 @@ from openpyxl.worksheet.formula import ArrayFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sheets_integration.errors import BadSheet, SheetNotFound
-from sheets_integration.safety import (
-    CellWrite,
-    clip,
-    is_formula_like,
-    plan_columns,
-    plan_job_ids,
-    plan_updates,
-    read_file,
-    rewrite_file,
-)
-from sheets_integration.sheet import Table, WriteResult, normalize_header
+from sheets_integration.file_sheet import FileSheet
+from sheets_integration.safety import CellWrite, clip, is_formula_like
+from sheets_integration.sheet import Table, normalize_header
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 # Characters XML 1.0 cannot hold; openpyxl refuses them, so written values lose them.
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -65,7 +54,7 @@ _LOAD_ERRORS = (
 )
 
 
-class XlsxSheet:
+class XlsxSheet(FileSheet):
     """One worksheet of an .xlsx file, read and written in place.
 
     `worksheet` names the worksheet (matched exactly, else ignoring case and spaces); by
@@ -80,9 +69,8 @@ class XlsxSheet:
         *,
         respect_lock_files: bool = True,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path, respect_lock_files=respect_lock_files)
         self.worksheet = worksheet
-        self.respect_lock_files = respect_lock_files
         # The title actually used; with no `worksheet`, the first one seen (tabs may be
         # reordered mid-batch). `name` stays as configured so it is a stable identity.
         self._title = worksheet
@@ -90,76 +78,14 @@ class XlsxSheet:
     def __repr__(self) -> str:
         return f"XlsxSheet({str(self.path)!r}, worksheet={self.worksheet!r})"
 
-    def close(self) -> None:
-        """Nothing to release: every operation opens and closes the file itself."""
-
     @property
     def name(self) -> str:
         """The file name, with "#worksheet" when one was named, for messages."""
         return f"{self.path.name}#{self.worksheet}" if self.worksheet else self.path.name
 
-    def read(self) -> Table:
-        """The worksheet's used range as text (see the module docstring)."""
-        data, _ = read_file(self.path, self.name)
-        return _table(self._worksheet_of(self._load(data)), self.name)
-
-    def ensure_columns(self, columns: Sequence[str]) -> Table:
-        """Append each of `columns` missing from the header; return the table as written."""
-
-        def edit(data: bytes) -> tuple[bytes | None, Table]:
-            workbook = self._load(data)
-            sheet = self._worksheet_of(workbook)
-            table = _table(sheet, self.name)
-            cells = plan_columns(table, columns)
-            if not _apply(sheet, cells):
-                return None, table
-            return _save(workbook), _table(sheet, self.name)
-
-        return self._rewrite(edit)
-
-    def assign_job_ids(
-        self, assignments: Mapping[int, str], expected: Mapping[int, Mapping[str, str]]
-    ) -> set[int]:
-        """Write job ids into rows still matching `expected`; return the refused row indexes."""
-        if not assignments:
-            return set()
-
-        def edit(data: bytes) -> tuple[bytes | None, set[int]]:
-            workbook = self._load(data)
-            sheet = self._worksheet_of(workbook)
-            plan = plan_job_ids(_table(sheet, self.name), assignments, expected)
-            changed = _apply(sheet, plan.cells)
-            return (_save(workbook) if changed else None), set(plan.refused)
-
-        return self._rewrite(edit)
-
-    def write_by_job_id(self, updates: Mapping[str, Mapping[str, str]]) -> WriteResult:
-        """Write {column: text} into each job's row as located now; report job ids not found.
-
-        `WriteResult.cells` counts the cells that hold the requested values afterwards
-        (including any that already did, which are not rewritten).
-        """
-        if not updates:
-            return WriteResult()
-
-        def edit(data: bytes) -> tuple[bytes | None, WriteResult]:
-            workbook = self._load(data)
-            sheet = self._worksheet_of(workbook)
-            plan = plan_updates(_table(sheet, self.name), updates, self.name)
-            changed = _apply(sheet, plan.cells)
-            result = WriteResult(
-                cells=len(plan.cells) - len(plan.header_cells), missing=plan.missing
-            )
-            return (_save(workbook) if changed else None), result
-
-        result = self._rewrite(edit)
-        log.debug(
-            "%s: wrote %d cells, %d jobs missing", self.name, result.cells, len(result.missing)
-        )
-        return result
-
-    def _rewrite(self, edit: Callable[[bytes], tuple[bytes | None, T]]) -> T:
-        return rewrite_file(self.path, self.name, edit, respect_lock_files=self.respect_lock_files)
+    def _parse(self, data: bytes) -> _XlsxDocument:
+        workbook = self._load(data)
+        return _XlsxDocument(workbook, self._worksheet_of(workbook), self.name)
 
     def _load(self, data: bytes) -> Workbook:
         try:
@@ -190,6 +116,23 @@ class XlsxSheet:
             f"worksheet {self._title!r} in {self.path.name}",
             f"its worksheets are {titles}; name one as {self.path.name}#<worksheet>",
         )
+
+
+class _XlsxDocument:
+    """A loaded workbook and the worksheet this sheet reads and writes."""
+
+    def __init__(self, workbook: Workbook, sheet: Worksheet, name: str) -> None:
+        self.workbook, self.sheet, self.name = workbook, sheet, name
+
+    @property
+    def table(self) -> Table:
+        return _table(self.sheet, self.name)
+
+    def apply(self, cells: Sequence[CellWrite]) -> bool:
+        return _apply(self.sheet, cells)
+
+    def dump(self) -> bytes:
+        return _save(self.workbook)
 
 
 def _as_worksheet(sheet: object, name: str) -> Worksheet:

@@ -1,0 +1,123 @@
+"""`FileSheet`: what every local-file backend shares.
+
+Each operation re-reads the file, parses it into a document, plans its cells against the
+table as it stands now (`safety.plan_*`), applies them and writes the file back atomically
+(`safety.rewrite_file`), or leaves it untouched when nothing changed. A backend supplies
+only how to parse its bytes into a `Document`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from sheets_integration.safety import (
+    CellWrite,
+    plan_columns,
+    plan_job_ids,
+    plan_updates,
+    read_file,
+    rewrite_file,
+)
+from sheets_integration.sheet import Table, WriteResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Document(Protocol):
+    """A parsed file: its table as it stands, cell writes, and its bytes."""
+
+    @property
+    def table(self) -> Table:
+        """The header and data rows as text, reflecting every write applied so far."""
+        ...
+
+    def apply(self, cells: Sequence[CellWrite]) -> bool:
+        """Write the cells as literal text; True when anything changed."""
+        ...
+
+    def dump(self) -> bytes:
+        """The file's new content."""
+        ...
+
+
+class FileSheet:
+    """A `Sheet` kept in a local file; subclasses implement `_parse`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, respect_lock_files: bool = True) -> None:
+        self.path = Path(path)
+        self.respect_lock_files = respect_lock_files
+
+    def _parse(self, data: bytes) -> Document:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to release: every operation opens and closes the file itself."""
+
+    @property
+    def name(self) -> str:
+        """The file name, for messages."""
+        return self.path.name
+
+    def read(self) -> Table:
+        """The header and data rows as the file holds them now."""
+        data, _ = read_file(self.path, self.name)
+        return self._parse(data).table
+
+    def ensure_columns(self, columns: Sequence[str]) -> Table:
+        """Append each of `columns` missing from the header; return the table as written."""
+
+        def edit(document: Document) -> tuple[bool, Table]:
+            changed = document.apply(plan_columns(document.table, columns))
+            return changed, document.table
+
+        return self._rewrite(edit)
+
+    def assign_job_ids(
+        self, assignments: Mapping[int, str], expected: Mapping[int, Mapping[str, str]]
+    ) -> set[int]:
+        """Write job ids into rows still matching `expected`; return the refused row indexes."""
+        if not assignments:
+            return set()
+
+        def edit(document: Document) -> tuple[bool, set[int]]:
+            plan = plan_job_ids(document.table, assignments, expected)
+            return document.apply(plan.cells), set(plan.refused)
+
+        return self._rewrite(edit)
+
+    def write_by_job_id(self, updates: Mapping[str, Mapping[str, str]]) -> WriteResult:
+        """Write {column: text} into each job's row as located now; report job ids not found.
+
+        `WriteResult.cells` counts the cells that hold the requested values afterwards
+        (including any that already did, which are not rewritten).
+        """
+        if not updates:
+            return WriteResult()
+
+        def edit(document: Document) -> tuple[bool, WriteResult]:
+            plan = plan_updates(document.table, updates, self.name)
+            changed = document.apply(plan.cells)
+            cells = len(plan.cells) - len(plan.header_cells)
+            return changed, WriteResult(cells=cells, missing=plan.missing)
+
+        result = self._rewrite(edit)
+        log.debug(
+            "%s: wrote %d cells, %d jobs missing", self.name, result.cells, len(result.missing)
+        )
+        return result
+
+    def _rewrite(self, edit: Callable[[Document], tuple[bool, T]]) -> T:
+        def on_bytes(data: bytes) -> tuple[bytes | None, T]:
+            document = self._parse(data)
+            changed, result = edit(document)
+            return (document.dump() if changed else None), result
+
+        return rewrite_file(
+            self.path, self.name, on_bytes, respect_lock_files=self.respect_lock_files
+        )
