@@ -6,6 +6,7 @@ import contextlib
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,21 @@ SLOW = "tests.support.pipelines:slow"
 def companies(tmp_path: Path, n: int, *, fail: tuple[int, ...] = ()) -> Path:
     rows = [[f"Company {i}", f"https://{'fail' if i in fail else 'ok'}{i}.test"] for i in range(n)]
     return write_csv(tmp_path / "companies.csv", ["Company", "Website"], rows)
+
+
+def wait_for_rows(
+    sheet: Path, ready: Callable[[list[dict[str, str]]], bool], timeout: float = 60
+) -> None:
+    """Poll the sheet (as an operator watching it would) until `ready(rows)`."""
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, str]] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            rows = read_csv(sheet) if sheet.exists() else []
+        if rows and ready(rows):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the sheet never got there: {[r.get('Status') for r in rows]}")
 
 
 def db(tmp_path: Path) -> str:
@@ -160,16 +176,13 @@ def test_kill_9_then_run_again_resumes_without_losing_or_redoing_rows(tmp_path: 
     ]
     proc = start_sheetbatch(args, cwd=tmp_path, SHEETBATCH_TEST_PHASE_SECONDS="0.15")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            statuses = [r.get("Status", "") for r in read_csv(sheet)] if sheet.exists() else []
-            if statuses.count("completed") >= 2 and any(
-                s.startswith("processing") for s in statuses
-            ):
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"the run never got going: {statuses}")
+        wait_for_rows(
+            sheet,
+            lambda rows: (
+                sum(r.get("Status") == "completed" for r in rows) >= 2
+                and any(r.get("Status", "").startswith("processing") for r in rows)
+            ),
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
@@ -209,13 +222,9 @@ def test_ctrl_c_cancels_cleanly_and_flushes_statuses(tmp_path: Path) -> None:
         cwd=tmp_path,
         SHEETBATCH_TEST_PHASE_SECONDS="0.3",
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if sheet.exists() and any(
-            r.get("Status", "").startswith("processing") for r in read_csv(sheet)
-        ):
-            break
-        time.sleep(0.05)
+    wait_for_rows(
+        sheet, lambda rows: any(r.get("Status", "").startswith("processing") for r in rows)
+    )
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -299,16 +308,13 @@ def test_operator_edits_during_a_run_survive_and_statuses_land_on_the_right_rows
         SHEETBATCH_TEST_PHASE_SECONDS="0.2",
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            rows = read_csv(sheet) if sheet.exists() else []
-            if (
-                rows
-                and all(r.get("Job ID") for r in rows)
+        wait_for_rows(
+            sheet,
+            lambda rows: (
+                all(r.get("Job ID") for r in rows)
                 and any(r.get("Status", "").startswith("processing") for r in rows)
-            ):
-                break
-            time.sleep(0.05)
+            ),
+        )
         # The operator sorts descending, adds a note, inserts a new row on top and deletes
         # "Company 5" - written atomically, as a spreadsheet program saves.
         rows = read_csv(sheet)
