@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -13,6 +14,7 @@ ERROR_COLUMN = "Error"
 BOOKKEEPING_COLUMNS = (STATUS_COLUMN, JOB_ID_COLUMN, UPDATED_COLUMN, ERROR_COLUMN)
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_header(name: str) -> str:
     """Header names match case- and space-insensitively: " job  id" == "Job ID"."""
     return "".join(name.split()).casefold()
@@ -31,11 +33,17 @@ class Table:
 
     def index(self, column: str) -> int | None:
         """Position of `column` in the header (case/space-insensitive), or None."""
-        wanted = normalize_header(column)
-        for position, name in enumerate(self.header):
-            if normalize_header(name) == wanted:
-                return position
-        return None
+        # Asked for every cell a write touches: the header's positions are worked out once
+        # (and again only if the header list was changed in place).
+        key = tuple(self.header)
+        cached = self.__dict__.get("_positions")
+        if cached is None or cached[0] != key:
+            positions: dict[str, int] = {}
+            for position, name in enumerate(self.header):
+                positions.setdefault(normalize_header(name), position)
+            cached = (key, positions)
+            object.__setattr__(self, "_positions", cached)
+        return cached[1].get(normalize_header(column))
 
     def cell(self, row: int, column: str) -> str:
         """The value of `column` in data row `row` ("" when absent)."""
