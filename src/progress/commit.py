@@ -2,8 +2,8 @@
 
 Every store write is a function of an open transaction (`Tx`). Threads hand their write to
 the `GroupCommitter`; whichever thread finds no commit in progress becomes the leader and
-runs every waiting write in ONE transaction, each under its own savepoint (so one write's
-error - an illegal transition - undoes only that write). Under load, N writers pay for one
+runs every waiting write in ONE transaction; one write's error (an illegal transition)
+undoes only that write. Under load, N writers pay for one
 BEGIN, one read of the log head, one multi-row insert of events and one COMMIT.
 """
 
@@ -20,7 +20,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from progress import schema as t
-from progress.errors import StoreUnavailable
+from progress.errors import ProgressError, StoreUnavailable
 from progress.status import EventType
 
 log = logging.getLogger(__name__)
@@ -180,16 +180,23 @@ class GroupCommitter:
 
     def _with_retry(self, group: list[_Write[Any]]) -> None:
         attempts = 0
+        # First without savepoints: a store write raises its own errors (ProgressError: an
+        # illegal transition, a lost lease) before it writes anything, so they need no
+        # rollback. Anything else (a constraint, a bug) rolls the whole group back, and the
+        # group runs again with a savepoint around each write.
+        savepoints = False
         while True:
             outcomes: list[tuple[Any, BaseException | None]] = []
             try:
                 with self._begin() as conn:
                     tx = Tx(conn, self._clock())
                     for write in group:
-                        outcomes.append(self._one(tx, write))
+                        outcomes.append(self._one(tx, write, savepoints))
                     tx.flush()
                 appended = tx.head if tx.appended else 0
                 break
+            except _NeedsSavepoints:
+                savepoints = True
             except OperationalError as exc:
                 # SQLite answers "database is locked" past its busy timeout: a transient
                 # condition under heavy multi-process load, not a verdict.
@@ -206,16 +213,24 @@ class GroupCommitter:
             self._on_commit(appended)
 
     @staticmethod
-    def _one(tx: Tx, write: _Write[Any]) -> tuple[Any, BaseException | None]:
+    def _one(tx: Tx, write: _Write[Any], savepoints: bool) -> tuple[Any, BaseException | None]:
         mark = tx.mark()
-        savepoint = tx.conn.begin_nested()
+        savepoint = tx.conn.begin_nested() if savepoints else None
         try:
             result = write.fn(tx)
         except Exception as exc:
-            savepoint.rollback()
-            tx.undo_to(mark)
             if isinstance(exc, OperationalError):
                 raise
+            if savepoint is None and not isinstance(exc, ProgressError):
+                raise _NeedsSavepoints from exc
+            if savepoint is not None:
+                savepoint.rollback()
+            tx.undo_to(mark)
             return None, exc
-        savepoint.commit()
+        if savepoint is not None:
+            savepoint.commit()
         return result, None
+
+
+class _NeedsSavepoints(Exception):
+    """A write failed in a way that may have left partial changes: redo with savepoints."""

@@ -328,3 +328,47 @@ def test_job_snapshot_carries_what_readers_need(store: Store) -> None:
     assert snap["progress"] == pytest.approx(0.125)
     assert snap["message"] == "fetching"
     assert JobStatus(snap["status"]) is JobStatus.RUNNING
+
+
+def test_a_failing_write_in_a_shared_commit_affects_no_other_write(store: Store) -> None:
+    """Writes from many threads share transactions; one bad write must fail alone."""
+    batch_id = make_batch(store, 13)  # 12 claimers take rows in order: the last stays queued
+    queued = [j["job_id"] for j in store.jobs(batch_id=batch_id)]
+    taken = queued[0]
+    start = threading.Barrier(14)
+    errors: dict[str, BaseException] = {}
+
+    def claim(n: int) -> None:
+        start.wait()
+        store.claim_next(batch_id, f"w{n}", 30)
+
+    def illegal() -> None:
+        start.wait()
+        try:
+            store.succeed_job(queued[-1], {})  # still queued: refused
+        except IllegalTransition as exc:
+            errors["illegal"] = exc
+
+    def duplicate() -> None:
+        start.wait()
+        try:  # a job id that exists already: the database refuses the whole write
+            store.create_batch(
+                sheet="s.csv",
+                pipeline="p",
+                phases=PHASES,
+                jobs=[NewJob(row=2, inputs={}, job_id=taken)],
+            )
+        except Exception as exc:
+            errors["duplicate"] = exc
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(12)]
+    threads += [threading.Thread(target=illegal), threading.Thread(target=duplicate)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(errors) == {"illegal", "duplicate"}
+    assert store.batch(batch_id)["counts"]["running"] == 12
+    assert len(store.batches()) == 1  # the refused batch left nothing behind
+    ids = [e["id"] for e in store.events_after(0, limit=10_000)]
+    assert ids == list(range(1, len(ids) + 1))  # no gap where a write was undone
