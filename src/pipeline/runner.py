@@ -14,7 +14,7 @@ from pipeline.context import JobContext
 from pipeline.errors import JobCancelled, PhaseError, PhaseTimeout
 from pipeline.phase import Phase, Pipeline
 from progress import JobStatus, Store
-from progress.errors import LeaseLost
+from progress.errors import IllegalTransition, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class JobRunner:
     def _is_cancelled(self, batch_id: str) -> bool:
         if self.cancelled is not None:
             return self.cancelled(batch_id)
+        if batch_id in self.store.locally_cancelled:
+            return True
         # Asked at every phase boundary of every job: one read per batch per interval is
         # enough (a cancel is seen within `cancel_check_interval` seconds).
         now = self.clock()
@@ -79,6 +81,14 @@ class JobRunner:
             # Another worker owns the job now (our lease expired): its record wins.
             log.warning("[job %s] lease lost; abandoning this attempt", job_id)
             return JobStatus.QUEUED
+        except IllegalTransition:
+            # A queued boundary write found the batch stopped and cancelled the job; the
+            # job's final write is then refused. The store's record is the truth.
+            final = self.store.job(job_id)["status"]
+            if final == JobStatus.RUNNING.value:
+                raise
+            log.info("[job %s] ended as %s meanwhile", job_id, final)
+            return JobStatus(final)
 
     def _run(self, job_id: str, batch_id: str, job: Mapping[str, Any]) -> JobStatus:
         store, owner = self.store, self.owner
@@ -95,7 +105,9 @@ class JobRunner:
         if self._is_cancelled(batch_id):
             store.cancel_job(job_id, "batch cancelled", owner=owner)
             return JobStatus.CANCELLED
-        store.phase_started(job_id, 1, count, phases[0].name, owner=owner)
+        # Phase starts and boundaries are queued, not waited for: they commit in order
+        # before this job's final (waited-for) write, which reports anything that went wrong.
+        store.phase_started(job_id, 1, count, phases[0].name, owner=owner, wait=False)
         for index, phase in enumerate(phases, start=1):
             started = self.clock()
             try:
@@ -128,15 +140,22 @@ class JobRunner:
                     job_id, outputs, owner=owner, phase_seconds=seconds, results=_storable(results)
                 )
                 return JobStatus.SUCCEEDED
-            # A phase boundary: the place where a cancelled batch stops its running jobs.
-            if not store.advance(
+            # A phase boundary: the place where a cancelled batch stops its running jobs
+            # (the boundary write itself also cancels the job if the batch was stopped).
+            if self._is_cancelled(batch_id):
+                store.phase_finished(
+                    job_id, seconds=seconds, results=_storable(results), owner=owner
+                )
+                store.cancel_job(job_id, "batch cancelled", owner=owner)
+                return JobStatus.CANCELLED
+            store.advance(
                 job_id,
                 seconds=seconds,
                 results=_storable(results),
                 owner=owner,
                 next_phase=(index + 1, count, phases[index].name),
-            ):
-                return JobStatus.CANCELLED
+                wait=False,
+            )
         raise AssertionError("a pipeline has at least one phase")
 
     def _run_phase(

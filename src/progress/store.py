@@ -103,6 +103,9 @@ class Store:
         )
         self.feed = LogFeed(self._read_after, self.last_event_id, poll_interval=poll_interval)
         self._committer = GroupCommitter(self._begin_write, self.clock, self.feed.poke)
+        # Batches cancelled through this Store object: workers of this process see the
+        # cancel at once, without a read (other processes read `cancel_requested`).
+        self.locally_cancelled: set[str] = set()
 
     @contextmanager
     def _begin_write(self) -> Iterator[Connection]:
@@ -335,6 +338,7 @@ class Store:
 
         Returns the number of jobs cancelled at once.
         """
+        self.locally_cancelled.add(batch_id)
 
         def _op(tx: Tx) -> int:
             batch = tx.conn.execute(
@@ -486,9 +490,16 @@ class Store:
         )
 
     def phase_started(
-        self, job_id: str, index: int, count: int, name: str, *, owner: str | None = None
-    ) -> int:
-        """Record that phase `index` (1-based) of `count`, `name`, began."""
+        self,
+        job_id: str,
+        index: int,
+        count: int,
+        name: str,
+        *,
+        owner: str | None = None,
+        wait: bool = True,
+    ) -> int | None:
+        """Record that phase `index` (1-based) of `count`, `name`, began (queued: see advance)."""
 
         def _op(tx: Tx) -> int:
             job = self._running_job(tx, job_id, owner)
@@ -496,6 +507,9 @@ class Store:
             self._update_job(tx, job.job_id, updated=tx.now, last_event_id=tx.head, **values)
             return tx.head
 
+        if not wait:
+            self._committer.submit(_op)
+            return None
         return self._apply(_op)
 
     def phase_progress(
@@ -571,11 +585,15 @@ class Store:
         next_phase: tuple[int, int, str],
         results: Mapping[str, Any] | None = None,
         owner: str | None = None,
-    ) -> bool:
+        wait: bool = True,
+    ) -> bool | None:
         """A phase boundary in one transaction: finish the current phase, then start the next.
 
         When the job's batch was asked to stop, the job is cancelled here instead of
-        starting the next phase; returns False then.
+        starting the next phase; returns False then. With `wait=False` the write is queued
+        (it commits before any later write of the caller) and None is returned: the caller
+        learns of a cancel from `cancel_requested`/`locally_cancelled`, or from its next
+        waited-for write of the job failing.
         """
 
         def _op(tx: Tx) -> bool:
@@ -597,6 +615,9 @@ class Store:
             self._update_job(tx, job.job_id, updated=tx.now, last_event_id=tx.head, **values)
             return True
 
+        if not wait:
+            self._committer.submit(_op)
+            return None
         return self._apply(_op)
 
     def _finish_phase(

@@ -14,7 +14,7 @@ from pipeline.errors import PhaseError, TransientError
 from pipeline.phase import Phase, Pipeline
 from pipeline.runner import JobRunner, backoff_delay
 from pipeline.workers import WorkerPool
-from progress import JobStatus, Store
+from progress import JobStatus, Store, open_store
 from progress.store import NewJob
 
 
@@ -191,3 +191,23 @@ def test_the_pool_runs_every_job_of_a_batch_exactly_once(store: Store) -> None:
         if e["type"] == "job_started"
     ]
     assert len(started) == len(set(started)) == 40
+
+
+def test_a_cancel_from_another_process_ends_the_job_cancelled_not_succeeded(
+    store: Store, db_url: str
+) -> None:
+    other = open_store(db_url)  # another process's view of the same database
+    try:
+
+        def first(ctx: JobContext) -> Mapping[str, Any]:
+            other.cancel_batch(ctx.batch_id)
+            return {}
+
+        status, job = run_one(store, Pipeline("p", [Phase("a", first), Phase("b", lambda c: {})]))
+        assert status is JobStatus.CANCELLED
+        assert job["status"] == "cancelled"
+        assert store.batch(job["batch_id"])["status"] == "cancelled"
+        types = [e["type"] for e in store.events_after(0, job_id=job["job_id"])]
+        assert types[-1] == "job_cancelled" and "job_succeeded" not in types
+    finally:
+        other.close()
