@@ -27,11 +27,11 @@ from progress.errors import (
     IllegalTransition,
     LeaseLost,
     UnknownBatch,
-    UnknownJob,
 )
 from progress.feed import LogFeed
 from progress.migrate import ensure_schema
-from progress.snapshots import batch_snapshot, event_dict, job_snapshot
+from progress.reads import _CANCEL_REQUESTED, StoreReads
+from progress.snapshots import job_snapshot
 from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStatus
 
 log = logging.getLogger(__name__)
@@ -61,11 +61,7 @@ class NewJob:
 
 
 # Statements of the hot path, built once (building them per call costs more than running them).
-_JOB_BY_ID = select(t.jobs).where(t.jobs.c.job_id == bindparam("jid"))
 _UPDATE_JOB = update(t.jobs).where(t.jobs.c.job_id == bindparam("jid"))
-_CANCEL_REQUESTED = select(t.batches.c.cancel_requested).where(
-    t.batches.c.batch_id == bindparam("bid")
-)
 
 
 _CHUNK = 2000
@@ -85,8 +81,11 @@ def _count_move(old: JobStatus, new: JobStatus) -> Any:
     return update(t.batches).where(t.batches.c.batch_id == bindparam("bid")).values(**values)
 
 
-class Store:
-    """The durable progress store shared by runners, the sheet writer and every reader."""
+class Store(StoreReads):
+    """The durable progress store shared by runners, the sheet writer and every reader.
+
+    Writes are defined here; every read (snapshots, events, waiting) in `StoreReads`.
+    """
 
     def __init__(
         self, engine: Engine, *, clock: Clock = time.time, poll_interval: float = 0.25
@@ -131,12 +130,6 @@ class Store:
     def _update_job(self, tx: Tx, job_id: str, **values: Any) -> None:
         # One prepared statement; the SET clause follows the parameters given.
         tx.conn.execute(_UPDATE_JOB, {"jid": job_id, **values})
-
-    def _job_row(self, conn: Connection, job_id: str) -> Any:
-        row = conn.execute(_JOB_BY_ID, {"jid": job_id}).one_or_none()
-        if row is None:
-            raise UnknownJob(job_id)
-        return row
 
     def _move(
         self,
@@ -843,14 +836,6 @@ class Store:
         return outcome
 
     # ------------------------------------------------------------------ cursors
-    def get_cursor(self, name: str) -> int:
-        """A named reader's durable position in the log (0 when new)."""
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                select(t.cursors.c.position).where(t.cursors.c.name == name)
-            ).scalar_one_or_none()
-        return int(value or 0)
-
     def set_cursor(self, name: str, position: int) -> None:
         """Save a named reader's position; it never moves backwards."""
         with self._write_lock, self._write_engine.begin() as conn:
@@ -867,150 +852,6 @@ class Store:
                     .where(t.cursors.c.name == name)
                     .values(position=position, updated=self.clock())
                 )
-
-    # ------------------------------------------------------------------ reads
-    def last_event_id(self) -> int:
-        """The id of the newest committed event (0 for an empty log)."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(select(t.log_head.c.last_id).where(t.log_head.c.id == 1)).scalar_one()
-            )
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        """The job's snapshot; raises UnknownJob."""
-        with self.engine.connect() as conn:
-            row = self._job_row(conn, job_id)
-        return job_snapshot(row)
-
-    def find_job(self, job_id: str) -> dict[str, Any] | None:
-        """The job's snapshot, or None when unknown."""
-        try:
-            return self.job(job_id)
-        except UnknownJob:
-            return None
-
-    def jobs(
-        self,
-        *,
-        batch_id: str | None = None,
-        statuses: Sequence[str] | None = None,
-        job_ids: Sequence[str] | None = None,
-        after_row: tuple[str, int] | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Job snapshots, ordered by (batch, row), optionally filtered and paginated."""
-        query = select(t.jobs).order_by(t.jobs.c.batch_id, t.jobs.c.row, t.jobs.c.job_id)
-        if batch_id is not None:
-            query = query.where(t.jobs.c.batch_id == batch_id)
-        if statuses:
-            query = query.where(t.jobs.c.status.in_(list(statuses)))
-        if job_ids is not None:
-            query = query.where(t.jobs.c.job_id.in_(list(job_ids)))
-        if after_row is not None:
-            b, r = after_row
-            query = query.where(
-                (t.jobs.c.batch_id > b) | ((t.jobs.c.batch_id == b) & (t.jobs.c.row > r))
-            )
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            return [job_snapshot(row) for row in conn.execute(query)]
-
-    def job_ids(self, batch_id: str) -> list[str]:
-        """Every job id of the batch, in row order."""
-        query = select(t.jobs.c.job_id).where(t.jobs.c.batch_id == batch_id).order_by(t.jobs.c.row)
-        with self.engine.connect() as conn:
-            return [str(v) for v in conn.execute(query).scalars()]
-
-    def batch(self, batch_id: str) -> dict[str, Any]:
-        """The batch's snapshot with counts, percent, elapsed and ETA; raises UnknownBatch."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.batches).where(t.batches.c.batch_id == batch_id)
-            ).one_or_none()
-        if row is None:
-            raise UnknownBatch(batch_id)
-        return batch_snapshot(row, self.clock())
-
-    def batches(
-        self, *, status: str | None = None, sheet: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Batch snapshots, newest first."""
-        query = select(t.batches).order_by(t.batches.c.created.desc()).limit(limit)
-        if status is not None:
-            query = query.where(t.batches.c.status == status)
-        if sheet is not None:
-            query = query.where(t.batches.c.sheet == sheet)
-        now = self.clock()
-        with self.engine.connect() as conn:
-            return [batch_snapshot(row, now) for row in conn.execute(query)]
-
-    def leases(self, batch_id: str) -> list[tuple[str, float]]:
-        """(owner, lease expiry) of every running job of the batch."""
-        query = select(t.jobs.c.lease_owner, t.jobs.c.lease_expires).where(
-            t.jobs.c.batch_id == batch_id, t.jobs.c.status == JobStatus.RUNNING.value
-        )
-        with self.engine.connect() as conn:
-            return [(str(o or ""), float(e or 0.0)) for o, e in conn.execute(query)]
-
-    def cancel_requested(self, batch_id: str) -> bool:
-        """Whether the batch was asked to stop."""
-        with self.engine.connect() as conn:
-            value = conn.execute(_CANCEL_REQUESTED, {"bid": batch_id}).scalar_one_or_none()
-        return bool(value)
-
-    def events_after(
-        self,
-        after: int,
-        *,
-        batch_id: str | None = None,
-        job_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[dict[str, Any]]:
-        """Events with id > `after` in log order from the database, optionally filtered."""
-        query = select(t.events).where(t.events.c.id > after).order_by(t.events.c.id).limit(limit)
-        if batch_id is not None:
-            query = query.where(t.events.c.batch_id == batch_id)
-        if job_id is not None:
-            query = query.where(t.events.c.job_id == job_id)
-        with self.engine.connect() as conn:
-            return [event_dict(row) for row in conn.execute(query)]
-
-    def follow(
-        self,
-        after: int,
-        *,
-        batch_id: str | None = None,
-        job_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[dict[str, Any]]:
-        """Like `events_after`, served from the process's feed buffer when it reaches back.
-
-        For live followers (SSE streams) after `wait()`: the buffer holds every event up to
-        the feed's head, so many streams share one database read per append. It may lag the
-        database by one feed cycle; `wait()` wakes the follower again when it catches up.
-        """
-        buffered = self.feed.buffered_after(after, 1_000_000)
-        if buffered is None:
-            return self.events_after(after, batch_id=batch_id, job_id=job_id, limit=limit)
-        out: list[dict[str, Any]] = []
-        for event in buffered:
-            if (batch_id is None or event["batch_id"] == batch_id) and (
-                job_id is None or event["job_id"] == job_id
-            ):
-                out.append(event)
-                if len(out) >= limit:
-                    break
-        return out
-
-    def _read_after(self, after: int, limit: int) -> list[dict[str, Any]]:
-        query = select(t.events).where(t.events.c.id > after).order_by(t.events.c.id).limit(limit)
-        with self.engine.connect() as conn:
-            return [event_dict(row) for row in conn.execute(query)]
-
-    def wait(self, after: int, timeout: float) -> int:
-        """Block until an event newer than `after` exists or `timeout` passes; the newest id."""
-        return self.feed.wait(after, timeout)
 
 
 def open_store(
