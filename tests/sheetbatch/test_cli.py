@@ -37,6 +37,22 @@ def wait_for_rows(
     pytest.fail(f"the sheet never got there: {[r.get('Status') for r in rows]}")
 
 
+def slow_run(sheet: Path, tmp_path: Path) -> list[str]:
+    """`run` with the slow test pipeline, 2 rows at a time, flushing every 0.2 s."""
+    return [
+        "run",
+        str(sheet),
+        "--pipeline",
+        SLOW,
+        "--db",
+        db(tmp_path),
+        "--concurrency",
+        "2",
+        "--flush-interval",
+        "0.2",
+    ]
+
+
 def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'progress.db'}"
 
@@ -130,18 +146,7 @@ def test_scraped_formulas_stay_text(tmp_path: Path) -> None:
 def test_statuses_appear_in_the_sheet_while_the_batch_runs(tmp_path: Path) -> None:
     sheet = companies(tmp_path, 6)
     proc = start_sheetbatch(
-        [
-            "run",
-            str(sheet),
-            "--pipeline",
-            SLOW,
-            "--db",
-            db(tmp_path),
-            "--concurrency",
-            "2",
-            "--flush-interval",
-            "0.2",
-        ],
+        slow_run(sheet, tmp_path),
         cwd=tmp_path,
         SHEETBATCH_TEST_PHASE_SECONDS="0.3",
     )
@@ -162,18 +167,7 @@ def test_statuses_appear_in_the_sheet_while_the_batch_runs(tmp_path: Path) -> No
 
 def test_kill_9_then_run_again_resumes_without_losing_or_redoing_rows(tmp_path: Path) -> None:
     sheet = companies(tmp_path, 8)
-    args = [
-        "run",
-        str(sheet),
-        "--pipeline",
-        SLOW,
-        "--db",
-        db(tmp_path),
-        "--concurrency",
-        "2",
-        "--flush-interval",
-        "0.2",
-    ]
+    args = slow_run(sheet, tmp_path)
     proc = start_sheetbatch(args, cwd=tmp_path, SHEETBATCH_TEST_PHASE_SECONDS="0.15")
     try:
         wait_for_rows(
@@ -207,18 +201,7 @@ def test_kill_9_then_run_again_resumes_without_losing_or_redoing_rows(tmp_path: 
 def test_ctrl_c_cancels_cleanly_and_flushes_statuses(tmp_path: Path) -> None:
     sheet = companies(tmp_path, 6)
     proc = start_sheetbatch(
-        [
-            "run",
-            str(sheet),
-            "--pipeline",
-            SLOW,
-            "--db",
-            db(tmp_path),
-            "--concurrency",
-            "2",
-            "--flush-interval",
-            "0.2",
-        ],
+        slow_run(sheet, tmp_path),
         cwd=tmp_path,
         SHEETBATCH_TEST_PHASE_SECONDS="0.3",
     )
@@ -292,18 +275,7 @@ def test_operator_edits_during_a_run_survive_and_statuses_land_on_the_right_rows
         [[f"Company {i}", f"https://ok{i}.test", ""] for i in range(8)],
     )
     proc = start_sheetbatch(
-        [
-            "run",
-            str(sheet),
-            "--pipeline",
-            SLOW,
-            "--db",
-            db(tmp_path),
-            "--concurrency",
-            "2",
-            "--flush-interval",
-            "0.2",
-        ],
+        slow_run(sheet, tmp_path),
         cwd=tmp_path,
         SHEETBATCH_TEST_PHASE_SECONDS="0.2",
     )
