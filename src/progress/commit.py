@@ -129,13 +129,7 @@ class GroupCommitter:
     def run(self, fn: Callable[[Tx], R]) -> R:
         """Run `fn` in a committed transaction; its result, or its exception re-raised."""
         write = _Write(fn)
-        with self._lock:
-            self._queue.append(write)
-            lead = not self._leading
-            if lead:
-                self._leading = True
-        if lead:
-            self._lead()
+        self._enqueue(write)
         write.done.wait()
         if write.error is not None:
             raise write.error
@@ -146,7 +140,10 @@ class GroupCommitter:
 
         A failure of `fn` is logged, not raised: use it only for writes nobody depends on.
         """
-        write: _Write[Any] = _Write(fn, detached=True)
+        self._enqueue(_Write(fn, detached=True))
+
+    def _enqueue(self, write: _Write[Any]) -> None:
+        """Queue a write; lead the commit when nobody is (leading drains the whole queue)."""
         with self._lock:
             self._queue.append(write)
             lead = not self._leading
