@@ -180,9 +180,8 @@ class StoreReads:
         return out
 
     def _read_after(self, after: int, limit: int) -> list[dict[str, Any]]:
-        query = select(t.events).where(t.events.c.id > after).order_by(t.events.c.id).limit(limit)
-        with self.engine.connect() as conn:
-            return [event_dict(row) for row in conn.execute(query)]
+        # The feed's reader: the whole log, unfiltered.
+        return self.events_after(after, limit=limit)
 
     def wait(self, after: int, timeout: float) -> int:
         """Block until an event newer than `after` exists or `timeout` passes; the newest id."""
