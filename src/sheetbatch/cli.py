@@ -187,6 +187,8 @@ def _print_summary(console: Console, snap: dict[str, Any], sheet: str) -> None:
 @click.option("--retry-failed", is_flag=True, help="Also process rows whose status is failed.")
 @click.option("--force", is_flag=True, help="Process every row again, whatever its status.")
 @click.option("--flush-interval", type=float, help="Seconds between sheet writes.")
+@click.option("--company-column", help="The sheet column with the company name (default Company).")
+@click.option("--website-column", help="The sheet column with the website (default Website).")
 @click.option(
     "--credentials",
     type=click.Path(dir_okay=False),
@@ -204,6 +206,8 @@ def run(
     retry_failed: bool,
     force: bool,
     flush_interval: float | None,
+    company_column: str | None,
+    website_column: str | None,
     credentials: str | None,
     as_json: bool,
 ) -> None:
@@ -217,6 +221,8 @@ def run(
         "concurrency": concurrency,
         "flush_interval": flush_interval,
         "credentials": credentials,
+        "company_column": company_column,
+        "website_column": website_column,
     }
     settings = _settings(ctx, **flags)
     if allow_host:

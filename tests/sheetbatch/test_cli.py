@@ -375,3 +375,16 @@ def test_rows_finished_in_the_store_but_stale_in_the_sheet_are_written_not_redon
         assert [b["total"] for b in store.batches()] == [0, 3]  # the rerun had nothing to do
         started = [e for e in store.events_after(0) if e["type"] == "job_started"]
         assert len(started) == 3
+
+
+def test_input_columns_can_have_other_names(tmp_path: Path) -> None:
+    sheet = write_csv(tmp_path / "c.csv", ["Firma", "Homepage"], [["Acme", "https://acme.test"]])
+    args = ["run", str(sheet), "--pipeline", "noop", "--db", db(tmp_path)]
+    missing = sheetbatch(args, cwd=tmp_path)
+    assert missing.returncode == 2 and "Company" in missing.stderr
+    out = sheetbatch(
+        [*args, "--company-column", "firma", "--website-column", "Home Page"], cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    row = read_csv(sheet)[0]
+    assert row["Status"] == "completed" and row["Name"] == "Acme"
