@@ -170,10 +170,12 @@ def test_a_batch_runs_to_100_percent_with_every_row_final(
     page.wait_for_timeout(300)  # let the bar's width transition finish for the picture
     page.screenshot(path=str(ARTIFACTS / "dashboard-batch.png"), full_page=True)
     page.goto(f"{proxy.url}/?watchdog={WATCHDOG}")
+    # Status and counts of a list row may refresh a moment apart: wait for both.
     row = page.wait_for_selector(
         f'#batches tr[data-batch-id="{batch_id}"][data-status="completed"]'
+        ":has-text('6 succeeded · 2 failed')"
     )
-    assert row is not None and "6 succeeded · 2 failed" in row.inner_text()
+    assert row is not None
     page.screenshot(path=str(ARTIFACTS / "dashboard-list.png"), full_page=True)
 
 
@@ -228,7 +230,9 @@ def test_start_retry_and_cancel_from_the_page(
     page.goto(f"{proxy.url}/?watchdog={WATCHDOG}")
     page.fill("#sheet", "missing.csv")
     page.click("#start-form button[type=submit]")
-    assert "sheet:" in page.inner_text("#start-error")
+    # The answer arrives asynchronously: wait for the error the page shows.
+    page.wait_for_selector("#start-error:has-text('sheet:')")
+    assert "missing.csv" in page.inner_text("#start-error")
     page.fill("#sheet", str(sheet))
     page.click("#start-form button[type=submit]")
     page.wait_for_url("**/batches/b-*")
