@@ -29,8 +29,6 @@ from sheets_integration.xlsx_sheet import XlsxSheet
 SheetFactory = Callable[..., Sheet]
 """Opens a spec: `factory(spec, **options) -> Sheet`."""
 
-_GOOGLE_URL = re.compile(r"https?://docs\.google\.com/spreadsheets/", re.IGNORECASE)
-_GOOGLE_KEY = re.compile(r"[A-Za-z0-9_-]{40,}")
 _XLSX_SPEC = re.compile(r"(?P<path>.+?\.xlsx)(?:#(?P<worksheet>.*))?", re.IGNORECASE | re.DOTALL)
 _CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 _CONVERTIBLE_SUFFIXES = frozenset({".xls", ".xlsm", ".xlsb", ".ods", ".numbers"})
@@ -82,11 +80,11 @@ def open_sheet(spec: str, **options: Any) -> Sheet:
 
 
 def is_google_spec(spec: str) -> bool:
-    """True for a Google Sheets URL or a bare spreadsheet key (not an existing local file)."""
-    spec = spec.strip()
-    if _GOOGLE_URL.match(spec):
-        return True
-    return _GOOGLE_KEY.fullmatch(spec) is not None and not Path(spec).exists()
+    """True for a Google Sheets URL, a bare key or `key/worksheet` (not a local file)."""
+    # Imported on use: gspread and google-auth cost start-up time local sheets never need.
+    from sheets_integration.google_sheet import looks_like_google
+
+    return looks_like_google(spec)
 
 
 def split_xlsx_spec(spec: str) -> tuple[Path, str | None] | None:
@@ -134,13 +132,7 @@ def _open_google(spec: str, **options: Any) -> Sheet:
     return GoogleSheet.open(spec, **options)
 
 
-def _looks_like_google(spec: str) -> bool:
-    from sheets_integration.google_sheet import looks_like_google
-
-    return looks_like_google(spec)
-
-
 # Tried last-registered first: local files are recognised before Google is even imported.
-register_backend("google", _looks_like_google, _open_google)
+register_backend("google", is_google_spec, _open_google)
 register_backend("csv", _is_csv, _open_csv)
 register_backend("xlsx", lambda spec: split_xlsx_spec(spec) is not None, _open_xlsx)
