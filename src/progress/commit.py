@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from progress import schema as t
 from progress.errors import ProgressError, StoreUnavailable
+from progress.statements import HotStatements
 from progress.status import EventType
 
 log = logging.getLogger(__name__)
@@ -28,13 +28,9 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
-_LOCK_HEAD = select(t.log_head.c.last_id).where(t.log_head.c.id == 1).with_for_update()
-_SET_HEAD = update(t.log_head).where(t.log_head.c.id == 1).values(last_id=bindparam("head"))
-_INSERT_EVENTS = insert(t.events)
-
-
 class Tx:
-    """The open transaction a write runs in: the connection, the time, and the event appender.
+    """The open transaction a write runs in: the connection, its hot-path statements (`sql`),
+    the time, and the event appender.
 
     Event ids are handed out from the log head read (and locked) at the start of the
     transaction, so ids are assigned in commit order: a reader that saw id N never later
@@ -43,8 +39,9 @@ class Tx:
 
     def __init__(self, conn: Connection, now: float) -> None:
         self.conn = conn
+        self.sql = HotStatements(conn)
         self.now = now
-        self.head = int(conn.execute(_LOCK_HEAD).scalar_one())
+        self.head = self.sql.lock_head()
         self.rows: list[dict[str, Any]] = []
         self._spilled = 0  # events already inserted (not yet committed)
 
@@ -56,7 +53,7 @@ class Tx:
     def spill(self) -> None:
         """Insert the events collected so far now (they commit with the transaction)."""
         if self.rows:
-            self.conn.execute(_INSERT_EVENTS, self.rows)
+            self.sql.insert_events(self.rows)
             self._spilled += len(self.rows)
             self.rows = []
 
@@ -93,7 +90,7 @@ class Tx:
         if not self.appended:
             return
         self.spill()
-        self.conn.execute(_SET_HEAD, {"head": self.head})
+        self.sql.set_head(self.head)
 
 
 class _Write(Generic[R]):

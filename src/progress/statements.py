@@ -1,0 +1,223 @@
+"""The hot path's statements: plain SQL on the driver's own cursor, inside the open transaction.
+
+Every job transition runs a handful of statements: lock the log head, read the job, update it,
+move the batch counters, append the events. Through SQLAlchemy Core each costs 15-25 µs of
+Python; on the driver's cursor, 2-7 µs. That matters more than it sounds: the worker threads
+share one GIL, and every microsecond a write holds it is a microsecond a finished fetch waits
+before it is read (`bench/e2e_throughput.py` measured 35 % of the process's GIL time in
+SQLAlchemy before this module). The statements run on the very connection and transaction the
+SQLAlchemy `Connection` holds, so they commit and roll back (savepoints too) with it.
+Cold paths (batches, retries, leases, migrations, reads) stay on SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from progress import schema as t
+from progress.errors import UnknownJob
+from progress.status import JobStatus
+
+
+class JobRow(NamedTuple):
+    """A row of `sb_jobs` with its JSON columns decoded (what `job_snapshot` reads)."""
+
+    job_id: str
+    batch_id: str
+    row: int
+    label: str
+    inputs: dict[str, Any]
+    status: str
+    phase_index: int
+    phase_count: int
+    phase_name: str
+    fraction: float
+    message: str
+    error: str | None
+    error_phase: str | None
+    results: dict[str, Any]
+    phase_seconds: dict[str, Any]
+    attempts: int
+    lease_owner: str | None
+    lease_expires: float | None
+    created: float
+    started: float | None
+    finished: float | None
+    updated: float
+    last_event_id: int
+
+
+class BatchCounts(NamedTuple):
+    """A batch's status and counters, as a transition leaves them."""
+
+    status: str
+    total: int
+    n_queued: int
+    n_running: int
+    n_succeeded: int
+    n_failed: int
+    n_cancelled: int
+    cancel_requested: bool
+
+
+_JSON_JOB_COLUMNS = frozenset({"inputs", "results", "phase_seconds"})
+_EVENT_COLUMNS = ("id", "type", "batch_id", "job_id", "time", "data")
+
+
+def _names(columns: Iterable[str]) -> str:
+    return ", ".join(f'"{name}"' for name in columns)
+
+
+class _Sql:
+    """The statements' text for one driver: SQLite's `:name` or psycopg's `%(name)s`."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgresql = dialect == "postgresql"
+        jobs, batches = t.jobs.name, t.batches.name
+        counts = _names(BatchCounts._fields)
+        self.lock_head = self.render(
+            f'SELECT "last_id" FROM {t.log_head.name} WHERE "id" = 1'
+            + (" FOR UPDATE" if self.postgresql else "")
+        )
+        self.set_head = self.render(
+            f'UPDATE {t.log_head.name} SET "last_id" = :head WHERE "id" = 1'
+        )
+        self.insert_events = self.render(
+            f"INSERT INTO {t.events.name} ({_names(_EVENT_COLUMNS)}) "
+            f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})"
+        )
+        select_jobs = f"SELECT {_names(JobRow._fields)} FROM {jobs}"
+        self.job = self.render(f'{select_jobs} WHERE "job_id" = :jid')
+        self.first_queued = self.render(
+            f'{select_jobs} WHERE "batch_id" = :bid AND "status" = :queued ORDER BY "row" LIMIT 1'
+        )
+        self.batch_counts = self.render(f'SELECT {counts} FROM {batches} WHERE "batch_id" = :bid')
+        self.cancel_requested = self.render(
+            f'SELECT "cancel_requested" FROM {batches} WHERE "batch_id" = :bid'
+        )
+        self._jobs, self._batches, self._counts = jobs, batches, counts
+
+    def render(self, sql: str) -> str:
+        return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql) if self.postgresql else sql
+
+    @functools.cache  # noqa: B019 - one instance per dialect, kept for the process's life
+    def update_job(self, columns: tuple[str, ...]) -> str:
+        unknown = set(columns) - set(JobRow._fields)
+        if unknown:
+            raise ValueError(f"not columns of {self._jobs}: {sorted(unknown)}")
+        assignments = ", ".join(f'"{c}" = :{c}' for c in columns)
+        return self.render(f'UPDATE {self._jobs} SET {assignments} WHERE "job_id" = :jid')
+
+    @functools.cache  # noqa: B019 - one instance per dialect, kept for the process's life
+    def move_counts(self, old: JobStatus, new: JobStatus) -> str:
+        started = ', "started" = COALESCE("started", :now)' if new is JobStatus.RUNNING else ""
+        return self.render(
+            f'UPDATE {self._batches} SET "n_{old.value}" = "n_{old.value}" - 1, '
+            f'"n_{new.value}" = "n_{new.value}" + 1, "updated" = :now, '
+            f'"last_event_id" = :eid{started} WHERE "batch_id" = :bid RETURNING {self._counts}'
+        )
+
+
+@functools.cache
+def _sql(dialect: str) -> _Sql:
+    return _Sql(dialect)
+
+
+class HotStatements:
+    """The hot path's statements on the cursor of `conn`'s driver connection (one per Tx)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._sql = _sql(conn.dialect.name)
+        self._decode = not self._sql.postgresql  # psycopg decodes json columns itself
+        driver: Any = conn.connection.driver_connection
+        self._cursor: Any = driver.cursor()
+        self._driver_error: type[Exception] = conn.dialect.dbapi.Error  # type: ignore[union-attr]
+
+    def _execute(self, sql: str, params: Any, *, many: bool = False) -> Any:
+        try:
+            if many:
+                return self._cursor.executemany(sql, params)
+            return self._cursor.execute(sql, params)
+        except self._driver_error as exc:
+            # The same exception types SQLAlchemy would raise (OperationalError for a locked
+            # database...), so callers handle one set of errors whichever way a statement ran.
+            raise DBAPIError.instance(sql, params, exc, self._driver_error) from exc
+
+    def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
+        return self._execute(sql, params).fetchone()
+
+    def _job(self, row: Any) -> JobRow:
+        job = JobRow._make(row)
+        if self._decode:
+            raw: Any = job
+            job = job._replace(
+                inputs=json.loads(raw.inputs),
+                results=json.loads(raw.results),
+                phase_seconds=json.loads(raw.phase_seconds),
+            )
+        return job
+
+    def lock_head(self) -> int:
+        """The log head's id, locked until the transaction ends (PostgreSQL: FOR UPDATE)."""
+        return int(self._one(self._sql.lock_head, {})[0])
+
+    def set_head(self, head: int) -> None:
+        self._execute(self._sql.set_head, {"head": head})
+
+    def insert_events(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append events (dicts of id, type, batch_id, job_id, time and a JSON-able `data`)."""
+        self._execute(
+            self._sql.insert_events,
+            [{**row, "data": json.dumps(row["data"])} for row in rows],
+            many=True,
+        )
+
+    def job(self, job_id: str) -> JobRow:
+        """The job's row; raises UnknownJob."""
+        row = self._one(self._sql.job, {"jid": job_id})
+        if row is None:
+            raise UnknownJob(job_id)
+        return self._job(row)
+
+    def first_queued(self, batch_id: str) -> JobRow | None:
+        """The batch's queued job with the lowest row number, or None."""
+        row = self._one(self._sql.first_queued, {"bid": batch_id, "queued": "queued"})
+        return None if row is None else self._job(row)
+
+    def update_job(self, job_id: str, values: Mapping[str, Any]) -> None:
+        """Set these columns of the job (JSON columns given as Python values)."""
+        params = {
+            name: json.dumps(value) if name in _JSON_JOB_COLUMNS else value
+            for name, value in values.items()
+        }
+        params["jid"] = job_id
+        self._execute(self._sql.update_job(tuple(values)), params)
+
+    def move_counts(
+        self, batch_id: str, old: JobStatus, new: JobStatus, now: float, event_id: int
+    ) -> BatchCounts:
+        """Move one job from `old` to `new` in the batch's counters; the counters after."""
+        row = self._one(
+            self._sql.move_counts(old, new), {"bid": batch_id, "now": now, "eid": event_id}
+        )
+        return _counts(row)
+
+    def batch_counts(self, batch_id: str) -> BatchCounts | None:
+        row = self._one(self._sql.batch_counts, {"bid": batch_id})
+        return None if row is None else _counts(row)
+
+    def cancel_requested(self, batch_id: str) -> bool:
+        row = self._one(self._sql.cancel_requested, {"bid": batch_id})
+        return bool(row and row[0])
+
+
+def _counts(row: Any) -> BatchCounts:
+    counts = BatchCounts._make(row)
+    return counts._replace(cancel_requested=bool(counts.cancel_requested))
