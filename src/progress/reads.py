@@ -152,6 +152,23 @@ class StoreReads:
         with self.engine.connect() as conn:
             return [event_dict(row) for row in conn.execute(query)]
 
+    def event_refs_after(
+        self, after: int, *, batch_id: str, limit: int = 5000
+    ) -> list[tuple[int, str | None]]:
+        """(id, job_id) of the batch's events after `after`, in log order.
+
+        For readers that only need to know which jobs moved (the sheet writer): no event
+        data is decoded.
+        """
+        query = (
+            select(t.events.c.id, t.events.c.job_id)
+            .where(t.events.c.id > after, t.events.c.batch_id == batch_id)
+            .order_by(t.events.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(int(event_id), job_id) for event_id, job_id in conn.execute(query)]
+
     def follow(
         self,
         after: int,

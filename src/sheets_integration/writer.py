@@ -103,12 +103,12 @@ class SheetWriter:
             head = cursor
             changed: set[str] = set()
             while True:
-                events = self.store.events_after(head, batch_id=self.batch_id, limit=5000)
-                if not events:
+                refs = self.store.event_refs_after(head, batch_id=self.batch_id, limit=5000)
+                if not refs:
                     break
-                head = events[-1]["id"]
-                changed.update(e["job_id"] for e in events if e["job_id"])
-                if len(events) < 5000:
+                head = refs[-1][0]
+                changed.update(job_id for _, job_id in refs if job_id)
+                if len(refs) < 5000:
                     break
             if full:
                 changed.update(self.store.job_ids(self.batch_id))

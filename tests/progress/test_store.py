@@ -175,6 +175,9 @@ def test_events_are_keyed_by_job_and_filterable(store: Store) -> None:
     ]
     ids = [e["id"] for e in store.events_after(0)]
     assert ids == list(range(1, len(ids) + 1))
+    # The light form readers use when only the jobs that moved matter (the sheet writer).
+    refs = store.event_refs_after(only_a[1]["id"], batch_id=a, limit=3)
+    assert refs == [(e["id"], e["job_id"]) for e in only_a[2:5]]
 
 
 def test_concurrent_writers_never_let_a_cursor_reader_miss_an_event(store: Store) -> None:
