@@ -1,26 +1,24 @@
 """The fetcher: the one place untrusted sheet cells turn into network traffic.
 
-It is a security boundary. Every TCP connection goes through `_GuardedBackend`, which resolves
-the host itself, refuses private, loopback, link-local, multicast, unspecified and reserved
-addresses (unless the host is allowed), and connects to the very address it checked, so neither a
-redirect nor DNS rebinding can reach an internal service. On top of that it caps redirects, size
-and time, accepts only HTML for pages, limits concurrent requests per host and honours
-robots.txt for crawling.
+It is a security boundary. Every TCP connection goes through `GuardedBackend` (`guard.py`),
+which resolves the host itself, refuses private, loopback, link-local, multicast, unspecified
+and reserved addresses (unless the host is allowed), and connects to the very address it
+checked, so neither a redirect nor DNS rebinding can reach an internal service. On top of that
+the fetcher caps redirects, size and time, accepts only HTML for pages, limits concurrent
+requests per host and honours robots.txt for crawling.
 """
 
 from __future__ import annotations
 
 import codecs
-import ipaddress
 import logging
 import re
-import socket
 import ssl
 import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
@@ -31,7 +29,8 @@ import httpcore
 import idna
 from protego import Protego
 
-from pipeline.errors import BlockedAddress, FetchError, TransientFetchError
+from pipeline.errors import FetchError, TransientFetchError
+from pipeline.guard import GuardedBackend, HostPolicy, Resolver, is_ip, system_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +38,8 @@ __all__ = [
     "MAX_PAGE_BYTES",
     "USER_AGENT",
     "Fetcher",
-    "HostPolicy",
     "Page",
     "Resolver",
-    "system_resolve",
 ]
 
 USER_AGENT = "sheetbatch/0.1 (+https://github.com/sheetbatch)"
@@ -58,162 +55,6 @@ _TIMEOUTS = ("connect", "read", "write", "pool")
 # (existing %XX escapes included); anything else is percent-encoded as UTF-8.
 _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 _ASCII_HOST = re.compile(r"[A-Za-z0-9.-]+")
-
-Resolver = Callable[[str, int], list[str]]
-"""Maps (host, port) to IP address strings; raises `OSError` when the name does not resolve."""
-
-
-def system_resolve(host: str, port: int) -> list[str]:
-    """Resolve a host name with the system resolver (`socket.getaddrinfo`), TCP only."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    return [str(info[4][0]) for info in infos]
-
-
-def _address_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why an address is off-limits ("private", "loopback"...), or None when it is public."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _address_kind(ip.ipv4_mapped)
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_reserved:
-        return "reserved"
-    if ip.is_private or not ip.is_global:
-        return "private"
-    return None
-
-
-class HostPolicy:
-    """Which destinations may be contacted.
-
-    Public addresses always may. Private-like addresses only when allowed by an `allow_hosts`
-    entry: `HOST` (any port), `HOST:PORT`, `[IPv6]:PORT`, or a CIDR network like `127.0.0.0/8`
-    (matched against the resolved addresses).
-    """
-
-    def __init__(self, allow_hosts: Iterable[str] = ()) -> None:
-        self._hosts: set[str] = set()
-        self._host_ports: set[tuple[str, int]] = set()
-        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in allow_hosts:
-            self._add(entry.strip().lower())
-
-    def _add(self, entry: str) -> None:
-        if not entry:
-            return
-        if "/" in entry:
-            try:
-                self._networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                raise ValueError(f"allow_hosts: not a network: {entry!r}") from None
-            return
-        match = re.fullmatch(r"\[([0-9a-f:.]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", entry)
-        if match is None:
-            if _is_ip(entry):  # a bare IPv6 address
-                self._hosts.add(str(ipaddress.ip_address(entry)))
-                return
-            raise ValueError(f"allow_hosts: not HOST, HOST:PORT or a CIDR: {entry!r}")
-        host = _canonical_host(match.group(1) or match.group(3))
-        port = match.group(2) or match.group(4)
-        if port is None:
-            self._hosts.add(host)
-        else:
-            self._host_ports.add((host, int(port)))
-
-    def allows_name(self, host: str, port: int) -> bool:
-        """True when the host (as written in the URL) is explicitly allowed on this port."""
-        host = _canonical_host(host)
-        return host in self._hosts or (host, port) in self._host_ports
-
-    def check_address(self, address: str) -> None:
-        """Raise `BlockedAddress` unless the address is public or inside an allowed network."""
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        kind = _address_kind(ip)
-        if kind is None or any(ip in network for network in self._networks):
-            return
-        raise BlockedAddress(f"blocked {kind} address {ip}")
-
-    def vet(self, host: str, port: int, resolve: Resolver) -> list[str]:
-        """Resolve `host` and return the addresses it is safe to connect to, or raise.
-
-        Every resolved address must pass: one private answer among public ones refuses the host.
-        """
-        host = _canonical_host(host)
-        if _is_ip(host):
-            addresses = [host]
-        else:
-            try:
-                addresses = list(dict.fromkeys(resolve(host, port)))
-            except OSError as exc:
-                if getattr(exc, "errno", None) == socket.EAI_AGAIN:
-                    raise TransientFetchError(f"DNS lookup failed for {host}") from exc
-                raise FetchError(f"unknown host {host}") from exc
-            if not addresses:
-                raise FetchError(f"unknown host {host}")
-        if not self.allows_name(host, port):
-            for address in addresses:
-                self.check_address(address)
-        return addresses
-
-
-def _canonical_host(host: str) -> str:
-    host = host.strip("[]").rstrip(".").lower()
-    return str(ipaddress.ip_address(host)) if _is_ip(host) else host
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-class _GuardedBackend(httpcore.NetworkBackend):
-    """A network backend that vets every address before connecting, then connects to it."""
-
-    def __init__(self, policy: HostPolicy, resolve: Resolver) -> None:
-        self._policy = policy
-        self._resolve = resolve
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        addresses = self._policy.vet(host, port, self._resolve)
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        assert error is not None
-        raise error
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise BlockedAddress("blocked unix socket")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
 
 
 class _ShardedPool:
@@ -352,7 +193,7 @@ class Fetcher:
         self.user_agent = user_agent
         self._clock = clock
         self._slots = _HostSlots(per_host)
-        backend = _GuardedBackend(self.policy, resolve or system_resolve)
+        backend = GuardedBackend(self.policy, resolve or system_resolve)
         # No proxy settings are read from the environment: a proxy would bypass the guard.
         self._pools = _ShardedPool(backend, max_connections, shards=16, verify=verify)
         self._user_agent = user_agent.encode("ascii")
@@ -532,7 +373,7 @@ def _clean_url(url: str) -> str:
     if scheme not in ("http", "https") or not parts.hostname:
         raise FetchError(f"unsupported URL {url[:80]!r}")
     host = parts.hostname.rstrip(".")
-    if _is_ip(host):
+    if is_ip(host):
         host = f"[{host}]" if ":" in host else host
     elif not host.isascii() or not _ASCII_HOST.fullmatch(host):
         try:

@@ -11,7 +11,8 @@ import threading
 import pytest
 
 from pipeline.errors import BlockedAddress, FetchError, TransientError, TransientFetchError
-from pipeline.fetcher import USER_AGENT, Fetcher, HostPolicy, system_resolve
+from pipeline.fetcher import USER_AGENT, Fetcher
+from pipeline.guard import HostPolicy, system_resolve
 from sheetbatch.sites import SiteServer
 from tests.support.sites import fake_resolve
 
