@@ -29,7 +29,8 @@ from gsheets_standin._auth import generate_service_account_key
 from pipeline.registry import load_pipeline
 from progress import open_store
 from sheets_integration.batch import BatchProcessor, RunOptions
-from sheets_integration.google_sheet import GoogleSheet, load_credentials
+from sheets_integration.google_access import load_credentials
+from sheets_integration.google_sheet import GoogleSheet
 from sheets_integration.writer import status_text
 
 PHASE_TEXT_EVENTS = {"job_queued", "job_started", "phase_started", "job_succeeded", "job_failed"}

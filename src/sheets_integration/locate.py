@@ -82,7 +82,7 @@ def open_sheet(spec: str, **options: Any) -> Sheet:
 def is_google_spec(spec: str) -> bool:
     """True for a Google Sheets URL, a bare key or `key/worksheet` (not a local file)."""
     # Imported on use: gspread and google-auth cost start-up time local sheets never need.
-    from sheets_integration.google_sheet import looks_like_google
+    from sheets_integration.google_access import looks_like_google
 
     return looks_like_google(spec)
 

@@ -10,8 +10,9 @@ import pytest
 
 from gsheets_standin import ServiceAccountKey, StandIn, generate_service_account_key
 from sheets_integration.errors import SheetError, SheetNotFound
+from sheets_integration.google_access import looks_like_google, parse_sheet_spec
 from sheets_integration.google_errors import CredentialError, SheetAccessDenied, SheetSpecError
-from sheets_integration.google_sheet import GoogleSheet, looks_like_google, parse_sheet_spec
+from sheets_integration.google_sheet import GoogleSheet
 from sheets_integration.quota import QuotaRegistry
 from tests.support.google import *  # noqa: F403
 
