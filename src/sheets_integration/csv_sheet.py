@@ -152,14 +152,17 @@ class _CsvDocument:
     def apply(self, cells: Sequence[CellWrite]) -> bool:
         """Set each cell (escaped); True when any cell changed."""
         changed = False
+        # A record we write gets a field for every header column: readers that map fields
+        # to the header (csv.DictReader, pandas) then never meet a short row.
+        width = len(self.records[self.first])
         for cell in cells:
             record = self.first + 1 + cell.row
             fields = self.records[record]
             value = escape_csv(cell.value)
             if cell.column < len(fields) and fields[cell.column] == value:
                 continue
-            if cell.column >= len(fields):
-                fields.extend([""] * (cell.column + 1 - len(fields)))
+            if cell.column >= len(fields) or len(fields) < width:
+                fields.extend([""] * (max(cell.column + 1, width) - len(fields)))
             fields[cell.column] = value
             self.changed.add(record)
             changed = True

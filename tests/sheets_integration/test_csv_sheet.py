@@ -255,6 +255,18 @@ def test_untouched_records_keep_their_bytes(tmp_path: Path) -> None:
     assert lines[5] == ""
 
 
+def test_a_written_short_row_gets_a_field_for_every_column(tmp_path: Path) -> None:
+    # Readers that map fields to the header (csv.DictReader, pandas) must not meet short rows.
+    path = tmp_path / "short.csv"
+    path.write_bytes(b"URL,Job ID,Status,Name,Score\nhttps://a,j1\nhttps://b,j2\n")
+    CsvSheet(path).write_by_job_id({"j1": {"Status": "failed: resolve: HTTP 404"}})
+    assert path.read_bytes() == (
+        b"URL,Job ID,Status,Name,Score\nhttps://a,j1,failed: resolve: HTTP 404,,\nhttps://b,j2\n"
+    )
+    with path.open(newline="") as f:
+        assert next(csv.DictReader(f))["Score"] == ""
+
+
 def test_dialect_semicolon_lf_and_bom_are_kept(tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes("\ufeffURL;Name;Job ID\nhttps://a.example;Ä, Inc;j1\n".encode())
