@@ -19,9 +19,32 @@ from progress.snapshots import batch_snapshot, event_dict, job_snapshot
 from progress.status import JobStatus
 
 _JOB_BY_ID = select(t.jobs).where(t.jobs.c.job_id == bindparam("jid"))
+_BATCH_BY_ID = select(t.batches).where(t.batches.c.batch_id == bindparam("bid"))
+_LOG_HEAD = select(t.log_head.c.last_id).where(t.log_head.c.id == 1)
 _CANCEL_REQUESTED = select(t.batches.c.cancel_requested).where(
     t.batches.c.batch_id == bindparam("bid")
 )
+
+
+def log_head(conn: Connection) -> int:
+    """The id of the newest event committed as `conn` sees the database."""
+    return int(conn.execute(_LOG_HEAD).scalar_one())
+
+
+def job_row(conn: Connection, job_id: str) -> Any:
+    """The job's row as `conn` sees it; raises UnknownJob."""
+    row = conn.execute(_JOB_BY_ID, {"jid": job_id}).one_or_none()
+    if row is None:
+        raise UnknownJob(job_id)
+    return row
+
+
+def batch_row(conn: Connection, batch_id: str) -> Any:
+    """The batch's row as `conn` sees it; raises UnknownBatch."""
+    row = conn.execute(_BATCH_BY_ID, {"bid": batch_id}).one_or_none()
+    if row is None:
+        raise UnknownBatch(batch_id)
+    return row
 
 
 class StoreReads:
@@ -30,12 +53,6 @@ class StoreReads:
     engine: Engine
     clock: Callable[[], float]
     feed: LogFeed
-
-    def _job_row(self, conn: Connection, job_id: str) -> Any:
-        row = conn.execute(_JOB_BY_ID, {"jid": job_id}).one_or_none()
-        if row is None:
-            raise UnknownJob(job_id)
-        return row
 
     def get_cursor(self, name: str) -> int:
         """A named reader's durable position in the log (0 when new)."""
@@ -48,14 +65,12 @@ class StoreReads:
     def last_event_id(self) -> int:
         """The id of the newest committed event (0 for an empty log)."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(select(t.log_head.c.last_id).where(t.log_head.c.id == 1)).scalar_one()
-            )
+            return log_head(conn)
 
     def job(self, job_id: str) -> dict[str, Any]:
         """The job's snapshot; raises UnknownJob."""
         with self.engine.connect() as conn:
-            row = self._job_row(conn, job_id)
+            row = job_row(conn, job_id)
         return job_snapshot(row)
 
     def find_job(self, job_id: str) -> dict[str, Any] | None:
@@ -101,11 +116,7 @@ class StoreReads:
     def batch(self, batch_id: str) -> dict[str, Any]:
         """The batch's snapshot with counts, percent, elapsed and ETA; raises UnknownBatch."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.batches).where(t.batches.c.batch_id == batch_id)
-            ).one_or_none()
-        if row is None:
-            raise UnknownBatch(batch_id)
+            row = batch_row(conn, batch_id)
         return batch_snapshot(row, self.clock())
 
     def batches(

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from progress import schema as t
-from progress.errors import UnknownBatch, UnknownJob
+from progress.reads import batch_row, job_row, log_head
 from progress.snapshots import batch_snapshot, job_snapshot
 from progress.status import BatchStatus, EventType, JobStatus
 from progress.store import Store
@@ -193,25 +193,13 @@ def read_snapshot(store: Store, scope: Scope) -> Snapshot:
         if conn.dialect.name != "sqlite":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
-            cursor = int(
-                conn.execute(select(t.log_head.c.last_id).where(t.log_head.c.id == 1)).scalar_one()
-            )
+            cursor = log_head(conn)
             now = store.clock()
             if scope.job_id is not None:
-                row = conn.execute(
-                    select(t.jobs).where(t.jobs.c.job_id == scope.job_id)
-                ).one_or_none()
-                if row is None:
-                    raise UnknownJob(scope.job_id)
-                job = job_snapshot(row)
+                job = job_snapshot(job_row(conn, scope.job_id))
                 return Snapshot(cursor, {"job": job}, JobStatus(job["status"]).terminal)
             if scope.batch_id is not None:
-                brow = conn.execute(
-                    select(t.batches).where(t.batches.c.batch_id == scope.batch_id)
-                ).one_or_none()
-                if brow is None:
-                    raise UnknownBatch(scope.batch_id)
-                batch = batch_snapshot(brow, now)
+                batch = batch_snapshot(batch_row(conn, scope.batch_id), now)
                 jobs = [
                     job_snapshot(r)
                     for r in conn.execute(

@@ -188,7 +188,7 @@ class HotStatements:
 
     def first_queued(self, batch_id: str) -> JobRow | None:
         """The batch's queued job with the lowest row number, or None."""
-        row = self._one(self._sql.first_queued, {"bid": batch_id, "queued": "queued"})
+        row = self._one(self._sql.first_queued, {"bid": batch_id, "queued": JobStatus.QUEUED.value})
         return None if row is None else self._job(row)
 
     def update_job(self, job_id: str, values: Mapping[str, Any]) -> None:

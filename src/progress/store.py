@@ -23,10 +23,9 @@ from sqlalchemy.engine import Engine
 from progress import schema as t
 from progress.commit import GroupCommitter, Tx
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
-from progress.errors import UnknownBatch
 from progress.feed import LogFeed
 from progress.migrate import ensure_schema
-from progress.reads import StoreReads
+from progress.reads import StoreReads, batch_row
 from progress.status import BatchStatus, EventType, JobStatus
 from progress.transitions import JobTransitions
 
@@ -156,11 +155,7 @@ class Store(JobTransitions, StoreReads):
             return
 
         def _op(tx: Tx) -> None:
-            batch = tx.conn.execute(
-                select(t.batches).where(t.batches.c.batch_id == batch_id)
-            ).one_or_none()
-            if batch is None:
-                raise UnknownBatch(batch_id)
+            batch = batch_row(tx.conn, batch_id)
             self._maybe_reopen_batch(tx, batch_id, None)
             tx.emit(EventType.JOBS_ADDED, batch_id, None, {"count": len(jobs)})
             self._insert_jobs(tx, batch_id, len(batch.phases), jobs)
@@ -230,11 +225,7 @@ class Store(JobTransitions, StoreReads):
         self.locally_cancelled.add(batch_id)
 
         def _op(tx: Tx) -> int:
-            batch = tx.conn.execute(
-                select(t.batches).where(t.batches.c.batch_id == batch_id)
-            ).one_or_none()
-            if batch is None:
-                raise UnknownBatch(batch_id)
+            batch = batch_row(tx.conn, batch_id)
             if batch.status != BatchStatus.RUNNING.value:
                 return 0
             if not batch.cancel_requested:
@@ -270,13 +261,7 @@ class Store(JobTransitions, StoreReads):
         """Requeue the batch's jobs in `statuses` (failed by default); returns their ids."""
 
         def _op(tx: Tx) -> list[str]:
-            if (
-                tx.conn.execute(
-                    select(t.batches.c.batch_id).where(t.batches.c.batch_id == batch_id)
-                ).one_or_none()
-                is None
-            ):
-                raise UnknownBatch(batch_id)
+            batch_row(tx.conn, batch_id)  # raises UnknownBatch
             jobs = tx.conn.execute(
                 select(t.jobs)
                 .where(
