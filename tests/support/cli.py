@@ -56,5 +56,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) 
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows as an operator's spreadsheet shows them: a cell past a short row's end is ""
+    (untouched rows stay short while new columns are added to the header)."""
     with path.open(newline="", encoding="utf-8-sig") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(f, restval=""))
