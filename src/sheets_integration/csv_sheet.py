@@ -158,7 +158,7 @@ class _CsvDocument:
         for cell in cells:
             record = self.first + 1 + cell.row
             fields = self.records[record]
-            value = escape_csv(cell.value)
+            value = escape_csv(cell.text)
             if cell.column < len(fields) and fields[cell.column] == value:
                 continue
             if cell.column >= len(fields) or len(fields) < width:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -22,7 +22,7 @@ from sheets_integration.safety import (
     read_file,
     rewrite_file,
 )
-from sheets_integration.sheet import Table, WriteResult
+from sheets_integration.sheet import JOB_ID_COLUMN, CellValue, Table, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +79,30 @@ class FileSheet:
         return self._rewrite(edit)
 
     def assign_job_ids(
-        self, assignments: Mapping[int, str], expected: Mapping[int, Mapping[str, str]]
+        self,
+        assignments: Mapping[int, str],
+        expected: Mapping[int, Mapping[str, str]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
     ) -> set[int]:
         """Write job ids into rows still matching `expected`; return the refused row indexes."""
         if not assignments:
             return set()
 
         def edit(document: Document) -> tuple[bool, set[int]]:
-            plan = plan_job_ids(document.table, assignments, expected)
+            plan = plan_job_ids(document.table, assignments, expected, job_column=job_column)
             return document.apply(plan.cells), set(plan.refused)
 
         return self._rewrite(edit)
 
-    def write_by_job_id(self, updates: Mapping[str, Mapping[str, str]]) -> WriteResult:
-        """Write {column: text} into each job's row as located now; report job ids not found.
+    def write_by_job_id(
+        self,
+        updates: Mapping[str, Mapping[str, CellValue]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+        fill_only: Collection[str] = (),
+    ) -> WriteResult:
+        """Write {column: value} into each job's row as located now; report job ids not found.
 
         `WriteResult.cells` counts the cells that hold the requested values afterwards
         (including any that already did, which are not rewritten).
@@ -101,10 +111,12 @@ class FileSheet:
             return WriteResult()
 
         def edit(document: Document) -> tuple[bool, WriteResult]:
-            plan = plan_updates(document.table, updates, self.name)
+            plan = plan_updates(
+                document.table, updates, self.name, job_column=job_column, fill_only=fill_only
+            )
             changed = document.apply(plan.cells)
             cells = len(plan.cells) - len(plan.header_cells)
-            return changed, WriteResult(cells=cells, missing=plan.missing)
+            return changed, WriteResult(cells=cells, missing=plan.missing, kept=plan.kept)
 
         result = self._rewrite(edit)
         log.debug(

@@ -26,7 +26,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -66,7 +66,13 @@ from sheets_integration.quota import (
     default_registry,
 )
 from sheets_integration.safety import CellWrite, clip, plan_columns, plan_job_ids, plan_updates
-from sheets_integration.sheet import JOB_ID_COLUMN, Table, WriteResult, normalize_header
+from sheets_integration.sheet import (
+    JOB_ID_COLUMN,
+    CellValue,
+    Table,
+    WriteResult,
+    normalize_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +202,18 @@ class GoogleSheet:
             header = list(table.header)
             for cell in new:
                 header.extend([""] * (cell.column + 1 - len(header)))
-                header[cell.column] = cell.value
+                header[cell.column] = cell.text
             self._header = header
             return Table(header, table.rows)
 
         return self._run("add columns", attempt)
 
     def assign_job_ids(
-        self, assignments: Mapping[int, str], expected: Mapping[int, Mapping[str, str]]
+        self,
+        assignments: Mapping[int, str],
+        expected: Mapping[int, Mapping[str, str]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
     ) -> set[int]:
         """Write job ids into rows still matching `expected` (checked on a fresh read).
 
@@ -215,7 +225,7 @@ class GoogleSheet:
 
         def attempt() -> set[int]:
             table = self._read_table()
-            plan = plan_job_ids(table, assignments, expected)
+            plan = plan_job_ids(table, assignments, expected, job_column=job_column)
             if plan.header_cells:
                 self._add_columns(plan.header_cells)
                 table = self._read_table()
@@ -225,7 +235,7 @@ class GoogleSheet:
             watched = {
                 c: p
                 for c, p in self._positions(table, checked).items()
-                if normalize_header(c) != normalize_header(JOB_ID_COLUMN)
+                if normalize_header(c) != normalize_header(job_column)
             }
             after = self._write_cells(cells, watch=watched.values())
             refused = set(plan.refused)
@@ -235,14 +245,20 @@ class GoogleSheet:
                 wanted = expected.get(cell.row, {})
                 if any(seen.get(watched[c], "") != v for c, v in wanted.items() if c in watched):
                     refused.add(cell.row)
-                    victims[cell.row] = (_previous_id(table, seen, watched), seen)
+                    victims[cell.row] = (_previous_id(table, seen, watched, job_column), seen)
             if victims:
                 self._restore_ids(victims, cells, watched)
             return refused
 
         return self._run("assign job ids", attempt)
 
-    def write_by_job_id(self, updates: Mapping[str, Mapping[str, str]]) -> WriteResult:
+    def write_by_job_id(
+        self,
+        updates: Mapping[str, Mapping[str, CellValue]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+        fill_only: Collection[str] = (),
+    ) -> WriteResult:
         """Write each job's cells into the row carrying its id now; missing ids reported.
 
         Every row's range includes its `Job ID` cell (as null: unchanged), so the answer
@@ -252,26 +268,33 @@ class GoogleSheet:
         """
         if not updates:
             return WriteResult()
-        values = {job: {c: clip(v) for c, v in cells.items()} for job, cells in updates.items()}
+        values = {
+            job: {c: clip(v) if isinstance(v, str) else v for c, v in cells.items()}
+            for job, cells in updates.items()
+        }
 
         def attempt() -> WriteResult:
             pending = dict(values)
             missing: set[str] = set()
-            written = 0
+            written = kept = 0
+            options: dict[str, Any] = {"job_column": job_column, "fill_only": fill_only}
             for _round in range(_WRITE_ROUNDS):
-                table = self._snapshot({c for cells in pending.values() for c in cells})
-                plan = plan_updates(table, pending, self.name)
+                table = self._snapshot(
+                    {c for cells in pending.values() for c in cells}, job_column=job_column
+                )
+                plan = plan_updates(table, pending, self.name, **options)
                 if plan.header_cells:
                     # An output column is gone (deleted mid-run): place it on the whole sheet.
                     table = self._read_table()
-                    plan = plan_updates(table, pending, self.name)
+                    plan = plan_updates(table, pending, self.name, **options)
                     self._add_columns(plan.header_cells)
                 missing |= plan.missing
+                kept += plan.kept
                 cells = [c for c in plan.cells if c.row >= 0]
-                job_col = table.index(JOB_ID_COLUMN)
+                job_col = table.index(job_column)
                 assert job_col is not None  # plan_updates raised MissingColumn otherwise
                 after = self._write_cells(cells, watch=[job_col])
-                owner = {c.row: table.cell(c.row, JOB_ID_COLUMN).strip() for c in cells}
+                owner = {c.row: table.cell(c.row, job_column).strip() for c in cells}
                 moved = {
                     row: after.get(row, {}).get(job_col, "").strip()
                     for row, job in owner.items()
@@ -280,13 +303,13 @@ class GoogleSheet:
                 landed = {job for row, job in owner.items() if row not in moved}
                 written += sum(1 for c in cells if c.row not in moved)
                 if not moved:
-                    return WriteResult(cells=written, missing=frozenset(missing))
+                    return WriteResult(cells=written, missing=frozenset(missing), kept=kept)
                 log.warning(
                     "%s: %d rows moved while being written; putting them back",
                     self.name,
                     len(moved),
                 )
-                self._restore_rows(moved, cells, table, job_col)
+                self._restore_rows(moved, cells, table, job_col, job_column)
                 pending = {j: v for j, v in pending.items() if j not in landed | missing}
             raise SheetUnavailable(
                 f"{self.name}: rows kept moving while statuses were written; "
@@ -303,10 +326,15 @@ class GoogleSheet:
         return {c: i for c, i in found.items() if i is not None}
 
     def _restore_rows(
-        self, moved: Mapping[int, str], cells: list[CellWrite], table: Table, job_col: int
+        self,
+        moved: Mapping[int, str],
+        cells: list[CellWrite],
+        table: Table,
+        job_col: int,
+        job_column: str,
     ) -> None:
         """Give rows written by mistake back their cells from `table` (the read before)."""
-        rows = table.job_rows()
+        rows = table.job_rows(job_column)
         restore: list[CellWrite] = []
         for cell in cells:
             if cell.row not in moved:
@@ -405,7 +433,7 @@ class GoogleSheet:
         self._header = table.header
         return table
 
-    def _snapshot(self, columns: Iterable[str]) -> Table:
+    def _snapshot(self, columns: Iterable[str], *, job_column: str = JOB_ID_COLUMN) -> Table:
         """The header, `Job ID` and `columns` as they stand now, in one batchGet.
 
         Other cells read as "". Falls back to reading the whole sheet when the columns'
@@ -415,7 +443,7 @@ class GoogleSheet:
         if self._header is None:
             return self._read_table()
         known = Table(self._header)
-        names = {JOB_ID_COLUMN, *columns}
+        names = {job_column, *columns}
         places = {name: known.index(name) for name in names}
         if any(p is None for p in places.values()):
             return self._read_table()
@@ -455,7 +483,7 @@ class GoogleSheet:
                     }
                 }
             )
-        for start, names in _runs({cell.column: cell.value for cell in header_cells}):
+        for start, names in _runs({cell.column: cell.text for cell in header_cells}):
             requests_.append(
                 {
                     "updateCells": {
@@ -469,7 +497,7 @@ class GoogleSheet:
             )
         self._http.batch_update(self.key, {"requests": requests_})
         ws.cols = max(ws.cols, needed)
-        log.info("%s: added columns %s", self.name, ", ".join(c.value for c in header_cells))
+        log.info("%s: added columns %s", self.name, ", ".join(c.text for c in header_cells))
 
     def _write_cells(
         self, cells: list[CellWrite], watch: Iterable[int] = ()
@@ -483,7 +511,7 @@ class GoogleSheet:
         if not cells:
             return {}
         ws = self._worksheet()
-        by_row: dict[int, dict[int, str | None]] = {}
+        by_row: dict[int, dict[int, CellValue | None]] = {}
         for cell in cells:
             by_row.setdefault(cell.row, {})[cell.column] = cell.value
         watched = list(watch)
@@ -629,10 +657,12 @@ def _chunks(
         yield chunk
 
 
-def _previous_id(table: Table, seen: Mapping[int, str], watched: Mapping[str, int]) -> str:
+def _previous_id(
+    table: Table, seen: Mapping[int, str], watched: Mapping[str, int], job_column: str
+) -> str:
     """The Job ID `table` showed for the row whose watched cells are `seen` ("" if unsure)."""
     matches = {
-        table.cell(i, JOB_ID_COLUMN)
+        table.cell(i, job_column)
         for i in range(len(table.rows))
         if all(table.cell(i, c) == seen.get(p, "") for c, p in watched.items())
     }

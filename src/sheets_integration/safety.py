@@ -28,7 +28,7 @@ import re
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -40,7 +40,13 @@ from sheets_integration.errors import (
     SheetNotFound,
     SheetWriteError,
 )
-from sheets_integration.sheet import JOB_ID_COLUMN, Table, normalize_header
+from sheets_integration.sheet import (
+    JOB_ID_COLUMN,
+    CellValue,
+    Table,
+    cell_text,
+    normalize_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +83,21 @@ def escape_csv(text: str) -> str:
 
 @dataclass(frozen=True)
 class CellWrite:
-    """One cell to write: data row index (`-1` is the header row), column index, text."""
+    """One cell to write: data row index (`-1` is the header row), column index, value.
+
+    `job_id` names the job the cell belongs to ("" for header cells and job id writes), so a
+    backend can report a cell it cannot write against its row.
+    """
 
     row: int
     column: int
-    value: str
+    value: CellValue
+    job_id: str = ""
+
+    @property
+    def text(self) -> str:
+        """The value as text (how it reads back)."""
+        return cell_text(self.value)
 
 
 @dataclass(frozen=True)
@@ -89,12 +105,14 @@ class WritePlan:
     """The cells a write should change, and what it could not do.
 
     `cells` includes the header cells of appended columns (row `-1`). `missing` holds job
-    ids not found in the sheet; `refused` the row indexes `plan_job_ids` would not write.
+    ids not found in the sheet; `refused` the row indexes `plan_job_ids` would not write;
+    `kept` counts `fill_only` cells left alone because they hold another value.
     """
 
     cells: list[CellWrite] = field(default_factory=list)
     missing: frozenset[str] = frozenset()
     refused: frozenset[int] = frozenset()
+    kept: int = 0
 
     @property
     def header_cells(self) -> list[CellWrite]:
@@ -133,24 +151,34 @@ def plan_columns(table: Table, columns: Iterable[str]) -> list[CellWrite]:
 
 def _column_positions(table: Table, new: list[CellWrite]) -> dict[str, int]:
     positions = {normalize_header(name): i for i, name in reversed(list(enumerate(table.header)))}
-    positions.update({normalize_header(cell.value): cell.column for cell in new})
+    positions.update({normalize_header(cell.text): cell.column for cell in new})
     return positions
 
 
-def plan_updates(table: Table, updates: Mapping[str, Mapping[str, str]], sheet: str) -> WritePlan:
-    """Cells for `write_by_job_id`: each job's row located by its `Job ID` in `table`.
+def plan_updates(
+    table: Table,
+    updates: Mapping[str, Mapping[str, CellValue]],
+    sheet: str,
+    *,
+    job_column: str = JOB_ID_COLUMN,
+    fill_only: Collection[str] = (),
+) -> WritePlan:
+    """Cells for `write_by_job_id`: each job's row located by its `job_column` in `table`.
 
     Columns named in `updates` but absent from the header are appended (the operator may
-    have deleted one mid-batch). Job ids not in the sheet come back in `missing`.
-    Raises `MissingColumn` when the sheet has no `Job ID` column at all.
+    have deleted one mid-batch). Job ids not in the sheet come back in `missing`. Cells of
+    `fill_only` columns are planned only where the cell is empty or already holds the
+    value; the others are counted in `kept`. Raises `MissingColumn` when the sheet has no
+    `job_column` at all.
     """
     if not updates:
         return WritePlan()
-    if table.index(JOB_ID_COLUMN) is None:
-        raise MissingColumn(JOB_ID_COLUMN, sheet, table.header)
-    job_key = normalize_header(JOB_ID_COLUMN)
-    rows = table.job_rows()
-    located: list[tuple[int, Mapping[str, str]]] = []
+    if table.index(job_column) is None:
+        raise MissingColumn(job_column, sheet, table.header)
+    job_key = normalize_header(job_column)
+    fill_keys = {normalize_header(column) for column in fill_only}
+    rows = table.job_rows(job_column)
+    located: list[tuple[int, str, Mapping[str, CellValue]]] = []
     missing: set[str] = set()
     for job_id, values in updates.items():
         if any(normalize_header(column) == job_key for column in values):
@@ -159,20 +187,29 @@ def plan_updates(table: Table, updates: Mapping[str, Mapping[str, str]], sheet: 
         if row is None:
             missing.add(job_id)
         else:
-            located.append((row, values))
-    new = plan_columns(table, [column for _, values in located for column in values])
+            located.append((row, job_id, values))
+    new = plan_columns(table, [column for _, _, values in located for column in values])
     positions = _column_positions(table, new)
     cells = list(new)
-    for row, values in located:
+    kept = 0
+    for row, job_id, values in located:
         for column, value in values.items():
-            cells.append(CellWrite(row, positions[normalize_header(column)], value))
-    return WritePlan(cells=cells, missing=frozenset(missing))
+            key = normalize_header(column)
+            if key in fill_keys:
+                current = table.cell(row, column)
+                if current != "" and current != cell_text(value):
+                    kept += 1
+                    continue
+            cells.append(CellWrite(row, positions[key], value, job_id))
+    return WritePlan(cells=cells, missing=frozenset(missing), kept=kept)
 
 
 def plan_job_ids(
     table: Table,
     assignments: Mapping[int, str],
     expected: Mapping[int, Mapping[str, str]],
+    *,
+    job_column: str = JOB_ID_COLUMN,
 ) -> WritePlan:
     """Cells for `assign_job_ids`, refusing every row that is no longer the row the caller read.
 
@@ -189,16 +226,17 @@ def plan_job_ids(
         if job_id in seen:
             raise ValueError(f"job id {job_id!r} assigned to two rows")
         seen.add(job_id)
-    existing = table.job_rows()
+    existing = table.job_rows(job_column)
     accepted: list[tuple[int, str]] = []
     refused: set[int] = set()
+    job_key = normalize_header(job_column)
     for row, job_id in assignments.items():
         wanted = expected.get(row, {})
-        current = table.cell(row, JOB_ID_COLUMN).strip() if 0 <= row < len(table.rows) else None
+        current = table.cell(row, job_column).strip() if 0 <= row < len(table.rows) else None
         if current == job_id:
             continue
         replacing = bool(current) and any(
-            normalize_header(column) == normalize_header(JOB_ID_COLUMN) and value.strip() == current
+            normalize_header(column) == job_key and value.strip() == current
             for column, value in wanted.items()
         )
         if (
@@ -210,8 +248,8 @@ def plan_job_ids(
             refused.add(row)
         else:
             accepted.append((row, job_id))
-    new = plan_columns(table, [JOB_ID_COLUMN]) if accepted else []
-    position = _column_positions(table, new).get(normalize_header(JOB_ID_COLUMN), -1)
+    new = plan_columns(table, [job_column]) if accepted else []
+    position = _column_positions(table, new).get(job_key, -1)
     cells = new + [CellWrite(row, position, job_id) for row, job_id in accepted]
     return WritePlan(cells=cells, refused=frozenset(refused))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -12,6 +12,19 @@ STATUS_COLUMN = "Status"
 UPDATED_COLUMN = "Updated"
 ERROR_COLUMN = "Error"
 BOOKKEEPING_COLUMNS = (STATUS_COLUMN, JOB_ID_COLUMN, UPDATED_COLUMN, ERROR_COLUMN)
+
+#: What a write puts into a cell: text stays text (never a formula); a number lands as a
+#: number (an XLSX numeric cell, a JSON number in Google Sheets), so SUM and sorting work.
+CellValue = str | int | float
+
+
+def cell_text(value: CellValue) -> str:
+    """How a written value reads back as text (numbers as a spreadsheet shows them)."""
+    if isinstance(value, bool):
+        raise TypeError(f"not a cell value: {value!r}")
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -30,6 +43,10 @@ class Table:
 
     header: list[str]
     rows: list[list[str]] = field(default_factory=list)
+    #: Hyperlink targets of cells that carry one: (data row index, column index) -> URL.
+    #: A cell showing "Acme site" that links to https://acme.example, or holding
+    #: `=HYPERLINK("https://acme.example","Acme site")`.
+    links: Mapping[tuple[int, int], str] = field(default_factory=dict)
 
     def index(self, column: str) -> int | None:
         """Position of `column` in the header (case/space-insensitive), or None."""
@@ -53,14 +70,21 @@ class Table:
         values = self.rows[row]
         return values[position] if position < len(values) else ""
 
+    def target(self, row: int, column: str) -> str:
+        """The cell's hyperlink target when it has one, else its text (for input values)."""
+        position = self.index(column)
+        if position is not None and (row, position) in self.links:
+            return self.links[(row, position)]
+        return self.cell(row, column)
+
     def row_dict(self, row: int) -> dict[str, str]:
         """Data row `row` as {header name: value}."""
         values = self.rows[row]
         return {name: (values[i] if i < len(values) else "") for i, name in enumerate(self.header)}
 
-    def job_rows(self) -> dict[str, int]:
-        """Job ID -> data row index, as the sheet stands now."""
-        position = self.index(JOB_ID_COLUMN)
+    def job_rows(self, column: str = JOB_ID_COLUMN) -> dict[str, int]:
+        """Job ID -> data row index, as the sheet stands now (`column`: the Job ID column)."""
+        position = self.index(column)
         found: dict[str, int] = {}
         if position is None:
             return found
@@ -72,10 +96,19 @@ class Table:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What a write did: cells written, and the job ids no longer found in the sheet."""
+    """What a write did.
+
+    `cells`: cells that hold the requested values afterwards. `missing`: job ids no longer
+    found in the sheet. `unwritable`: job id -> why some of its cells could not be written
+    ("cell E2 is inside merged range C2:F2; not written"); the rest of the row was written.
+    `kept`: cells of `fill_only` columns left as they were because they held another value
+    (an operator's edit).
+    """
 
     cells: int = 0
     missing: frozenset[str] = frozenset()
+    unwritable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    kept: int = 0
 
 
 @runtime_checkable
@@ -100,9 +133,13 @@ class Sheet(Protocol):
         ...
 
     def assign_job_ids(
-        self, assignments: Mapping[int, str], expected: Mapping[int, Mapping[str, str]]
+        self,
+        assignments: Mapping[int, str],
+        expected: Mapping[int, Mapping[str, str]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
     ) -> set[int]:
-        """Write job ids into the `Job ID` cell of data rows given by index.
+        """Write job ids into the `job_column` cell of data rows given by index.
 
         Before writing, each row is checked against `expected` (column -> value as read):
         a row that no longer matches (the operator sorted or inserted rows) is not written,
@@ -111,8 +148,20 @@ class Sheet(Protocol):
         """
         ...
 
-    def write_by_job_id(self, updates: Mapping[str, Mapping[str, str]]) -> WriteResult:
-        """Write {column: text} into the row whose `Job ID` is each key, as located now."""
+    def write_by_job_id(
+        self,
+        updates: Mapping[str, Mapping[str, CellValue]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+        fill_only: Collection[str] = (),
+    ) -> WriteResult:
+        """Write {column: value} into the row whose `job_column` cell is each key, as located now.
+
+        Cells of the columns named in `fill_only` are written only where the cell is empty
+        (or already holds the value): an operator's edit there is kept and counted in
+        `WriteResult.kept`. A cell that cannot be written (merged, protected) fails alone and
+        is reported in `WriteResult.unwritable`; the rest of its row is written.
+        """
         ...
 
     def close(self) -> None:

@@ -173,7 +173,7 @@ def _apply(sheet: Worksheet, cells: Sequence[CellWrite]) -> bool:
         if isinstance(cell, MergedCell):
             log.warning("%s!%s is inside a merged range; not written", sheet.title, cell.coordinate)
             continue
-        changed |= _set_text(cell, write.value)
+        changed |= _set_text(cell, write.text)
     return changed
 
 

@@ -74,7 +74,32 @@ def test_plan_updates_locates_rows_by_job_id_now() -> None:
     assert plan.missing == frozenset({"j9"})
     assert plan.header_cells == [CellWrite(-1, 3, "Score")]
     # The first row carrying the id wins, as in Table.job_rows.
-    assert plan.cells[1:] == [CellWrite(2, 2, "ok"), CellWrite(2, 3, "5")]
+    assert plan.cells[1:] == [CellWrite(2, 2, "ok", "j1"), CellWrite(2, 3, "5", "j1")]
+
+
+def test_plan_updates_fill_only_keeps_other_values_and_follows_the_job_column() -> None:
+    t = table(
+        ["Run ID", "Status", "Score", "Name"],
+        ["j1", "processing", "", "Edited by hand"],
+        ["j2", "", "7", "Acme"],
+    )
+    updates = {
+        "j1": {"Status": "completed", "Score": 100, "Name": "Acme"},
+        "j2": {"Status": "completed", "Score": 7, "Name": "Acme"},
+    }
+    plan = plan_updates(t, updates, "s", job_column="Run ID", fill_only=["score", "NAME"])
+    # Status is always written; Score/Name only where empty or already equal (7 == "7").
+    assert plan.cells == [
+        CellWrite(0, 1, "completed", "j1"),
+        CellWrite(0, 2, 100, "j1"),
+        CellWrite(1, 1, "completed", "j2"),
+        CellWrite(1, 2, 7, "j2"),
+        CellWrite(1, 3, "Acme", "j2"),
+    ]
+    assert plan.kept == 1
+    assert plan.cells[1].text == "100"
+    with pytest.raises(MissingColumn, match="'Job ID' not found"):
+        plan_updates(t, updates, "s")
 
 
 def test_plan_updates_adds_no_column_when_every_job_is_missing() -> None:
