@@ -47,6 +47,9 @@ class Table:
     #: A cell showing "Acme site" that links to https://acme.example, or holding
     #: `=HYPERLINK("https://acme.example","Acme site")`.
     links: Mapping[tuple[int, int], str] = field(default_factory=dict)
+    #: Cells that lie inside a merged range without being its top-left cell, so nothing can
+    #: be written into them: (data row index, column index) -> the range, e.g. "C2:F2".
+    merged: Mapping[tuple[int, int], str] = field(default_factory=dict)
 
     def index(self, column: str) -> int | None:
         """Position of `column` in the header (case/space-insensitive), or None."""
