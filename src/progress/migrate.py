@@ -16,8 +16,14 @@ log = logging.getLogger(__name__)
 
 Migration = Callable[[Connection], None]
 
+
+def add_sessions(conn: Connection) -> None:
+    """Schema 1 -> 2: the dashboard's server-side sessions (`sb_sessions`)."""
+    t.sessions.create(conn, checkfirst=True)
+
+
 # from_version -> the step that upgrades a database to from_version + 1.
-MIGRATIONS: Mapping[int, Migration] = {}
+MIGRATIONS: Mapping[int, Migration] = {1: add_sessions}
 
 
 def ensure_schema(

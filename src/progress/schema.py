@@ -16,7 +16,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -110,4 +110,20 @@ cursors = Table(
     Column("name", String(200), primary_key=True),
     Column("position", BigInteger, nullable=False),
     Column("updated", Float, nullable=False),
+)
+
+# Dashboard sign-ins (schema 2, `migrate.add_sessions`): a row per session, so signing out
+# revokes it everywhere and it expires on its own. `key` is an HMAC of the cookie's random id
+# under the server's secret (kept in `sb_meta`), so the table alone gives no usable cookie;
+# `token_mark` ties it to the API token it was opened with (a new token ends old sessions).
+sessions = Table(
+    "sb_sessions",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("csrf", String(64), nullable=False),
+    Column("token_mark", String(64), nullable=False),
+    Column("client", String(200), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+    Index("ix_sb_sessions_expires", "expires"),
 )

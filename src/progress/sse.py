@@ -16,7 +16,11 @@ A stream is one of three scopes: a job, a batch, or the whole log. It follows th
 - without a cursor it opens with a `snapshot` event whose `id:` is the cursor the snapshot is
   valid at. The snapshot and that cursor come from ONE read transaction (a single SQLite WAL
   read snapshot; REPEATABLE READ on PostgreSQL), so the state is exactly the log folded up to
-  the cursor: the events that follow are precisely those not yet in it;
+  the cursor: the events that follow are precisely those not yet in it. A snapshot is
+  bounded: a batch's carries the batch and its first `SNAPSHOT_ROWS` jobs (with
+  `jobs_next_cursor` for `/api/progress/all?cursor=` when there are more), so its cost does
+  not grow with the batch; its text is formatted once (`Snapshot.text`) and may be shared
+  by every stream that starts from it;
 - a job or batch stream ends with an `end` event right after the event that finished its job
   or batch (or at once, after the snapshot or replay, when it was already finished).
 
@@ -58,6 +62,8 @@ PING_EVENT = "ping"
 MAX_CURSOR = 2**63 - 1
 # How many recent batches the whole-log snapshot carries (the dashboard's list).
 SNAPSHOT_BATCHES = 100
+# How many jobs a batch snapshot carries (the rest is paged over REST from its cursor).
+SNAPSHOT_ROWS = 200
 
 _JOB_ENDINGS = frozenset(
     {EventType.JOB_SUCCEEDED.value, EventType.JOB_FAILED.value, EventType.JOB_CANCELLED.value}
@@ -123,7 +129,12 @@ def parse_cursor(value: str | None) -> int | None:
     text = value.strip()
     if not text:
         return None
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
+    if not text.isascii():
+        # Often digits of another script (or bytes mis-decoded): echoing them helps nobody.
+        raise ValueError(
+            "not a cursor: use the id of the last event received, in the digits 0-9 only"
+        )
+    if not text.isdigit() or len(text) > 19:
         raise ValueError(f"not a cursor (a non-negative integer): {value[:40]!r}")
     cursor = int(text)
     if cursor > MAX_CURSOR:
@@ -180,13 +191,24 @@ class Snapshot:
         """The `snapshot` event's data: the state plus the cursor it is valid at."""
         return {"cursor": self.cursor, **self.state}
 
+    @property
+    def text(self) -> str:
+        """The `snapshot` event as SSE text, formatted once (streams may share it)."""
+        cached: str | None = self.__dict__.get("_text")
+        if cached is None:
+            cached = format_event(self.cursor, SNAPSHOT_EVENT, self.message())
+            object.__setattr__(self, "_text", cached)
+        return cached
 
-def read_snapshot(store: Store, scope: Scope) -> Snapshot:
+
+def read_snapshot(store: Store, scope: Scope, *, rows: int = SNAPSHOT_ROWS) -> Snapshot:
     """The scope's state and the log cursor it is valid at, read in one transaction.
 
     Raises UnknownJob / UnknownBatch. One read transaction makes the pair exact: on SQLite
     (WAL) every statement of a transaction reads the same database snapshot; on PostgreSQL
-    the transaction runs at REPEATABLE READ for the same guarantee.
+    the transaction runs at REPEATABLE READ for the same guarantee. A batch's snapshot holds
+    its first `rows` jobs in row order; `jobs_next_cursor` (the `/api/progress/all` cursor
+    after the last of them) is set when there are more.
     """
     conn = store.engine.connect()
     try:
@@ -206,10 +228,15 @@ def read_snapshot(store: Store, scope: Scope) -> Snapshot:
                         select(t.jobs)
                         .where(t.jobs.c.batch_id == scope.batch_id)
                         .order_by(t.jobs.c.row, t.jobs.c.job_id)
+                        .limit(rows + 1)
                     )
                 ]
+                more = len(jobs) > rows
+                jobs = jobs[:rows]
+                next_cursor = f"{scope.batch_id}.{jobs[-1]['row']}" if more and jobs else None
                 finished = batch["status"] != BatchStatus.RUNNING.value
-                return Snapshot(cursor, {"batch": batch, "jobs": jobs}, finished)
+                state = {"batch": batch, "jobs": jobs, "jobs_next_cursor": next_cursor}
+                return Snapshot(cursor, state, finished)
             batches = [
                 batch_snapshot(r, now)
                 for r in conn.execute(
@@ -303,7 +330,7 @@ def event_stream(
 
     if plan.snapshot is not None:
         scan = plan.snapshot.cursor
-        first = format_event(scan, SNAPSHOT_EVENT, plan.snapshot.message())
+        first = plan.snapshot.text
         if plan.snapshot.finished:
             first += format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind})
             yield with_retry(first)
@@ -361,15 +388,22 @@ def event_stream(
             return
 
 
-def plan_stream(store: Store, scope: Scope, cursor: int | None) -> StreamPlan:
+def plan_stream(
+    store: Store,
+    scope: Scope,
+    cursor: int | None,
+    *,
+    snapshot: Callable[[Store, Scope], Snapshot] = read_snapshot,
+) -> StreamPlan:
     """Check the scope exists and read what the stream starts from (snapshot or cursor).
 
     Raises UnknownJob / UnknownBatch for an unknown id. A cursor beyond the log's head (a
     client of a database since replaced) cannot be resumed: such a stream starts from a
-    snapshot instead, so the client is told the whole state again.
+    snapshot instead, so the client is told the whole state again. `snapshot` reads it
+    (`read_snapshot`, or a cache that shares one between streams starting together).
     """
     if cursor is None or cursor > store.last_event_id():
-        return StreamPlan(scope, snapshot=read_snapshot(store, scope))
+        return StreamPlan(scope, snapshot=snapshot(store, scope))
     return StreamPlan(
         scope, cursor=cursor, finished_at_cursor=already_finished(store, scope, cursor)
     )

@@ -42,6 +42,13 @@ class Settings:
     port: int = 8000
     ping_interval: float = 15.0
     api_token: str = field(default="", repr=False)
+    # [server], continued: what the web service may touch and how it holds up (issue 9)
+    sheet_dirs: tuple[str, ...] = ()  # local sheets the API/dashboard may use (none: Google only)
+    session_hours: float = 12.0  # a dashboard sign-in lasts this long (logout ends it at once)
+    public_url: str = ""  # https://... : session cookies are Secure
+    trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For/-Proto are believed
+    max_connections: int = 1000  # open connections at once; beyond: 503
+    header_timeout: float = 10.0  # seconds to send a request's headers (and keep-alive idle)
     # [google]
     sheets_api_url: str = ""
     credentials: str = ""
@@ -69,7 +76,17 @@ SECTIONS: dict[str, dict[str, str]] = {
         "max_redirects": "max_redirects",
         "per_host_concurrency": "per_host_concurrency",
     },
-    "server": {"host": "host", "port": "port", "ping_interval": "ping_interval"},
+    "server": {
+        "host": "host",
+        "port": "port",
+        "ping_interval": "ping_interval",
+        "sheet_dirs": "sheet_dirs",
+        "session_hours": "session_hours",
+        "public_url": "public_url",
+        "trusted_proxies": "trusted_proxies",
+        "max_connections": "max_connections",
+        "header_timeout": "header_timeout",
+    },
     "google": {
         "api_url": "sheets_api_url",
         "credentials": "credentials",

@@ -1,16 +1,22 @@
-"""`sheetbatch serve`: the web app on gevent's WSGI server, batches run in the same process.
+"""`sheetbatch serve`: the web app on gevent's WSGI server; batches run in worker processes.
 
 Why gevent: every open event stream is a parked greenlet waiting on the process's one log
 feed (a few kB), not an OS thread and not a database connection, so one process holds
 hundreds of streams. gevent must patch the standard library before anything else imports
-it (psycopg picks its wait function at import; SQLAlchemy's pool, the log feed and the
-workers use `threading`), so the `serve` command re-executes the interpreter as
-`python -m sheetbatch.serve ...`, whose first statement patches. Under the patch the
-workers, the sheet writer and the feed are greenlets too; network I/O (fetches, PostgreSQL,
-Google) yields, while SQLite calls are short blocking C calls (WAL, writes serialised).
+it (psycopg picks its wait function at import; SQLAlchemy's pool and the log feed use
+`threading`), so the `serve` command re-executes the interpreter as
+`python -m sheetbatch.serve ...`, whose first statement patches. Batch work never runs here:
+each batch runs in a supervised worker process (`sheetbatch.worker`, see `web/runner.py`),
+and the server's own blocking store work runs in gevent's OS-thread pool (`web/offload.py`),
+so a CPU-bound pipeline cannot freeze the streams or `/healthz`.
+
+Connections: a client has `[server] header_timeout` seconds to send its request headers
+(and that long idle between keep-alive requests); at most `[server] max_connections` are
+open at once (capped below the open-file limit, whose soft value is raised to the hard one
+at start), and one beyond that is answered 503 at once.
 
 SIGTERM (or Ctrl-C) shuts down in order: stop accepting connections; cancel the batches
-this process runs (queued rows at once, running rows at their next phase) and wait for them
+the workers run (queued rows at once, running rows at their next phase) and wait for them
 to record their last transition and flush the sheet; end every stream; stop the server;
 close the store.
 """
@@ -20,11 +26,9 @@ if __name__ == "__main__":
 
     monkey.patch_all()
 
-import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +81,13 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds between heartbeats on event streams (default 15).",
         ),
         click.option(
+            "--sheet-dir",
+            "sheet_dir",
+            multiple=True,
+            help="A directory whose .csv/.xlsx files the API and dashboard may use "
+            "(repeatable; also [server] sheet_dirs; default: none, Google Sheets only).",
+        ),
+        click.option(
             "--shutdown-timeout",
             type=click.FloatRange(0, 3600),
             default=DEFAULT_SHUTDOWN_TIMEOUT,
@@ -101,12 +112,17 @@ def _settings(config_files: list[Path] | None, opts: dict[str, Any]) -> Settings
         settings = load_settings(config_files=config_files, overrides=overrides)
         if opts.get("allow_host"):
             overrides["allow_hosts"] = (*settings.allow_hosts, *opts["allow_host"])
-            settings = load_settings(config_files=config_files, overrides=overrides)
+        if opts.get("sheet_dir"):
+            overrides["sheet_dirs"] = (*settings.sheet_dirs, *opts["sheet_dir"])
+        settings = load_settings(config_files=config_files, overrides=overrides)
     except ConfigError as exc:
         raise BadServeInput(str(exc)) from exc
     refusal = bind_refusal(settings.host, settings.api_token)
     if refusal is not None:
         raise BadServeInput(refusal)
+    for directory in settings.sheet_dirs:
+        if not Path(directory).expanduser().is_dir():
+            raise BadServeInput(f"sheet directory {directory!r} is not a directory")
     return settings
 
 
@@ -121,6 +137,8 @@ def _child_argv(config_files: list[Path] | None, verbose: int, opts: dict[str, A
             argv += [f"--{name.replace('_', '-')}", str(value)]
     for host in opts.get("allow_host") or ():
         argv += ["--allow-host", host]
+    for directory in opts.get("sheet_dir") or ():
+        argv += ["--sheet-dir", str(Path(directory).expanduser().resolve())]
     return argv
 
 
@@ -177,43 +195,35 @@ def run_server(settings: Settings, shutdown_timeout: float = DEFAULT_SHUTDOWN_TI
     """Serve until SIGTERM/SIGINT, then shut down in order; the exit code."""
     import gevent
     from gevent.event import Event
-    from gevent.pywsgi import WSGIHandler, WSGIServer
 
-    from sheetbatch.web import close_app, create_app, shutdown_app
-    from sheetbatch.web.context import SOCKET_KEY
+    from sheetbatch.web import close_app, create_app, shutdown_app, web_context
+    from sheetbatch.web.wsgi import connection_cap, make_server, raise_open_file_limit
 
-    class Handler(WSGIHandler):  # type: ignore[misc]
-        """Hands the client socket to the app, so a stream sees its client leave at once."""
-
-        def handle(self) -> None:
-            # Events are small writes: without TCP_NODELAY, Nagle's algorithm holds one
-            # back until the client's (delayed) ACK of the previous one, tens of ms later.
-            with contextlib.suppress(OSError):
-                self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            super().handle()
-
-        def get_environ(self) -> dict[str, Any]:
-            environ: dict[str, Any] = super().get_environ()
-            environ[SOCKET_KEY] = self.socket
-            return environ
-
+    before, open_files = raise_open_file_limit()
+    cap = connection_cap(settings.max_connections, open_files)
     try:
         app = create_app(settings)
     except Exception as exc:
         raise BadServeInput(f"cannot open the progress store: {exc}") from exc
-    server = WSGIServer(
-        (settings.host, settings.port),
+    server = make_server(
         app,
-        handler_class=Handler,
-        log=logging.getLogger("sheetbatch.access"),
-        error_log=logging.getLogger("sheetbatch.serve.errors"),
+        settings.host,
+        settings.port,
+        max_connections=cap,
+        header_timeout=settings.header_timeout,
     )
+    web_context(app).metrics.connection_stats = server.stats
     try:
         server.start()
     except OSError as exc:
         close_app(app)
         raise BadServeInput(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    raised = f" (raised from {before})" if open_files != before else ""
+    log.info("open-file limit %d%s", open_files, raised)
+    click.echo(
+        f"at most {cap} connections at once (open-file limit {open_files}{raised})", err=True
+    )
     click.echo(f"sheetbatch serving on http://{host}:{server.server_port}/", err=True)
     if settings.api_token:
         click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def server_store(web_server: Server) -> Iterator[Store]:
 
 
 @pytest.fixture
-def sheets(tmp_path: Path) -> Path:
-    """A folder for this test's sheets."""
-    return tmp_path
+def sheets(web_server: Server, request: pytest.FixtureRequest) -> Path:
+    """A folder for this test's sheets, inside the directory the session's server allows."""
+    folder = web_server.sheets / re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name)[:80]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -34,6 +34,8 @@ class Server:
     db_url: str
     workdir: Path
     proc: subprocess.Popen[str]
+    # The directory the server lets the API and dashboard use local sheets from.
+    sheets: Path
     log: list[str] = field(default_factory=list)
     pump: threading.Thread | None = None
 
@@ -83,10 +85,15 @@ def start_server(
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> Server:
-    """Start `sheetbatch serve --port 0` in `workdir` and wait until it listens."""
+    """Start `sheetbatch serve --port 0` in `workdir` and wait until it listens.
+
+    Local sheets are allowed from `workdir/sheets` (`--sheet-dir`), the server's only one.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
+    sheets = workdir / "sheets"
+    sheets.mkdir(exist_ok=True)
     proc = subprocess.Popen(
-        [*SERVE, "--port", "0", "--db", db_url, *args],
+        [*SERVE, "--port", "0", "--db", db_url, "--sheet-dir", str(sheets), *args],
         cwd=workdir,
         env=env or server_env(),
         stdout=subprocess.DEVNULL,
@@ -116,7 +123,9 @@ def start_server(
         if proc.stderr is not None:
             proc.stderr.close()
         raise AssertionError("the server did not start:\n" + "\n".join(lines))
-    return Server(url=url[0], db_url=db_url, workdir=workdir, proc=proc, log=lines, pump=thread)
+    return Server(
+        url=url[0], db_url=db_url, workdir=workdir, proc=proc, sheets=sheets, log=lines, pump=thread
+    )
 
 
 def write_sheet(path: Path, rows: Sequence[tuple[str, str]]) -> Path:

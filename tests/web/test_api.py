@@ -20,10 +20,18 @@ from tests.web.support import SLOW_PIPELINE, companies, wait_for, write_sheet
 
 
 @pytest.fixture
-def app(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def app(
+    store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Flask]:
     monkeypatch.setenv("SHEETBATCH_TEST_PHASE_SECONDS", "0.01")
+    # Local sheets through the API only from an allowed directory: this test's folder, which
+    # is also the working directory (relative specs resolve from there, as on a server).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(request.config.rootpath))  # the workers import tests.*
     settings = load_settings(
-        config_files=[], environ={}, overrides={"pipeline": SLOW_PIPELINE, "concurrency": 4}
+        config_files=[],
+        environ={},
+        overrides={"pipeline": SLOW_PIPELINE, "concurrency": 4, "sheet_dirs": (str(tmp_path),)},
     )
     app = create_app(settings, store=store)
     yield app

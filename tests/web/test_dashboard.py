@@ -97,6 +97,14 @@ def ui_store(ui_server: Server) -> Iterator[Store]:
 
 
 @pytest.fixture
+def sheets(ui_server: Server, request: pytest.FixtureRequest) -> Path:
+    """This test's sheets: inside the directory the server allows."""
+    folder = ui_server.sheets / request.node.name[:60].replace("[", "_").replace("]", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -150,12 +158,10 @@ def processed(page: Any) -> int:
 
 
 def test_a_batch_runs_to_100_percent_with_every_row_final(
-    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, tmp_path: Path
+    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, sheets: Path
 ) -> None:
     with ui_server.client() as client:
-        batch_id = start_batch(
-            client, write_sheet(tmp_path / "full.csv", companies(8, fail_every=4))
-        )
+        batch_id = start_batch(client, write_sheet(sheets / "full.csv", companies(8, fail_every=4)))
     page.goto(f"{proxy.url}/batches/{batch_id}?watchdog={WATCHDOG}")
     page.wait_for_selector('body[data-ready="1"]')
     wait_finished(page)
@@ -180,12 +186,10 @@ def test_a_batch_runs_to_100_percent_with_every_row_final(
 
 
 def test_a_stalled_then_cut_stream_recovers_with_no_stale_row(
-    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, tmp_path: Path
+    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, sheets: Path
 ) -> None:
     with ui_server.client() as client:
-        batch_id = start_batch(
-            client, write_sheet(tmp_path / "cut.csv", companies(24, fail_every=5))
-        )
+        batch_id = start_batch(client, write_sheet(sheets / "cut.csv", companies(24, fail_every=5)))
     page.goto(f"{proxy.url}/batches/{batch_id}?watchdog={WATCHDOG}")
     page.wait_for_selector('#conn[data-state="live"]')
     wait_for(lambda: processed(page) >= 2)
@@ -207,10 +211,10 @@ def test_a_stalled_then_cut_stream_recovers_with_no_stale_row(
 
 
 def test_a_refresh_mid_run_shows_the_right_state_at_once(
-    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, tmp_path: Path
+    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, sheets: Path
 ) -> None:
     with ui_server.client() as client:
-        batch_id = start_batch(client, write_sheet(tmp_path / "refresh.csv", companies(14)))
+        batch_id = start_batch(client, write_sheet(sheets / "refresh.csv", companies(14)))
     page.goto(f"{proxy.url}/batches/{batch_id}?watchdog={WATCHDOG}")
     wait_for(lambda: processed(page) >= 3)
     done_before = ui_store.batch(batch_id)["processed"]
@@ -224,9 +228,9 @@ def test_a_refresh_mid_run_shows_the_right_state_at_once(
 
 
 def test_start_retry_and_cancel_from_the_page(
-    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, tmp_path: Path
+    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, sheets: Path
 ) -> None:
-    sheet = write_sheet(tmp_path / "form.csv", companies(6, fail_every=3))
+    sheet = write_sheet(sheets / "form.csv", companies(6, fail_every=3))
     page.goto(f"{proxy.url}/?watchdog={WATCHDOG}")
     page.fill("#sheet", "missing.csv")
     page.click("#start-form button[type=submit]")
@@ -245,7 +249,7 @@ def test_start_retry_and_cancel_from_the_page(
     assert ui_store.batch(batch_id)["counts"]["failed"] == 2
     assert_page_matches_store(page, ui_store, batch_id)
     # A long batch, cancelled from its page.
-    long_sheet = write_sheet(tmp_path / "long.csv", companies(20))
+    long_sheet = write_sheet(sheets / "long.csv", companies(20))
     with ui_server.client() as client:
         long_id = start_batch(client, long_sheet)
     page.goto(f"{proxy.url}/batches/{long_id}?watchdog={WATCHDOG}")

@@ -99,25 +99,32 @@ def test_replay_after_a_forced_disconnect_equals_the_log(
 def test_concurrent_batches_never_mix(
     client: httpx.Client, web_server: Server, server_store: Store, sheets: Path
 ) -> None:
-    ids = [
-        start_batch(client, write_sheet(sheets / f"mix{i}.csv", companies(5, prefix=f"M{i}")))
-        for i in range(3)
-    ]
     results: dict[str, list[ServerSentEvent]] = {}
     errors: list[BaseException] = []
 
-    def follow(batch_id: str) -> None:
+    def follow(key: str, path: str) -> None:
         try:
             with web_server.client() as own:
-                results[batch_id] = read_events(own, f"/events/batches/{batch_id}")
+                results[key] = read_events(own, path)
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=follow, args=(b,)) for b in ids]
-    for thread in threads:
-        thread.start()
-    job_id = server_store.jobs(batch_id=ids[0], limit=1)[0]["job_id"]
-    job_stream = read_events(client, f"/events/progress/{job_id}")
+    ids: list[str] = []
+    threads = []
+    for i in range(3):
+        ids.append(
+            start_batch(client, write_sheet(sheets / f"mix{i}.csv", companies(5, prefix=f"M{i}")))
+        )
+        threads.append(
+            threading.Thread(target=follow, args=(ids[-1], f"/events/batches/{ids[-1]}"))
+        )
+        if i == 0:
+            job_id = server_store.jobs(batch_id=ids[0], limit=1)[0]["job_id"]
+            threads.append(
+                threading.Thread(target=follow, args=("job", f"/events/progress/{job_id}"))
+            )
+        for thread in threads[-2 if i == 0 else -1 :]:
+            thread.start()
     for thread in threads:
         thread.join(60)
     assert not errors
@@ -127,9 +134,14 @@ def test_concurrent_batches_never_mix(
         assert events[-1].event == "end"
         assert {e["batch_id"] for e in as_log(events)} == {batch_id}
         assert as_log(events) == log_events(server_store, cursor, batch_id=batch_id)
+    job_stream = results["job"]
     assert {e["job_id"] for e in as_log(job_stream)} <= {job_id}
     assert job_stream[-1].event == "end"
-    assert json.loads(job_stream[-2].data)["type"] in ("job_succeeded", "job_failed")
+    last = json.loads(job_stream[-2].data)
+    if job_stream[-2].event == "snapshot":  # the job had already finished when it opened
+        assert last["job"]["status"] in ("succeeded", "failed")
+    else:
+        assert last["type"] in ("job_succeeded", "job_failed")
 
 
 def test_end_arrives_for_finished_queued_and_running_work(
@@ -208,7 +220,7 @@ def test_sigterm_cancels_running_batches_flushes_and_closes_streams(tmp_path: Pa
         args=["--concurrency", "2", "--ping-interval", "30"],
         env=server_env(SHEETBATCH_TEST_PHASE_SECONDS="0.3"),
     )
-    sheet = write_sheet(workdir / "long.csv", companies(12))
+    sheet = write_sheet(server.sheets / "long.csv", companies(12))
     stream_done = threading.Event()
     seen: list[ServerSentEvent] = []
 
@@ -251,7 +263,7 @@ def test_postgresql_store_under_gevent(tmp_path: Path) -> None:
         server = start_server(tmp_path / "pg", url, args=["--concurrency", "3"])
         try:
             with server.client() as c:
-                sheet = write_sheet(tmp_path / "pg" / "pg.csv", companies(6, fail_every=3))
+                sheet = write_sheet(server.sheets / "pg.csv", companies(6, fail_every=3))
                 batch_id = start_batch(c, sheet)
                 events = read_events(c, f"/events/batches/{batch_id}")
                 assert events[-1].event == "end"

@@ -9,19 +9,25 @@ the store closed.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from progress import Store, open_store
 from progress.errors import StoreUnavailable
 from sheetbatch.config import Settings, load_settings
-from sheetbatch.web.auth import Guard, session_secret
+from sheetbatch.web.auth import Guard
 from sheetbatch.web.context import EXTENSION, WebContext, web_context
-from sheetbatch.web.errors import ApiError
+from sheetbatch.web.errors import ApiError, TooManyRequests
 from sheetbatch.web.metrics import Metrics
+from sheetbatch.web.ratelimit import FailureLimiter
 from sheetbatch.web.runner import BatchRunner
+from sheetbatch.web.sessions import SessionStore
+from sheetbatch.web.sheets import SheetPolicy
 from sheetbatch.web.streams import StreamHub
 
 log = logging.getLogger(__name__)
@@ -46,15 +52,20 @@ def create_app(
     settings = config if config is not None else load_settings()
     owns_store = store is None
     the_store = store if store is not None else open_store(settings.db)
+    sessions = (
+        SessionStore(the_store, settings.api_token, hours=settings.session_hours)
+        if settings.api_token
+        else None
+    )
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=session_secret(settings.api_token),
-        SESSION_COOKIE_NAME="sheetbatch_session",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
+        # Flask signs nothing we rely on (sessions are ours, in the store); a random key anyway.
+        SECRET_KEY=sessions.secret if sessions is not None else secrets.token_bytes(32),
         MAX_CONTENT_LENGTH=1_000_000,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # `/static//app.js` must not be redirected to an absolute URL built from the Host header.
+    app.url_map.merge_slashes = False
     metrics = Metrics()
     context = WebContext(
         settings=settings,
@@ -62,7 +73,15 @@ def create_app(
         hub=StreamHub(the_store),
         runner=BatchRunner(the_store, settings, on_flush=metrics.observe_flush),
         metrics=metrics,
-        guard=Guard(settings.api_token, settings.host),
+        guard=Guard(
+            settings.api_token,
+            settings.host,
+            sessions=sessions,
+            limiter=FailureLimiter(),
+            trusted_proxies=settings.trusted_proxies,
+            public_url=settings.public_url,
+        ),
+        sheets=SheetPolicy(settings.sheet_dirs),
         owns_store=owns_store,
         watchdog_seconds=watchdog_seconds,
         retry_ms=retry_ms,
@@ -77,8 +96,15 @@ def create_app(
     app.register_blueprint(dashboard.bp)
 
     @app.before_request
-    def _guard() -> None:
+    def _guard() -> Any:
+        moved = request.routing_exception
+        if isinstance(moved, RequestRedirect):
+            # Werkzeug builds these from the Host header (`Location: http://evil.example/…`):
+            # answer the path alone. (Flask never passes them to error handlers.)
+            target = urlsplit(moved.new_url)
+            return redirect(target.path + (f"?{target.query}" if target.query else ""), moved.code)
         context.guard.check(request)
+        return None
 
     @app.after_request
     def _no_store(response: Response) -> Response:
@@ -100,6 +126,8 @@ def create_app(
         headers = {}
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="sheetbatch"'
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
         return jsonify(exc.body()), exc.status, headers
 
     @app.errorhandler(StoreUnavailable)

@@ -20,8 +20,10 @@ from progress.errors import ProgressError, StoreUnavailable, UnknownBatch, Unkno
 from progress.status import BatchStatus, JobStatus
 from sheetbatch.web.context import web_context
 from sheetbatch.web.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
+from sheetbatch.web.offload import offload
 from sheetbatch.web.openapi import openapi_document
 from sheetbatch.web.runner import RunnerClosed
+from sheetbatch.web.sheets import is_google
 from sheets_integration.batch import BatchBusy
 from sheets_integration.errors import SheetError
 
@@ -89,7 +91,7 @@ def _batch_urls(batch_id: str) -> dict[str, str]:
 
 def _snapshot_of_batch(batch_id: str) -> dict[str, Any]:
     try:
-        return web_context().store.batch(batch_id)
+        return offload(web_context().store.batch, batch_id)
     except UnknownBatch as exc:
         raise NotFound(str(exc), field="batch_id") from exc
 
@@ -99,11 +101,16 @@ def _snapshot_of_batch(batch_id: str) -> dict[str, Any]:
 def progress_current() -> Response:
     """The running batches, each with its running jobs; an empty list when idle."""
     store = web_context().store
-    cursor = store.last_event_id()
-    out = []
-    for batch in store.batches(status=BatchStatus.RUNNING.value, limit=1000):
-        running = store.jobs(batch_id=batch["batch_id"], statuses=[JobStatus.RUNNING.value])
-        out.append({**batch, "running_jobs": running})
+
+    def read() -> tuple[int, list[dict[str, Any]]]:
+        cursor = store.last_event_id()
+        out = []
+        for batch in store.batches(status=BatchStatus.RUNNING.value, limit=1000):
+            running = store.jobs(batch_id=batch["batch_id"], statuses=[JobStatus.RUNNING.value])
+            out.append({**batch, "running_jobs": running})
+        return cursor, out
+
+    cursor, out = offload(read)
     return jsonify({"batches": out, "cursor": cursor})
 
 
@@ -122,8 +129,12 @@ def progress_all() -> Response:
         if not _ID.fullmatch(b) or not r.isascii() or not r.isdigit() or len(r) > 12:
             raise BadRequest("cursor is not one this API returned", field="cursor")
         after = (b, int(r))
-    jobs = web_context().store.jobs(
-        batch_id=batch_id, statuses=statuses, after_row=after, limit=limit + 1
+    jobs = offload(
+        web_context().store.jobs,
+        batch_id=batch_id,
+        statuses=statuses,
+        after_row=after,
+        limit=limit + 1,
     )
     next_cursor = None
     if len(jobs) > limit:
@@ -138,7 +149,7 @@ def progress_job(job_id: str) -> Response:
     """One job's snapshot: 404 for an unknown id, 200 with status `queued` while it waits."""
     valid_id(job_id, "job_id")
     try:
-        return jsonify(web_context().store.job(job_id))
+        return jsonify(offload(web_context().store.job, job_id))
     except UnknownJob as exc:
         raise NotFound(str(exc), field="job_id") from exc
 
@@ -151,7 +162,9 @@ def batches() -> Response:
     if statuses is not None and len(statuses) > 1:
         raise BadRequest("give one batch status", field="status")
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
-    found = web_context().store.batches(status=statuses[0] if statuses else None, limit=limit)
+    found = offload(
+        web_context().store.batches, status=statuses[0] if statuses else None, limit=limit
+    )
     return jsonify({"batches": found})
 
 
@@ -163,7 +176,10 @@ def _batch_request() -> dict[str, Any]:
             code="unsupported_media_type",
             field="Content-Type",
         )
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        raise BadRequest("the JSON body is nested too deeply", field="body") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", field="body")
     for key, value in body.items():
@@ -186,7 +202,9 @@ def _batch_request() -> dict[str, Any]:
             # The API never imports code by name: `module:attribute` pipelines are the
             # operator's choice, made in the configuration.
             raise Invalid(f"pipeline must be one of {', '.join(sorted(allowed))}", field="pipeline")
-    return {"sheet": sheet.strip(), **{k: body[k] for k in body if k != "sheet"}}
+    # Local files only from the allowed directories (a 403 that tells nothing of the file).
+    admitted = web_context().sheets.admit(sheet.strip())
+    return {"sheet": admitted, **{k: body[k] for k in body if k != "sheet"}}
 
 
 @bp.post("/batches")
@@ -194,13 +212,12 @@ def start_batch() -> tuple[Response, int, dict[str, str]]:
     """Prepare a sheet's batch now (errors are this answer) and run it in the background."""
     params = _batch_request()
     runner = web_context().runner
+    # Every other field goes to `prepare_batch` as it is (its options).
+    options = {k: v for k, v in params.items() if k not in ("sheet", "pipeline")}
+    options["retry_failed"] = bool(options.get("retry_failed", False))
+    options["force"] = bool(options.get("force", False))
     try:
-        batch_id = runner.submit(
-            params["sheet"],
-            pipeline=params.get("pipeline"),
-            retry_failed=bool(params.get("retry_failed", False)),
-            force=bool(params.get("force", False)),
-        )
+        batch_id = runner.submit(params["sheet"], pipeline=params.get("pipeline"), **options)
     except RunnerClosed as exc:
         raise Unavailable(str(exc)) from exc
     except BatchBusy as exc:
@@ -230,7 +247,7 @@ def cancel(batch_id: str) -> tuple[Response, int]:
     """Cancel the batch: queued rows at once, running rows at their next phase."""
     valid_id(batch_id, "batch_id")
     try:
-        n = web_context().store.cancel_batch(batch_id)
+        n = offload(web_context().store.cancel_batch, batch_id)
     except UnknownBatch as exc:
         raise NotFound(str(exc), field="batch_id") from exc
     body = {"batch_id": batch_id, "cancelled_queued": n, "batch": _snapshot_of_batch(batch_id)}
@@ -241,8 +258,11 @@ def cancel(batch_id: str) -> tuple[Response, int]:
 def retry(batch_id: str) -> tuple[Response, int]:
     """Requeue the batch's failed rows and run them in this process."""
     valid_id(batch_id, "batch_id")
+    context = web_context()
+    # The batch's sheet obeys the same rule as a new one (it may have come from the CLI).
+    context.sheets.admit(context.runner.sheet_spec(_snapshot_of_batch(batch_id)))
     try:
-        requeued = web_context().runner.retry(batch_id)
+        requeued = context.runner.retry(batch_id)
     except UnknownBatch as exc:
         raise NotFound(str(exc), field="batch_id") from exc
     except RunnerClosed as exc:
@@ -253,6 +273,30 @@ def retry(batch_id: str) -> tuple[Response, int]:
         raise Invalid(f"cannot run the batch's sheet again: {exc}", field="batch_id") from exc
     body = {"batch_id": batch_id, "requeued": requeued, "batch": _snapshot_of_batch(batch_id)}
     return jsonify(body), 202
+
+
+@bp.get("/sheets")
+def sheets() -> Response:
+    """The sheets a batch may be started on here: files in the allowed directories and the
+    Google Sheets of recent batches."""
+    context = web_context()
+    files = offload(context.sheets.listing)
+    recent = offload(context.store.batches, limit=200)
+    google: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for batch in recent:
+        spec = context.runner.sheet_spec(batch)
+        if is_google(spec) and spec not in seen:
+            seen.add(spec)
+            google.append({"spec": spec, "name": str(batch["sheet"])})
+    return jsonify(
+        {
+            "directories": [str(d) for d in context.sheets.directories],
+            "files": [{"path": f.path, "name": f.name, "directory": f.directory} for f in files],
+            "google": google[:50],
+            "pipelines": sorted({*builtin_names(), context.settings.pipeline}),
+        }
+    )
 
 
 @bp.get("/openapi.json")

@@ -1,4 +1,5 @@
-"""What every view of one app shares: settings, the store, the stream hub, the runner, metrics."""
+"""What every view of one app shares: settings, the store, the stream hub, the runner, metrics,
+the auth guard and the sheet policy."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sheetbatch.config import Settings
 from sheetbatch.web.auth import Guard
 from sheetbatch.web.metrics import Metrics
 from sheetbatch.web.runner import BatchRunner
+from sheetbatch.web.sheets import SheetPolicy
 from sheetbatch.web.streams import StreamHub
 
 EXTENSION = "sheetbatch"
@@ -28,6 +30,7 @@ class WebContext:
     runner: BatchRunner
     metrics: Metrics
     guard: Guard
+    sheets: SheetPolicy
     owns_store: bool
     watchdog_seconds: float = 30.0
     retry_ms: int = 2000

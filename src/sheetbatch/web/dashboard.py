@@ -1,39 +1,71 @@
 """The dashboard's pages (`/`, `/batches/<id>`) and its sign-in (`/login`, `/logout`).
 
 The pages are one template and one script (static/app.js, no build step); everything live
-comes from the REST API and the event streams, like any other client.
+comes from the REST API and the event streams, like any other client. Every redirect is a
+relative path on this server: never built from the `Host` header, never off-site.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from pipeline.registry import builtin_names
+from sheetbatch.web.auth import COOKIE, token_matches
 from sheetbatch.web.context import web_context
+from sheetbatch.web.errors import TooManyRequests
+from sheetbatch.web.offload import offload
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("dashboard", __name__)
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# What may stay unescaped in a redirect target's path and query.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@%"
+
+
+def safe_next(target: str | None) -> str:
+    """`target` when it is a path on this server, re-encoded; else the dashboard's root.
+
+    Browsers drop tabs and newlines from URLs and read `\\` as `/`, so `/\\t/evil.example`
+    would become `//evil.example`: a target with any control character, whitespace or
+    backslash is refused outright, and what is kept is percent-encoded again.
+    """
+    home = url_for("dashboard.index")
+    if not target or len(target) > 2000:
+        return home
+    if any(ord(c) < 0x21 or ord(c) == 0x7F or c == "\\" for c in target):
+        return home
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return home
+    path = quote(parts.path, safe=_PATH_SAFE)
+    if path.startswith("//"):
+        return home
+    query = quote(parts.query, safe=_PATH_SAFE + "?")
+    return path + (f"?{query}" if query else "")
 
 
 def _page(page: str, batch_id: str = "") -> str | BaseResponse:
-    guard = web_context().guard
-    if guard.required and not guard.signed_in():
-        return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
     context = web_context()
+    guard = context.guard
+    if guard.required and not guard.signed_in(request):
+        return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+    pipelines = sorted({*builtin_names(), context.settings.pipeline})
     return render_template(
         "index.html",
         page=page,
         batch_id=batch_id,
-        csrf_token=guard.csrf_token(),
+        csrf_token=guard.csrf_token(request),
         signed_in=guard.required,
         watchdog_seconds=context.watchdog_seconds,
         default_pipeline=context.settings.pipeline,
+        pipelines=pipelines,
     )
 
 
@@ -51,34 +83,52 @@ def batch_page(batch_id: str) -> str | BaseResponse:
     return _page("batch", batch_id)
 
 
-def _safe_next(target: str | None) -> str:
-    # Only a path on this server: never an absolute or scheme-relative URL (open redirect).
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return url_for("dashboard.index")
-    return target
-
-
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | BaseResponse | tuple[str, int]:
-    """Sign the dashboard in once with the API token; a session cookie carries it after."""
-    guard = web_context().guard
-    target = _safe_next(request.values.get("next"))
+def login() -> str | BaseResponse | tuple[str, int, dict[str, str]]:
+    """Sign the dashboard in with the API token; a session cookie carries it after."""
+    context = web_context()
+    guard = context.guard
+    target = safe_next(request.values.get("next"))
     if not guard.required:
         return redirect(target)
-    if request.method == "POST":
-        if guard.sign_in(request.form.get("token", "")):
-            log.info("dashboard signed in from %s", request.remote_addr)
-            return redirect(target)
-        log.warning("dashboard sign-in refused from %s", request.remote_addr)
-        return render_template("login.html", next=target, error="That is not the token."), 401
-    return render_template("login.html", next=target, error="")
+    if request.method == "GET":
+        return render_template("login.html", next=target, error=""), 200, {}
+    try:
+        opened = guard.sign_in(request, request.form.get("token", ""))
+    except TooManyRequests as exc:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return render_template("login.html", next=target, error=exc.message), 429, headers
+    if opened is None:
+        return render_template("login.html", next=target, error="That is not the token."), 401, {}
+    cookie, _session = opened
+    log.info("dashboard signed in from %s", guard.client(request))
+    response = redirect(target)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(context.settings.session_hours * 3600),
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=guard.https(request),
+    )
+    return response
 
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    """Forget the session (the form carries the CSRF token)."""
-    guard = web_context().guard
-    if guard.required and request.form.get("csrf") != guard.csrf_token():
-        return Response("missing or wrong CSRF token", status=403)
-    session.clear()
-    return redirect(url_for("dashboard.login"))
+    """End the session everywhere: its row goes, its open streams close."""
+    context = web_context()
+    guard = context.guard
+    session = guard.session(request)
+    if guard.required:
+        sent = request.form.get("csrf", "")
+        if session is None or not sent or not token_matches(session.csrf, sent):
+            return Response("missing or wrong CSRF token", status=403)
+    if session is not None and guard.sessions is not None:
+        offload(guard.sessions.revoke, session.key)
+        ended = context.hub.end_session(session.key)
+        log.info("dashboard signed out from %s (%d streams closed)", guard.client(request), ended)
+    response = redirect(url_for("dashboard.login"))
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax")
+    return response

@@ -65,7 +65,8 @@ class Unauthorized(ApiError):
 
 
 class Forbidden(ApiError):
-    """A cross-site request, a missing CSRF token, or a Host the server does not answer (403)."""
+    """A cross-site request, a missing CSRF token, a Host the server does not answer, or a
+    local sheet outside the allowed directories (403)."""
 
     status = 403
     code = "forbidden"
@@ -76,3 +77,21 @@ class Unavailable(ApiError):
 
     status = 503
     code = "unavailable"
+
+
+class TooManyRequests(ApiError):
+    """Too many failed authentications from this address (429, with Retry-After)."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+
+class TooLarge(ApiError):
+    """A request body over the size limit (413)."""
+
+    status = 413
+    code = "too_large"

@@ -33,15 +33,17 @@ def request_cursor() -> int | None:
         if cursor is not None:
             return cursor
     except ValueError as exc:
-        raise BadRequest(str(exc), field="Last-Event-ID") from exc
+        raise BadRequest(f"Last-Event-ID: {exc}", field="Last-Event-ID") from exc
     try:
         return parse_cursor(request.args.get("last_event_id"))
     except ValueError as exc:
-        raise BadRequest(str(exc), field="last_event_id") from exc
+        raise BadRequest(f"last_event_id: {exc}", field="last_event_id") from exc
 
 
-def _body(context: WebContext, plan: StreamPlan, sock: socket.socket | None) -> Iterator[str]:
-    sub = context.hub.subscribe(sock)
+def _body(
+    context: WebContext, plan: StreamPlan, sock: socket.socket | None, session: str | None
+) -> Iterator[str]:
+    sub = context.hub.subscribe(sock, session=session)
     try:
         yield from event_stream(
             context.store,
@@ -62,7 +64,7 @@ def _stream(scope: Scope) -> Response:
         raise Unavailable("the server is shutting down")
     cursor = request_cursor()
     try:
-        plan = plan_stream(context.store, scope, cursor)
+        plan = plan_stream(context.store, scope, cursor, snapshot=context.hub.snapshots)
     except UnknownJob as exc:
         raise NotFound(str(exc), field="job_id") from exc
     except UnknownBatch as exc:
@@ -71,7 +73,13 @@ def _stream(scope: Scope) -> Response:
         raise Unavailable(str(exc)) from exc
     # Set by `sheetbatch serve`'s request handler: gevent's socket (socket.socket once patched).
     sock = request.environ.get(SOCKET_KEY)
-    body = _body(context, plan, sock if hasattr(sock, "recv") else None)
+    session = context.guard.session(request)
+    body = _body(
+        context,
+        plan,
+        sock if hasattr(sock, "recv") else None,
+        session.key if session is not None else None,
+    )
     return Response(body, headers=dict(SSE_HEADERS))
 
 

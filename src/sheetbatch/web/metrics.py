@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from progress import Store
@@ -51,6 +51,8 @@ class Metrics:
         self.sse_events_sent = 0
         self.sheet_flush = Histogram(FLUSH_BUCKETS)
         self.sheet_rows_written = 0
+        # Set by the server: (connections open now, connections refused at the cap so far).
+        self.connection_stats: Callable[[], tuple[int, int]] | None = None
 
     def events_sent(self, n: int) -> None:
         """Count log events written to SSE streams."""
@@ -145,7 +147,7 @@ def render(
     lines += _family(
         "sheetbatch_batches_running_here",
         "gauge",
-        "Batches this server process is running.",
+        "Batches this server's worker processes are running.",
         [f"sheetbatch_batches_running_here {running_here}"],
     )
     bucket_lines = [
@@ -160,6 +162,19 @@ def render(
         "histogram",
         "Time one sheet flush took (batches run by this process).",
         bucket_lines,
+    )
+    open_now, refused = metrics.connection_stats() if metrics.connection_stats else (0, 0)
+    lines += _family(
+        "sheetbatch_http_connections",
+        "gauge",
+        "HTTP connections open now (sheetbatch serve).",
+        [f"sheetbatch_http_connections {open_now}"],
+    )
+    lines += _family(
+        "sheetbatch_http_connections_refused_total",
+        "counter",
+        "Connections answered 503 because the connection cap was reached.",
+        [f"sheetbatch_http_connections_refused_total {refused}"],
     )
     lines += _family(
         "sheetbatch_sheet_rows_written_total",

@@ -189,7 +189,10 @@ def _sse_operation(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]
 def _paths() -> dict[str, Any]:
     common = {
         "401": _error("Authentication required (a token is configured)."),
-        "403": _error("Cross-site request, missing CSRF token, or Host not served."),
+        "403": _error(
+            "Cross-site request, missing CSRF token, Host not served, or a local sheet "
+            "outside the directories the server allows."
+        ),
     }
     batch_id = _id_param("batch_id")
     limit = {
@@ -322,11 +325,46 @@ def _paths() -> dict[str, Any]:
                         ),
                         "Accepted: the batch is running.",
                     ),
-                    "400": _error("The body is not a JSON object."),
+                    "400": _error("The body is not a JSON object, or is nested too deeply."),
                     "409": _error("Another process is running this sheet's batch."),
+                    "413": _error("The body is larger than 1 MB."),
                     "415": _error("The body is not JSON."),
                     "422": _error("The sheet or pipeline cannot be used; `field` names it."),
                     "503": _error("The server is shutting down."),
+                    **common,
+                },
+            },
+        },
+        "/api/sheets": {
+            "get": {
+                "summary": "The sheets a batch may start on: allowed files, recent Google Sheets.",
+                "tags": ["batches"],
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            {
+                                "directories": {"type": "array", "items": {"type": "string"}},
+                                "files": {
+                                    "type": "array",
+                                    "items": _obj(
+                                        {
+                                            "path": {"type": "string"},
+                                            "name": {"type": "string"},
+                                            "directory": {"type": "string"},
+                                        }
+                                    ),
+                                },
+                                "google": {
+                                    "type": "array",
+                                    "items": _obj(
+                                        {"spec": {"type": "string"}, "name": {"type": "string"}}
+                                    ),
+                                },
+                                "pipelines": {"type": "array", "items": {"type": "string"}},
+                            }
+                        ),
+                        "What the start form offers.",
+                    ),
                     **common,
                 },
             },

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from sheetbatch.web import metrics as metrics_text
 from sheetbatch.web.context import web_context
+from sheetbatch.web.offload import offload
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ def healthz() -> tuple[Response, int]:
 def metrics() -> Response:
     """Jobs and batches by status, events appended, open streams, sheet flush latency."""
     context = web_context()
-    text = metrics_text.render(
+    text = offload(
+        metrics_text.render,
         context.metrics,
         context.store,
         open_streams=context.hub.open_streams,

@@ -1,35 +1,78 @@
-"""Running submitted batches inside the server process, with the same code as `sheetbatch run`.
+"""The server's batches, each run by a worker process this runner starts and supervises.
 
-`submit()` prepares the batch synchronously (so a missing sheet or an unknown pipeline is
-the request's answer) and runs it in the background; `shutdown()` cancels what still runs and
-waits for the workers to record their last transition and the sheet writer to flush.
+Batch work never runs in the server process: there, a CPU-bound row would hold the event
+loop (and the GIL) and freeze every stream and `/healthz`. `submit()` starts a worker
+(`python -m sheetbatch.worker`, the same code as `sheetbatch run`) and waits - blocking
+only its own greenlet or thread - for the worker's answer: the batch id once prepared, or
+the preparation's error (a missing column, a busy sheet), raised here as the same exception
+`prepare_batch` raises, so the API answers it synchronously. Then the runner watches the
+worker: its flush reports feed /metrics; when it exits it is reaped; a worker that died
+(killed, crashed) is restarted up to `max_restarts` times - the new one resumes the batch,
+requeuing the dead worker's rows at once because their lease owner's pid is gone; a worker
+that ended normally while rows were requeued meanwhile (a retry) is started again.
+`shutdown()` cancels every batch through the store's cancel flag, waits for the workers to
+record their last transitions and flush their sheets, and kills what did not stop in time
+(its leases expire and the next run resumes it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from typing import Any
+from dataclasses import dataclass, field
+from typing import IO, Any
 
+from pipeline.errors import PipelineError
 from progress import Store
+from progress.errors import ProgressError, StoreUnavailable
 from sheetbatch.config import Settings
-from sheetbatch.service import PreparedBatch, open_sheet, prepare_batch, services_for
+from sheetbatch.web.offload import offload
+from sheetbatch.worker import STOP_REASON, WorkRequest, work_request
+from sheets_integration.batch import BatchBusy
+from sheets_integration.errors import SheetError
 from sheets_integration.writer import FlushReport
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_REASON = "server shutting down"
+SHUTDOWN_REASON = STOP_REASON
+PREPARE_TIMEOUT = 600.0
+WORKER = [sys.executable, "-m", "sheetbatch.worker"]
 
 
 class RunnerClosed(Exception):
     """The runner is shutting down and takes no new batch."""
 
 
+_REFUSALS: dict[str, Callable[[str], Exception]] = {
+    "busy": BatchBusy,
+    "sheet": SheetError,
+    "pipeline": PipelineError,
+    "unavailable": StoreUnavailable,
+    "invalid": ValueError,
+}
+
+
+@dataclass(eq=False)
+class _Worker:
+    """One worker process and what it told us."""
+
+    proc: subprocess.Popen[str]
+    request: WorkRequest
+    restarts: int = 0
+    batch_id: str | None = None
+    answer: dict[str, Any] | None = None
+    answered: threading.Event = field(default_factory=threading.Event)
+    exited: threading.Event = field(default_factory=threading.Event)
+
+
 class BatchRunner:
-    """The batches this process runs, each on its own background thread."""
+    """The batches this server runs, one supervised worker process each."""
 
     def __init__(
         self,
@@ -37,61 +80,39 @@ class BatchRunner:
         settings: Settings,
         *,
         on_flush: Callable[[FlushReport], None] | None = None,
+        max_restarts: int = 2,
+        command: list[str] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._on_flush = on_flush
-        self._threads: dict[str, threading.Thread] = {}
+        self._max_restarts = max_restarts
+        self._command = list(command or WORKER)
+        # The store the workers open: the one this server uses, password included.
+        self._db_url = store.engine.url.render_as_string(hide_password=False)
+        self._workers: dict[str, _Worker] = {}  # batch id -> its live worker
+        self._starting: set[_Worker] = set()  # started, not yet prepared
         # The spec each batch was submitted with: the store keeps only the sheet's name.
         self._specs: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._prepare_lock = threading.Lock()
-        self._stack = ExitStack()
-        self._services: dict[str, Any] | None = None
         self.closing = False
 
-    def _shared_services(self) -> dict[str, Any]:
-        if self._services is None:
-            self._services = self._stack.enter_context(services_for(self.settings))
-        return self._services
-
+    # ------------------------------------------------------------------ queries
     def active(self) -> list[str]:
-        """Ids of the batches running in this process now."""
+        """Ids of the batches a worker of this server runs now."""
         with self._lock:
-            return list(self._threads)
+            return list(self._workers)
 
     def is_active(self, batch_id: str) -> bool:
-        """Whether this process is running the batch now."""
+        """Whether a worker of this server runs the batch now."""
         with self._lock:
-            return batch_id in self._threads
+            return batch_id in self._workers
 
-    def submit(
-        self,
-        sheet: str,
-        *,
-        pipeline: str | None = None,
-        retry_failed: bool = False,
-        force: bool = False,
-    ) -> str:
-        """Prepare the sheet's batch (raising the same errors as `sheetbatch run`) and start it.
-
-        A sheet whose batch this process already runs gets that batch's id back.
-        """
-        with self._prepare_lock:
-            if self.closing:
-                raise RunnerClosed("the server is shutting down")
-            prepared = prepare_batch(
-                self.store,
-                self.settings,
-                sheet,
-                self._shared_services(),
-                pipeline_ref=pipeline,
-                retry_failed=retry_failed,
-                force=force,
-            )
-            self._specs[prepared.batch_id] = sheet
-            self._start(prepared)
-        return prepared.batch_id
+    def worker_pid(self, batch_id: str) -> int | None:
+        """The pid of the worker running the batch, if any."""
+        with self._lock:
+            worker = self._workers.get(batch_id)
+            return worker.proc.pid if worker is not None else None
 
     def sheet_spec(self, snapshot: dict[str, Any]) -> str:
         """How to open a batch's sheet again: the spec it was submitted with here, else the
@@ -100,108 +121,234 @@ class BatchRunner:
         options = snapshot.get("options") or {}
         return self._specs.get(batch_id) or str(options.get("sheet_spec") or snapshot["sheet"])
 
+    # ------------------------------------------------------------------ actions
+    def submit(
+        self,
+        sheet: str,
+        *,
+        pipeline: str | None = None,
+        retry_failed: bool = False,
+        force: bool = False,
+        **options: Any,
+    ) -> str:
+        """Prepare the sheet's batch in a new worker (raising the same errors as
+        `prepare_batch`) and leave the worker running it; the batch id.
+
+        `options` go to `prepare_batch` unchanged (JSON values). A sheet whose batch a
+        worker here already runs gets that batch's id back. Safe to call from any thread
+        or greenlet; it blocks only its caller.
+        """
+        with self._lock:
+            if self.closing:
+                raise RunnerClosed("the server is shutting down")
+            for batch_id, running in self._workers.items():
+                if running.request["sheet"] == sheet and not force:
+                    return batch_id
+        request = work_request(
+            self.settings,
+            self._db_url,
+            sheet,
+            pipeline=pipeline,
+            retry_failed=retry_failed,
+            force=force,
+            options=options,
+        )
+        return self._prepared(self._spawn(request))
+
     def retry(self, batch_id: str) -> list[str]:
         """Requeue the batch's failed jobs and run them; the requeued job ids.
 
         Raises UnknownBatch, and SheetError (before changing anything) when the sheet cannot
-        be opened. The batch reopens; if this process is not running it, its sheet is opened
-        again and the batch resumed, as `sheetbatch run --retry-failed` would.
+        be opened. A batch a worker here runs picks the rows up itself; otherwise a new
+        worker opens the sheet, requeues the rows and resumes the batch, as
+        `sheetbatch run --retry-failed` would.
         """
-        with self._prepare_lock:
+        with self._lock:
             if self.closing:
                 raise RunnerClosed("the server is shutting down")
-            snapshot = self.store.batch(batch_id)
-            spec = self.sheet_spec(snapshot)
-            if not self.is_active(batch_id):
-                open_sheet(spec, self.settings)  # a sheet that cannot be opened: no change made
-            # Under the lock a batch thread takes to leave: either it sees these rows queued
-            # and runs them, or it has left and a new run starts below.
-            with self._lock:
-                requeued = self.store.retry_batch(batch_id)
-                active = batch_id in self._threads
-            if requeued and not active:
-                prepared = prepare_batch(
-                    self.store,
-                    self.settings,
-                    spec,
-                    self._shared_services(),
-                    pipeline_ref=str(snapshot["pipeline"]),
-                    retry_failed=True,
-                )
-                if prepared.batch_id != batch_id:
-                    log.warning(
-                        "retry of batch %s resumed batch %s of the same sheet",
-                        batch_id,
-                        prepared.batch_id,
-                    )
-                self._start(prepared)
-        return requeued
-
-    def _start(self, prepared: PreparedBatch) -> None:
-        batch_id = prepared.batch_id
-        if self._on_flush is not None:
-            # The sheet writer reports each flush (for /metrics).
-            prepared.processor.on_flush = self._on_flush
-        with self._lock:
-            if batch_id in self._threads:
-                log.info("batch %s is already running in this process", batch_id)
-                return
-            thread = threading.Thread(
-                target=self._run,
-                args=(prepared,),
-                name=f"sheetbatch-batch-{batch_id}",
-                daemon=True,
-            )
-            self._threads[batch_id] = thread
-        thread.start()
-
-    def _run(self, prepared: PreparedBatch) -> None:
-        batch_id = prepared.batch_id
-        try:
-            while True:
-                final = prepared.run()
-                with self._lock:
-                    # A retry that requeued rows just as the workers drained: run them too.
-                    if self.closing or not self.store.jobs(
-                        batch_id=batch_id, statuses=["queued"], limit=1
-                    ):
-                        self._threads.pop(batch_id, None)
-                        break
-            log.info("batch %s finished: %s", batch_id, final.get("status"))
-        except Exception:
-            # A loop boundary: the batch's jobs keep their recorded states (leases expire
-            # and the next run resumes them); the failure is logged, never reported as done.
-            log.exception("batch %s: the run failed", batch_id)
-        finally:
-            with self._lock:
-                self._threads.pop(batch_id, None)
+        snapshot = offload(self.store.batch, batch_id)
+        if self.is_active(batch_id):
+            return list(offload(self.store.retry_batch, batch_id))
+        request = work_request(
+            self.settings,
+            self._db_url,
+            self.sheet_spec(snapshot),
+            pipeline=str(snapshot["pipeline"]),
+            retry_failed=True,
+            retry_batch=batch_id,
+        )
+        worker = self._spawn(request)
+        prepared = self._prepared(worker)
+        if prepared != batch_id:
+            log.warning("retry of batch %s resumed batch %s of the same sheet", batch_id, prepared)
+        assert worker.answer is not None
+        return [str(j) for j in worker.answer.get("requeued") or []]
 
     def shutdown(self, timeout: float) -> bool:
-        """Cancel every batch still running here and wait up to `timeout` seconds for them.
+        """Cancel every batch running here and wait up to `timeout` seconds for its worker.
 
-        Returns True when every batch ended (its final statuses flushed to the sheet).
+        Returns True when every worker ended (its final statuses flushed to the sheet); one
+        still running then is killed (its rows resume on the next run).
         """
-        with self._prepare_lock:
+        with self._lock:
             self.closing = True
+            workers = list(self._workers.items())
+            starting = list(self._starting)
         deadline = time.monotonic() + timeout
-        for batch_id in self.active():
+        for batch_id, _worker in workers:
             try:
-                n = self.store.cancel_batch(batch_id, SHUTDOWN_REASON)
+                n = offload(self.store.cancel_batch, batch_id, SHUTDOWN_REASON)
                 log.info("batch %s: cancelled for shutdown (%d queued rows)", batch_id, n)
             except Exception:
                 log.exception("batch %s: could not cancel it for shutdown", batch_id)
-        with self._lock:
-            threads = list(self._threads.items())
         clean = True
-        for batch_id, thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
+        for worker in [w for _, w in workers] + starting:
+            if not worker.exited.wait(max(0.0, deadline - time.monotonic())):
                 clean = False
                 log.error(
-                    "batch %s did not stop within %.0f s; its running rows are requeued "
-                    "when their leases expire (run the sheet again to resume)",
-                    batch_id,
+                    "batch %s: its worker (pid %d) did not stop within %.0f s; killed it "
+                    "(its running rows are requeued when the sheet runs again)",
+                    worker.batch_id or "(preparing)",
+                    worker.proc.pid,
                     timeout,
                 )
-        self._stack.close()
+                worker.proc.kill()
+                worker.exited.wait(5)
         return clean
+
+    # ------------------------------------------------------------------ supervision
+    def _spawn(self, request: WorkRequest, restarts: int = 0) -> _Worker:
+        proc = subprocess.Popen(
+            self._command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            # Its own session: a Ctrl-C on the server's terminal reaches the server, which
+            # then stops the workers in order.
+            start_new_session=True,
+        )
+        worker = _Worker(proc=proc, request=request, restarts=restarts)
+        with self._lock:
+            self._starting.add(worker)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()  # stdin stays open: its EOF tells the worker we are gone
+        except OSError:
+            log.exception("could not send the batch request to its worker (pid %d)", proc.pid)
+        threading.Thread(
+            target=self._watch,
+            args=(worker, proc.stdout),
+            name=f"sheetbatch-worker-{proc.pid}",
+            daemon=True,
+        ).start()
+        return worker
+
+    def _prepared(self, worker: _Worker) -> str:
+        """Wait for the worker's answer; the batch id, or the preparation's error raised."""
+        if not worker.answered.wait(PREPARE_TIMEOUT):
+            worker.proc.kill()
+            raise StoreUnavailable("the batch worker did not answer; see the server log")
+        answer = worker.answer or {}
+        if answer.get("event") == "prepared":
+            return str(answer["batch_id"])
+        if answer.get("event") == "refused":
+            make = _REFUSALS.get(str(answer.get("kind")), ProgressError)
+            raise make(str(answer.get("message") or "refused"))
+        raise StoreUnavailable(str(answer.get("message") or "the batch worker failed"))
+
+    def _watch(self, worker: _Worker, stdout: IO[str]) -> None:
+        try:
+            for line in stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    log.warning("worker %d said: %s", worker.proc.pid, line.rstrip()[:200])
+                    continue
+                self._on_message(worker, message)
+        except Exception:
+            log.exception("reading worker %d failed", worker.proc.pid)
+        finally:
+            code = worker.proc.wait()
+            for pipe in (worker.proc.stdin, worker.proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+            self._reap(worker, code)
+
+    def _on_message(self, worker: _Worker, message: dict[str, Any]) -> None:
+        event = message.get("event")
+        if event == "flush" and self._on_flush is not None:
+            self._on_flush(
+                FlushReport(rows=int(message["rows"]), seconds=float(message["seconds"]))
+            )
+        elif event == "prepared":
+            batch_id = str(message["batch_id"])
+            with self._lock:
+                self._starting.discard(worker)
+                worker.batch_id = batch_id
+                self._workers.setdefault(batch_id, worker)
+                self._specs[batch_id] = worker.request["sheet"]
+                closing = self.closing
+            if closing:
+                offload(self.store.cancel_batch, batch_id, SHUTDOWN_REASON)
+            worker.answer = message
+            worker.answered.set()
+        elif event == "refused":
+            worker.answer = message
+            worker.answered.set()
+
+    def _reap(self, worker: _Worker, code: int) -> None:
+        with self._lock:
+            self._starting.discard(worker)
+            batch_id = worker.batch_id
+            if batch_id is not None and self._workers.get(batch_id) is worker:
+                del self._workers[batch_id]
+            closing = self.closing
+        if not worker.answered.is_set():
+            worker.answer = {"event": "crashed", "message": _exit_text(code, "before preparing")}
+            log.error("batch worker %d %s", worker.proc.pid, _exit_text(code, "before preparing"))
+            worker.answered.set()
+        worker.exited.set()
+        if batch_id is None or closing:
+            return
+        if code != 0:
+            if worker.restarts >= self._max_restarts:
+                log.error(
+                    "batch %s: its worker (pid %d) %s, restarted %d times already: giving up; "
+                    "its rows resume when the sheet runs again",
+                    batch_id,
+                    worker.proc.pid,
+                    _exit_text(code),
+                    worker.restarts,
+                )
+                return
+            log.error(
+                "batch %s: its worker (pid %d) %s; starting another to resume it",
+                batch_id,
+                worker.proc.pid,
+                _exit_text(code),
+            )
+            # The sheet's unfinished rows select the running batch again: it resumes.
+            self._resume(worker, worker.restarts + 1, retry_failed=False)
+        elif offload(self.store.jobs, batch_id=batch_id, statuses=["queued"], limit=1):
+            # Rows were requeued (a retry) as the worker drained: run them too. Their cells
+            # may still say "failed", so they are selected as a retry selects them.
+            self._resume(worker, worker.restarts, retry_failed=True)
+
+    def _resume(self, worker: _Worker, restarts: int, *, retry_failed: bool) -> None:
+        request = {
+            **worker.request,
+            "force": False,
+            "retry_failed": retry_failed,
+            "retry_batch": None,
+        }
+        try:
+            self._prepared(self._spawn(request, restarts))
+        except Exception as exc:
+            log.error("batch %s: could not resume it: %s", worker.batch_id, exc)
+
+
+def _exit_text(code: int, when: str = "") -> str:
+    what = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    return f"{what} {when}".strip()

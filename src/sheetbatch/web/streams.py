@@ -4,19 +4,32 @@ Each open stream holds a `Subscription`: a flag it sleeps on, no thread and no d
 connection of its own. One hub thread (a greenlet under `sheetbatch serve`) blocks on
 `store.wait()` and wakes every subscription when the log head moves. A subscription can also
 be woken alone: when its client disconnects (under gevent the hub watches the socket, so the
-stream ends at once instead of at its next write) or when the server shuts down.
+stream ends at once instead of at its next write), when the session it was opened with is
+signed out, or when the server shuts down.
+
+Watching for a disconnect (`DisconnectWatch`): an I/O watcher on the connection's descriptor
+whose callback, run by gevent's hub, peeks without consuming and without blocking. There is
+no second greenlet on the socket, so pywsgi's own reads never meet another waiter
+(`ConcurrentObjectUseError`), and the watcher is stopped by the stream's own greenlet when the
+stream's body closes - before pywsgi goes on to read the next keep-alive request or closes
+the socket - so libev never holds a started watcher on a descriptor that was closed (the
+`epoll_modify` abort). The earlier design killed a watching greenlet with `block=False` while
+it sat in `recv(MSG_PEEK)`: the kill landed later, after pywsgi had reused or closed the socket.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
+import sys
 import threading
 import time
 from typing import Any
 
 from progress import Store
-from progress.sse import EventFormatter
+from progress.sse import EventFormatter, Scope, Snapshot, read_snapshot
+from sheetbatch.web.offload import offload
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +37,13 @@ log = logging.getLogger(__name__)
 class Subscription:
     """One stream's wait handle; satisfies `progress.sse.Waiter`."""
 
-    def __init__(self, hub: StreamHub) -> None:
+    def __init__(self, hub: StreamHub, session: str | None = None) -> None:
         self._hub = hub
         self._event = threading.Event()
         self.gone = False
-        self._watcher: Any = None
+        # The dashboard session the stream was opened with (None: a bearer token or no auth).
+        self.session = session
+        self._watch: DisconnectWatch | None = None
 
     def head(self) -> int:
         """The newest committed event id the hub knows of (-1 while unknown)."""
@@ -64,11 +79,72 @@ class Subscription:
         self._event.set()
 
     def close(self) -> None:
-        """Leave the hub (called when the stream ends, however it ends)."""
+        """Leave the hub (called when the stream ends, however it ends, by its own greenlet)."""
         self._hub._remove(self)
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.kill(block=False)
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
+
+
+class SnapshotCache:
+    """Stream snapshots, built once and shared by the streams that start together.
+
+    A snapshot is read off the event loop (`offload`), one at a time per scope: a stream
+    arriving while one is being read waits for it, and one arriving within `max_age`
+    seconds after reuses it - it then replays the few events since its cursor from the
+    feed's memory. Either way the stream is exact; 200 dashboards opening at once cost one
+    read instead of 200.
+    """
+
+    def __init__(self, store: Store, *, max_age: float = 1.0, size: int = 256) -> None:
+        self.store = store
+        self.max_age = max_age
+        self.size = size
+        self.builds = 0
+        self._lock = threading.Lock()
+        self._entries: dict[Scope, _Entry] = {}
+
+    def __call__(self, store: Store, scope: Scope) -> Snapshot:
+        """The scope's snapshot (the `plan_stream` hook); raises UnknownJob/UnknownBatch."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(scope)
+            if entry is None or (entry.done.is_set() and now - entry.started > self.max_age):
+                entry = _Entry(started=now)
+                self._entries[scope] = entry
+                while len(self._entries) > self.size:
+                    self._entries.pop(next(iter(self._entries)))
+                builder = True
+            else:
+                builder = False
+        if builder:
+            try:
+                entry.snapshot = offload(read_snapshot, store, scope)
+                self.builds += 1
+            except BaseException as exc:
+                entry.error = exc
+                with self._lock:
+                    if self._entries.get(scope) is entry:
+                        del self._entries[scope]
+                raise
+            finally:
+                entry.done.set()
+        else:
+            entry.done.wait()
+        if entry.error is not None:
+            raise entry.error
+        assert entry.snapshot is not None
+        return entry.snapshot
+
+
+class _Entry:
+    __slots__ = ("done", "error", "snapshot", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.done = threading.Event()
+        self.snapshot: Snapshot | None = None
+        self.error: BaseException | None = None
 
 
 class StreamHub:
@@ -85,6 +161,7 @@ class StreamHub:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.opened_total = 0
+        self.snapshots = SnapshotCache(store)
 
     @property
     def open_streams(self) -> int:
@@ -92,9 +169,11 @@ class StreamHub:
         with self._lock:
             return len(self._subs)
 
-    def subscribe(self, sock: socket.socket | None = None) -> Subscription:
+    def subscribe(
+        self, sock: socket.socket | None = None, *, session: str | None = None
+    ) -> Subscription:
         """A new stream's subscription; `sock` (gevent only) is watched for a disconnect."""
-        sub = Subscription(self)
+        sub = Subscription(self, session)
         with self._lock:
             if self.closed:
                 sub.gone = True
@@ -106,8 +185,16 @@ class StreamHub:
                 )
                 self._thread.start()
         if sock is not None:
-            sub._watcher = _watch_disconnect(sock, sub)
+            sub._watch = DisconnectWatch.start(sock, sub.client_gone)
         return sub
+
+    def end_session(self, session: str) -> int:
+        """End every stream opened with this dashboard session (signed out); how many."""
+        with self._lock:
+            subs = [s for s in self._subs if s.session == session]
+        for sub in subs:
+            sub.client_gone()
+        return len(subs)
 
     def _remove(self, sub: Subscription) -> None:
         with self._lock:
@@ -152,21 +239,65 @@ class StreamHub:
             sub.wake()
 
 
-def _watch_disconnect(sock: socket.socket, sub: Subscription) -> Any:
-    """Under gevent: a greenlet that sees the client close its end and ends the stream."""
-    try:
+class DisconnectWatch:
+    """Calls `on_gone` once when the peer of `sock` closes or resets the connection.
+
+    Under gevent only (a hub I/O watcher; see the module docstring); `stop()` must be called
+    by the greenlet that owns the connection before it reads from or closes the socket again.
+    """
+
+    def __init__(self, watcher: Any, fd: int, on_gone: Any, raw: Any) -> None:
+        self._watcher = watcher
+        self._fd = fd
+        self._on_gone = on_gone
+        self._raw = raw
+
+    @classmethod
+    def start(cls, sock: socket.socket, on_gone: Any) -> DisconnectWatch | None:
+        """Start watching; None where it cannot (no gevent hub, or a socket without fd)."""
+        monkey = sys.modules.get("gevent.monkey")
+        if monkey is None or not monkey.is_module_patched("socket"):
+            return None
         import gevent
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return None
 
-    def watch() -> None:
         try:
-            # A client of an event stream sends nothing after its request: the socket only
-            # becomes readable when the peer closes it (or resets it).
-            data = sock.recv(1, socket.MSG_PEEK)
+            fd = sock.fileno()
         except OSError:
-            data = b""
-        if not data:
-            sub.client_gone()
+            return None
+        if fd < 0:
+            return None
+        raw = monkey.get_original("socket", "socket")
+        watcher = gevent.get_hub().loop.io(fd, 1)  # 1: readable
+        watch = cls(watcher, fd, on_gone, raw)
+        watcher.start(watch._readable)
+        return watch
 
-    return gevent.spawn(watch)
+    def _readable(self) -> None:
+        # Runs in the hub: only non-blocking calls. The peek consumes nothing, so a request
+        # that follows on this connection (pipelined) is still read by pywsgi afterwards.
+        try:
+            raw = self._raw(fileno=self._fd)
+        except OSError:
+            self.stop()
+            self._on_gone()
+            return
+        try:
+            data: bytes | None = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return  # a spurious wakeup: keep watching
+        except OSError as exc:
+            data = b"" if exc.errno != errno.EINTR else None
+        finally:
+            raw.detach()  # the descriptor stays pywsgi's
+        if data is None:
+            return
+        self.stop()  # readable with data: nothing more to learn without consuming it
+        if not data:
+            self._on_gone()
+
+    def stop(self) -> None:
+        """Stop and release the watcher (idempotent)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
