@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.cells import clean_text
 from pipeline.context import JobContext
 from pipeline.errors import JobCancelled, PhaseError, PhaseTimeout
 from pipeline.phase import Phase, Pipeline
@@ -25,8 +26,7 @@ def short_reason(exc: BaseException, limit: int = 200) -> str:
         text = exc.reason
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clean_text(" ".join(text.split()), limit)
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
@@ -216,13 +216,18 @@ class JobRunner:
 
 
 def _cell_text(value: Any) -> str:
+    """An output cell's text: capped and without bidi controls (`pipeline.cells`)."""
     if value is None:
         return ""
     if isinstance(value, (list, tuple, set)):
-        return ", ".join(str(v) for v in value if v not in (None, ""))
+        return clean_text(", ".join(str(v) for v in value if v not in (None, "")))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return clean_text(str(value))
+
+
+def _clean(value: Any) -> Any:
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def _storable(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,11 +239,13 @@ def _storable(results: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, (str, int, float, bool)) or value is None:
             if isinstance(value, str) and len(value) > 4000:
                 continue
-            out[key] = value
+            out[key] = _clean(value)
         elif isinstance(value, (list, tuple)):
-            out[key] = [v for v in value if isinstance(v, (str, int, float, bool))][:50]
+            out[key] = [_clean(v) for v in value if isinstance(v, (str, int, float, bool))][:50]
         elif isinstance(value, dict):
             out[key] = {
-                str(k): v for k, v in value.items() if isinstance(v, (str, int, float, bool))
+                str(k): _clean(v)
+                for k, v in value.items()
+                if isinstance(v, (str, int, float, bool))
             }
     return out

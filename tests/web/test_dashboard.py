@@ -232,12 +232,21 @@ def test_start_retry_and_cancel_from_the_page(
 ) -> None:
     sheet = write_sheet(sheets / "form.csv", companies(6, fail_every=3))
     page.goto(f"{proxy.url}/?watchdog={WATCHDOG}")
-    page.fill("#sheet", "missing.csv")
+    page.wait_for_selector('body[data-sheets-loaded="1"]')
+    # The form offers the files of the allowed directory, and the known pipelines only.
+    offered = page.eval_on_selector_all("#sheet option", "os => os.map(o => o.value)")
+    assert str(sheet) in offered
+    pipelines = page.eval_on_selector_all("#pipeline option", "os => os.map(o => o.value)")
+    assert "noop" in pipelines and "company" in pipelines
+    # A path typed in place of a Google Sheets URL is refused by the sheet-directory rule.
+    page.select_option("#sheet", "\u0000other")
+    page.fill("#sheet-url", "../secret/victim.csv")
     page.click("#start-form button[type=submit]")
     # The answer arrives asynchronously: wait for the error the page shows.
     page.wait_for_selector("#start-error:has-text('sheet:')")
-    assert "missing.csv" in page.inner_text("#start-error")
-    page.fill("#sheet", str(sheet))
+    assert "only from the directories the server allows" in page.inner_text("#start-error")
+    page.select_option("#sheet", str(sheet))
+    page.select_option("#pipeline", "tests.support.pipelines:slow")
     page.click("#start-form button[type=submit]")
     page.wait_for_url("**/batches/b-*")
     batch_id = page.url.rsplit("/", 1)[1].split("?")[0]

@@ -85,25 +85,36 @@ class SheetPolicy:
             raise Forbidden(self.refusal(), field="sheet")
         return str(resolved) + (f"#{worksheet}" if worksheet else "")
 
-    def listing(self) -> list[SheetFile]:
-        """The .csv/.xlsx files directly inside the allowed directories (at most 500)."""
+    def listing(self, depth: int = 3) -> list[SheetFile]:
+        """The .csv/.xlsx files in the allowed directories and their subdirectories (down
+        to `depth` levels, hidden ones skipped; at most 500), as `admit` would take them."""
         found: list[SheetFile] = []
         for directory in self.directories:
-            try:
-                entries = sorted(directory.iterdir())
-            except OSError as exc:
-                log.warning("cannot list the sheet directory %s: %s", directory, exc)
-                continue
-            for entry in entries:
-                if entry.name.startswith((".", "~$")) or entry.suffix.lower() not in LOCAL_SUFFIXES:
-                    continue
-                try:
-                    resolved = entry.resolve()
-                    if not resolved.is_file() or not resolved.is_relative_to(directory):
-                        continue  # a symlink out of the directory is not offered
-                except OSError:
-                    continue
-                found.append(SheetFile(str(entry), entry.name, str(directory)))
-                if len(found) >= MAX_LISTED:
-                    return found
+            self._walk(directory, directory, depth, found)
         return found
+
+    def _walk(self, root: Path, folder: Path, depth: int, found: list[SheetFile]) -> None:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as exc:
+            log.warning("cannot list the sheet directory %s: %s", folder, exc)
+            return
+        for entry in entries:
+            if len(found) >= MAX_LISTED:
+                return
+            if entry.name.startswith((".", "~$")):
+                continue
+            try:
+                resolved = entry.resolve()
+                inside = resolved.is_relative_to(root)  # a symlink out of it is not offered
+                if not inside:
+                    continue
+                if resolved.is_dir():
+                    if depth > 1 and not entry.is_symlink():
+                        self._walk(root, entry, depth - 1, found)
+                    continue
+                if entry.suffix.lower() not in LOCAL_SUFFIXES or not resolved.is_file():
+                    continue
+            except OSError:
+                continue
+            found.append(SheetFile(str(entry), str(entry.relative_to(root)), str(root)))

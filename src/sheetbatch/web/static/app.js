@@ -217,10 +217,19 @@
 
   // ------------------------------------------------------------------ batch page
   function batchPage(batchId) {
-    const state = { batch: null, jobs: new Map(), finished: false };
+    // `complete`: every row is loaded. A stream's snapshot carries the first rows only;
+    // the rest are paged in over REST from its `jobs_next_cursor`. Meanwhile an event for
+    // a row not loaded yet waits in `pending` and is applied on top of that row's REST
+    // snapshot (only events newer than the row's last_event_id), so nothing is applied
+    // twice and nothing is lost.
+    const state = { batch: null, jobs: new Map(), finished: false, complete: true };
+    const pending = new Map();
     const tbody = document.querySelector("#jobs tbody");
     const rows = new Map();
+    const dirty = new Set();
+    let fullRender = true;
     let renderQueued = false;
+    let generation = 0;
 
     function jobFromEvent(job, ev) {
       const d = ev.data || {};
@@ -259,14 +268,26 @@
       return next;
     }
 
+    function applyJobEvent(ev) {
+      const job = state.jobs.get(ev.job_id) || { job_id: ev.job_id, batch_id: batchId, label: "",
+        phase: null, fraction: 0, error: null, phase_seconds: {}, last_event_id: 0 };
+      if (ev.id <= (job.last_event_id || 0)) return;
+      if (!state.jobs.has(ev.job_id)) fullRender = true;
+      state.jobs.set(ev.job_id, jobFromEvent(job, ev));
+      dirty.add(ev.job_id);
+    }
+
     function applyEvent(ev) {
       if (ev.batch_id !== batchId) return;
       if (state.batch) state.batch.last_event_id = Math.max(state.batch.last_event_id || 0, ev.id);
       if (ev.job_id && JOB_ROW_TYPES.has(ev.type)) {
-        const job = state.jobs.get(ev.job_id) || { job_id: ev.job_id, batch_id: batchId, label: "",
-          phase: null, fraction: 0, error: null, phase_seconds: {}, last_event_id: 0 };
-        if (ev.id <= (job.last_event_id || 0)) return;
-        state.jobs.set(ev.job_id, jobFromEvent(job, ev));
+        if (!state.complete && !state.jobs.has(ev.job_id)) {
+          const list = pending.get(ev.job_id) || [];
+          list.push(ev);
+          pending.set(ev.job_id, list);
+          return;
+        }
+        applyJobEvent(ev);
       } else if (state.batch) {
         if (ev.type === "batch_finished") {
           state.batch.status = ev.data.status;
@@ -285,7 +306,39 @@
 
     function mergeJob(job) {
       const local = state.jobs.get(job.job_id);
+      if (!local) fullRender = true;
       if (!local || (job.last_event_id || 0) >= (local.last_event_id || 0)) state.jobs.set(job.job_id, job);
+      dirty.add(job.job_id);
+      const waiting = pending.get(job.job_id);
+      if (waiting) {
+        pending.delete(job.job_id);
+        for (const ev of waiting) applyJobEvent(ev);
+      }
+    }
+
+    // Page in the rows a snapshot did not carry, from its cursor on.
+    async function loadRest(cursor) {
+      const mine = ++generation;
+      state.complete = false;
+      try {
+        while (cursor) {
+          const q = new URLSearchParams({ batch_id: batchId, limit: "500", cursor });
+          const page = await api(`/api/progress/all?${q}`);
+          if (mine !== generation) return; // a newer snapshot replaced this one
+          for (const job of page.jobs) mergeJob(job);
+          cursor = page.next_cursor;
+          scheduleRender();
+        }
+      } catch (err) {
+        console.warn("sheetbatch: loading rows failed; polling", err);
+        if (mine === generation) await poll();
+      }
+      if (mine !== generation) return;
+      // Jobs added after the pages were read: their own events build them.
+      for (const list of pending.values()) for (const ev of list) applyJobEvent(ev);
+      pending.clear();
+      state.complete = true;
+      scheduleRender();
     }
 
     function mergeBatch(batch) {
@@ -293,6 +346,7 @@
     }
 
     async function poll() {
+      generation += 1; // a poll reads every row: any paging under way is superseded
       const batch = await api(`/api/batches/${encodeURIComponent(batchId)}`);
       let cursor = null;
       const jobs = [];
@@ -305,6 +359,9 @@
       } while (cursor);
       mergeBatch(batch);
       for (const job of jobs) mergeJob(job);
+      for (const list of pending.values()) for (const ev of list) applyJobEvent(ev);
+      pending.clear();
+      state.complete = true;
       scheduleRender();
     }
 
@@ -333,6 +390,7 @@
       tr.className = `st-${job.status}`;
       rowCell.textContent = String(job.row);
       nameCell.textContent = job.label || (job.inputs && job.inputs.Company) || "";
+      nameCell.title = nameCell.textContent;
       statusCell.replaceChildren(el("span", { class: `badge st-${job.status}`, text: job.status }));
       let phaseText = "";
       if (job.phase && job.status === "running") {
@@ -345,6 +403,7 @@
       }
       phaseCell.textContent = phaseText;
       errCell.textContent = job.status === "failed" ? (job.error || "") : "";
+      errCell.title = errCell.textContent;
       return tr;
     }
 
@@ -381,9 +440,8 @@
     function render() {
       const b = state.batch;
       if (!b) return;
-      const jobs = [...state.jobs.values()].sort((a, z) => a.row - z.row || (a.job_id < z.job_id ? -1 : 1));
-      const c = counts();
-      const total = jobs.length;
+      const c = state.complete ? counts() : Object.assign({}, b.counts);
+      const total = state.complete ? state.jobs.size : b.total;
       const processed = c.succeeded + c.failed + c.cancelled;
       const percent = total ? (100 * processed) / total : 100;
       document.getElementById("batch-sheet").textContent = b.sheet || "";
@@ -405,9 +463,19 @@
       summary.dataset.total = String(total);
       document.getElementById("cancel-btn").hidden = b.status !== "running" || b.cancel_requested;
       document.getElementById("retry-btn").hidden = c.failed === 0;
-      const wanted = jobs.map(renderRow);
-      wanted.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
-      while (tbody.children.length > wanted.length) tbody.lastChild.remove();
+      const loading = document.getElementById("rows-loading");
+      loading.hidden = state.complete;
+      loading.textContent = state.complete ? "" : `loading rows… ${state.jobs.size}/${b.total}`;
+      // Only rows that changed are redrawn; the order is rebuilt when rows come or go.
+      for (const id of dirty) { const job = state.jobs.get(id); if (job) renderRow(job); }
+      dirty.clear();
+      if (fullRender) {
+        fullRender = false;
+        const jobs = [...state.jobs.values()].sort((a, z) => a.row - z.row || (a.job_id < z.job_id ? -1 : 1));
+        const wanted = jobs.map(renderRow);
+        wanted.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
+        while (tbody.children.length > wanted.length) tbody.lastChild.remove();
+      }
       renderChart();
       document.body.dataset.ready = "1";
     }
@@ -416,6 +484,10 @@
       snapshot(data) {
         state.batch = data.batch;
         state.jobs = new Map(data.jobs.map((j) => [j.job_id, j]));
+        pending.clear();
+        fullRender = true;
+        if (data.jobs_next_cursor) loadRest(data.jobs_next_cursor);
+        else { generation += 1; state.complete = true; }
         scheduleRender();
       },
       event: applyEvent,
@@ -505,13 +577,53 @@
       poll,
     });
 
+    // The sheets this server may use: files in its allowed directories, recent Google
+    // Sheets, or another Google Sheets URL typed in.
+    const OTHER = "\u0000other";
+    const sheetSelect = document.getElementById("sheet");
+    const urlLabel = document.getElementById("sheet-url-label");
+    async function loadSheets() {
+      let body;
+      try { body = await api("/api/sheets"); } catch (err) {
+        document.getElementById("sheet-note").textContent = `cannot list the sheets: ${err.message}`;
+        return;
+      }
+      const groups = [];
+      for (const dir of body.directories) {
+        const files = body.files.filter((f) => f.directory === dir);
+        const group = el("optgroup", { label: `Files in ${dir}` });
+        for (const f of files) group.append(el("option", { value: f.path, text: f.name, title: f.path }));
+        if (!files.length) group.append(el("option", { value: "", disabled: "", text: "(no .csv or .xlsx file)" }));
+        groups.push(group);
+      }
+      if (body.google.length) {
+        const group = el("optgroup", { label: "Google Sheets of recent batches" });
+        for (const g of body.google) group.append(el("option", { value: g.spec, text: g.name, title: g.spec }));
+        groups.push(group);
+      }
+      const other = el("option", { value: OTHER, text: "Another Google Sheet (URL)…" });
+      const chosen = sheetSelect.value; // read after the wait: the user may have chosen meanwhile
+      sheetSelect.replaceChildren(el("option", { value: "", disabled: "", text: "choose a sheet" }), ...groups, other);
+      const values = [...sheetSelect.options].map((o) => o.value);
+      sheetSelect.value = values.includes(chosen) && chosen ? chosen : "";
+      document.getElementById("sheet-note").textContent = body.directories.length
+        ? "" : "This server allows no local sheet directory (serve --sheet-dir DIR): Google Sheets only.";
+      urlLabel.hidden = sheetSelect.value !== OTHER;
+      document.body.dataset.sheetsLoaded = "1";
+    }
+    sheetSelect.addEventListener("change", () => { urlLabel.hidden = sheetSelect.value !== OTHER; });
+    sheetSelect.addEventListener("focus", loadSheets);
+    loadSheets();
+
     const form = document.getElementById("start-form");
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const errorBox = document.getElementById("start-error");
       errorBox.hidden = true;
-      const body = { sheet: document.getElementById("sheet").value.trim() };
-      const pipeline = document.getElementById("pipeline").value.trim();
+      const sheet = sheetSelect.value === OTHER
+        ? document.getElementById("sheet-url").value.trim() : sheetSelect.value;
+      const body = { sheet };
+      const pipeline = document.getElementById("pipeline").value;
       if (pipeline) body.pipeline = pipeline;
       if (document.getElementById("retry_failed").checked) body.retry_failed = true;
       if (document.getElementById("force").checked) body.force = true;
