@@ -7,16 +7,28 @@ the figure includes the commit). Halfway through, every client drops its connect
 `--gap` seconds and reconnects with `Last-Event-ID`: each client's events are then compared
 with the log (lost = in the log but never received, duplicates = received twice).
 
+With `--keep-alive` the clients speak as browsers do: HTTP/1.1 without `Connection: close`;
+after `end` each client asks for the batch's snapshot on the same connection (as the
+dashboard does), then leaves; a stream that breaks is reopened EventSource-style with
+`Last-Event-ID` on a new connection. `--clients 200,500,1000` sweeps client counts on one
+server (a fresh batch per point). For each point the figures also say whether the server
+survived, how many errors it logged (tracebacks, ConcurrentObjectUseError), the latency of
+`/healthz` probes made meanwhile (a new connection every 100 ms), and the server's RSS before,
+at its peak and 3 s after the clients left.
+
 The baseline, measured in the same run: flask-sse on Redis (bench/flask_sse_baseline.py) with
 the same clients, the same event sequence and pacing (replayed from this run's log) and the
-same forced reconnect. Target: p99 <= 100 ms, 0 events lost. Prints one JSON line.
+same forced reconnect (first point only). Targets: 0 lost, 0 server errors, p99 <= 100 ms at
+200 clients and <= 300 ms at 1,000; server RSS <= 400 MB at 1,000 and back within 20 % of its
+start after they leave. Prints one JSON line.
 
 Latency counts live deliveries: events committed while the client's connection was open
 (events replayed after the forced reconnect, or committed before a connection's headers
 arrived, are reported separately as `p99_ms_incl_replayed`). The clients use a lean asyncio
 SSE parser: httpx-sse's per-message cost, not the server, would otherwise dominate.
 
-Usage: .venv/bin/python bench/sse_latency.py [--clients 200] [--rows 60] [--no-baseline]
+Usage: .venv/bin/python bench/sse_latency.py [--clients 200[,500,1000]] [--keep-alive]
+       [--rows 60] [--no-baseline]
 Debugging: SSE_BENCH_SERVER_LOG=file keeps the server's log; SSE_BENCH_PROFILE=file runs the
 server under cProfile.
 """
@@ -82,46 +94,85 @@ class Client:
     replayed: set[int] = field(default_factory=set)
     ended: bool = False
     error: str = ""
+    retries: int = 0
 
 
 Message = tuple[str | None, str, str]  # (id, event, data) as an EventSource dispatches it
 OPENED = "\x00opened"  # yielded once the response head arrived
 
 
-async def sse_messages(url: str, headers: Mapping[str, str]) -> AsyncIterator[Message]:
+class Conn:
+    """One HTTP/1.1 connection (asyncio streams), reusable when the server keeps it alive."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.reusable = True
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def send(self, host: str, port: int, target: str, headers: Mapping[str, str]) -> str:
+        """Send a GET; the response head (the connection stays open unless told otherwise)."""
+        lines = [
+            f"GET {target} HTTP/1.1",
+            f"Host: {host}:{port}",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        if "connection: close" in head.lower():
+            self.reusable = False
+        return head
+
+    async def body(self, head: str) -> AsyncIterator[bytes]:
+        """The response body's pieces, chunked or sized (or up to EOF)."""
+        lower = head.lower()
+        if "transfer-encoding: chunked" in lower:
+            while True:
+                size = int((await self.reader.readline()).strip() or b"0", 16)
+                if size == 0:
+                    await self.reader.readline()
+                    return
+                yield (await self.reader.readexactly(size + 2))[:-2]
+        match = re.search(r"content-length: *(\d+)", lower)
+        if match:
+            yield await self.reader.readexactly(int(match.group(1)))
+            return
+        self.reusable = False
+        while data := await self.reader.read(65536):
+            yield data
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def sse_messages(
+    url: str, headers: Mapping[str, str], *, conn: Conn | None = None
+) -> AsyncIterator[Message]:
     """A lean SSE client (asyncio streams, HTTP/1.1, chunked or not): the messages of `url`.
 
-    httpx-sse costs tens of microseconds per message in Python; with 200 clients in one
-    process that cost, not the server, would dominate the measured latency.
+    Without `conn` it opens its own connection and asks the server to close it after the
+    response (`Connection: close`); with `conn` it speaks as a browser does (keep-alive)
+    and leaves the connection open for the next request. httpx-sse costs tens of
+    microseconds per message in Python; with hundreds of clients in one process that
+    cost, not the server, would dominate the measured latency.
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    reader, writer = await asyncio.open_connection(host, port)
+    own = conn is None
+    connection = conn or await Conn.open(host, port)
     try:
-        lines = [
-            f"GET {parts.path}{'?' + parts.query if parts.query else ''} HTTP/1.1",
-            f"Host: {host}:{port}",
-            "Accept: text/event-stream",
-            "Connection: close",
-            *(f"{k}: {v}" for k, v in headers.items()),
-        ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        extra = {"Accept": "text/event-stream", **({"Connection": "close"} if own else {})}
+        target = f"{parts.path}{'?' + parts.query if parts.query else ''}"
+        head = await connection.send(host, port, target, {**extra, **headers})
         if not head.startswith("HTTP/1.1 200"):
             raise RuntimeError(head.splitlines()[0])
         yield None, OPENED, ""
-        chunked = "transfer-encoding: chunked" in head.lower()
         buffer = ""
-        while True:
-            if chunked:
-                size = int((await reader.readline()).strip() or b"0", 16)
-                if size == 0:
-                    return
-                data = (await reader.readexactly(size + 2))[:-2]
-            else:
-                data = await reader.read(65536)
-                if not data:
-                    return
+        async for data in connection.body(head):
             buffer += data.decode()
             *blocks, buffer = buffer.split("\n\n")
             for block in blocks:
@@ -140,7 +191,8 @@ async def sse_messages(url: str, headers: Mapping[str, str]) -> AsyncIterator[Me
                 if payload:  # comments and retry-only blocks are not dispatched
                     yield event_id, kind, "\n".join(payload)
     finally:
-        writer.close()
+        if own:
+            connection.close()
 
 
 async def follow(
@@ -151,14 +203,29 @@ async def follow(
     *,
     resume: Callable[[int | None], dict[str, str]],
     event_time: Callable[[Message], tuple[int, float] | None],
+    keep_alive: bool = False,
+    after_end: str | None = None,
 ) -> None:
-    """Follow one stream to its end, dropping and resuming the connection once on `reconnect`."""
+    """Follow one stream to its end, dropping and resuming the connection once on `reconnect`.
+
+    With `keep_alive` the client behaves as a browser: one kept-alive connection; after
+    `end` it GETs `after_end` on that same connection; a stream that broke is reopened on a
+    new connection with `Last-Event-ID` (up to 5 times, as EventSource retries).
+    """
     cursor: int | None = None
     dropped = False
     opened = float("inf")
+    parts = urlsplit(url)
+    conn: Conn | None = None
+    broken = 0
     while True:
         try:
-            async for message in sse_messages(url, resume(cursor)):
+            if keep_alive and (conn is None or not conn.reusable):
+                if conn is not None:
+                    conn.close()
+                conn = await Conn.open(parts.hostname or "127.0.0.1", parts.port or 80)
+            cut = False
+            async for message in sse_messages(url, resume(cursor), conn=conn):
                 now = time.time()
                 event_id_text, kind, _ = message
                 if kind == OPENED:
@@ -166,7 +233,7 @@ async def follow(
                     continue
                 if kind == "end":
                     record.ended = True
-                    return
+                    continue  # read the response to its end: the connection is reused
                 if kind == "snapshot":
                     cursor = record.first_cursor = int(event_id_text or 0)
                     continue
@@ -182,11 +249,34 @@ async def follow(
                 record.sent_at[event_id] = sent
                 cursor = event_id
                 if reconnect.is_set() and not dropped:
+                    cut = True
                     break
-        except Exception as exc:  # a boundary: record and stop this client
-            record.error = f"{type(exc).__name__}: {exc}"
-            return
+            if cut and conn is not None:
+                conn.close()  # the cut: this connection is gone
+                conn = None
+        except Exception as exc:  # a boundary: retry like EventSource, then give up
+            if conn is not None:
+                conn.close()
+                conn = None
+            broken += 1
+            if not keep_alive or broken > 5:
+                record.error = f"{type(exc).__name__}: {exc}"
+                return
+            record.retries += 1
+            await asyncio.sleep(0.5)
+            continue
         if record.ended:
+            if keep_alive and conn is not None and after_end:
+                try:
+                    head = await conn.send(parts.hostname or "", parts.port or 80, after_end, {})
+                    async for _ in conn.body(head):
+                        pass
+                    if not head.startswith("HTTP/1.1 200"):
+                        record.error = "after end: " + head.splitlines()[0]
+                except Exception as exc:
+                    record.error = f"after end: {type(exc).__name__}: {exc}"
+            if conn is not None:
+                conn.close()
             return
         if not dropped and reconnect.is_set():
             dropped = True
@@ -194,6 +284,8 @@ async def follow(
             await asyncio.sleep(gap)
             record.gap = (started, time.time())
             continue
+        if keep_alive:
+            continue  # the stream ended without `end`: EventSource reconnects
         return
 
 
@@ -231,6 +323,7 @@ def summarise(records: list[Client], expected: Callable[[Client], list[int]]) ->
         "events_lost": lost,
         "duplicates": dup,
         "clients_ended": ended,
+        "client_retries": sum(r.retries for r in records),
         "client_errors": sorted({r.error for r in records if r.error})[:3],
     }
 
@@ -244,12 +337,25 @@ async def run_clients(
     event_time: Callable[[Message], tuple[int, float] | None],
     reconnect_when: Callable[[list[Client]], bool],
     timeout: float,
+    keep_alive: bool = False,
+    after_end: str | None = None,
 ) -> list[Client]:
     """`n` clients following `url`; the forced reconnect happens when `reconnect_when` says."""
     records = [Client() for _ in range(n)]
     reconnect = asyncio.Event()
     tasks = [
-        asyncio.create_task(follow(url, r, reconnect, gap, resume=resume, event_time=event_time))
+        asyncio.create_task(
+            follow(
+                url,
+                r,
+                reconnect,
+                gap,
+                resume=resume,
+                event_time=event_time,
+                keep_alive=keep_alive,
+                after_end=after_end,
+            )
+        )
         for r in records
     ]
 
@@ -268,11 +374,41 @@ async def run_clients(
 
 
 # ------------------------------------------------------------------------------ sheetbatch
-def start_server(workdir: Path, db: str, concurrency: int, phase_seconds: float) -> tuple[Any, str]:
+_SERVER_ERRORS = re.compile(r"Traceback|ConcurrentObjectUseError|Assertion|epoll|ERROR")
+
+
+@dataclass
+class Served:
+    """The server under test: its process, URL and everything it logged."""
+
+    proc: Any
+    url: str
+    log: list[str] = field(default_factory=list)
+
+    def errors(self) -> list[str]:
+        return [line for line in self.log if _SERVER_ERRORS.search(line)]
+
+
+def raise_nofile() -> int:
+    """Raise this process's soft open-file limit to the hard one (1,000 clients need it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1_048_576
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def start_server(workdir: Path, db: str, concurrency: int, phase_seconds: float) -> Served:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHEETBATCH_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
     env["SHEETBATCH_PIPELINE"] = "bench.sse_latency:paced"
     env["SSE_BENCH_PHASE_SECONDS"] = str(phase_seconds)
+    (workdir / "config").mkdir(exist_ok=True)
+    # Room for the largest sweep point plus probes.
+    (workdir / "config" / "bench.toml").write_text("[server]\nmax_connections = 5000\n")
     command = SERVE
     if os.environ.get("SSE_BENCH_PROFILE"):  # profile the server: python -m cProfile ...
         command = [
@@ -285,7 +421,17 @@ def start_server(workdir: Path, db: str, concurrency: int, phase_seconds: float)
             "sheetbatch.serve",
         ]
     proc = subprocess.Popen(
-        [*command, "--port", "0", "--db", db, "--concurrency", str(concurrency)],
+        [
+            *command,
+            "--port",
+            "0",
+            "--db",
+            db,
+            "--concurrency",
+            str(concurrency),
+            "--sheet-dir",
+            str(workdir),
+        ],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -293,19 +439,23 @@ def start_server(workdir: Path, db: str, concurrency: int, phase_seconds: float)
         text=True,
     )
     assert proc.stderr is not None
+    lines: list[str] = []
     for line in proc.stderr:
+        lines.append(line.rstrip())
         match = re.search(r"serving on (http://\S+?)/?$", line.strip())
         if match:
-            threading.Thread(target=_drain, args=(proc.stderr,), daemon=True).start()
-            return proc, match.group(1)
-    raise RuntimeError("the server did not start")
+            served = Served(proc, match.group(1), lines)
+            threading.Thread(target=_drain, args=(proc.stderr, lines), daemon=True).start()
+            return served
+    raise RuntimeError("the server did not start:\n" + "\n".join(lines))
 
 
-def _drain(stream: Any) -> None:
-    """Keep reading the server's log (to a file with SSE_BENCH_SERVER_LOG) so it never blocks."""
+def _drain(stream: Any, lines: list[str]) -> None:
+    """Keep reading the server's log (also to a file with SSE_BENCH_SERVER_LOG)."""
     target = os.environ.get("SSE_BENCH_SERVER_LOG")
-    with open(target or os.devnull, "w") as out:
+    with open(target or os.devnull, "a") as out:
         for line in stream:
+            lines.append(line.rstrip())
             out.write(line)
 
 
@@ -315,69 +465,152 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_sheetbatch(
-    args: argparse.Namespace, workdir: Path
+def rss_mb(pid: int) -> float:
+    """A process's resident set size in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+async def probe_healthz(url: str, stop: asyncio.Event, every: float = 0.1) -> list[float]:
+    """`/healthz` latencies (ms; a new connection each, as a probe makes) until `stop`."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    out: list[float] = []
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            conn = await asyncio.wait_for(Conn.open(host, port), 10)
+            try:
+                head = await asyncio.wait_for(
+                    conn.send(host, port, "/healthz", {"Connection": "close"}), 10
+                )
+                async for _ in conn.body(head):
+                    pass
+                ok = head.startswith("HTTP/1.1 200")
+            finally:
+                conn.close()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            ok = False
+        out.append((time.perf_counter() - started) * 1000 if ok else float("inf"))
+        await asyncio.sleep(every)
+    return out
+
+
+def bench_point(
+    args: argparse.Namespace, served: Served, workdir: Path, db: str, clients: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the batch with the clients; the figures and the batch's log (for the baseline)."""
+    """One sweep point: a fresh batch followed by `clients` clients; figures and its log."""
     import httpx
 
     from progress import open_store
 
-    db = f"sqlite:///{workdir / 'progress.db'}"
-    proc, url = start_server(workdir, db, args.concurrency, args.phase_seconds)
-    try:
-        sheet = workdir / "bench.csv"
-        with sheet.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["Company", "Website"])
-            writer.writerows([(f"Company {i}", f"https://c{i}.test") for i in range(args.rows)])
-        answer = httpx.post(f"{url}/api/batches", json={"sheet": str(sheet)}, timeout=30)
-        answer.raise_for_status()
-        batch_id = answer.json()["batch_id"]
-        total = args.rows * (2 + 3 * len(PHASES))
+    url = served.url
+    pid = served.proc.pid
+    errors_before = len(served.errors())
+    sheet = workdir / f"bench-{clients}.csv"
+    with sheet.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Company", "Website"])
+        writer.writerows([(f"Company {i}", f"https://c{i}.test") for i in range(args.rows)])
+    rss_start = rss_mb(pid)
+    answer = httpx.post(f"{url}/api/batches", json={"sheet": str(sheet)}, timeout=60)
+    answer.raise_for_status()
+    batch_id = answer.json()["batch_id"]
+    total = args.rows * (2 + 3 * len(PHASES))
 
-        def event_time(message: Message) -> tuple[int, float] | None:
-            event_id, kind, data = message
-            if kind == "ping" or not event_id:
-                return None
-            match = _TIME.search(data)
-            assert match is not None, data
-            return int(event_id), parse_time(match.group(1))
+    def event_time(message: Message) -> tuple[int, float] | None:
+        event_id, kind, data = message
+        if kind == "ping" or not event_id:
+            return None
+        match = _TIME.search(data)
+        assert match is not None, data
+        return int(event_id), parse_time(match.group(1))
 
-        records = asyncio.run(
-            run_clients(
-                f"{url}/events/batches/{batch_id}",
-                args.clients,
-                args.gap,
-                resume=lambda c: {} if c is None else {"Last-Event-ID": str(c)},
-                event_time=event_time,
-                reconnect_when=lambda rs: args.gap >= 0 and len(rs[0].order) >= total // 2,
-                timeout=args.timeout,
-            )
+    peak = [rss_start]
+
+    async def run() -> tuple[list[Client], list[float]]:
+        stop = asyncio.Event()
+        probes = asyncio.create_task(probe_healthz(url, stop))
+
+        async def sample_rss() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_mb(pid))
+                await asyncio.sleep(0.2)
+
+        sampler = asyncio.create_task(sample_rss())
+        records = await run_clients(
+            f"{url}/events/batches/{batch_id}",
+            clients,
+            args.gap,
+            resume=lambda c: {} if c is None else {"Last-Event-ID": str(c)},
+            event_time=event_time,
+            reconnect_when=lambda rs: args.gap >= 0 and len(rs[0].order) >= total // 2,
+            timeout=args.timeout,
+            keep_alive=args.keep_alive,
+            after_end=f"/api/batches/{batch_id}",
         )
-        store = open_store(db)
-        try:
-            log = store.events_after(0, batch_id=batch_id, limit=1_000_000)
-        finally:
-            store.close()
+        stop.set()
+        await sampler
+        return records, await probes
 
-        def expected(r: Client) -> list[int]:
-            first = r.first_cursor or 0
-            return [e["id"] for e in log if e["id"] > first]
-
-        figures = summarise(records, expected)
-        figures["events_in_batch"] = len(log)
-        figures["server_cpu_s"] = round(process_cpu(proc.pid), 2)
-        figures["client_cpu_s"] = round(time.process_time(), 2)
-        return figures, log
+    records, health = asyncio.run(run())
+    time.sleep(3.0)  # the clients have left: what does the server give back?
+    rss_after = rss_mb(pid)
+    store = open_store(db)
+    try:
+        log = store.events_after(0, batch_id=batch_id, limit=1_000_000)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        store.close()
+
+    def expected(r: Client) -> list[int]:
+        first = r.first_cursor or 0
+        return [e["id"] for e in log if e["id"] > first]
+
+    figures = summarise(records, expected)
+    answered = [h for h in health if h != float("inf")]
+    figures.update(
+        {
+            "clients": clients,
+            "events_in_batch": len(log),
+            "server_alive": served.proc.poll() is None,
+            "server_errors": len(served.errors()) - errors_before,
+            "server_error_samples": served.errors()[errors_before:][:3],
+            "healthz_probes": len(health),
+            "healthz_failed": len(health) - len(answered),
+            "healthz_p99_ms": round(percentile(answered, 99), 1) if answered else None,
+            "healthz_max_ms": round(max(answered), 1) if answered else None,
+            "rss_mb_start": rss_start,
+            "rss_mb_peak": peak[0],
+            "rss_mb_after": rss_after,
+            "server_cpu_s": round(process_cpu(pid), 2),
+        }
+    )
+    return figures, log
+
+
+def point_ok(figures: dict[str, Any]) -> bool:
+    """The point's targets (see the module docstring); RSS "after" is compared with the
+    RSS just before the point's batch (bounded caches fill with the first batch)."""
+    n = figures["clients"]
+    p99_target = 100 if n <= 200 else 300
+    return bool(
+        figures["server_alive"]
+        and figures["server_errors"] == 0
+        and figures["events_lost"] == 0
+        and figures["duplicates"] == 0
+        and figures["clients_ended"] == n
+        and figures["p99_ms"] <= p99_target
+        and (n < 1000 or figures["rss_mb_peak"] <= 400)
+        and figures["rss_mb_after"] <= 1.2 * figures["rss_mb_start"]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--clients", default="200", help="a count, or a sweep: 200,500,1000")
+    parser.add_argument("--keep-alive", action="store_true", help="clients speak as browsers")
     parser.add_argument("--rows", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--phase-seconds", type=float, default=0.15)
@@ -390,33 +623,48 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
+    counts = [int(c) for c in str(args.clients).split(",") if c.strip()]
+    raise_nofile()
+    points: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sse-bench-") as tmp:
-        ours, log = bench_sheetbatch(args, Path(tmp))
+        workdir = Path(tmp)
+        db = f"sqlite:///{workdir / 'progress.db'}"
+        served = start_server(workdir, db, args.concurrency, args.phase_seconds)
+        try:
+            time.sleep(1.0)
+            rss_fresh = rss_mb(served.proc.pid)
+            first_log: list[dict[str, Any]] = []
+            for n in counts:
+                figures, log = bench_point(args, served, workdir, db, n)
+                figures["ok"] = point_ok(figures)
+                points.append(figures)
+                first_log = first_log or log
+                if not figures["server_alive"]:
+                    break
+        finally:
+            served.proc.terminate()
+            served.proc.wait(60)
     result: dict[str, Any] = {
         "bench": "sse_latency",
-        "clients": args.clients,
+        "keep_alive": args.keep_alive,
         "rows": args.rows,
         "concurrency": args.concurrency,
         "reconnect_gap_s": args.gap,
-        "target_p99_ms": 100,
-        "sheetbatch": ours,
+        "server_rss_mb_fresh": rss_fresh,
+        "targets": {"p99_ms_200": 100, "p99_ms_1000": 300, "rss_mb_1000": 400},
+        "sheetbatch": points if len(points) > 1 else points[0],
     }
     if not args.no_baseline:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from flask_sse_baseline import bench_flask_sse
 
         result["flask_sse_redis"] = bench_flask_sse(
-            trace=[(parse_time(e["time"]), e["type"]) for e in log],
-            clients=args.clients,
+            trace=[(parse_time(e["time"]), e["type"]) for e in first_log],
+            clients=counts[0],
             gap=args.gap,
             timeout=args.timeout,
         )
-    result["ok"] = bool(
-        ours["p99_ms"] <= 100
-        and ours["events_lost"] == 0
-        and ours["duplicates"] == 0
-        and ours["clients_ended"] == args.clients
-    )
+    result["ok"] = all(p["ok"] for p in points) and len(points) == len(counts)
     print(json.dumps(result, sort_keys=True))
 
 

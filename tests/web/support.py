@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -84,11 +85,19 @@ def start_server(
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
+    open_files: int | None = None,
 ) -> Server:
     """Start `sheetbatch serve --port 0` in `workdir` and wait until it listens.
 
     Local sheets are allowed from `workdir/sheets` (`--sheet-dir`), the server's only one.
+    `open_files` starts it with that soft RLIMIT_NOFILE (as `ulimit -n` would).
     """
+
+    def limit() -> None:
+        if open_files is not None:
+            _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
     workdir.mkdir(parents=True, exist_ok=True)
     sheets = workdir / "sheets"
     sheets.mkdir(exist_ok=True)
@@ -99,6 +108,7 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=limit if open_files is not None else None,
     )
     lines: list[str] = []
     found = threading.Event()

@@ -8,12 +8,13 @@ the store closed.
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, current_app, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
@@ -22,7 +23,7 @@ from progress.errors import StoreUnavailable
 from sheetbatch.config import Settings, load_settings
 from sheetbatch.web.auth import Guard
 from sheetbatch.web.context import EXTENSION, WebContext, web_context
-from sheetbatch.web.errors import ApiError, TooManyRequests
+from sheetbatch.web.errors import ApiError, TooLarge, TooManyRequests
 from sheetbatch.web.metrics import Metrics
 from sheetbatch.web.ratelimit import FailureLimiter
 from sheetbatch.web.runner import BatchRunner
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["close_app", "create_app", "shutdown_app", "web_context"]
 
 _JSON_PREFIXES = ("/api/", "/events/", "/healthz", "/metrics")
+FEED_POLL = 0.02  # seconds between the log feed's reads of the head written by workers
 
 
 def create_app(
@@ -51,7 +53,9 @@ def create_app(
     """
     settings = config if config is not None else load_settings()
     owns_store = store is None
-    the_store = store if store is not None else open_store(settings.db)
+    # Batches commit in worker processes: the feed learns of their events by polling the
+    # log head, so poll often (one indexed one-row read each time).
+    the_store = store if store is not None else open_store(settings.db, poll_interval=FEED_POLL)
     sessions = (
         SessionStore(the_store, settings.api_token, hours=settings.session_hours)
         if settings.api_token
@@ -104,6 +108,7 @@ def create_app(
             target = urlsplit(moved.new_url)
             return redirect(target.path + (f"?{target.query}" if target.query else ""), moved.code)
         context.guard.check(request)
+        _bound_chunked_body()
         return None
 
     @app.after_request
@@ -156,6 +161,25 @@ def create_app(
         return jsonify(body), 500
 
     return app
+
+
+def _bound_chunked_body() -> None:
+    """A chunked body (no Content-Length) over MAX_CONTENT_LENGTH is a 413, as a sized one is.
+
+    Werkzeug only cuts such a stream at the limit, and the truncated text then fails as
+    "bad JSON"; so the body is read here, up to one byte past the limit, before any view
+    reads it.
+    """
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH") or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", ""):
+        return
+    limit = int(current_app.config["MAX_CONTENT_LENGTH"])
+    data = environ["wsgi.input"].read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"the request body is larger than {limit} bytes", field="body")
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def shutdown_app(app: Flask, *, timeout: float = 25.0) -> bool:

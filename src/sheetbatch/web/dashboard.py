@@ -39,7 +39,7 @@ def safe_next(target: str | None) -> str:
     home = url_for("dashboard.index")
     if not target or len(target) > 2000:
         return home
-    if any(ord(c) < 0x21 or ord(c) == 0x7F or c == "\\" for c in target):
+    if target.startswith("//") or any(ord(c) < 0x21 or ord(c) == 0x7F or c == "\\" for c in target):
         return home
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not parts.path.startswith("/"):
