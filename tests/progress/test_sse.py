@@ -322,3 +322,27 @@ def test_a_cursor_from_the_future_gets_a_snapshot(store: Store) -> None:
     plan = plan_stream(store, Scope(batch_id=batch_id), store.last_event_id() + 100)
     assert plan.snapshot is not None and plan.cursor is None
     assert len(plan.snapshot.state["jobs"]) == 2
+
+
+# --------------------------------------------------------------------------- bounded snapshots
+def test_a_batch_snapshot_is_bounded_and_says_where_the_rest_is(store: Store) -> None:
+    batch_id, ids = new_batch(store, 7)
+    snap = read_snapshot(store, Scope(batch_id=batch_id), rows=3)
+    assert [j["job_id"] for j in snap.state["jobs"]] == ids[:3]
+    assert snap.state["batch"]["total"] == 7
+    assert snap.state["jobs_next_cursor"] == f"{batch_id}.{snap.state['jobs'][-1]['row']}"
+    # The rest, paged from that cursor, is exactly what the snapshot left out.
+    b, _, r = snap.state["jobs_next_cursor"].rpartition(".")
+    rest = store.jobs(batch_id=batch_id, after_row=(b, int(r)))
+    assert [j["job_id"] for j in rest] == ids[3:]
+    whole = read_snapshot(store, Scope(batch_id=batch_id), rows=7)
+    assert whole.state["jobs_next_cursor"] is None and len(whole.state["jobs"]) == 7
+
+
+def test_the_snapshot_text_is_formatted_once(store: Store) -> None:
+    batch_id, _ = new_batch(store, 2)
+    snap = read_snapshot(store, Scope(batch_id=batch_id))
+    assert snap.text is snap.text
+    [message] = parse(snap.text)
+    assert message["event"] == "snapshot" and message["id"] == str(snap.cursor)
+    assert message["data"]["cursor"] == snap.cursor

@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from progress import Store
@@ -96,9 +97,17 @@ class SnapshotCache:
     read instead of 200.
     """
 
-    def __init__(self, store: Store, *, max_age: float = 1.0, size: int = 256) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_age: float = 1.0,
+        size: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.max_age = max_age
+        self.clock = clock
         self.size = size
         self.builds = 0
         self._lock = threading.Lock()
@@ -106,7 +115,7 @@ class SnapshotCache:
 
     def __call__(self, store: Store, scope: Scope) -> Snapshot:
         """The scope's snapshot (the `plan_stream` hook); raises UnknownJob/UnknownBatch."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             entry = self._entries.get(scope)
             if entry is None or (entry.done.is_set() and now - entry.started > self.max_age):

@@ -1,0 +1,73 @@
+"""The stream hub's parts: shared snapshots and streams of a signed-out session."""
+
+from __future__ import annotations
+
+import threading
+
+from progress import Store
+from progress.sse import Scope, event_stream, plan_stream
+from progress.store import NewJob
+from sheetbatch.web.streams import SnapshotCache, StreamHub
+
+
+def _batch(store: Store, n: int) -> str:
+    jobs = [NewJob(row=i + 2, inputs={"Company": f"c{i}"}, label=f"c{i}") for i in range(n)]
+    return store.create_batch(sheet="s.csv", pipeline="t", phases=["a"], jobs=jobs)
+
+
+def test_streams_starting_together_share_one_snapshot_read(store: Store) -> None:
+    batch_id = _batch(store, 300)
+    now = [0.0]
+    cache = SnapshotCache(store, max_age=1.0, clock=lambda: now[0])
+    scope = Scope(batch_id=batch_id)
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache(store, scope))) for _ in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert cache.builds == 1 and len({id(s) for s in results}) == 1
+    assert len(results[0].state["jobs"]) == 200  # bounded, whatever the batch's size
+    now[0] = 5.0  # later arrivals get a fresh one
+    later = cache(store, scope)
+    assert cache.builds == 2 and later is not results[0]
+
+
+def test_a_shared_snapshot_still_gives_each_stream_every_later_event(store: Store) -> None:
+    batch_id = _batch(store, 2)
+    cache = SnapshotCache(store)
+    scope = Scope(batch_id=batch_id)
+    first = plan_stream(store, scope, None, snapshot=cache)
+    job = store.claim_next(batch_id, "w", 30)
+    assert job is not None
+    second = plan_stream(store, scope, None, snapshot=cache)  # within max_age: the same one
+    assert second.snapshot is first.snapshot
+
+    class Once:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def head(self) -> int:
+            return store.last_event_id()
+
+        def wait(self, after: int, timeout: float) -> int | None:
+            self.calls += 1
+            return None if self.calls > 1 else store.last_event_id()
+
+    text = "".join(event_stream(store, second, Once(), ping_interval=60))
+    assert "event: job_started" in text  # committed after the snapshot's cursor: replayed
+
+
+def test_signing_out_ends_the_sessions_streams_only(store: Store) -> None:
+    hub = StreamHub(store)
+    mine = hub.subscribe(session="k1")
+    other = hub.subscribe(session="k2")
+    bearer = hub.subscribe()
+    assert hub.end_session("k1") == 1
+    assert mine.wait(10**9, 0.01) is None  # told to stop
+    assert other.gone is False and bearer.gone is False
+    for sub in (mine, other, bearer):
+        sub.close()
+    hub.close()
