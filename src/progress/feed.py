@@ -89,7 +89,9 @@ class LogFeed:
             if not self._buffer or self._head < 0:
                 return None
             first = self._buffer[0]["id"]
-            if after < first - 1:
+            if after < first - 1 or self._buffer[-1]["id"] < self._head:
+                # It does not reach back that far, or (the feed tracked only the head while
+                # nobody followed) not up to the head: the database answers instead.
                 return None
             out: list[Event] = []
             # Ids in the buffer are contiguous in log order; skip to the cursor quickly.
@@ -99,6 +101,13 @@ class LogFeed:
                 if len(out) >= limit:
                     break
             return out
+
+    def trim(self) -> None:
+        """Forget the buffered events (nobody follows now; readers fall back to the database
+        until the buffer refills)."""
+        with self._cond:
+            self._buffer.clear()
+            self._last_follow = float("-inf")
 
     def close(self) -> None:
         """Stop the feed thread and wake every subscriber."""

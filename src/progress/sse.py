@@ -311,13 +311,15 @@ def event_stream(
     clock: Callable[[], float] = time.monotonic,
     on_sent: Callable[[int], None] | None = None,
     formatter: Callable[[Mapping[str, Any]], str] = format_log_event,
+    steps: StepCache | None = None,
 ) -> Iterator[str]:
     """The SSE text of one stream, chunk by chunk, until it ends or the waiter says stop.
 
     `plan` carries either the client's cursor (and whether the scope was already finished
     at it) or a snapshot; the caller reads those before answering, so unknown ids become a
     404 rather than a broken stream. `on_sent(n)` counts the log events written;
-    `formatter` may share formatted events between streams (`EventFormatter`).
+    `formatter` may share formatted events between streams (`EventFormatter`), and `steps`
+    whole chunks between streams at the same position (`StepCache`).
     """
     scope = plan.scope
     filters: dict[str, Any] = {"batch_id": scope.batch_id, "job_id": scope.job_id}
@@ -345,26 +347,11 @@ def event_stream(
 
     next_ping = clock() + ping_interval
     replaying = True
-    while True:
-        if replaying:
-            # Everything up to `known` is committed before the read below starts, so the
-            # read sees it all; then `scan` may safely jump to `known`. `follow` serves
-            # from the feed's memory when it reaches back to `scan` (a reconnect storm
-            # then costs no database read per client) and from `events_after` otherwise.
-            known = waiter.head()
-            events = reader.follow(scan, limit=page, **filters)
-        else:
-            remaining = max(0.0, next_ping - clock())
-            known_or_stop = waiter.wait(scan, remaining)
-            if known_or_stop is None:
-                return
-            known = known_or_stop
-            if known <= scan:
-                if clock() >= next_ping:
-                    yield with_retry(format_ping(scan))
-                    next_ping = clock() + ping_interval
-                continue
-            events = reader.follow(scan, limit=page, **filters)
+
+    def step(scan: int, known: int) -> Step:
+        # What the stream sends from `scan` once the log is known up to `known`: the same
+        # for every stream of this scope at this position, so it may be shared (`steps`).
+        events = reader.follow(scan, limit=page, **filters)
         chunk: list[str] = []
         ended = False
         for event in events:
@@ -376,16 +363,77 @@ def event_stream(
                 chunk.append(format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind}))
                 ended = True
                 break
-        if not ended and len(events) < page:
+        caught_up = not ended and len(events) < page
+        if caught_up:
             scan = max(scan, known)
+        return Step("".join(chunk), len(chunk) - (1 if ended else 0), scan, ended, caught_up)
+
+    while True:
+        if replaying:
+            # Everything up to `known` is committed before the read below starts, so the
+            # read sees it all; then `scan` may safely jump to `known`. `follow` serves
+            # from the feed's memory when it reaches back to `scan` (a reconnect storm
+            # then costs no database read per client) and from `events_after` otherwise.
+            known = waiter.head()
+        else:
+            remaining = max(0.0, next_ping - clock())
+            known_or_stop = waiter.wait(scan, remaining)
+            if known_or_stop is None:
+                return
+            known = known_or_stop
+            if known <= scan:
+                if clock() >= next_ping:
+                    yield with_retry(format_ping(scan))
+                    next_ping = clock() + ping_interval
+                continue
+        result = steps.get(scope, scan, known, step) if steps is not None else step(scan, known)
+        scan = result.scan
+        if result.caught_up:
             replaying = False
-        if chunk:
+        if result.text:
             if on_sent is not None:
-                on_sent(len(chunk) - (1 if ended else 0))
+                on_sent(result.sent)
             next_ping = clock() + ping_interval
-            yield with_retry("".join(chunk))
-        if ended:
+            yield with_retry(result.text)
+        if result.ended:
             return
+
+
+@dataclass(frozen=True)
+class Step:
+    """One move of a stream: the text to send, log events in it, the new position, whether
+    the stream ended, and whether it caught up with the known log."""
+
+    text: str
+    sent: int
+    scan: int
+    ended: bool
+    caught_up: bool
+
+
+class StepCache:
+    """Shares `Step`s between the streams of one scope at the same position (bounded).
+
+    Hundreds of dashboards following one batch wake at the same moment at the same cursor:
+    one of them reads and formats the new events, the others send the same text.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._steps: dict[tuple[Scope, int, int], Step] = {}
+        self._lock = threading.Lock()
+
+    def get(self, scope: Scope, scan: int, known: int, make: Callable[[int, int], Step]) -> Step:
+        """The step of `scope` from `scan` with the log known up to `known`."""
+        key = (scope, scan, known)
+        found = self._steps.get(key)
+        if found is None:
+            found = make(scan, known)
+            with self._lock:
+                self._steps[key] = found
+                while len(self._steps) > self._size:
+                    self._steps.pop(next(iter(self._steps)))
+        return found
 
 
 def plan_stream(
@@ -394,6 +442,8 @@ def plan_stream(
     cursor: int | None,
     *,
     snapshot: Callable[[Store, Scope], Snapshot] = read_snapshot,
+    head: int = -1,
+    finished: Callable[[Store, Scope, int], bool] = already_finished,
 ) -> StreamPlan:
     """Check the scope exists and read what the stream starts from (snapshot or cursor).
 
@@ -401,9 +451,9 @@ def plan_stream(
     client of a database since replaced) cannot be resumed: such a stream starts from a
     snapshot instead, so the client is told the whole state again. `snapshot` reads it
     (`read_snapshot`, or a cache that shares one between streams starting together).
+    `head`, when known (>= 0), is a log head already read (the feed's), saving a read
+    for a cursor at or below it; `finished` answers `already_finished`.
     """
-    if cursor is None or cursor > store.last_event_id():
+    if cursor is None or (cursor > head and cursor > store.last_event_id()):
         return StreamPlan(scope, snapshot=snapshot(store, scope))
-    return StreamPlan(
-        scope, cursor=cursor, finished_at_cursor=already_finished(store, scope, cursor)
-    )
+    return StreamPlan(scope, cursor=cursor, finished_at_cursor=finished(store, scope, cursor))

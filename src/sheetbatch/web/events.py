@@ -15,10 +15,19 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, request
 
 from progress.errors import StoreUnavailable, UnknownBatch, UnknownJob
-from progress.sse import SSE_HEADERS, Scope, StreamPlan, event_stream, parse_cursor, plan_stream
+from progress.sse import (
+    SSE_HEADERS,
+    Scope,
+    StreamPlan,
+    already_finished,
+    event_stream,
+    parse_cursor,
+    plan_stream,
+)
 from sheetbatch.web.api import valid_id
 from sheetbatch.web.context import SOCKET_KEY, WebContext, web_context
 from sheetbatch.web.errors import BadRequest, NotFound, Unavailable
+from sheetbatch.web.offload import offload
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +51,11 @@ def request_cursor() -> int | None:
 
 def _body(
     context: WebContext, plan: StreamPlan, sock: socket.socket | None, session: str | None
-) -> Iterator[str]:
+) -> Iterator[bytes]:
     sub = context.hub.subscribe(sock, session=session)
+    encoded = context.hub.encoded
     try:
-        yield from event_stream(
+        for text in event_stream(
             context.store,
             plan,
             sub,
@@ -53,7 +63,9 @@ def _body(
             retry_ms=context.retry_ms,
             on_sent=context.metrics.events_sent,
             formatter=context.hub.formatter,
-        )
+            steps=context.hub.steps,
+        ):
+            yield encoded(text)
     finally:
         sub.close()
 
@@ -64,7 +76,15 @@ def _stream(scope: Scope) -> Response:
         raise Unavailable("the server is shutting down")
     cursor = request_cursor()
     try:
-        plan = plan_stream(context.store, scope, cursor, snapshot=context.hub.snapshots)
+        plan = plan_stream(
+            context.store,
+            scope,
+            cursor,
+            snapshot=context.hub.snapshots,
+            head=context.hub.head,
+            # One small read, but a reconnect storm makes a thousand of them at once.
+            finished=lambda store, sc, at: offload(already_finished, store, sc, at),
+        )
     except UnknownJob as exc:
         raise NotFound(str(exc), field="job_id") from exc
     except UnknownBatch as exc:

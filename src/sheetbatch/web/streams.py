@@ -19,7 +19,9 @@ it sat in `recv(MSG_PEEK)`: the kill landed later, after pywsgi had reused or cl
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import gc
 import logging
 import socket
 import sys
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from progress import Store
-from progress.sse import EventFormatter, Scope, Snapshot, read_snapshot
+from progress.sse import EventFormatter, Scope, Snapshot, StepCache, read_snapshot
 from sheetbatch.web.offload import offload
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,30 @@ class Subscription:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.stop()
+
+
+class Encoded:
+    """Text chunks as UTF-8 bytes, encoded once for every stream that sends the same chunk.
+
+    Streams at the same position send the very same `str` object (`StepCache`); its bytes
+    are kept by identity (with the text, so the id cannot be reused), a few thousand at most.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._bytes: dict[int, tuple[str, bytes]] = {}
+
+    def __call__(self, text: str) -> bytes:
+        key = id(text)
+        found = self._bytes.get(key)
+        if found is not None and found[0] is text:
+            return found[1]
+        data = text.encode("utf-8")
+        if len(text) > 64:  # short ones (pings) are not worth keeping
+            self._bytes[key] = (text, data)
+            while len(self._bytes) > self._size:
+                self._bytes.pop(next(iter(self._bytes)))
+        return data
 
 
 class SnapshotCache:
@@ -171,6 +197,10 @@ class StreamHub:
         self._thread: threading.Thread | None = None
         self.opened_total = 0
         self.snapshots = SnapshotCache(store)
+        self.steps = StepCache()
+        self.encoded = Encoded()
+        self._idle_since: float | None = None
+        self._trim_pending = False
 
     @property
     def open_streams(self) -> int:
@@ -208,6 +238,40 @@ class StreamHub:
     def _remove(self, sub: Subscription) -> None:
         with self._lock:
             self._subs.discard(sub)
+            idle = not self._subs
+        if idle and not self.closed:
+            self._idle_since = time.monotonic()
+            if not self._trim_pending:
+                self._trim_pending = True
+                threading.Thread(target=self._trim_later, daemon=True).start()
+
+    def _trim_later(self) -> None:
+        time.sleep(1.1)
+        self._trim_pending = False
+        self._trim_if_idle()
+
+    def _trim_if_idle(self) -> None:
+        """With no stream open for a moment, give the memory of the shared caches back.
+
+        A crowd of dashboards fills them (snapshots, chunks, encoded texts, the feed's
+        buffer); once it has gone they only hold memory. glibc keeps freed memory in its
+        arenas unless asked (`malloc_trim`).
+        """
+        if self._idle_since is None or time.monotonic() - self._idle_since < 1.0:
+            return
+        with self._lock:
+            if self._subs:
+                self._idle_since = None
+                return
+        self._idle_since = None
+        self.snapshots = SnapshotCache(self.store)
+        self.steps = StepCache()
+        self.encoded = Encoded()
+        self.formatter = EventFormatter()
+        self.store.feed.trim()
+        gc.collect()
+        released = release_memory()
+        log.info("no stream open: shared caches dropped (memory returned: %s)", released)
 
     def close(self) -> None:
         """End every stream now (server shutdown); the hub thread stops."""
@@ -310,3 +374,12 @@ class DisconnectWatch:
         if watcher is not None:
             watcher.stop()
             watcher.close()
+
+
+def release_memory() -> bool:
+    """Ask glibc to return freed heap memory to the system; whether it could be asked."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.malloc_trim(0))
