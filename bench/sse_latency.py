@@ -39,15 +39,17 @@ import argparse
 import asyncio
 import csv
 import json
+import math
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -539,36 +541,47 @@ def bench_point(
         return int(event_id), parse_time(match.group(1))
 
     peak = [rss_start]
+    stop = threading.Event()
 
-    async def run() -> tuple[list[Client], list[float]]:
-        stop = asyncio.Event()
-        probes = asyncio.create_task(probe_healthz(url, stop))
+    def sample_rss() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_mb(pid))
+            time.sleep(0.2)
 
-        async def sample_rss() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], rss_mb(pid))
-                await asyncio.sleep(0.2)
-
-        sampler = asyncio.create_task(sample_rss())
-        records = await run_clients(
-            f"{url}/events/batches/{batch_id}",
-            clients,
-            args.gap,
-            resume=lambda c: {} if c is None else {"Last-Event-ID": str(c)},
-            event_time=event_time,
-            reconnect_when=lambda rs: args.gap >= 0 and len(rs[0].order) >= total // 2,
-            timeout=args.timeout,
-            keep_alive=args.keep_alive,
-            after_end=f"/api/batches/{batch_id}",
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    sampler.start()
+    # The clients run in processes of their own (250 each) and the /healthz probe in yet
+    # another: one asyncio loop busy with 1,000 streams would lag and blame the server.
+    procs = max(1, min(os.cpu_count() or 1, math.ceil(clients / 250)))
+    me = [sys.executable, str(Path(__file__).resolve())]
+    probe = subprocess.Popen(
+        [*me, "--probe", url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    spec = {
+        "url": f"{url}/events/batches/{batch_id}",
+        "gap": args.gap,
+        "total": total,
+        "timeout": args.timeout,
+        "keep_alive": args.keep_alive,
+        "after_end": f"/api/batches/{batch_id}",
+    }
+    workers = []
+    for i in range(procs):
+        share = clients // procs + (1 if i < clients % procs else 0)
+        workers.append(
+            subprocess.Popen(
+                [*me, "--client-worker", json.dumps({**spec, "n": share})],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
         )
-        stop.set()
-        await sampler
-        return records, await probes
-
-    cpu_before, wall_before = time.process_time(), time.monotonic()
-    records, health = asyncio.run(run())
-    client_cpu = time.process_time() - cpu_before
+    cpu_before, wall_before = _children_cpu(), time.monotonic()
+    records = [_client_from(r) for w in workers for r in json.loads(w.communicate()[0])]
     client_wall = time.monotonic() - wall_before
+    health = [float(v) for v in json.loads(probe.communicate("")[0])]  # EOF: stop probing
+    stop.set()
+    sampler.join()
+    client_cpu = (_children_cpu() - cpu_before) / procs
     time.sleep(3.0)  # the clients have left: what does the server give back?
     rss_after = rss_mb(pid)
     store = open_store(db)
@@ -582,7 +595,7 @@ def bench_point(
         return [e["id"] for e in log if e["id"] > first]
 
     figures = summarise(records, expected)
-    answered = [h for h in health if h != float("inf")]
+    answered = [h for h in health if h < 1e9]
     figures.update(
         {
             "clients": clients,
@@ -598,12 +611,86 @@ def bench_point(
             "rss_mb_peak": peak[0],
             "rss_mb_after": rss_after,
             "server_cpu_s": round(process_cpu(pid) - cpu_start, 2),
-            # The clients share one Python process: near 100 % of a core, they (not the
-            # server) may set the latency measured.
+            # CPU share of a core per client process: near 1, they (not the server) may set
+            # the latency measured.
+            "client_procs": procs,
             "client_cpu_share": round(client_cpu / client_wall, 2),
         }
     )
     return figures, log
+
+
+def _client_from(data: dict[str, Any]) -> Client:
+    """A client's record back from a client process's JSON (keys were strings there)."""
+    return Client(
+        received={int(k): v for k, v in data["received"].items()},
+        sent_at={int(k): v for k, v in data["sent_at"].items()},
+        order=list(data["order"]),
+        first_cursor=data["first_cursor"],
+        gap=tuple(data["gap"]) if data["gap"] else None,
+        replayed=set(data["replayed"]),
+        ended=data["ended"],
+        error=data["error"],
+        retries=data["retries"],
+    )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def client_worker(spec: dict[str, Any]) -> None:
+    """A client process: `spec["n"]` clients; prints their records as JSON."""
+
+    def event_time(message: Message) -> tuple[int, float] | None:
+        event_id, kind, data = message
+        if kind == "ping" or not event_id:
+            return None
+        match = _TIME.search(data)
+        assert match is not None, data
+        return int(event_id), parse_time(match.group(1))
+
+    records = asyncio.run(
+        run_clients(
+            spec["url"],
+            spec["n"],
+            spec["gap"],
+            resume=lambda c: {} if c is None else {"Last-Event-ID": str(c)},
+            event_time=event_time,
+            reconnect_when=lambda rs: spec["gap"] >= 0 and len(rs[0].order) >= spec["total"] // 2,
+            timeout=spec["timeout"],
+            keep_alive=spec["keep_alive"],
+            after_end=spec["after_end"],
+        )
+    )
+    out = []
+    for r in records:
+        d = asdict(r)
+        d["replayed"] = sorted(r.replayed)
+        out.append(d)
+    print(json.dumps(out))
+
+
+def probe_worker(url: str) -> None:
+    """The /healthz probe process: probes until its stdin closes; prints the latencies."""
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    async def run() -> list[float]:
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            done.set()
+
+        watcher = asyncio.create_task(watch())
+        values = await probe_healthz(url, done)
+        await watcher
+        return values
+
+    print(json.dumps([v if v != float("inf") else 1e9 for v in asyncio.run(run())]))
 
 
 def point_ok(figures: dict[str, Any]) -> bool:
@@ -638,7 +725,16 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--client-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client_worker:
+        raise_nofile()
+        client_worker(json.loads(args.client_worker))
+        return
+    if args.probe:
+        probe_worker(args.probe)
+        return
     counts = [int(c) for c in str(args.clients).split(",") if c.strip()]
     raise_nofile()
     points: list[dict[str, Any]] = []

@@ -267,3 +267,32 @@ def test_start_retry_and_cancel_from_the_page(
     wait_finished(page, "cancelled")
     assert ui_store.batch(long_id)["status"] == "cancelled"
     assert_page_matches_store(page, ui_store, long_id)
+
+
+def test_a_large_batch_pages_its_rows_in_while_running_and_long_cells_stay_in_place(
+    page: Any, proxy: Proxy, ui_server: Server, ui_store: Store, sheets: Path
+) -> None:
+    rows = [(f"Co {i}", f"https://ok{i}.test") for i in range(1, 1500)]
+    rows.insert(7, ("\u202e" + "Very long company name " * 200, "https://long.test"))
+    with ui_server.client() as client:
+        batch_id = start_batch(client, write_sheet(sheets / "large.csv", rows), pipeline="noop")
+    # Opened while it runs: the stream's snapshot holds 200 rows, the rest page in over
+    # REST while events keep arriving; every row must end exactly as the store says.
+    page.goto(f"{proxy.url}/batches/{batch_id}?watchdog={WATCHDOG}")
+    wait_finished(page)
+    page.wait_for_selector("#rows-loading", state="hidden")
+    assert_page_matches_store(page, ui_store, batch_id)
+    assert page.inner_text("#overall .text") == "100% (1500/1500)"
+    layout = page.evaluate(
+        """() => {
+            const cell = document.querySelector('#jobs tbody tr:nth-child(8) td:nth-child(2)');
+            return {table: document.querySelector('#jobs').scrollWidth,
+                    page: document.documentElement.clientWidth,
+                    clipped: cell.scrollWidth > cell.clientWidth,
+                    title: cell.title.length};
+        }"""
+    )
+    assert layout["table"] <= layout["page"] and layout["clipped"], layout
+    assert layout["title"] > 2000  # the whole text is one hover away
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-large.png"))

@@ -7,7 +7,7 @@ import threading
 from progress import Store
 from progress.sse import Scope, event_stream, plan_stream
 from progress.store import NewJob
-from sheetbatch.web.streams import SnapshotCache, StreamHub
+from sheetbatch.web.streams import FinishedCache, SnapshotCache, StreamHub
 
 
 def _batch(store: Store, n: int) -> str:
@@ -71,3 +71,21 @@ def test_signing_out_ends_the_sessions_streams_only(store: Store) -> None:
     for sub in (mine, other, bearer):
         sub.close()
     hub.close()
+
+
+def test_a_reconnect_storm_asks_the_store_once_whether_the_batch_finished(store: Store) -> None:
+    batch_id = _batch(store, 1)
+    now = [0.0]
+    finished = FinishedCache(clock=lambda: now[0])
+    scope = Scope(batch_id=batch_id)
+    head = store.last_event_id()
+    assert [finished(store, scope, head) for _ in range(1000)] == [False] * 1000
+    assert finished.reads == 1
+    job = store.claim_next(batch_id, "w", 30)
+    assert job is not None
+    store.succeed_job(job["job_id"], {}, owner="w")  # the batch finishes after that read
+    end = store.last_event_id()
+    # A cursor past what the shared read saw is read again, so its `end` is not missed.
+    assert finished(store, scope, end) is True and finished.reads == 2
+    assert finished(store, scope, head) is False  # finished after that cursor: replayed
+    assert finished.reads == 2

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from flask import Request, g
 
 from sheetbatch.web.errors import Forbidden, TooManyRequests, Unauthorized
+from sheetbatch.web.offload import offload
 from sheetbatch.web.ratelimit import FailureLimiter
 from sheetbatch.web.sessions import Session, SessionStore
 
@@ -208,7 +209,7 @@ class Guard:
                     field="token",
                 )
             return None
-        return self.sessions.create(self.client(request))
+        return offload(self.sessions.create, self.client(request))
 
     def csrf_token(self, request: Request) -> str:
         """The session's CSRF token (empty without a session)."""

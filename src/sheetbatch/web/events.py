@@ -19,7 +19,6 @@ from progress.sse import (
     SSE_HEADERS,
     Scope,
     StreamPlan,
-    already_finished,
     event_stream,
     parse_cursor,
     plan_stream,
@@ -27,7 +26,6 @@ from progress.sse import (
 from sheetbatch.web.api import valid_id
 from sheetbatch.web.context import SOCKET_KEY, WebContext, web_context
 from sheetbatch.web.errors import BadRequest, NotFound, Unavailable
-from sheetbatch.web.offload import offload
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +80,7 @@ def _stream(scope: Scope) -> Response:
             cursor,
             snapshot=context.hub.snapshots,
             head=context.hub.head,
-            # One small read, but a reconnect storm makes a thousand of them at once.
-            finished=lambda store, sc, at: offload(already_finished, store, sc, at),
+            finished=context.hub.finished,
         )
     except UnknownJob as exc:
         raise NotFound(str(exc), field="job_id") from exc

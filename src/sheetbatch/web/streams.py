@@ -172,6 +172,49 @@ class SnapshotCache:
         return entry.snapshot
 
 
+class FinishedCache:
+    """`already_finished` for a reconnect storm: one read per scope, shared.
+
+    A thousand clients cut at once come back with cursors at most the log head; one read of
+    the scope's state (with the head it saw) answers all whose cursor is at or below that
+    head: had the job or batch finished at or before their cursor, the read would have seen
+    it. Small reads, made on the loop: sent to threads, a storm of them would contend with
+    the loop for the GIL.
+    """
+
+    def __init__(self, *, max_age: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.max_age = max_age
+        self.clock = clock
+        self.reads = 0
+        self._entries: dict[Scope, tuple[float, int, bool, int]] = {}
+
+    def __call__(self, store: Store, scope: Scope, cursor: int) -> bool:
+        """Whether the scope was finished by an event at or before `cursor`."""
+        now = self.clock()
+        entry = self._entries.get(scope)
+        if entry is None or now - entry[0] > self.max_age or cursor > entry[1]:
+            head = store.last_event_id()
+            finished, last = _finished_state(store, scope)
+            self.reads += 1
+            entry = (now, head, finished, last)
+            self._entries[scope] = entry
+            while len(self._entries) > 1024:
+                self._entries.pop(next(iter(self._entries)))
+        _at, _head, finished, last = entry
+        return finished and last <= cursor
+
+
+def _finished_state(store: Store, scope: Scope) -> tuple[bool, int]:
+    """(finished, id of its last event) of a job or batch scope; (False, 0) for the log."""
+    if scope.job_id is not None:
+        job = store.job(scope.job_id)
+        return job["status"] in ("succeeded", "failed", "cancelled"), int(job["last_event_id"])
+    if scope.batch_id is not None:
+        batch = store.batch(scope.batch_id)
+        return batch["status"] != "running", int(batch["last_event_id"])
+    return False, 0
+
+
 class _Entry:
     __slots__ = ("done", "error", "snapshot", "started")
 
@@ -199,6 +242,7 @@ class StreamHub:
         self.snapshots = SnapshotCache(store)
         self.steps = StepCache()
         self.encoded = Encoded()
+        self.finished = FinishedCache()
         self._idle_since: float | None = None
         self._trim_pending = False
 
