@@ -412,14 +412,19 @@ def raise_nofile() -> int:
     return hard
 
 
-def start_server(workdir: Path, db: str, concurrency: int, phase_seconds: float) -> Served:
+def start_server(
+    workdir: Path, db: str, concurrency: int, phase_seconds: float, src: Path = ROOT / "src"
+) -> Served:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHEETBATCH_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(src)])
     env["SHEETBATCH_PIPELINE"] = "bench.sse_latency:paced"
     env["SSE_BENCH_PHASE_SECONDS"] = str(phase_seconds)
-    (workdir / "config").mkdir(exist_ok=True)
-    # Room for the largest sweep point plus probes.
-    (workdir / "config" / "bench.toml").write_text("[server]\nmax_connections = 5000\n")
+    # An older tree (`--src`, to measure the "before") lacks the newer options.
+    new = "--sheet-dir" in (src / "sheetbatch" / "serve.py").read_text()
+    if new:
+        (workdir / "config").mkdir(exist_ok=True)
+        # Room for the largest sweep point plus probes.
+        (workdir / "config" / "bench.toml").write_text("[server]\nmax_connections = 5000\n")
     command = SERVE
     if os.environ.get("SSE_BENCH_PROFILE"):  # profile the server: python -m cProfile ...
         command = [
@@ -440,8 +445,7 @@ def start_server(workdir: Path, db: str, concurrency: int, phase_seconds: float)
             db,
             "--concurrency",
             str(concurrency),
-            "--sheet-dir",
-            str(workdir),
+            *(["--sheet-dir", str(workdir)] if new else []),
         ],
         cwd=workdir,
         env=env,
@@ -725,6 +729,7 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--src", type=Path, default=ROOT / "src", help="the server's code")
     parser.add_argument("--client-worker", help=argparse.SUPPRESS)
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -741,7 +746,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sse-bench-") as tmp:
         workdir = Path(tmp)
         db = f"sqlite:///{workdir / 'progress.db'}"
-        served = start_server(workdir, db, args.concurrency, args.phase_seconds)
+        served = start_server(workdir, db, args.concurrency, args.phase_seconds, args.src)
         try:
             time.sleep(1.0)
             rss_fresh = rss_mb(served.proc.pid)
@@ -758,6 +763,7 @@ def main() -> None:
             served.proc.wait(60)
     result: dict[str, Any] = {
         "bench": "sse_latency",
+        "src": str(args.src),
         "keep_alive": args.keep_alive,
         "rows": args.rows,
         "concurrency": args.concurrency,
