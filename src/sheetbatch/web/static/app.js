@@ -28,6 +28,11 @@
     .filter((t) => t !== "job_note"));
 
   // ------------------------------------------------------------------ helpers
+  // Bidi embedding/override/isolate controls would let a cell show `exe.png` for
+  // `\u202egnp.exe`: shown text never carries them (the store keeps what the sheet says).
+  const BIDI = /[\u202A-\u202E\u2066-\u2069]/g;
+  const shown = (text) => String(text === null || text === undefined ? "" : text).replace(BIDI, "");
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
@@ -389,7 +394,7 @@
       tr.dataset.row = String(job.row);
       tr.className = `st-${job.status}`;
       rowCell.textContent = String(job.row);
-      nameCell.textContent = job.label || (job.inputs && job.inputs.Company) || "";
+      nameCell.textContent = shown(job.label || (job.inputs && job.inputs.Company) || "");
       nameCell.title = nameCell.textContent;
       statusCell.replaceChildren(el("span", { class: `badge st-${job.status}`, text: job.status }));
       let phaseText = "";
@@ -402,7 +407,7 @@
         phaseText = `${job.phase.index}/${job.phase.count} ${job.phase.name}`;
       }
       phaseCell.textContent = phaseText;
-      errCell.textContent = job.status === "failed" ? (job.error || "") : "";
+      errCell.textContent = job.status === "failed" ? shown(job.error || "") : "";
       errCell.title = errCell.textContent;
       return tr;
     }
@@ -444,7 +449,7 @@
       const total = state.complete ? state.jobs.size : b.total;
       const processed = c.succeeded + c.failed + c.cancelled;
       const percent = total ? (100 * processed) / total : 100;
-      document.getElementById("batch-sheet").textContent = b.sheet || "";
+      document.getElementById("batch-sheet").textContent = shown(b.sheet || "");
       document.getElementById("batch-pipeline").textContent = b.pipeline || "";
       const badge = document.getElementById("batch-status");
       badge.textContent = b.cancel_requested && b.status === "running" ? "cancelling" : b.status;
@@ -546,7 +551,7 @@
         setBar(bar, b.percent, `${Math.floor(b.percent)}% (${b.processed}/${b.total})`);
         return el("tr", { "data-batch-id": b.batch_id, "data-status": b.status },
           el("td", {}, el("a", { href: `/batches/${encodeURIComponent(b.batch_id)}`, text: b.batch_id })),
-          el("td", { class: "sheet", text: b.sheet }),
+          el("td", { class: "sheet", text: shown(b.sheet), title: shown(b.sheet) }),
           el("td", {}, el("span", { class: `badge st-${b.status}`, text: b.status })),
           el("td", { class: "wide" }, bar),
           el("td", { class: "counts", text: countsText(c) }),
