@@ -259,7 +259,15 @@ def test_start_retry_and_cancel_from_the_page(
     wait_finished(page)
     page.click("#retry-btn")
     page.wait_for_selector("#action-msg:has-text('2 rows requeued')")
-    page.wait_for_selector('#batch-status[data-status="running"]')
+    # The batch reopened and ran its failed rows again (a worker process starts for that,
+    # so the rows may already be done by the time the page hears of it: the store says).
+    assert wait_for(
+        lambda: any(
+            e["type"] == "batch_reopened"
+            for e in ui_store.events_after(0, batch_id=batch_id, limit=10_000)
+        )
+    )
+    wait_for(lambda: ui_store.batch(batch_id)["status"] != "running")
     wait_finished(page)
     assert ui_store.batch(batch_id)["counts"]["failed"] == 2
     assert_page_matches_store(page, ui_store, batch_id)

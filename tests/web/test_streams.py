@@ -83,9 +83,13 @@ def test_a_reconnect_storm_asks_the_store_once_whether_the_batch_finished(store:
     assert finished.reads == 1
     job = store.claim_next(batch_id, "w", 30)
     assert job is not None
-    store.succeed_job(job["job_id"], {}, owner="w")  # the batch finishes after that read
+    store.fail_job(job["job_id"], phase="a", reason="boom", owner="w")  # finished after the read
     end = store.last_event_id()
     # A cursor past what the shared read saw is read again, so its `end` is not missed.
     assert finished(store, scope, end) is True and finished.reads == 2
-    assert finished(store, scope, head) is False  # finished after that cursor: replayed
-    assert finished.reads == 2
+    # A finished answer is never reused: a retry may reopen the batch right after.
+    assert finished(store, scope, end) is True and finished.reads == 3
+    assert finished(store, scope, head) is False  # it finished after that cursor: replayed
+    now[0] = 5.0
+    assert store.retry_batch(batch_id)  # reopened
+    assert finished(store, scope, store.last_event_id()) is False
