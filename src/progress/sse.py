@@ -45,6 +45,7 @@ from progress import schema as t
 from progress.reads import batch_row, job_row, log_head
 from progress.snapshots import batch_snapshot, job_snapshot
 from progress.status import BatchStatus, EventType, JobStatus
+from progress.steps import Step, StepCache
 from progress.store import Store
 
 log = logging.getLogger(__name__)
@@ -397,43 +398,6 @@ def event_stream(
             yield with_retry(result.text)
         if result.ended:
             return
-
-
-@dataclass(frozen=True)
-class Step:
-    """One move of a stream: the text to send, log events in it, the new position, whether
-    the stream ended, and whether it caught up with the known log."""
-
-    text: str
-    sent: int
-    scan: int
-    ended: bool
-    caught_up: bool
-
-
-class StepCache:
-    """Shares `Step`s between the streams of one scope at the same position (bounded).
-
-    Hundreds of dashboards following one batch wake at the same moment at the same cursor:
-    one of them reads and formats the new events, the others send the same text.
-    """
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._steps: dict[tuple[Scope, int, int], Step] = {}
-        self._lock = threading.Lock()
-
-    def get(self, scope: Scope, scan: int, known: int, make: Callable[[int, int], Step]) -> Step:
-        """The step of `scope` from `scan` with the log known up to `known`."""
-        key = (scope, scan, known)
-        found = self._steps.get(key)
-        if found is None:
-            found = make(scan, known)
-            with self._lock:
-                self._steps[key] = found
-                while len(self._steps) > self._size:
-                    self._steps.pop(next(iter(self._steps)))
-        return found
 
 
 def plan_stream(

@@ -7,7 +7,8 @@ import threading
 from progress import Store
 from progress.sse import Scope, event_stream, plan_stream
 from progress.store import NewJob
-from sheetbatch.web.streams import FinishedCache, SnapshotCache, StreamHub
+from sheetbatch.web.sharing import FinishedCache, SnapshotCache
+from sheetbatch.web.streams import StreamHub
 
 
 def _batch(store: Store, n: int) -> str:

@@ -7,32 +7,23 @@ be woken alone: when its client disconnects (under gevent the hub watches the so
 stream ends at once instead of at its next write), when the session it was opened with is
 signed out, or when the server shuts down.
 
-Watching for a disconnect (`DisconnectWatch`): an I/O watcher on the connection's descriptor
-whose callback, run by gevent's hub, peeks without consuming and without blocking. There is
-no second greenlet on the socket, so pywsgi's own reads never meet another waiter
-(`ConcurrentObjectUseError`), and the watcher is stopped by the stream's own greenlet when the
-stream's body closes - before pywsgi goes on to read the next keep-alive request or closes
-the socket - so libev never holds a started watcher on a descriptor that was closed (the
-`epoll_modify` abort). The earlier design killed a watching greenlet with `block=False` while
-it sat in `recv(MSG_PEEK)`: the kill landed later, after pywsgi had reused or closed the socket.
+The disconnect watch is `disconnect.DisconnectWatch`; what streams share (snapshots, chunks,
+encoded text) is in `sharing.py`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import gc
 import logging
 import socket
-import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 from progress import Store
-from progress.sse import EventFormatter, Scope, Snapshot, StepCache, read_snapshot
-from sheetbatch.web.offload import offload
+from progress.sse import EventFormatter
+from progress.steps import StepCache
+from sheetbatch.web.disconnect import DisconnectWatch
+from sheetbatch.web.sharing import Encoded, FinishedCache, SnapshotCache, release_memory
 
 log = logging.getLogger(__name__)
 
@@ -91,146 +82,6 @@ class Subscription:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.stop()
-
-
-class Encoded:
-    """Text chunks as UTF-8 bytes, encoded once for every stream that sends the same chunk.
-
-    Streams at the same position send the very same `str` object (`StepCache`); its bytes
-    are kept by identity (with the text, so the id cannot be reused), a few thousand at most.
-    """
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._bytes: dict[int, tuple[str, bytes]] = {}
-
-    def __call__(self, text: str) -> bytes:
-        key = id(text)
-        found = self._bytes.get(key)
-        if found is not None and found[0] is text:
-            return found[1]
-        data = text.encode("utf-8")
-        if len(text) > 64:  # short ones (pings) are not worth keeping
-            self._bytes[key] = (text, data)
-            while len(self._bytes) > self._size:
-                self._bytes.pop(next(iter(self._bytes)))
-        return data
-
-
-class SnapshotCache:
-    """Stream snapshots, built once and shared by the streams that start together.
-
-    A snapshot is read off the event loop (`offload`), one at a time per scope: a stream
-    arriving while one is being read waits for it, and one arriving within `max_age`
-    seconds after reuses it - it then replays the few events since its cursor from the
-    feed's memory. Either way the stream is exact; 200 dashboards opening at once cost one
-    read instead of 200.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        max_age: float = 1.0,
-        size: int = 256,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store = store
-        self.max_age = max_age
-        self.clock = clock
-        self.size = size
-        self.builds = 0
-        self._lock = threading.Lock()
-        self._entries: dict[Scope, _Entry] = {}
-
-    def __call__(self, store: Store, scope: Scope) -> Snapshot:
-        """The scope's snapshot (the `plan_stream` hook); raises UnknownJob/UnknownBatch."""
-        now = self.clock()
-        with self._lock:
-            entry = self._entries.get(scope)
-            if entry is None or (entry.done.is_set() and now - entry.started > self.max_age):
-                entry = _Entry(started=now)
-                self._entries[scope] = entry
-                while len(self._entries) > self.size:
-                    self._entries.pop(next(iter(self._entries)))
-                builder = True
-            else:
-                builder = False
-        if builder:
-            try:
-                entry.snapshot = offload(read_snapshot, store, scope)
-                self.builds += 1
-            except BaseException as exc:
-                entry.error = exc
-                with self._lock:
-                    if self._entries.get(scope) is entry:
-                        del self._entries[scope]
-                raise
-            finally:
-                entry.done.set()
-        else:
-            entry.done.wait()
-        if entry.error is not None:
-            raise entry.error
-        assert entry.snapshot is not None
-        return entry.snapshot
-
-
-class FinishedCache:
-    """`already_finished` for a reconnect storm: one read per scope, shared.
-
-    A thousand clients cut at once come back with cursors at most the log head. One read
-    that found the scope NOT finished, with the head it saw, answers every cursor at or
-    below that head: had the job or batch finished at or before such a cursor, the read
-    would have seen it finished (a finish after it is replayed to the client anyway). A
-    "finished" answer is not shared: the batch may reopen (a retry) right after. Small
-    reads, made on the loop: sent to threads, a storm of them would contend with the loop
-    for the GIL.
-    """
-
-    def __init__(self, *, max_age: float = 1.0, clock: Callable[[], float] = time.monotonic):
-        self.max_age = max_age
-        self.clock = clock
-        self.reads = 0
-        self._running: dict[Scope, tuple[float, int]] = {}
-
-    def __call__(self, store: Store, scope: Scope, cursor: int) -> bool:
-        """Whether the scope was finished by an event at or before `cursor`."""
-        now = self.clock()
-        seen = self._running.get(scope)
-        if seen is not None and now - seen[0] <= self.max_age and cursor <= seen[1]:
-            return False
-        head = store.last_event_id()
-        finished, last = _finished_state(store, scope)
-        self.reads += 1
-        if finished:
-            self._running.pop(scope, None)
-            return last <= cursor
-        self._running[scope] = (now, head)
-        while len(self._running) > 1024:
-            self._running.pop(next(iter(self._running)))
-        return False
-
-
-def _finished_state(store: Store, scope: Scope) -> tuple[bool, int]:
-    """(finished, id of its last event) of a job or batch scope; (False, 0) for the log."""
-    if scope.job_id is not None:
-        job = store.job(scope.job_id)
-        return job["status"] in ("succeeded", "failed", "cancelled"), int(job["last_event_id"])
-    if scope.batch_id is not None:
-        batch = store.batch(scope.batch_id)
-        return batch["status"] != "running", int(batch["last_event_id"])
-    return False, 0
-
-
-class _Entry:
-    __slots__ = ("done", "error", "snapshot", "started")
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.done = threading.Event()
-        self.snapshot: Snapshot | None = None
-        self.error: BaseException | None = None
 
 
 class StreamHub:
@@ -365,76 +216,3 @@ class StreamHub:
             subs = list(self._subs)
         for sub in subs:
             sub.wake()
-
-
-class DisconnectWatch:
-    """Calls `on_gone` once when the peer of `sock` closes or resets the connection.
-
-    Under gevent only (a hub I/O watcher; see the module docstring); `stop()` must be called
-    by the greenlet that owns the connection before it reads from or closes the socket again.
-    """
-
-    def __init__(self, watcher: Any, fd: int, on_gone: Any, raw: Any) -> None:
-        self._watcher = watcher
-        self._fd = fd
-        self._on_gone = on_gone
-        self._raw = raw
-
-    @classmethod
-    def start(cls, sock: socket.socket, on_gone: Any) -> DisconnectWatch | None:
-        """Start watching; None where it cannot (no gevent hub, or a socket without fd)."""
-        monkey = sys.modules.get("gevent.monkey")
-        if monkey is None or not monkey.is_module_patched("socket"):
-            return None
-        import gevent
-
-        try:
-            fd = sock.fileno()
-        except OSError:
-            return None
-        if fd < 0:
-            return None
-        raw = monkey.get_original("socket", "socket")
-        watcher = gevent.get_hub().loop.io(fd, 1)  # 1: readable
-        watch = cls(watcher, fd, on_gone, raw)
-        watcher.start(watch._readable)
-        return watch
-
-    def _readable(self) -> None:
-        # Runs in the hub: only non-blocking calls. The peek consumes nothing, so a request
-        # that follows on this connection (pipelined) is still read by pywsgi afterwards.
-        try:
-            raw = self._raw(fileno=self._fd)
-        except OSError:
-            self.stop()
-            self._on_gone()
-            return
-        try:
-            data: bytes | None = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return  # a spurious wakeup: keep watching
-        except OSError as exc:
-            data = b"" if exc.errno != errno.EINTR else None
-        finally:
-            raw.detach()  # the descriptor stays pywsgi's
-        if data is None:
-            return
-        self.stop()  # readable with data: nothing more to learn without consuming it
-        if not data:
-            self._on_gone()
-
-    def stop(self) -> None:
-        """Stop and release the watcher (idempotent)."""
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.stop()
-            watcher.close()
-
-
-def release_memory() -> bool:
-    """Ask glibc to return freed heap memory to the system; whether it could be asked."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.malloc_trim(0))
