@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -283,3 +284,38 @@ def test_postgresql_store_under_gevent(tmp_path: Path) -> None:
                     store.close()
         finally:
             assert server.stop() == 0, server.output()
+
+
+def test_signing_out_closes_the_sessions_open_streams(tmp_path: Path) -> None:
+    token = "Zq3-vN8_xT1pLw7Rk2sY-live"
+    server = start_server(
+        tmp_path / "auth",
+        f"sqlite:///{tmp_path / 'auth.db'}",
+        args=["--ping-interval", "30"],
+        env=server_env(SHEETBATCH_API_TOKEN=token),
+    )
+    ended = threading.Event()
+    try:
+        with server.client(follow_redirects=False) as browser:
+            assert browser.post("/login", data={"token": token}).status_code == 302
+            page = browser.get("/").text
+            csrf = page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+            opened = threading.Event()
+
+            def follow() -> None:
+                with (
+                    server.client(cookies=dict(browser.cookies)) as tab,
+                    contextlib.suppress(httpx.HTTPError),
+                ):
+                    read_events(tab, "/events/progress", stop=lambda e: opened.set() or False)
+                ended.set()
+
+            threading.Thread(target=follow, daemon=True).start()
+            assert opened.wait(10)
+            assert browser.post("/logout", data={"csrf": csrf}).status_code == 302
+            # With 30 s heartbeats, only the sign-out can end the stream this soon.
+            assert ended.wait(5), "the stream outlived its session"
+            again = httpx.get(f"{server.url}/api/batches", cookies=dict(browser.cookies), timeout=5)
+            assert again.status_code == 401
+    finally:
+        assert server.stop() == 0, server.output()
