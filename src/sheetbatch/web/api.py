@@ -256,7 +256,7 @@ def cancel(batch_id: str) -> tuple[Response, int]:
 
 @bp.post("/batches/<batch_id>/retry")
 def retry(batch_id: str) -> tuple[Response, int]:
-    """Requeue the batch's failed rows and run them in this process."""
+    """Requeue the batch's failed rows and run them (in a worker process of this server)."""
     valid_id(batch_id, "batch_id")
     context = web_context()
     # The batch's sheet obeys the same rule as a new one (it may have come from the CLI).
