@@ -11,13 +11,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from progress import schema as t
 from progress.errors import SchemaVersionError, StoreUnavailable
+from progress.schedule_tables import add_scheduling_tables
 
 log = logging.getLogger(__name__)
 
 Migration = Callable[[Connection], None]
 
 # from_version -> the step that upgrades a database to from_version + 1.
-MIGRATIONS: Mapping[int, Migration] = {}
+MIGRATIONS: Mapping[int, Migration] = {1: add_scheduling_tables}
 
 
 def ensure_schema(

@@ -16,7 +16,8 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+# 2: schedules, ticks and leases (`schedule_tables.py`).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 

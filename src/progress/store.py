@@ -24,9 +24,12 @@ from progress import schema as t
 from progress.commit import GroupCommitter, Tx
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.feed import LogFeed
+from progress.leases import LeaseOps
 from progress.migrate import ensure_schema
 from progress.reads import StoreReads, batch_row
+from progress.schedules import ScheduleOps
 from progress.status import BatchStatus, EventType, JobStatus
+from progress.ticks import TickOps
 from progress.transitions import JobTransitions
 
 log = logging.getLogger(__name__)
@@ -57,11 +60,12 @@ class NewJob:
 _CHUNK = 2000
 
 
-class Store(JobTransitions, StoreReads):
+class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickOps):
     """The durable progress store shared by runners, the sheet writer and every reader.
 
     Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`;
-    every read (snapshots, events, waiting) in `StoreReads`.
+    every read (snapshots, events, waiting) in `StoreReads`; named leases in `LeaseOps`;
+    schedules and their ticks in `ScheduleOps` and `TickOps`.
     """
 
     def __init__(

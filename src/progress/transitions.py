@@ -20,6 +20,7 @@ from progress.errors import IllegalTransition, LeaseLost
 from progress.snapshots import job_snapshot
 from progress.statements import BatchCounts, JobRow
 from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStatus
+from progress.ticks import finish_ticks_of_batch
 
 R = TypeVar("R")
 
@@ -102,6 +103,8 @@ class JobTransitions:
             .where(t.batches.c.batch_id == batch_id)
             .values(status=status.value, finished=tx.now, updated=tx.now, last_event_id=event_id)
         )
+        # A tick that launched this batch ends with it, in this same transaction.
+        finish_ticks_of_batch(tx, batch_id, status.value, counts)
 
     def _maybe_reopen_batch(self, tx: Tx, batch_id: str, counts: BatchCounts | None) -> None:
         """Reopen a finished batch that has work again."""

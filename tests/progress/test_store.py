@@ -20,7 +20,7 @@ from progress import (
 )
 from progress import schema as t
 from progress.errors import LeaseLost
-from progress.migrate import ensure_schema
+from progress.migrate import MIGRATIONS, ensure_schema
 from progress.store import NewJob
 
 PHASES = ["resolve", "crawl", "extract", "score"]
@@ -300,7 +300,7 @@ def test_an_older_database_is_upgraded_or_refused_with_a_clear_message(db_url: s
     version = ensure_schema(
         engine,
         sqlite=engine.dialect.name == "sqlite",
-        migrations={0: lambda conn: applied.append(0)},
+        migrations={**MIGRATIONS, 0: lambda conn: applied.append(0)},
     )
     assert version == t.SCHEMA_VERSION and applied == [0]
     store.close()
