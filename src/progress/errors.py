@@ -97,3 +97,11 @@ class IllegalTickTransition(ProgressError):
     def __init__(self, tick_id: str, current: str, wanted: str) -> None:
         super().__init__(f"tick {tick_id}: illegal transition {current} -> {wanted}")
         self.tick_id = tick_id
+
+
+class BatchExists(ProgressError):
+    """A batch with this id exists already (a batch id given as an idempotency key)."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id!r} exists already")
+        self.batch_id = batch_id

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from progress import schema as t
 from progress.commit import GroupCommitter, Tx
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
+from progress.errors import BatchExists
 from progress.feed import LogFeed
 from progress.leases import LeaseOps
 from progress.migrate import ensure_schema
@@ -115,10 +116,21 @@ class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickOps):
         options: Mapping[str, Any] | None = None,
         batch_id: str | None = None,
     ) -> str:
-        """Create a running batch with every job queued; one event per job, one transaction."""
+        """Create a running batch with every job queued; one event per job, one transaction.
+
+        A `batch_id` given that exists already raises BatchExists (an idempotency key).
+        """
+        given = batch_id is not None
         batch_id = batch_id or new_batch_id()
 
         def _op(tx: Tx) -> None:
+            if (
+                given
+                and tx.conn.execute(
+                    select(t.batches.c.batch_id).where(t.batches.c.batch_id == batch_id)
+                ).first()
+            ):
+                raise BatchExists(batch_id)  # before any write: the rest of the group goes on
             created = tx.emit(
                 EventType.BATCH_CREATED,
                 batch_id,

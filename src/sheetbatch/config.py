@@ -48,6 +48,13 @@ class Settings:
     read_per_minute: int = 50
     write_per_minute: int = 50
     quota_burst: int = 5
+    # [scheduler]
+    scheduler_lease_seconds: float = 30.0
+    catchup_window: float = 3600.0
+    misfire_grace: float = 60.0
+    pause_after_failures: int = 0
+    scheduler_poll_interval: float = 1.0
+    sheet_read_attempts: int = 3
 
 
 # config file layout: section -> {key in file: Settings field}
@@ -77,7 +84,19 @@ SECTIONS: dict[str, dict[str, str]] = {
         "write_per_minute": "write_per_minute",
         "burst": "quota_burst",
     },
+    "scheduler": {
+        "lease_seconds": "scheduler_lease_seconds",
+        "catchup_window": "catchup_window",
+        "misfire_grace": "misfire_grace",
+        "pause_after_failures": "pause_after_failures",
+        "poll_interval": "scheduler_poll_interval",
+        "sheet_read_attempts": "sheet_read_attempts",
+    },
 }
+# Array-of-tables sections read elsewhere: [[schedule]] (sheetbatch.schedule_config).
+LIST_SECTIONS = frozenset({"schedule"})
+# Settings where 0 means "off".
+_ZERO_ALLOWED = frozenset({"port", "pause_after_failures"})
 
 # Environment variables with their own well-known names.
 ENV_NAMES: dict[str, str] = {
@@ -120,7 +139,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             result = tuple(v for v in value if v)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {name} must be {kind}, not {value!r}") from exc
-    if kind in ("int", "float") and result <= 0 and name not in ("port",):
+    if kind in ("int", "float") and (result < 0 or (result == 0 and name not in _ZERO_ALLOWED)):
         raise ConfigError(f"{source}: {name} must be greater than 0, not {value!r}")
     return result
 
@@ -132,6 +151,8 @@ def _from_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     values: dict[str, Any] = {}
     for section, table in data.items():
+        if section in LIST_SECTIONS:
+            continue
         keys = SECTIONS.get(section)
         if keys is None or not isinstance(table, dict):
             raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
@@ -141,6 +162,13 @@ def _from_file(path: Path) -> dict[str, Any]:
             name = keys[key]
             values[name] = _coerce(name, value, f"{path}: {section}.{key}")
     return values
+
+
+def config_paths(config_files: list[Path] | None = None) -> list[Path]:
+    """The config files in use: those given, else `config/*.toml` in name order."""
+    if config_files is not None:
+        return list(config_files)
+    return sorted(Path("config").glob("*.toml")) if Path("config").is_dir() else []
 
 
 def load_settings(
@@ -154,8 +182,7 @@ def load_settings(
     Without `config_files`, `config/*.toml` in the current directory are read in name order.
     """
     environ = os.environ if environ is None else environ
-    if config_files is None:
-        config_files = sorted(Path("config").glob("*.toml")) if Path("config").is_dir() else []
+    config_files = config_paths(config_files)
     values: dict[str, Any] = {}
     for path in config_files:
         values.update(_from_file(path))

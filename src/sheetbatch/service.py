@@ -25,8 +25,11 @@ from sheets_integration.sheet import Sheet
 log = logging.getLogger(__name__)
 
 
-def open_sheet(spec: str, settings: Settings) -> Sheet:
-    """The sheet named by `spec`: a .csv/.xlsx path, or a Google Sheets URL, key or key/tab."""
+def open_sheet(spec: str, settings: Settings, **options: Any) -> Sheet:
+    """The sheet named by `spec`: a .csv/.xlsx path, or a Google Sheets URL, key or key/tab.
+
+    `options` go to the Google backend (a schedule's reads use a shorter retry policy).
+    """
     if backend_name(spec) != "google":
         return locate_sheet(spec)
     from sheets_integration.quota import QuotaSettings
@@ -43,6 +46,7 @@ def open_sheet(spec: str, settings: Settings) -> Sheet:
         # The settings already merged the environment (GOOGLE_APPLICATION_CREDENTIALS,
         # SHEETBATCH_SHEETS_API_URL): the backend must not read it a second time.
         environ={},
+        **options,
     )
 
 
@@ -108,8 +112,12 @@ def prepare_batch(
     pipeline_ref: str | None = None,
     retry_failed: bool = False,
     force: bool = False,
+    batch_id: str | None = None,
 ) -> PreparedBatch:
-    """Open the sheet, select its rows and create (or resume) the batch in the store."""
+    """Open the sheet, select its rows and create (or resume) the batch in the store.
+
+    `batch_id` is an idempotency key (a schedule's tick): see `BatchProcessor.prepare`.
+    """
     ref = pipeline_ref or settings.pipeline
     pipeline = load_pipeline(ref)
     sheet = open_sheet(sheet_spec, settings)
@@ -123,7 +131,7 @@ def prepare_batch(
             pipeline_ref=ref,
             sheet_spec=sheet_spec,
         )
-        batch_id = processor.prepare()
+        batch_id = processor.prepare(batch_id)
     except BaseException:
         sheet.close()
         raise

@@ -17,6 +17,7 @@ from pipeline.phase import Pipeline
 from pipeline.runner import JobRunner
 from pipeline.workers import WorkerPool, new_owner, owner_alive
 from progress import Store
+from progress.errors import BatchExists, UnknownBatch
 from progress.status import JobStatus
 from progress.store import NewJob, new_job_id
 from sheets_integration.errors import MissingColumn, SheetError
@@ -66,6 +67,18 @@ def _blank(values: Sequence[str]) -> bool:
     return not any(str(v).strip() for v in values)
 
 
+def select_rows(table: Table, *, retry_failed: bool, force: bool) -> list[int]:
+    """The data rows (indexes into `table.rows`) a run processes: not blank, and wanted by
+    their Status cell (`wants_processing`). What `prepare` selects, and what a schedule's
+    preview and its `no_new_rows` check read."""
+    return [
+        i
+        for i, values in enumerate(table.rows)
+        if not _blank(values)
+        and wants_processing(table.cell(i, STATUS_COLUMN), retry_failed=retry_failed, force=force)
+    ]
+
+
 @dataclass
 class BatchProcessor:
     """Prepares and runs one sheet's batch against the store."""
@@ -93,24 +106,25 @@ class BatchProcessor:
                 raise MissingColumn(column, self.sheet.name, table.header)
 
     # ------------------------------------------------------------------ prepare
-    def prepare(self) -> str:
-        """Select rows, assign job ids, and create or resume the batch; its id."""
+    def prepare(self, batch_id: str | None = None) -> str:
+        """Select rows, assign job ids, and create or resume the batch; its id.
+
+        `batch_id` is an idempotency key: the id a new batch gets. When a batch with that id
+        exists already it is returned as it is (the sheet is not read), so a caller that
+        retries after a crash never creates a second batch.
+        """
+        if batch_id is not None and self._exists(batch_id):
+            return batch_id
+        key = batch_id
         table = self.sheet.read()
         self._check_columns(table)
         wanted = [*BOOKKEEPING_COLUMNS, *self.pipeline.output_columns]
         if any(table.index(c) is None for c in wanted):
             table = self.sheet.ensure_columns(wanted)
-        selected = [
-            i
-            for i, values in enumerate(table.rows)
-            if not _blank(values)
-            and wants_processing(
-                table.cell(i, STATUS_COLUMN),
-                retry_failed=self.options.retry_failed,
-                force=self.options.force,
-            )
-        ]
-        batch_id, keep, settled = self._resumable(table, selected)
+        selected = select_rows(
+            table, retry_failed=self.options.retry_failed, force=self.options.force
+        )
+        resumed, keep, settled = self._resumable(table, selected)
         if settled:
             # Finished in the store, but the sheet never heard (its last flush failed):
             # write the final state instead of doing the work again.
@@ -120,26 +134,43 @@ class BatchProcessor:
             log.info("%d finished rows written from the store, not redone", len(settled))
         fresh = [i for i in selected if i not in keep and i not in settled]
         new_jobs = self._assign(table, fresh)
-        if batch_id is None:
-            batch_id = self.store.create_batch(
-                sheet=self.sheet.name,
-                pipeline=self.pipeline_ref or self.pipeline.name,
-                phases=[p.name for p in self.pipeline.phases],
-                jobs=new_jobs,
-                options={
-                    "sheet_spec": self.sheet_spec or self.sheet.name,
-                    "concurrency": self.options.concurrency,
-                    "retry_failed": self.options.retry_failed,
-                    "force": self.options.force,
-                },
-            )
+        if resumed is None:
+            try:
+                batch_id = self._create(key, new_jobs)
+            except BatchExists:
+                # The same key created at the same moment by another process: that batch.
+                assert key is not None
+                return key
             log.info("batch %s: %d rows of %s queued", batch_id, len(new_jobs), self.sheet.name)
         else:
+            batch_id = resumed
             self.store.add_jobs(batch_id, new_jobs)
             log.info(
                 "batch %s resumed: %d rows kept, %d rows added", batch_id, len(keep), len(new_jobs)
             )
         return batch_id
+
+    def _exists(self, batch_id: str) -> bool:
+        try:
+            self.store.batch(batch_id)
+        except UnknownBatch:
+            return False
+        return True
+
+    def _create(self, batch_id: str | None, new_jobs: list[NewJob]) -> str:
+        return self.store.create_batch(
+            sheet=self.sheet.name,
+            pipeline=self.pipeline_ref or self.pipeline.name,
+            phases=[p.name for p in self.pipeline.phases],
+            jobs=new_jobs,
+            options={
+                "sheet_spec": self.sheet_spec or self.sheet.name,
+                "concurrency": self.options.concurrency,
+                "retry_failed": self.options.retry_failed,
+                "force": self.options.force,
+            },
+            batch_id=batch_id,
+        )
 
     def _resumable(
         self, table: Table, selected: list[int]
@@ -275,4 +306,11 @@ class BatchProcessor:
         return self.store.batch(batch_id)
 
 
-__all__ = ["BatchBusy", "BatchProcessor", "FlushReport", "RunOptions", "wants_processing"]
+__all__ = [
+    "BatchBusy",
+    "BatchProcessor",
+    "FlushReport",
+    "RunOptions",
+    "select_rows",
+    "wants_processing",
+]
