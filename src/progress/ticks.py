@@ -238,19 +238,27 @@ class TickOps:
 
         return self._apply(_op)
 
-    def claim_manual_tick(self, schedule_id: str, *, scheduler: str) -> TickRow:
-        """A tick for "run now" (`schedule trigger`): due now, running, not fenced."""
+    def request_run(self, schedule_id: str, *, requested_by: str) -> TickRow:
+        """A tick for "run now" (`schedule trigger`): queued, due now, started by the leader
+        as soon as no other run of the schedule goes. When a run already waits, that tick."""
         for attempt in range(5):
+            waiting = [t for t in self.active_ticks(schedule_id) if t.state is TickState.QUEUED]
+            if waiting:
+                return waiting[0]
             now = round(self.clock(), 3) + attempt / 1000
             made = self.record_ticks(
                 schedule_id,
-                [PlannedTick(now, TickState.RUNNING, manual=True)],
-                scheduler=scheduler,
+                [
+                    PlannedTick(
+                        now, TickState.QUEUED, None, f"requested by {requested_by}", manual=True
+                    )
+                ],
+                scheduler=requested_by,
                 guard=None,
             )
             if made:
                 return made[0]
-        raise IllegalTickTransition(schedule_id, "claimed", "claimed again")
+        raise IllegalTickTransition(schedule_id, "requested", "requested again")
 
     def launch_tick(
         self, tick_id: str, batch_id: str, *, rows: int, guard: Fence | None

@@ -351,6 +351,11 @@ def _register_serve() -> None:
 
 _register_serve()
 
+from sheetbatch.schedule_cli import COMMANDS as _SCHEDULE_COMMANDS  # noqa: E402
+
+for _command in _SCHEDULE_COMMANDS:
+    cli.add_command(_command)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -3,7 +3,8 @@
 `plan_ticks(schedule, trigger, now, active, policy)` looks at the due times after the
 schedule's cursor up to `now` and says, for each, which tick row to record:
 
-- on time (at most `grace` seconds late): run it, unless the schedule's previous run still
+- on time (at most `grace` seconds late): run it (when several are, only the newest: the
+  older ones are `missed`, coalesced into it), unless the schedule's previous run still
   goes: then `skipped`/`overlap` (policy `skip`) or `queued`/`overlap` (policy `queue`, at
   most one waiting run; a second is `skipped`);
 - later than that (no scheduler ran then): `missed`; with catch-up `latest` and no on-time
@@ -29,6 +30,7 @@ from progress.schedule_model import (
     TickRow,
     TickState,
 )
+from progress.snapshots import iso
 from sheetbatch.timetable import Trigger, fire_times, format_duration
 
 _THIS_PASS = "(planned in this pass)"
@@ -84,6 +86,17 @@ def plan_ticks(
         PlannedTick(t, TickState.MISSED, TickReason.MISSED, "no scheduler was running")
         for t in late
     ]
+    if len(on_time) > 1:
+        # Several due times at once: the scheduler was late for the older ones (it started,
+        # or took over, after them). One run covers them all, as the newest.
+        newest = iso(on_time[-1])
+        planned += [
+            PlannedTick(
+                t, TickState.MISSED, TickReason.MISSED, f"coalesced into the run due {newest}"
+            )
+            for t in on_time[:-1]
+        ]
+        on_time = on_time[-1:]
     if late and not on_time and schedule.catchup is Catchup.LATEST:
         newest = late[-1]
         if now - newest <= policy.catchup_window:
@@ -149,6 +162,4 @@ def _placeholder(tick: PlannedTick) -> TickRow:
 
 
 def _when(tick: TickRow) -> str:
-    from progress.snapshots import iso
-
     return iso(tick.scheduled_for) or "?"
