@@ -89,10 +89,10 @@ def plan_ticks(
     if len(on_time) > 1:
         # Several due times at once: the scheduler was late for the older ones (it started,
         # or took over, after them). One run covers them all, as the newest.
-        newest = iso(on_time[-1])
+        covering = iso(on_time[-1])
         planned += [
             PlannedTick(
-                t, TickState.MISSED, TickReason.MISSED, f"coalesced into the run due {newest}"
+                t, TickState.MISSED, TickReason.MISSED, f"coalesced into the run due {covering}"
             )
             for t in on_time[:-1]
         ]
