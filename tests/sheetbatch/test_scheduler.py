@@ -14,8 +14,14 @@ from typing import Any
 import pytest
 
 from progress import Store, open_store
-from progress.schedule_model import NewSchedule, PlannedTick, TickReason, TickRow, TickState
-from progress.schedule_model import tick_batch_id
+from progress.schedule_model import (
+    NewSchedule,
+    PlannedTick,
+    TickReason,
+    TickRow,
+    TickState,
+    tick_batch_id,
+)
 from progress.store import NewJob
 from sheetbatch.config import Settings
 from sheetbatch.scheduler import LEADER_LEASE, Scheduler
