@@ -77,6 +77,12 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds between heartbeats on event streams (default 15).",
         ),
         click.option(
+            "--no-scheduler",
+            is_flag=True,
+            default=False,
+            help="Do not run a scheduler (schedules then need `sheetbatch scheduler`).",
+        ),
+        click.option(
             "--shutdown-timeout",
             type=click.FloatRange(0, 3600),
             default=DEFAULT_SHUTDOWN_TIMEOUT,
@@ -121,6 +127,8 @@ def _child_argv(config_files: list[Path] | None, verbose: int, opts: dict[str, A
             argv += [f"--{name.replace('_', '-')}", str(value)]
     for host in opts.get("allow_host") or ():
         argv += ["--allow-host", host]
+    if opts.get("no_scheduler"):
+        argv.append("--no-scheduler")
     return argv
 
 
@@ -142,6 +150,7 @@ def serve_command(ctx: click.Context, /, **opts: Any) -> None:
     config_files = (ctx.obj or {}).get("config_files")
     _settings(config_files, opts)  # refuse bad settings here, with the CLI's own output
     if _gevent_patched():
+        # Already patched (a test's own process): no scheduler child.
         sys.exit(run_server(_settings(config_files, opts), opts["shutdown_timeout"]))
     argv = _child_argv(config_files, _verbosity(), opts)
     sys.stdout.flush()
@@ -170,11 +179,29 @@ def main(config_files: tuple[Path, ...], verbose: int, **opts: Any) -> None:
     if not _gevent_patched():
         raise BadServeInput("run the server through `sheetbatch serve` (gevent must patch first)")
     settings = _settings(list(config_files) or None, opts)
-    sys.exit(run_server(settings, opts["shutdown_timeout"]))
+    from sheetbatch.scheduler_process import scheduler_argv
+
+    child = None
+    if not opts.get("no_scheduler"):
+        child = scheduler_argv(
+            settings.db,
+            config_files=list(config_files),
+            verbose=verbose,
+            allow_hosts=settings.allow_hosts,
+        )
+    sys.exit(run_server(settings, opts["shutdown_timeout"], scheduler=child))
 
 
-def run_server(settings: Settings, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> int:
-    """Serve until SIGTERM/SIGINT, then shut down in order; the exit code."""
+def run_server(
+    settings: Settings,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    *,
+    scheduler: list[str] | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down in order; the exit code.
+
+    `scheduler`: the command line of a scheduler child to supervise (None: none).
+    """
     import gevent
     from gevent.event import Event
     from gevent.pywsgi import WSGIHandler, WSGIServer
@@ -221,11 +248,18 @@ def run_server(settings: Settings, shutdown_timeout: float = DEFAULT_SHUTDOWN_TI
         )
     done = Event()
     state = {"stopping": False, "clean": True}
+    from sheetbatch.scheduler_process import SchedulerProcess
+
+    child = SchedulerProcess(scheduler) if scheduler else None
+    if child is not None:
+        child.start()
 
     def stop() -> None:
         log.warning("shutting down: cancelling running batches, closing streams")
+        if child is not None and not child.stop(shutdown_timeout):
+            state["clean"] = False
         server.close()
-        state["clean"] = shutdown_app(app, timeout=shutdown_timeout)
+        state["clean"] = shutdown_app(app, timeout=shutdown_timeout) and state["clean"]
         server.stop(timeout=3)
         close_app(app)
         done.set()

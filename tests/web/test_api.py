@@ -205,7 +205,7 @@ def test_healthz_and_metrics(api: FlaskClient, store: Store) -> None:
     assert metrics.status_code == 200
     assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = metrics.get_data(as_text=True)
-    sample = re.compile(r'^[a-z_]+(\{[a-z]+="[^"]*"\})? [0-9.e+Inf-]+$')
+    sample = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+Inf-]+$')
     for line in text.splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
     assert 'sheetbatch_jobs{status="queued"} 2' in text
