@@ -47,7 +47,7 @@ def quick_settings(db: str, **overrides: Any) -> Settings:
     return load_settings(config_files=[], environ={}, overrides=values)
 
 
-class TestSheet(Protocol):
+class OperatorSheet(Protocol):
     """A sheet a test writes and reads behind the scheduler's back, as an operator would."""
 
     spec: str
