@@ -210,9 +210,8 @@ def change_schedule(
         catchup=str(changes.get("catchup", current.catchup.value)),
         notify=tuple(changes.get("notify", current.notify)),
     )
-    spec = new_schedule(
-        store, settings, merged, source=current.source, must_exist="sheet" in changes
-    )
+    moved = check_files and "sheet" in changes and changes["sheet"] != current.sheet
+    spec = new_schedule(store, settings, merged, source=current.source, must_exist=moved)
     fields = {
         "name": spec.name,
         "sheet": spec.sheet,
