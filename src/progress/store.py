@@ -30,6 +30,7 @@ from progress.migrate import ensure_schema
 from progress.reads import StoreReads, batch_row
 from progress.schedules import ScheduleOps
 from progress.status import BatchStatus, EventType, JobStatus
+from progress.tick_reads import TickReads
 from progress.ticks import TickOps
 from progress.transitions import JobTransitions
 
@@ -61,12 +62,12 @@ class NewJob:
 _CHUNK = 2000
 
 
-class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickOps):
+class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickReads, TickOps):
     """The durable progress store shared by runners, the sheet writer and every reader.
 
     Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`;
     every read (snapshots, events, waiting) in `StoreReads`; named leases in `LeaseOps`;
-    schedules and their ticks in `ScheduleOps` and `TickOps`.
+    schedules and their ticks in `ScheduleOps`, `TickOps` and `TickReads`.
     """
 
     def __init__(

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -25,7 +25,6 @@ from progress.schedule_model import (
     COUNTED_FAILURES,
     Fence,
     PlannedTick,
-    ScheduleRow,
     TickReason,
     TickRow,
     TickState,
@@ -179,6 +178,9 @@ class TickOps:
 
     def _apply(self, op: Callable[[Tx], R]) -> R:
         raise NotImplementedError  # JobTransitions provides it
+
+    def active_ticks(self, schedule_id: str | None = None) -> list[TickRow]:
+        raise NotImplementedError  # TickReads provides it
 
     # ------------------------------------------------------------------ writes
     def record_ticks(
@@ -361,81 +363,3 @@ class TickOps:
             return tick_row(tx.conn, tick_id)
 
         return self._apply(_op)
-
-    # ------------------------------------------------------------------ reads
-    def tick(self, tick_id: str) -> TickRow:
-        """The tick by id; raises UnknownTick."""
-        with self.engine.connect() as conn:
-            return tick_row(conn, tick_id)
-
-    def ticks(
-        self, schedule_id: str, *, limit: int = 50, before: float | None = None
-    ) -> list[TickRow]:
-        """The schedule's ticks, newest due time first."""
-        query = (
-            select(ticks)
-            .where(ticks.c.schedule_id == schedule_id)
-            .order_by(ticks.c.scheduled_for.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            query = query.where(ticks.c.scheduled_for < before)
-        with self.engine.connect() as conn:
-            return [TickRow.from_row(row) for row in conn.execute(query)]
-
-    def active_ticks(self, schedule_id: str | None = None) -> list[TickRow]:
-        """Running and queued ticks (of one schedule, or all), oldest due time first."""
-        query = (
-            select(ticks)
-            .where(ticks.c.state.in_([TickState.RUNNING.value, TickState.QUEUED.value]))
-            .order_by(ticks.c.scheduled_for)
-        )
-        if schedule_id is not None:
-            query = query.where(ticks.c.schedule_id == schedule_id)
-        with self.engine.connect() as conn:
-            return [TickRow.from_row(row) for row in conn.execute(query)]
-
-    def last_ticks(self) -> dict[str, TickRow]:
-        """Each schedule's newest tick, by schedule id."""
-        newest = (
-            select(ticks.c.schedule_id, func.max(ticks.c.scheduled_for).label("due"))
-            .group_by(ticks.c.schedule_id)
-            .subquery()
-        )
-        query = select(ticks).join(
-            newest,
-            (ticks.c.schedule_id == newest.c.schedule_id) & (ticks.c.scheduled_for == newest.c.due),
-        )
-        with self.engine.connect() as conn:
-            return {row.schedule_id: TickRow.from_row(row) for row in conn.execute(query)}
-
-    def tick_counts(self) -> dict[tuple[str, str], int]:
-        """How many ticks there are by (state, reason or "")."""
-        query = select(ticks.c.state, ticks.c.reason, func.count()).group_by(
-            ticks.c.state, ticks.c.reason
-        )
-        with self.engine.connect() as conn:
-            return {(str(s), str(r or "")): int(n) for s, r, n in conn.execute(query)}
-
-    def schedule_with_ticks(
-        self, schedule_id: str, limit: int = 50
-    ) -> tuple[int, ScheduleRow, list[TickRow]]:
-        """(log cursor, schedule, newest ticks) read in one transaction (a stream's snapshot)."""
-        from progress.reads import log_head
-
-        conn = self.engine.connect()
-        try:
-            if conn.dialect.name != "sqlite":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                cursor = log_head(conn)
-                schedule = schedule_row(conn, schedule_id)
-                rows = conn.execute(
-                    select(ticks)
-                    .where(ticks.c.schedule_id == schedule_id)
-                    .order_by(ticks.c.scheduled_for.desc())
-                    .limit(limit)
-                ).all()
-            return cursor, schedule, [TickRow.from_row(r) for r in rows]
-        finally:
-            conn.close()
