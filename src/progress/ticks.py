@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -132,11 +132,22 @@ def _count_failure(tx: Tx, tick: TickRow, pause_after: int) -> None:
 
 def finish_ticks_of_batch(tx: Tx, batch_id: str, status: str, counts: BatchCounts) -> None:
     """Finish the running tick whose batch just finished (called in that transaction)."""
+    # Also the tick whose key this batch carries, should its launch not be recorded yet (its
+    # scheduler lost the lease, or died, right after creating the batch).
+    keyed = batch_id[2:] if batch_id.startswith("b-t-") else None
     found = tx.conn.execute(
-        select(ticks).where(ticks.c.batch_id == batch_id, ticks.c.state == TickState.RUNNING.value)
+        select(ticks).where(
+            or_(ticks.c.batch_id == batch_id, ticks.c.tick_id == keyed),
+            ticks.c.state == TickState.RUNNING.value,
+        )
     ).all()
     for row in found:
         tick = TickRow.from_row(row)
+        if tick.batch_id is None:
+            tx.conn.execute(
+                update(ticks).where(ticks.c.tick_id == tick.tick_id).values(batch_id=batch_id)
+            )
+            tick = tick_row(tx.conn, tick.tick_id)
         state, reason, detail = batch_outcome(status, counts)
         _finish(tx, tick, state, reason, detail)
 
@@ -272,6 +283,8 @@ class TickOps:
             if guard is not None:
                 fence(tx.conn, guard, tx.now)
             tick = tick_row(tx.conn, tick_id)
+            if tick.state.terminal and tick.batch_id == batch_id:
+                return tick  # its batch already finished it
             if tick.state is not TickState.RUNNING:
                 raise IllegalTickTransition(tick_id, tick.state.value, "launched")
             batch = _batch_counts(tx.conn, batch_id)

@@ -26,8 +26,15 @@ from typing import Any
 from pipeline.runner import short_reason
 from pipeline.workers import new_owner
 from progress import Store
-from progress.errors import IllegalTickTransition, NotLeader, ProgressError
-from progress.schedule_model import Fence, ScheduleRow, TickReason, TickRow, TickState
+from progress.errors import IllegalTickTransition, NotLeader, ProgressError, UnknownBatch
+from progress.schedule_model import (
+    Fence,
+    ScheduleRow,
+    TickReason,
+    TickRow,
+    TickState,
+    tick_batch_id,
+)
 from sheetbatch.config import Settings
 from sheetbatch.launcher import InProcessLauncher
 from sheetbatch.planner import PlanPolicy, plan_ticks
@@ -197,14 +204,27 @@ class Scheduler:
             )
 
     def _alive(self, tick: TickRow) -> bool:
-        """Whether the scheduler that claimed a running tick still looks after it."""
+        """Whether the scheduler that claimed a running tick still looks after it.
+
+        A live claimer that lost the lead is trusted with a batch it runs (the batch's end
+        finishes the tick); a tick of it without a batch is adopted once it has not moved
+        for two lease periods (its claimer's fenced writes are refused by now).
+        """
         with self._lock:
             if tick.tick_id in self._in_flight:
                 return True
+        batch_id = tick.batch_id or tick_batch_id(tick.tick_id)
         if tick.scheduler == self.owner:
-            return tick.batch_id is not None and self.launcher.is_running(tick.batch_id)
+            return self.launcher.is_running(batch_id)
         member = self.store.lease(MEMBER_PREFIX + tick.scheduler)
-        return member is not None and member.held(self.store.clock())
+        now = self.store.clock()
+        if member is None or not member.held(now):
+            return False
+        try:
+            running = bool(self.store.batch(batch_id)["status"] == "running")
+        except UnknownBatch:
+            return now - tick.updated < 2 * self.ttl
+        return running
 
     def _dispatch(self, tick: TickRow, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         with self._lock:

@@ -192,3 +192,23 @@ def test_a_version_1_database_is_upgraded_with_the_scheduling_tables(tmp_path: P
         assert _schedule(store)
     finally:
         store.close()
+
+
+def test_a_batch_carrying_a_ticks_key_finishes_it_even_when_its_launch_was_never_recorded(
+    clocked: Store, clock: Clock
+) -> None:
+    sid = _schedule(clocked)
+    (tick,) = clocked.record_ticks(
+        sid, [PlannedTick(clock.now, TickState.RUNNING)], scheduler="a", guard=None
+    )
+    job = NewJob(row=2, inputs={}, label="a")
+    clocked.create_batch(
+        sheet="s.csv", pipeline="p", phases=["x"], jobs=[job], batch_id=tick_batch_id(tick.tick_id)
+    )
+    clocked.start_job(job.job_id, "w", 30)
+    clocked.succeed_job(job.job_id, {})
+    done = clocked.tick(tick.tick_id)
+    assert done.state is TickState.SUCCEEDED and done.batch_id == tick_batch_id(tick.tick_id)
+    # The scheduler, alive again, records the launch afterwards: nothing changes.
+    again = clocked.launch_tick(tick.tick_id, tick_batch_id(tick.tick_id), rows=1, guard=None)
+    assert again == done
