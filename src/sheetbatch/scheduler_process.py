@@ -38,6 +38,16 @@ def scheduler_argv(
     return argv
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the server dies, kill -9 included (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class SchedulerProcess:
     """Runs `argv` and restarts it when it exits, until `stop()`."""
 
@@ -62,7 +72,7 @@ class SchedulerProcess:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self.proc = subprocess.Popen(self.argv)
+                self.proc = subprocess.Popen(self.argv, preexec_fn=_die_with_parent)
             code = self.proc.wait()
             if self._stopping.is_set():
                 return
@@ -89,4 +99,5 @@ class SchedulerProcess:
             return False
         if self._thread is not None:
             self._thread.join(5)
-        return code == 0
+        # -SIGTERM: it was still starting (no handler yet), so it had nothing to clean up.
+        return code in (0, -signal.SIGTERM)

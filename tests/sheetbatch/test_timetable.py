@@ -96,3 +96,16 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations_say_what_a_duration_is(text: str) -> None:
     with pytest.raises(TriggerError, match="--every"):
         parse_duration(text)
+
+
+def test_the_apscheduler_trigger_fires_at_our_timetables_instants() -> None:
+    from datetime import UTC
+
+    from sheetbatch.timer import TimetableTrigger
+
+    trigger = TimetableTrigger(CronTrigger.parse("30 2 * * *", "America/New_York"))
+    now = datetime.fromtimestamp(at("2026-03-08T00:00", "America/New_York"), UTC)
+    first = trigger.get_next_fire_time(None, now)
+    assert first is not None and first.timestamp() == at("2026-03-08T03:00", "America/New_York")
+    second = trigger.get_next_fire_time(first, first)
+    assert second is not None and second.timestamp() == at("2026-03-09T02:30", "America/New_York")

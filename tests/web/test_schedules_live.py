@@ -151,3 +151,44 @@ def test_the_schedules_page_lists_adds_pauses_runs_and_previews(
     lease = sched_store.lease(LEADER_LEASE)
     assert lease is not None and lease.held(time.time())
     assert "leads (epoch" in page.inner_text("#leader")
+
+
+def test_the_scheduler_child_dies_with_a_killed_server_and_none_runs_with_no_scheduler(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import os
+    import signal
+
+    workdir = tmp_path_factory.mktemp("orphan")
+    db = f"sqlite:///{workdir / 'o.db'}"
+    server = start_server(workdir, db)
+    store = open_store(db)
+    try:
+        owner = wait_for(
+            lambda: (lambda lease: lease.owner if lease and lease.held(time.time()) else None)(
+                store.lease(LEADER_LEASE)
+            ),
+            30,
+        )
+        child = int(owner.rsplit(":", 2)[1])
+        assert child != server.proc.pid
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+
+        def gone() -> bool:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for(gone, 30)  # no orphaned scheduler keeps leading
+        quiet = start_server(workdir, db, args=["--no-scheduler"])
+        try:
+            with quiet.client() as client:
+                assert client.get("/api/schedules").json()["scheduler"]["schedulers"] == []
+        finally:
+            assert quiet.stop() == 0, quiet.output()
+    finally:
+        server.stop()
+        store.close()
