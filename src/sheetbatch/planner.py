@@ -74,7 +74,7 @@ def plan_ticks(
         if first is not None and first < start:
             dropped += 1  # at least one; counting them all could take as long as the outage
     if not times:
-        return Plan([], max(schedule.cursor, min(now, schedule.cursor)), dropped)
+        return Plan([], schedule.cursor, dropped)
     cursor = times[-1]
     if schedule.paused:
         reason = schedule.paused_reason or "paused"

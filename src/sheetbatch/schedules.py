@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.errors import PipelineError
 from pipeline.registry import load_pipeline
 from progress import Store
-from progress.errors import DuplicateSchedule, UnknownSchedule
+from progress.errors import DuplicateSchedule
 from progress.schedule_model import Catchup, NewSchedule, Overlap, ScheduleRow, TickRow
 from sheetbatch.config import Settings
 from sheetbatch.timetable import (
@@ -32,7 +32,6 @@ from sheetbatch.timetable import (
     parse_duration,
     trigger_from_json,
 )
-from sheets_integration.errors import SheetError
 from sheets_integration.locate import backend_name, split_xlsx_spec
 
 log = logging.getLogger(__name__)
@@ -326,8 +325,6 @@ def find(store: Store, key: str) -> ScheduleRow:
 __all__ = [
     "ScheduleError",
     "ScheduleInput",
-    "SheetError",
-    "UnknownSchedule",
     "add_schedule",
     "build_trigger",
     "change_schedule",
