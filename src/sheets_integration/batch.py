@@ -15,8 +15,9 @@ from typing import Any
 
 from pipeline.phase import Pipeline
 from pipeline.runner import JobRunner
-from pipeline.workers import WorkerPool, new_owner, owner_alive
+from pipeline.workers import WorkerPool
 from progress import Store
+from progress.owners import new_owner, owner_alive
 from progress.status import JobStatus
 from progress.store import NewJob, new_job_id
 from sheets_integration.errors import MissingColumn, SheetError
