@@ -12,6 +12,7 @@ import re
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import idna
+import tldextract
 
 from pipeline.errors import PhaseError
 
@@ -31,11 +32,8 @@ _TRAILING_JUNK = ".,;:!?)]}>\"'`“”’»"
 _LEADING_JUNK = "([{<\"'`“‘«"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-# Second-level labels under which registrations happen one level deeper (co.uk, com.au...).
-# A heuristic instead of the full Public Suffix List, which would need a download.
-_SECOND_LEVEL = frozenset(
-    {"ac", "co", "com", "edu", "gov", "net", "org", "ltd", "plc", "ne", "or", "gob", "nom"}
-)
+# The Public Suffix List snapshot bundled with tldextract; never fetched (no network, no cache).
+_SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 class InvalidURL(PhaseError):
@@ -121,10 +119,11 @@ def host_of(url: str) -> str:
 
 
 def registrable_domain(host: str) -> str:
-    """The registrable part of a host by a last-two-labels heuristic.
+    """The registrable part of a host, by the Public Suffix List (tldextract's bundled copy).
 
-    `www.shop.acme.com` -> `acme.com`; `shop.acme.co.uk` -> `acme.co.uk`; an IP address or a
-    single label is returned unchanged. No Public Suffix List is consulted (no downloads).
+    `www.shop.acme.com` -> `acme.com`; `shop.acme.co.uk` -> `acme.co.uk`; `www.acme.me.uk` ->
+    `acme.me.uk`. An IP address or a single label is returned unchanged; a name under a suffix
+    the list does not know (`.test`, an intranet's own) keeps its last two labels.
     """
     host = host.rstrip(".").lower()
     try:
@@ -133,11 +132,14 @@ def registrable_domain(host: str) -> str:
     except ValueError:
         pass
     labels = host.split(".")
-    if len(labels) <= 2:
+    if len(labels) <= 2 and not _SUFFIXES(host).suffix:
         return host
-    if labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    parts = _SUFFIXES(host)
+    if not parts.suffix:
+        return ".".join(labels[-2:])
+    if not parts.domain:
+        return host  # the host is itself a public suffix ("co.uk")
+    return f"{parts.domain}.{parts.suffix}"
 
 
 def same_site(url_a: str, url_b: str) -> bool:

@@ -84,6 +84,15 @@ def test_long_junk_is_shortened_in_the_reason() -> None:
         ("shop.acme.co.uk", "acme.co.uk"),
         ("acme.com.au", "acme.com.au"),
         ("WWW.Acme.Com.", "acme.com"),
+        # Suffixes a two-label heuristic gets wrong; the Public Suffix List does not.
+        ("www.acme.me.uk", "acme.me.uk"),
+        ("shop.acme.gv.at", "acme.gv.at"),
+        ("mail.city.kawasaki.jp", "city.kawasaki.jp"),
+        ("a.b.acme.org.au", "acme.org.au"),
+        ("co.uk", "co.uk"),
+        # Suffixes it does not list keep the last two labels.
+        ("shop.acme.test", "acme.test"),
+        ("acme.test", "acme.test"),
         ("127.0.0.1", "127.0.0.1"),
         ("::1", "::1"),
         ("localhost", "localhost"),
