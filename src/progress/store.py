@@ -241,14 +241,7 @@ class Store(JobTransitions, StoreReads):
                 )
             ).all()
             for job in queued:
-                self._move(
-                    tx,
-                    job,
-                    JobStatus.CANCELLED,
-                    EventType.JOB_CANCELLED,
-                    {"reason": reason},
-                    {"finished": tx.now, "error": None},
-                )
+                self._cancel(tx, job, reason)
             if not queued:
                 self._maybe_finish_batch(tx, batch_id, None)
             return len(queued)
