@@ -24,8 +24,8 @@ demo: $(RUN_STAMP)
 test: $(STAMP) services browser lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
