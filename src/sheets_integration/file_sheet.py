@@ -90,8 +90,12 @@ class FileSheet:
             return set()
 
         def edit(document: Document) -> tuple[bool, set[int]]:
-            plan = plan_job_ids(document.table, assignments, expected, job_column=job_column)
-            return document.apply(plan.cells), set(plan.refused)
+            table = document.table
+            plan = plan_job_ids(table, assignments, expected, job_column=job_column)
+            # A Job ID cell hidden inside a merged range cannot hold the id: the row is
+            # refused rather than recorded as carrying an id it does not show.
+            cells, blocked = _writable(plan.cells, table)
+            return document.apply(cells), set(plan.refused) | {cell.row for cell, _ in blocked}
 
         return self._rewrite(edit)
 
@@ -111,16 +115,29 @@ class FileSheet:
             return WriteResult()
 
         def edit(document: Document) -> tuple[bool, WriteResult]:
+            table = document.table
             plan = plan_updates(
-                document.table, updates, self.name, job_column=job_column, fill_only=fill_only
+                table, updates, self.name, job_column=job_column, fill_only=fill_only
             )
-            changed = document.apply(plan.cells)
-            cells = len(plan.cells) - len(plan.header_cells)
-            return changed, WriteResult(cells=cells, missing=plan.missing, kept=plan.kept)
+            cells, blocked = _writable(plan.cells, table)
+            changed = document.apply(cells)
+            unwritable: dict[str, tuple[str, ...]] = {}
+            for cell, reason in blocked:
+                unwritable[cell.job_id] = (*unwritable.get(cell.job_id, ()), reason)
+            return changed, WriteResult(
+                cells=len(cells) - len(plan.header_cells),
+                missing=plan.missing,
+                unwritable=unwritable,
+                kept=plan.kept,
+            )
 
         result = self._rewrite(edit)
         log.debug(
-            "%s: wrote %d cells, %d jobs missing", self.name, result.cells, len(result.missing)
+            "%s: wrote %d cells, %d jobs missing, %d with unwritable cells",
+            self.name,
+            result.cells,
+            len(result.missing),
+            len(result.unwritable),
         )
         return result
 
@@ -133,3 +150,29 @@ class FileSheet:
         return rewrite_file(
             self.path, self.name, on_bytes, respect_lock_files=self.respect_lock_files
         )
+
+
+def _writable(
+    cells: Sequence[CellWrite], table: Table
+) -> tuple[list[CellWrite], list[tuple[CellWrite, str]]]:
+    """The cells that can be written, and each other one with why not (a merged range)."""
+    writable: list[CellWrite] = []
+    blocked: list[tuple[CellWrite, str]] = []
+    for cell in cells:
+        merged = table.merged.get((cell.row, cell.column)) if cell.row >= 0 else None
+        if merged is None:
+            writable.append(cell)
+        else:
+            where = f"{_column_letters(cell.column)}{cell.row + 2}"
+            blocked.append((cell, f"cell {where} is inside merged range {merged}; not written"))
+    return writable, blocked
+
+
+def _column_letters(column: int) -> str:
+    """Column index 0 as "A", 26 as "AA"."""
+    letters = ""
+    column += 1
+    while column:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
