@@ -30,6 +30,7 @@ _P = rb"(?:[\w.-]+:)?"  # an optional namespace prefix
 _SHEET_DATA = re.compile(rb"<(" + _P + rb")sheetData\b[^>]*?(/?)>")
 _SHEET_DATA_END = re.compile(rb"</" + _P + rb"sheetData\s*>")
 _ROW = re.compile(rb"<(" + _P + rb")row\b([^>]*?)(/?)>")
+_ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["']\s*(\d+)\s*["']""")
 _ROW_END = re.compile(rb"</" + _P + rb"row\s*>")
 _CELL = re.compile(rb"<(" + _P + rb")c\b([^>]*?)(?:/>|>(.*?)</" + _P + rb"c\s*>)", re.DOTALL)
 _ATTR = re.compile(rb"""([\w.:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -102,8 +103,8 @@ class _Splicer:
         pieces = [head]
         position, index, implicit = content, 0, 0
         for row in _ROW.finditer(data, content, close_start):
-            number_text = _attr(row.group(2), b"r")
-            number = int(number_text) if number_text else implicit + 1
+            explicit = _ROW_NUMBER.search(row.group(2))
+            number = int(explicit.group(1)) if explicit else implicit + 1
             implicit = number
             if index >= len(pending) and number > self.unshare_until:
                 break
@@ -122,7 +123,7 @@ class _Splicer:
             here: Mapping[int, CellValue] = {}
             if index < len(pending) and pending[index] == number:
                 here, index = writes[number], index + 1
-            if here or not number_text or number <= self.unshare_until:
+            if here or not explicit or number <= self.unshare_until:
                 pieces.append(data[position : row.start()])
                 pieces.append(self._rewrite_row(row, body, number, here))
                 position = row_end

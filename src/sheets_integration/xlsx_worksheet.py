@@ -175,26 +175,25 @@ class _Reader:
         self.hyperlinks: list[tuple[str, str]] = []
         self.shared: dict[str, tuple[str, str]] = {}
         self._columns: dict[str, int] = {}
+        self.tags: dict[str, str] = {}
 
     def read(self, data: bytes) -> None:
+        namespace = _root_namespace(data)
+        row_tag, merge_tag, link_tag = (namespace + n for n in ("row", "mergeCell", "hyperlink"))
+        self.tags = {namespace + n: n for n in ("c", "v", "f", "is")}
         row_number = 0
-        namespace = ""
-        for event, element in ElementTree.iterparse(io.BytesIO(data), events=("start", "end")):
-            if event == "start":
-                if not namespace and element.tag.startswith("{"):
-                    namespace = element.tag[: element.tag.index("}") + 1]
-                continue
-            name = element.tag[len(namespace) :] if element.tag.startswith(namespace) else ""
-            if name == "row":
+        for _, element in ElementTree.iterparse(io.BytesIO(data), events=("end",)):
+            tag = element.tag
+            if tag == row_tag:
                 number = element.get("r")
                 row_number = int(number) if number else row_number + 1
-                self._row(element, row_number, namespace)
+                self._row(element, row_number)
                 element.clear()
-            elif name == "mergeCell":
+            elif tag == merge_tag:
                 cells = CellRange.parse(element.get("ref", ""))
                 if cells is not None:
                     self.merges.append(cells)
-            elif name == "hyperlink":
+            elif tag == link_tag:
                 rel_id = next((v for k, v in element.attrib.items() if local(k) == "id"), "")
                 target = self.targets.get(rel_id)
                 if target is not None:
@@ -203,65 +202,61 @@ class _Reader:
                         (element.get("ref", ""), target + ("#" + location if location else ""))
                     )
 
-    def _row(self, row: ElementTree.Element, number: int, namespace: str) -> None:
+    def _row(self, row: ElementTree.Element, number: int) -> None:
         values: list[str] = []
         column = 0
+        tags = self.tags
         for cell in row:
-            if cell.tag != namespace + "c":
+            if tags.get(cell.tag) != "c":
                 continue
             ref = cell.get("r")
             column = self._column(ref) if ref else column + 1
-            if not ref:
-                ref = f"{get_column_letter(column)}{number}"
-            text = self._cell(cell, ref, number, column, namespace)
+            text = self._cell(cell, ref, number, column)
             if text:
                 if len(values) < column:
                     values.extend([""] * (column - len(values)))
                 values[column - 1] = text
         self.rows[number] = values
 
-    def _cell(
-        self, cell: ElementTree.Element, ref: str, row: int, column: int, namespace: str
-    ) -> str:
+    def _cell(self, cell: ElementTree.Element, ref: str | None, row: int, column: int) -> str:
         kind = cell.get("t", "n")
         value: str | None = None
-        has_value = False
         formula: ElementTree.Element | None = None
         inline: ElementTree.Element | None = None
+        tags = self.tags
         for child in cell:
-            name = child.tag[len(namespace) :]
+            name = tags.get(child.tag)
             if name == "v":
-                value, has_value = child.text or "", True
+                value = child.text or ""
             elif name == "f":
                 formula = child
             elif name == "is":
                 inline = child
         if formula is not None:
-            text = self._formula(formula, ref)
+            text = self._formula(formula, ref or f"{get_column_letter(column)}{row}")
             if text is not None:
                 target = hyperlink_target(text)
                 if target is None:
                     return "=" + text
                 if row > 1:
                     self.links[(row - 2, column - 1)] = target
-                if not has_value:
+                if not value:  # no label cached (openpyxl writes an empty <v/>)
                     return "=" + text
+        if kind == "s":
+            index = int(value or "-1")
+            return self.strings[index] if 0 <= index < len(self.strings) else ""
         if inline is not None and kind == "inlineStr":
             return unescape_xstring(_string_text(inline))
         if value is None:
             return ""
-        xf = int(cell.get("s") or 0)
         if kind == "n":
-            return serial_text(
-                value, self.styles.kind(xf), self.styles.number_format(xf), self.date1904
-            )
-        if kind == "s":
-            index = int(value)
-            return self.strings[index] if 0 <= index < len(self.strings) else ""
+            xf = int(cell.get("s") or 0)
+            styles = self.styles
+            return serial_text(value, styles.kind(xf), styles.number_format(xf), self.date1904)
         if kind == "b":
             return "TRUE" if value.strip() in ("1", "true") else "FALSE"
         if kind == "d":
-            return iso_text(value, self.styles.number_format(xf))
+            return iso_text(value, self.styles.number_format(int(cell.get("s") or 0)))
         return unescape_xstring(value) if kind in ("str", "inlineStr") else value
 
     def _formula(self, formula: ElementTree.Element, ref: str) -> str | None:
@@ -307,6 +302,14 @@ class _Reader:
                 for column in range(cells.min_col, min(cells.max_col, width) + 1):
                     self.links.setdefault((row - 2, column - 1), target)
         return WorksheetContent(rows, self.links, MergedRanges(self.merges))
+
+
+def _root_namespace(data: bytes) -> str:
+    """ "{uri}" of the part's root element (its children share it), or "" without one."""
+    for _, element in ElementTree.iterparse(io.BytesIO(data[:65536]), events=("start",)):
+        tag = element.tag
+        return tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+    return ""
 
 
 def read_worksheet(
