@@ -38,7 +38,8 @@ class Document(Protocol):
         ...
 
     def apply(self, cells: Sequence[CellWrite]) -> bool:
-        """Write the cells as literal text; True when anything changed."""
+        """Write the cells (text as literal text, numbers as the backend holds numbers);
+        True when anything changed."""
         ...
 
     def dump(self) -> bytes:

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from sheets_integration.errors import BadSheet
+from sheets_integration.xlsx_markup import PREFIX, attr
 
 _REL_OFFICE_DOCUMENT = "/officeDocument"
 _REL_WORKSHEET = "/worksheet"
@@ -212,16 +213,8 @@ def _resolve(folder: str, target: str) -> str:
 
 # --- keeping the package consistent when a part must go ----------------------------------------
 
-_ELEMENT = re.compile(rb"<(?:[\w.-]+:)?(?:Override|Relationship)\b[^>]*?/>")
-_CALC_CELL = re.compile(rb"<((?:[\w.-]+:)?)c\b([^>]*?)/>")
-_ATTR = re.compile(rb"""([\w.:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-
-
-def _attr(attrs: bytes, name: bytes) -> bytes | None:
-    for match in _ATTR.finditer(attrs):
-        if match.group(1) == name:
-            return match.group(2) if match.group(2) is not None else match.group(3)
-    return None
+_ELEMENT = re.compile(rb"<" + PREFIX + rb"(?:Override|Relationship)\b[^>]*?/>")
+_CALC_CELL = re.compile(rb"<(" + PREFIX + rb")c\b([^>]*?)/>")
 
 
 def forget_calculated(chain: bytes, sheet_id: str, cells: set[str]) -> bytes | None:
@@ -233,20 +226,20 @@ def forget_calculated(chain: bytes, sheet_id: str, cells: set[str]) -> bytes | N
     """
     pieces: list[bytes] = []
     position, kept = 0, 0
-    current: bytes | None = None
-    last_kept: bytes | None = None
-    wanted = {cell.encode() for cell in cells}
+    current: str | None = None
+    last_kept: str | None = None
     for entry in _CALC_CELL.finditer(chain):
         attrs = entry.group(2)
-        explicit = _attr(attrs, b"i")
+        explicit = attr(attrs, b"i")
         current = explicit if explicit is not None else current
-        if current == sheet_id.encode() and _attr(attrs, b"r") in wanted:
+        if current == sheet_id and attr(attrs, b"r") in cells:
             pieces.append(chain[position : entry.start()])
             position = entry.end()
             continue
         if explicit is None and current is not None and last_kept != current:
             pieces.append(chain[position : entry.start()])
-            pieces.append(b"<" + entry.group(1) + b'c i="' + current + b'"' + attrs + b"/>")
+            own = b'c i="' + current.encode() + b'"'
+            pieces.append(b"<" + entry.group(1) + own + attrs + b"/>")
             position = entry.end()
         last_kept = current
         kept += 1
@@ -259,18 +252,18 @@ def forget_calculated(chain: bytes, sheet_id: str, cells: set[str]) -> bytes | N
 def without_part(package: Package, part: str, source: str) -> dict[str, bytes]:
     """The content types and the relationships of `source` with every mention of `part` gone."""
     edits: dict[str, bytes] = {}
-    name = ("/" + part).lower().encode()
+    name = ("/" + part).lower()
     types = package.read("[Content_Types].xml")
     edits["[Content_Types].xml"] = _ELEMENT.sub(
-        lambda m: b"" if (_attr(m.group(0), b"PartName") or b"").lower() == name else m.group(0),
+        lambda m: b"" if (attr(m.group(0), b"PartName") or "").lower() == name else m.group(0),
         types,
     )
     folder, base = posixpath.split(source)
     rels = posixpath.join(folder, "_rels", base + ".rels")
     if package.has(rels):
-        targets = {rel.id.encode() for rel in package.relationships(source) if rel.target == part}
+        targets = {rel.id for rel in package.relationships(source) if rel.target == part}
         edits[rels] = _ELEMENT.sub(
-            lambda m: b"" if _attr(m.group(0), b"Id") in targets else m.group(0),
+            lambda m: b"" if attr(m.group(0), b"Id") in targets else m.group(0),
             package.read(rels),
         )
     return edits

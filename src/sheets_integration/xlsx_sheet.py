@@ -143,16 +143,21 @@ class _XlsxDocument:
         for cell in cells:
             row, column = cell.row + 2, cell.column + 1
             merged = self.merged.range_at(row, column)
-            if merged is not None:
-                log.warning(
-                    "%s!%s%d is inside merged range %s; not written",
-                    self.entry.title,
-                    get_column_letter(column),
-                    row,
-                    merged.text,
-                )
+            if merged is None:
+                writes.setdefault(row, {})[column] = cell.value
                 continue
-            writes.setdefault(row, {})[column] = cell.value
+            where = f"{get_column_letter(column)}{row}"
+            if row == 1:
+                # A column whose header cannot be written would get values under no name.
+                raise BadSheet(
+                    f"{self.name} (worksheet {self.entry.title!r})",
+                    f"cannot add the column {cell.text!r}: cell {where} is inside merged "
+                    f"range {merged.text}",
+                    f"unmerge {merged.text}, or type {cell.text!r} into a free header cell",
+                )
+            log.warning(
+                "%s!%s is inside merged range %s; not written", self.entry.title, where, merged.text
+            )
         result = splice(self.xml, writes, styles=self.styles, strings=self.strings, sheet=self.name)
         if not result.changed:
             return False

@@ -23,26 +23,28 @@ from sheets_integration.errors import BadSheet
 from sheets_integration.safety import is_formula_like
 from sheets_integration.sheet import CellValue, cell_text
 from sheets_integration.xlsx_cells import cell_xml, numeric, unescape_xstring, written_text
+from sheets_integration.xlsx_markup import (
+    CELL,
+    FORMULA,
+    PREFIX,
+    RawCell,
+    attr,
+    column_index,
+    set_attr,
+    unxml,
+)
 from sheets_integration.xlsx_styles import Styles
 from sheets_integration.xlsx_worksheet import CellRange
 
-_P = rb"(?:[\w.-]+:)?"  # an optional namespace prefix
-_SHEET_DATA = re.compile(rb"<(" + _P + rb")sheetData\b[^>]*?(/?)>")
-_SHEET_DATA_END = re.compile(rb"</" + _P + rb"sheetData\s*>")
-_ROW = re.compile(rb"<(" + _P + rb")row\b([^>]*?)(/?)>")
+_SHEET_DATA = re.compile(rb"<(" + PREFIX + rb")sheetData\b[^>]*?(/?)>")
+_SHEET_DATA_END = re.compile(rb"</" + PREFIX + rb"sheetData\s*>")
+_ROW = re.compile(rb"<(" + PREFIX + rb")row\b([^>]*?)(/?)>")
 _ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["']\s*(\d+)\s*["']""")
-_ROW_END = re.compile(rb"</" + _P + rb"row\s*>")
-_CELL = re.compile(rb"<(" + _P + rb")c\b([^>]*?)(?:/>|>(.*?)</" + _P + rb"c\s*>)", re.DOTALL)
-_ATTR = re.compile(rb"""([\w.:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_DIMENSION = re.compile(rb"(<" + _P + rb"""dimension\b[^>]*?\sref\s*=\s*)(?:"([^"]*)"|'([^']*)')""")
-_COL = re.compile(rb"<" + _P + rb"col\b([^>]*?)/?>")
-_FORMULA = re.compile(rb"<" + _P + rb"f\b([^>]*?)(?:/>|>(.*?)</" + _P + rb"f\s*>)", re.DOTALL)
-_VALUE = re.compile(rb"<" + _P + rb"v\b[^>]*?(?:/>|>(.*?)</" + _P + rb"v\s*>)", re.DOTALL)
-_INLINE = re.compile(rb"<" + _P + rb"is\b")
-_TEXT = re.compile(rb"<" + _P + rb"t\b[^>]*?(?:/>|>(.*?)</" + _P + rb"t\s*>)", re.DOTALL)
-_PHONETIC = re.compile(rb"<" + _P + rb"rPh\b.*?</" + _P + rb"rPh\s*>", re.DOTALL)
-_ENTITY = re.compile(r"&(?:#(\d+)|#x([0-9A-Fa-f]+)|(amp|lt|gt|quot|apos));")
-_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_ROW_END = re.compile(rb"</" + PREFIX + rb"row\s*>")
+_DIMENSION = re.compile(
+    rb"(<" + PREFIX + rb"""dimension\b[^>]*?\sref\s*=\s*)(?:"([^"]*)"|'([^']*)')"""
+)
+_COL = re.compile(rb"<" + PREFIX + rb"col\b([^>]*?)/?>")
 _HINT = "open it in Excel or LibreOffice and save it again as .xlsx"
 
 
@@ -154,13 +156,13 @@ class _Splicer:
         cells: dict[int, bytes] = {}
         column = 0
         lead, tail = body, b""
-        matches = list(_CELL.finditer(body))
+        matches = list(CELL.finditer(body))
         if matches:
             lead, tail = body[: matches[0].start()], body[matches[-1].end() :]
         for cell in matches:
-            ref = _attr(cell.group(2), b"r")
+            ref = attr(cell.group(2), b"r")
             raw = cell.group(0)
-            column = _column(ref) if ref else column + 1
+            column = column_index(ref) if ref else column + 1
             if not ref:  # explicit from now on: a cell inserted before it must not move it
                 at = cell.end(1) + 1 - cell.start()
                 raw = raw[:at] + f' r="{get_column_letter(column)}{number}"'.encode() + raw[at:]
@@ -169,7 +171,7 @@ class _Splicer:
         for column, value in sorted(writes.items()):
             existing = cells.get(column)
             if existing is not None:
-                style = _style_of(existing)
+                style = RawCell.of(existing).style
             else:
                 style = self._default_style(number, column, cells, row_style)
             new = self._cell_for(number, column, value, existing, style)
@@ -182,8 +184,8 @@ class _Splicer:
                 cells[column] = self._unshared(
                     cells[column], f"{get_column_letter(column)}{number}"
                 )
-        if not _attr(attrs, b"r"):
-            attrs = _set_attr(attrs, b"r", str(number).encode())
+        if not attr(attrs, b"r"):
+            attrs = set_attr(attrs, b"r", str(number).encode())
         attrs = _with_spans(attrs, cells)
         p = row.group(1)
         start = b"<" + p + b"row" + attrs + b">"
@@ -207,7 +209,7 @@ class _Splicer:
         if number == 1:
             left = [c for c in cells if c < column]
             if left:
-                return _style_of(cells[max(left)])
+                return RawCell.of(cells[max(left)]).style
         return 0
 
     # --- cells --------------------------------------------------------------------------
@@ -235,65 +237,52 @@ class _Splicer:
 
     def _holds(self, raw: bytes, value: CellValue, style: int) -> bool:
         """True when the cell `raw` already is what writing `value` in `style` would make."""
-        cell = _CELL.match(raw)
-        assert cell is not None
-        attrs, body = cell.group(2), cell.group(3) or b""
-        if _style_of(raw) != style or _FORMULA.search(body):
+        cell = RawCell.of(raw)
+        if cell.style != style or cell.formula is not None:
             return False
-        kind = _attr(attrs, b"t") or "n"
-        stored = _VALUE.search(body)
+        kind, stored = cell.kind, cell.value
         if value == "":
-            return stored is None and not _INLINE.search(body)
+            return stored is None and not cell.has_inline
         if numeric(value):
-            if kind != "n" or stored is None:
-                return False
             try:
-                return float(_unxml(stored.group(1) or b"")) == float(value)
+                return kind == "n" and stored is not None and float(stored) == float(value)
             except ValueError:
                 return False
         text = written_text(value) if isinstance(value, str) else cell_text(value)
         if kind == "inlineStr":
-            inline = _PHONETIC.sub(b"", body)
-            found = "".join(_unxml(t.group(1) or b"") for t in _TEXT.finditer(inline))
-            return unescape_xstring(found) == text
-        if stored is None:
-            return False
-        if kind == "s":
-            index = _unxml(stored.group(1) or b"").strip()
-            return (
-                index.isdigit()
-                and int(index) < len(self.strings)
-                and (self.strings[int(index)] == text)
-            )
-        return kind == "str" and unescape_xstring(_unxml(stored.group(1) or b"")) == text
+            return unescape_xstring(cell.inline_text) == text
+        if kind == "s" and stored is not None and stored.strip().isdigit():
+            index = int(stored)
+            return index < len(self.strings) and self.strings[index] == text
+        return kind == "str" and stored is not None and unescape_xstring(stored) == text
 
     def _forget_formula(self, raw: bytes, ref: str) -> None:
-        formula = _FORMULA.search(raw)
+        formula = FORMULA.search(raw)
         if formula is None:
             return
         self.result.removed_formulas.add(ref)
         attrs = formula.group(1)
-        shared_range = _attr(attrs, b"ref")
-        if _attr(attrs, b"t") == "shared" and shared_range and formula.group(2):
+        shared_range = attr(attrs, b"ref")
+        if attr(attrs, b"t") == "shared" and shared_range and formula.group(2):
             cells = CellRange.parse(shared_range)
-            group = (_attr(attrs, b"si") or "").encode()
+            group = (attr(attrs, b"si") or "").encode()
             if cells is not None:
-                self.unshare[group] = (_unxml(formula.group(2)), ref, cells)
+                self.unshare[group] = (unxml(formula.group(2)), ref, cells)
                 self.unshare_until = max(self.unshare_until, cells.max_row)
 
     def _unshared(self, raw: bytes, ref: str) -> bytes:
         """`raw` with its own copy of a shared formula whose master was overwritten."""
         if not self.unshare:
             return raw
-        formula = _FORMULA.search(raw)
-        if formula is None or formula.group(2) or _attr(formula.group(1), b"t") != "shared":
+        formula = FORMULA.search(raw)
+        if formula is None or formula.group(2) or attr(formula.group(1), b"t") != "shared":
             return raw
-        master = self.unshare.get((_attr(formula.group(1), b"si") or "").encode())
+        master = self.unshare.get((attr(formula.group(1), b"si") or "").encode())
         if master is None:
             return raw
         text, origin, _ = master
         try:
-            moved = Translator("=" + text, origin=origin).translate_formula(ref)[1:]
+            moved = str(Translator("=" + text, origin=origin).translate_formula(ref))[1:]
         except (TranslatorError, ValueError):
             moved = text
         p = self.prefix
@@ -318,50 +307,7 @@ class _Splicer:
         return data[: found.start()] + found.group(1) + f'"{ref}"'.encode() + data[found.end() :]
 
 
-# --- attributes -----------------------------------------------------------------------------
-
-
-def _attr(attrs: bytes, name: bytes) -> str | None:
-    for match in _ATTR.finditer(attrs):
-        if match.group(1) == name:
-            value = match.group(2) if match.group(2) is not None else match.group(3)
-            return _unxml(value)
-    return None
-
-
-def _style_of(raw: bytes) -> int:
-    cell = _CELL.match(raw)
-    style = _attr(cell.group(2), b"s") if cell else None
-    return int(style) if style and style.isdigit() else 0
-
-
-def _set_attr(attrs: bytes, name: bytes, value: bytes) -> bytes:
-    for match in _ATTR.finditer(attrs):
-        if match.group(1) == name:
-            return attrs[: match.start()] + name + b'="' + value + b'"' + attrs[match.end() :]
-    return attrs + b" " + name + b'="' + value + b'"'
-
-
-def _unxml(raw: bytes) -> str:
-    text = raw.decode("utf-8")
-    if "&" not in text:
-        return text
-
-    def entity(match: re.Match[str]) -> str:
-        if match.group(3):
-            return _NAMED[match.group(3)]
-        return chr(int(match.group(1)) if match.group(1) else int(match.group(2), 16))
-
-    return _ENTITY.sub(entity, text)
-
-
-def _column(ref: str) -> int:
-    number = 0
-    for char in ref.lstrip("$").upper():
-        if not "A" <= char <= "Z":
-            break
-        number = number * 26 + ord(char) - 64
-    return number
+# --- helpers --------------------------------------------------------------------------------
 
 
 def _union(bounds: list[int], column: int, row: int) -> list[int]:
@@ -377,9 +323,9 @@ def _union(bounds: list[int], column: int, row: int) -> list[int]:
 
 
 def _row_style(attrs: bytes) -> int | None:
-    if (_attr(attrs, b"customFormat") or "").lower() not in ("1", "true"):
+    if (attr(attrs, b"customFormat") or "").lower() not in ("1", "true"):
         return None
-    style = _attr(attrs, b"s")
+    style = attr(attrs, b"s")
     return int(style) if style and style.isdigit() else None
 
 
@@ -387,7 +333,7 @@ def _column_styles(head: bytes) -> list[tuple[int, int, int]]:
     found = []
     for col in _COL.finditer(head):
         attrs = col.group(1)
-        first, last, style = (_attr(attrs, name) for name in (b"min", b"max", b"style"))
+        first, last, style = (attr(attrs, name) for name in (b"min", b"max", b"style"))
         if first and last and style and first.isdigit() and last.isdigit() and style.isdigit():
             found.append((int(first), int(last), int(style)))
     return found
@@ -395,7 +341,7 @@ def _column_styles(head: bytes) -> list[tuple[int, int, int]]:
 
 def _with_spans(attrs: bytes, cells: Mapping[int, bytes]) -> bytes:
     """Row attributes whose optional `spans` hint still covers every cell of the row."""
-    spans = _attr(attrs, b"spans")
+    spans = attr(attrs, b"spans")
     if not spans or not cells:
         return attrs
     try:
@@ -406,4 +352,4 @@ def _with_spans(attrs: bytes, cells: Mapping[int, bytes]) -> bytes:
         return attrs
     low = min(min(cells), *(r[0] for r in ranges))
     high = max(max(cells), *(r[-1] for r in ranges))
-    return _set_attr(attrs, b"spans", f"{low}:{high}".encode())
+    return set_attr(attrs, b"spans", f"{low}:{high}".encode())

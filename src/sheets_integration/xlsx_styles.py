@@ -14,13 +14,14 @@ import re
 
 from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
 
+from sheets_integration.xlsx_markup import PREFIX
 from sheets_integration.xlsx_package import local, parse_xml
 
 log = logging.getLogger(__name__)
 
-_CELL_XFS_START = re.compile(rb"<(?:[\w.-]+:)?cellXfs\b[^>]*?(/?)>")
-_CELL_XFS_END = re.compile(rb"</(?:[\w.-]+:)?cellXfs\s*>")
-_XF = re.compile(rb"<((?:[\w.-]+:)?xf)\b[^>]*?(?:/>|>.*?</(?:[\w.-]+:)?xf\s*>)", re.DOTALL)
+_CELL_XFS_START = re.compile(rb"<" + PREFIX + rb"cellXfs\b[^>]*?(/?)>")
+_CELL_XFS_END = re.compile(rb"</" + PREFIX + rb"cellXfs\s*>")
+_XF = re.compile(rb"<(" + PREFIX + rb"xf)\b[^>]*?(?:/>|>.*?</" + PREFIX + rb"xf\s*>)", re.DOTALL)
 _QUOTE_PREFIX = re.compile(rb"""\s+quotePrefix\s*=\s*(?:"[^"]*"|'[^']*')""")
 _COUNT = re.compile(rb"""(\scount\s*=\s*)(?:"[^"]*"|'[^']*')""")
 _TRUE = frozenset({"1", "true"})

@@ -25,6 +25,7 @@ from sheets_integration.xlsx_cells import (
     serial_text,
     unescape_xstring,
 )
+from sheets_integration.xlsx_markup import column_index
 from sheets_integration.xlsx_package import local
 from sheets_integration.xlsx_styles import Styles
 
@@ -279,17 +280,25 @@ class _Reader:
             return master[0]
 
     def _column(self, ref: str) -> int:
-        letters = ref.rstrip("0123456789$").lstrip("$")
+        letters = ref.rstrip("0123456789")
         found = self._columns.get(letters)
         if found is None:
-            found = 0
-            for char in letters.upper():
-                found = found * 26 + ord(char) - 64
-            self._columns[letters] = found
+            found = self._columns[letters] = column_index(letters)
         return found
 
     def content(self) -> WorksheetContent:
+        # A merged range shows only its top-left cell's value; others may still hold one.
         last = max(self.rows, default=0)
+        for merge in self.merges:
+            for number in range(merge.min_row, min(merge.max_row, last) + 1):
+                values = self.rows.get(number)
+                if not values:
+                    continue
+                first = merge.min_col + 1 if number == merge.min_row else merge.min_col
+                for column in range(first, min(merge.max_col, len(values)) + 1):
+                    values[column - 1] = ""
+                while values and values[-1] == "":
+                    values.pop()
         rows = [self.rows.get(number, []) for number in range(1, last + 1)]
         while rows and not rows[-1]:
             rows.pop()

@@ -220,6 +220,31 @@ def test_a_job_id_cell_inside_a_merged_range_is_refused(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+def test_a_value_hidden_under_a_merge_reads_as_the_spreadsheet_shows_it(tmp_path: Path) -> None:
+    rows = (
+        f'<row r="1">{inline("A1", "URL")}{inline("B1", "Notes")}{inline("C1", "Job ID")}</row>'
+        f'<row r="2">{inline("A2", "a")}{inline("B2", "shown")}{inline("C2", "hidden")}</row>'
+    )
+    xml = (
+        f'<worksheet xmlns="{MAIN}"><sheetData>{rows}</sheetData>'
+        '<mergeCells count="1"><mergeCell ref="B2:C2"/></mergeCells></worksheet>'
+    )
+    table = XlsxSheet(hand_made(tmp_path / "m.xlsx", xml)).read()
+    assert table.rows == [["a", "shown"]]  # Excel shows only a merge's top-left value
+    assert dict(table.merged) == {(0, 2): "B2:C2"}
+
+
+def test_a_column_whose_header_cell_is_merged_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = make_workbook(tmp_path / "m.xlsx", [["URL", "Notes"], ["a", "x"]])
+    book = openpyxl.load_workbook(path)
+    book["Companies"].merge_cells("B1:C1")  # a wide "Notes" title over an empty column
+    book.save(path)
+    before = path.read_bytes()
+    with pytest.raises(BadSheet, match=r"cannot add the column 'Status': cell C1 is inside merged"):
+        XlsxSheet(path).ensure_columns(["Status"])
+    assert path.read_bytes() == before
+
+
 # --- hyperlinks --------------------------------------------------------------------------------
 
 
