@@ -93,10 +93,14 @@ class Package:
         name = self._names.get(part.lower())
         if name is None:
             raise BadSheet(self.sheet, f"the workbook lacks its part {part}", _HINT)
+        return self._member(name)
+
+    def _member(self, name: str | zipfile.ZipInfo) -> bytes:
         try:
             return self._zip.read(name)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
-            raise BadSheet(self.sheet, f"its part {part} cannot be read ({exc})", _HINT) from exc
+            label = name if isinstance(name, str) else name.filename
+            raise BadSheet(self.sheet, f"its part {label} cannot be read ({exc})", _HINT) from exc
 
     def relationships(self, part: str) -> list[Relationship]:
         """The relationships of `part` (from its `_rels/*.rels` part); [] when it has none."""
@@ -176,11 +180,12 @@ class Package:
         drop = {part.lower() for part in removed}
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as out:
+            out.comment = self._zip.comment
             for info in self._zip.infolist():
                 key = info.filename.lower()
                 if key in drop:
                     continue
-                data = replace[key] if key in replace else self._zip.read(info)
+                data = replace[key] if key in replace else self._member(info)
                 copy = zipfile.ZipInfo(info.filename, info.date_time)
                 copy.compress_type = info.compress_type
                 copy.external_attr = info.external_attr

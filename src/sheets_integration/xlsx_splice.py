@@ -38,8 +38,11 @@ from sheets_integration.xlsx_worksheet import CellRange
 
 _SHEET_DATA = re.compile(rb"<(" + PREFIX + rb")sheetData\b[^>]*?(/?)>")
 _SHEET_DATA_END = re.compile(rb"</" + PREFIX + rb"sheetData\s*>")
-_ROW = re.compile(rb"<(" + PREFIX + rb")row\b([^>]*?)(/?)>")
-_ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["']\s*(\d+)\s*["']""")
+# A row's start tag: prefix, attributes, its number when it names one, "/" when empty.
+_ROW = re.compile(
+    rb"<(" + PREFIX + rb")row\b"
+    rb"""([^>]*?\sr\s*=\s*["']\s*(\d+)\s*["'][^>]*?|[^>]*?)(/?)>"""
+)
 _ROW_END = re.compile(rb"</" + PREFIX + rb"row\s*>")
 _DIMENSION = re.compile(
     rb"(<" + PREFIX + rb"""dimension\b[^>]*?\sref\s*=\s*)(?:"([^"]*)"|'([^']*)')"""
@@ -104,9 +107,15 @@ class _Splicer:
         pending = sorted(number for number, cells in writes.items() if cells)
         pieces = [head]
         position, index, implicit = content, 0, 0
-        for row in _ROW.finditer(data, content, close_start):
-            explicit = _ROW_NUMBER.search(row.group(2))
-            number = int(explicit.group(1)) if explicit else implicit + 1
+        cursor = content
+        while True:
+            if index < len(pending) and implicit >= self.unshare_until:
+                cursor = self._skip_to(pending[index], cursor, close_start)
+            row = _ROW.search(data, cursor, close_start)
+            if row is None:
+                break
+            cursor = row.end()
+            number = int(row.group(3)) if row.group(3) else implicit + 1
             implicit = number
             if index >= len(pending) and number > self.unshare_until:
                 break
@@ -115,20 +124,21 @@ class _Splicer:
                 position = row.start()
                 pieces.append(self._new_row(pending[index], writes[pending[index]]))
                 index += 1
-            if row.group(3):
+            here: Mapping[int, CellValue] = {}
+            if index < len(pending) and pending[index] == number:
+                here, index = writes[number], index + 1
+            if not (here or not row.group(3) or number <= self.unshare_until):
+                continue
+            if row.group(4):
                 body, row_end = b"", row.end()
             else:
                 end_tag = _ROW_END.search(data, row.end(), close_start)
                 if end_tag is None:
                     raise BadSheet(self.sheet, f"row {number} of the worksheet is unclosed", _HINT)
                 body, row_end = data[row.end() : end_tag.start()], end_tag.end()
-            here: Mapping[int, CellValue] = {}
-            if index < len(pending) and pending[index] == number:
-                here, index = writes[number], index + 1
-            if here or not explicit or number <= self.unshare_until:
-                pieces.append(data[position : row.start()])
-                pieces.append(self._rewrite_row(row, body, number, here))
-                position = row_end
+            pieces.append(data[position : row.start()])
+            pieces.append(self._rewrite_row(row, body, number, here))
+            position = cursor = row_end
         pieces.append(data[position:close_start])
         pieces.extend(self._new_row(number, writes[number]) for number in pending[index:])
         pieces.append(tail)
@@ -137,6 +147,18 @@ class _Splicer:
         return self.result
 
     # --- rows ---------------------------------------------------------------------------
+
+    def _skip_to(self, number: int, cursor: int, end: int) -> int:
+        """Where to look for the next row: at row `number` when a quick search finds its
+        start tag (rows before it need nothing), else at `cursor` (scan row by row)."""
+        hit = self.data.find(b' r="%d"' % number, cursor, end)
+        if hit < 0:
+            return cursor
+        start = self.data.rfind(b"<", cursor, hit)
+        row = _ROW.match(self.data, start) if start >= 0 else None
+        if row is None or row.end() <= hit or row.group(3) != b"%d" % number:
+            return cursor
+        return start
 
     def _new_row(self, number: int, writes: Mapping[int, CellValue]) -> bytes:
         cells = [

@@ -151,15 +151,17 @@ def read_shared_strings(data: bytes | None, part: str, sheet: str) -> list[str]:
 
 def _string_text(element: ElementTree.Element) -> str:
     """The text of an `<si>` or `<is>`: its `<t>`, or the `<t>` of each `<r>` run."""
+    namespace = element.tag[: element.tag.index("}") + 1] if element.tag[:1] == "{" else ""
+    text, run = namespace + "t", namespace + "r"
+    children = list(element)
+    if len(children) == 1 and children[0].tag == text:  # the plain string: no runs
+        return children[0].text or ""
     parts: list[str] = []
-    for child in element:
-        name = local(child.tag)
-        if name == "t":
+    for child in children:
+        if child.tag == text:
             parts.append(child.text or "")
-        elif name == "r":
-            for run in child:
-                if local(run.tag) == "t":
-                    parts.append(run.text or "")
+        elif child.tag == run:
+            parts.extend(part.text or "" for part in child if part.tag == text)
     return "".join(parts)
 
 

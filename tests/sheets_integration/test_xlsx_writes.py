@@ -17,6 +17,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sheets_integration.errors import BadSheet
 from sheets_integration.xlsx_sheet import XlsxSheet
+from sheets_integration.xlsx_splice import splice
+from sheets_integration.xlsx_styles import Styles
 from tests.support.cli import sheetbatch
 
 FIXTURE = Path(__file__).parent / "fixtures" / "libreoffice_companies.xlsx"
@@ -57,13 +59,14 @@ def hand_made(path: Path, sheet_xml: str, **extra: str) -> Path:
     workbook_rels = [
         f'<Relationship Id="rId1" Type="{RELS}/worksheet" Target="worksheets/sheet1.xml"/>'
     ]
-    if "xl/calcChain.xml" in extra:
-        overrides["/xl/calcChain.xml"] = (
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.calcChain+xml"
-        )
-        workbook_rels.append(
-            f'<Relationship Id="rId2" Type="{RELS}/calcChain" Target="calcChain.xml"/>'
-        )
+    for number, (kind, content_type) in enumerate(
+        [("calcChain", "calcChain"), ("sharedStrings", "sharedStrings")], start=2
+    ):
+        if f"xl/{kind}.xml" in extra:
+            overrides[f"/xl/{kind}.xml"] = f"{OFFICE}.{content_type}+xml"
+            workbook_rels.append(
+                f'<Relationship Id="rId{number}" Type="{RELS}/{kind}" Target="{kind}.xml"/>'
+            )
     parts = {
         "[Content_Types].xml": (
             '<?xml version="1.0" encoding="UTF-8"?>'
@@ -440,6 +443,88 @@ def test_text_keeps_underscore_escapes_line_breaks_and_spaces(tmp_path: Path) ->
     # openpyxl shows inline strings raw: the escape that keeps "_x0041_" literal in Excel
     # and LibreOffice ("_x005F_" is "_") is visible there.
     assert [c.value for c in loaded(path)[2]][2:] == ["a_x005F_x0041_b", *list(values.values())[1:]]
+
+
+def test_rich_text_shared_strings_read_as_their_text(tmp_path: Path) -> None:
+    strings = (
+        f'<sst xmlns="{MAIN}"><si><t>URL</t></si><si><t>Job ID</t></si>'
+        '<si><r><t>Ac</t></r><r><rPr><b/></rPr><t xml:space="preserve">me </t></r>'
+        '<rPh sb="0" eb="1"><t>アクメ</t></rPh></si><si><t>Tab_x0009_here</t></si></sst>'
+    )
+    rows = (
+        '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>'
+        '<row r="2"><c r="A2" t="s"><v>2</v></c><c r="B2" t="s"><v>3</v></c></row>'
+    )
+    path = hand_made(
+        tmp_path / "rich.xlsx",
+        f'<worksheet xmlns="{MAIN}"><sheetData>{rows}</sheetData></worksheet>',
+        **{"xl/sharedStrings.xml": strings},
+    )
+    sheet = XlsxSheet(path)
+    assert sheet.read().rows == [["Acme ", "Tab\there"]]
+    sheet.write_by_job_id({"Tab\there": {"Status": "done"}})  # unchanged cells stay shared
+    assert '<c r="A2" t="s"><v>2</v></c>' in part(path, "xl/worksheets/sheet1.xml")
+    assert loaded(path)["C2"].value == "done"
+
+
+def test_rows_are_found_whatever_their_attributes_and_quotes(
+    tmp_path: Path,
+) -> None:
+    def row(number: int, job: str, quote: str = '"') -> str:
+        cells = inline(f"A{number}", "x") + inline(f"B{number}", job)
+        return f'<row spans="1:2" r={quote}{number}{quote} ht="15">{cells}</row>'
+
+    rows = (
+        row(1, "Job ID")
+        + row(2, "j2")
+        + row(4, "j4", "'")
+        + "".join(row(n, f"j{n}") for n in range(6, 40))
+    )
+    path = hand_made(
+        tmp_path / "rows.xlsx",
+        f'<worksheet xmlns="{MAIN}"><dimension ref="A1:B39"/><sheetData>{rows}</sheetData>'
+        "</worksheet>",
+    )
+    sheet = XlsxSheet(path)
+    sheet.write_by_job_id({"j4": {"Status": "four"}, "j38": {"Status": "38"}, "j2": {"Status": 2}})
+    ws = loaded(path)
+    assert [ws[f"C{n}"].value for n in (1, 2, 3, 4, 5, 6, 38, 39)] == [
+        "Status",
+        2,
+        None,
+        "four",
+        None,
+        None,
+        "38",
+        None,
+    ]
+    assert ws["B38"].value == "j38"
+    assert '<dimension ref="A1:C39"/>' in part(path, "xl/worksheets/sheet1.xml")
+    assert '<row spans="1:3" r=\'4\' ht="15">' in part(path, "xl/worksheets/sheet1.xml")
+
+
+def test_splicing_rows_the_part_lacks_inserts_them_in_order() -> None:
+    xml = (
+        f'<worksheet xmlns="{MAIN}"><sheetData>'
+        f'<row r="1">{inline("A1", "h")}</row><row r="3">{inline("A3", "three")}</row>'
+        "</sheetData></worksheet>"
+    ).encode()
+    styles = Styles(None, "", "t.xlsx")
+    spliced = splice(
+        xml, {2: {1: "two"}, 5: {2: 5}, 4: {1: ""}}, styles=styles, strings=[], sheet="t"
+    )
+    assert spliced.changed
+    assert spliced.data.decode() == (
+        f'<worksheet xmlns="{MAIN}"><sheetData>'
+        f'<row r="1">{inline("A1", "h")}</row><row r="2">{inline("A2", "two")}</row>'
+        f'<row r="3">{inline("A3", "three")}</row><row r="5"><c r="B5"><v>5</v></c></row>'
+        "</sheetData></worksheet>"
+    )
+    empty = f'<worksheet xmlns="{MAIN}"><sheetData/></worksheet>'.encode()
+    assert splice(empty, {1: {1: "x"}}, styles=styles, strings=[], sheet="t").data.decode() == (
+        f'<worksheet xmlns="{MAIN}"><sheetData><row r="1">{inline("A1", "x")}</row>'
+        "</sheetData></worksheet>"
+    )
 
 
 def test_new_cells_take_the_header_style_or_their_column_style(tmp_path: Path) -> None:
