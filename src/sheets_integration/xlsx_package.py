@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from sheets_integration.errors import BadSheet
-from sheets_integration.xlsx_markup import PREFIX, attr
+from sheets_integration.xlsx_markup import PREFIX, attr, set_attr
 
 _REL_OFFICE_DOCUMENT = "/officeDocument"
 _REL_WORKSHEET = "/worksheet"
@@ -272,3 +272,38 @@ def without_part(package: Package, part: str, source: str) -> dict[str, bytes]:
             package.read(rels),
         )
     return edits
+
+
+_CALC_PR = re.compile(rb"<(" + PREFIX + rb")calcPr\b([^>]*?)(/?)>")
+# Elements after which <calcPr> stands in a workbook (CT_Workbook's order), last first.
+_BEFORE_CALC_PR = re.compile(
+    rb"</"
+    + PREFIX
+    + rb"(?:definedNames|externalReferences|functionGroups|sheets)\s*>|<"
+    + PREFIX
+    + rb"(?:definedNames|externalReferences|functionGroups)\b[^>]*/>"
+)
+_ROOT_PREFIX = re.compile(rb"<(" + PREFIX + rb")workbook\b")
+
+
+def recalculated_on_load(workbook: bytes) -> bytes:
+    """The workbook part asking Excel to recalculate every formula when it opens the file.
+
+    Formulas that depend on a cell we wrote keep their old cached result in the file (it is
+    kept, not guessed); `fullCalcOnLoad` makes Excel recompute them all on open, as it does
+    for files saved by programs that cache nothing.
+    """
+    found = _CALC_PR.search(workbook)
+    if found is not None:
+        attrs = found.group(2)
+        if attr(attrs, b"fullCalcOnLoad") in ("1", "true"):
+            return workbook
+        new = b"<" + found.group(1) + b"calcPr" + set_attr(attrs, b"fullCalcOnLoad", b"1")
+        return workbook[: found.start()] + new + found.group(3) + b">" + workbook[found.end() :]
+    anchors = list(_BEFORE_CALC_PR.finditer(workbook))
+    root = _ROOT_PREFIX.search(workbook)
+    if not anchors or root is None:
+        return workbook
+    at = max(anchor.end() for anchor in anchors)
+    element = b"<" + root.group(1) + b'calcPr fullCalcOnLoad="1"/>'
+    return workbook[:at] + element + workbook[at:]

@@ -28,7 +28,13 @@ from sheets_integration.file_sheet import FileSheet
 from sheets_integration.safety import CellWrite
 from sheets_integration.sheet import CellValue, Table, cell_text, normalize_header
 from sheets_integration.xlsx_cells import written_text
-from sheets_integration.xlsx_package import Package, SheetEntry, forget_calculated, without_part
+from sheets_integration.xlsx_package import (
+    Package,
+    SheetEntry,
+    forget_calculated,
+    recalculated_on_load,
+    without_part,
+)
 from sheets_integration.xlsx_splice import splice
 from sheets_integration.xlsx_styles import Styles
 from sheets_integration.xlsx_worksheet import read_shared_strings, read_worksheet
@@ -184,6 +190,10 @@ class _XlsxDocument:
     def dump(self) -> bytes:
         replaced = {self.part: self.xml}
         removed: set[str] = set()
+        workbook = self.package.read(self.package.workbook)
+        recalculated = recalculated_on_load(workbook)
+        if recalculated != workbook:
+            replaced[self.package.workbook] = recalculated
         if self.styles.changed and self.styles.data is not None:
             replaced[self.styles.part] = self.styles.data
         chain = self.package.calc_chain_part() if self.removed_formulas else None

@@ -31,6 +31,7 @@ from tests.support.cli import sheetbatch
 FIXTURE = Path(__file__).parent / "fixtures" / "libreoffice_companies.xlsx"
 WORKSHEET = "xl/worksheets/sheet1.xml"
 STYLES = "xl/styles.xml"
+WORKBOOK = "xl/workbook.xml"
 # What the run writes: its own columns in the data rows, and the headers it appends.
 WRITTEN_COLUMNS = ("Status", "Job ID", "Updated", "Error", "Name", "Description")
 
@@ -182,10 +183,15 @@ def test_a_run_changes_only_the_worksheet_it_writes_and_a_format_it_adds(
     after = parts(workbook)
 
     assert list(after) == list(before)  # no part added, removed or reordered
-    untouched = [name for name in before if name not in (WORKSHEET, STYLES)]
+    untouched = [name for name in before if name not in (WORKSHEET, STYLES, WORKBOOK)]
     assert "xl/charts/chart1.xml" in untouched and "xl/comments1.xml" in untouched
     assert {name: after[name] for name in untouched} == {name: before[name] for name in untouched}
     assert outside_sheet_data(after[WORKSHEET]) == outside_sheet_data(before[WORKSHEET])
+    # workbook.xml: only Excel's "recalculate on open", for formulas over the cells written.
+    assert after[WORKBOOK] == before[WORKBOOK].replace(
+        b'iterateDelta="0.0001"/>', b'iterateDelta="0.0001" fullCalcOnLoad="1"/>'
+    )
+    assert after[WORKBOOK] != before[WORKBOOK]
 
     # styles.xml: one cell format appended (the quote-prefixed copy), nothing else changed.
     def cell_formats(xml: bytes) -> tuple[bytes, bytes]:
@@ -212,7 +218,7 @@ def test_a_second_run_with_nothing_to_do_leaves_the_file_as_it_is(
     changed = [name for name in first if first[name] != second[name]]
     # Only the Updated timestamps may be rewritten; nothing is added or duplicated.
     assert changed in ([], [WORKSHEET])
-    assert second[STYLES] == first[STYLES]
+    assert second[STYLES] == first[STYLES] and second[WORKBOOK] == first[WORKBOOK]
 
 
 @pytest.mark.slow

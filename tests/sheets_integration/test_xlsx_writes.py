@@ -445,6 +445,27 @@ def test_text_keeps_underscore_escapes_line_breaks_and_spaces(tmp_path: Path) ->
     assert [c.value for c in loaded(path)[2]][2:] == ["a_x005F_x0041_b", *list(values.values())[1:]]
 
 
+def test_a_write_asks_excel_to_recalculate_formulas_on_open(tmp_path: Path) -> None:
+    rows = (
+        f'<row r="1">{inline("A1", "Job ID")}{inline("B1", "Score")}{inline("C1", "Total")}</row>'
+        f'<row r="2">{inline("A2", "j1")}<c r="B2"><v>1</v></c>'
+        '<c r="C2"><f>SUM(B2:B3)</f><v>3</v></c></row>'
+    )
+    path = hand_made(
+        tmp_path / "calc.xlsx",
+        f'<worksheet xmlns="{MAIN}"><sheetData>{rows}</sheetData></worksheet>',
+    )
+    assert "calcPr" not in part(path, "xl/workbook.xml")
+    XlsxSheet(path).write_by_job_id({"j1": {"Score": 10}})
+    assert part(path, "xl/workbook.xml").endswith(
+        '</sheets><calcPr fullCalcOnLoad="1"/></workbook>'
+    )
+    book = openpyxl.load_workbook(path)
+    assert book.calculation.fullCalcOnLoad
+    # The stale total stays as the file had it until Excel recomputes it: nothing is guessed.
+    assert loaded(path, data_only=True)["C2"].value == 3
+
+
 def test_rich_text_shared_strings_read_as_their_text(tmp_path: Path) -> None:
     strings = (
         f'<sst xmlns="{MAIN}"><si><t>URL</t></si><si><t>Job ID</t></si>'
