@@ -7,12 +7,14 @@ the cells hidden inside merged ranges.
 
 Writing edits the package, not a model of it (see `xlsx_splice`): only the `<c>` elements
 of the cells written change, in the one worksheet part written, plus a quote-prefixed cell
-format in the styles part when formula-like text needs one and, when a write replaced a
-formula, its entry in the calculation chain. Every other part (other worksheets, shared
-strings, drawings, charts, comments, defined names) and every other byte of the worksheet
-(cached formula results, styles, merges, hyperlinks, validation, conditional formats) is
-kept exactly as the file had it. Text is written as inline strings and never becomes a
-formula or an error code; numbers are written as numbers.
+format in the styles part when formula-like text needs one, the entry of a formula a write
+replaced in the calculation chain, and `fullCalcOnLoad` in the workbook part (Excel then
+recomputes formulas over the cells written; their cached results are kept as they were,
+not guessed). Every other part (other worksheets, shared strings, drawings, charts,
+comments, defined names) and every other byte of the worksheet (cached formula results,
+styles, merges, hyperlinks, validation, conditional formats) is kept exactly as the file
+had it. Text is written as inline strings and never becomes a formula or an error code;
+numbers are written as numbers.
 """
 
 from __future__ import annotations
