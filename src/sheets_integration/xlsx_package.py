@@ -132,7 +132,8 @@ class Package:
         root = self._workbook_root
         rels = {rel.id: rel for rel in self.relationships(self.workbook)}
         entries: list[SheetEntry] = []
-        for element in root.iter():
+        listed = [child for sheets in root if local(sheets.tag) == "sheets" for child in sheets]
+        for element in listed:
             if local(element.tag) != "sheet":
                 continue
             rel_id = next((v for k, v in element.attrib.items() if local(k) == "id"), "")

@@ -4,6 +4,7 @@ prefixed or reference-less XML, escapes)."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import zipfile
 from pathlib import Path
@@ -561,3 +562,52 @@ def test_new_cells_take_the_header_style_or_their_column_style(tmp_path: Path) -
     ws = loaded(path)
     assert ws["C1"].value == "Status" and ws["C1"].font.bold  # like the headers beside it
     assert ws["C2"].value == "done" and not ws["C2"].font.bold
+
+
+def test_random_writes_land_exactly_where_meant_and_nowhere_else(tmp_path: Path) -> None:
+    rng = random.Random(20240501)
+    columns = ["URL", "Job ID", "Notes", "Amount", "Status", "Name", "Score"]
+    rows: list[list[Any]] = [columns]
+    for i in range(40):
+        rows.append(
+            [
+                f"https://{i}.example",
+                f"j{i}",
+                rng.choice([None, f"note {i}", "=1+1"]),
+                rng.choice([None, i * 1.5, i]),
+                rng.choice([None, "queued"]),
+                None,
+                None,
+            ]
+        )
+    path = make_workbook(tmp_path / "random.xlsx", rows)
+    book = openpyxl.load_workbook(path)
+    for cell in book["Companies"]["C"]:
+        cell.font = Font(italic=True)
+    book.save(path)
+    expected = {
+        (r, c): loaded(path).cell(r, c).value
+        for r in range(1, 42)
+        for c in range(1, len(columns) + 3)
+    }
+    sheet = XlsxSheet(path)
+    written = ["Status", "Name", "Score", "Extra", "Notes"]
+    for _round in range(6):
+        updates: dict[str, dict[str, Any]] = {}
+        for i in rng.sample(range(40), 12):
+            updates[f"j{i}"] = {
+                column: rng.choice(["done", "-x", "", 7, 2.25, "  pad  ", "=SUM(A1)"])
+                for column in rng.sample(written, 3)
+            }
+        sheet.write_by_job_id(updates)
+        header = [c.value for c in loaded(path)[1]]
+        for job, values in updates.items():
+            for column, value in values.items():
+                cell = (int(job[1:]) + 2, header.index(column) + 1)
+                expected[cell] = None if value == "" else value
+        if "Extra" in header:
+            expected[(1, header.index("Extra") + 1)] = "Extra"
+        ws = loaded(path)
+        actual = {key: ws.cell(*key).value for key in expected}
+        assert actual == expected
+        assert all(ws.cell(r, 3).font.italic for r in range(1, 42))  # styles kept
