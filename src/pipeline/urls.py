@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import idna
@@ -40,12 +41,14 @@ class InvalidURL(PhaseError):
     """A website cell is not a usable http(s) URL; `reason` says why ("not a URL: 'n/a'")."""
 
 
-def normalize_url(cell: str) -> str:
+def normalize_url(cell: str, *, local_name: Callable[[str, int], bool] | None = None) -> str:
     """Return the canonical absolute URL for a website cell, or raise `InvalidURL`.
 
     Trims surrounding junk (spaces, quotes, `<>`, trailing punctuation), adds `https://` when no
     scheme is given (an explicit `http://` is kept), lower-cases and IDNA-encodes the host, drops
-    user info and the fragment, and gives an empty path a `/`.
+    user info and the fragment, and gives an empty path a `/`. A host without a dot
+    (`localhost`, `intranet`) is a URL only when `local_name(host, port)` allows it: the
+    operator allow-listed that name (`--allow-host intranet:8080`).
     """
     raw = cell
     text = cell.strip()
@@ -70,7 +73,8 @@ def normalize_url(cell: str) -> str:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise InvalidURL(f"unsupported scheme {scheme!r}")
-    host = _normalize_host(parts.hostname or "", raw)
+    effective_port = port if port is not None else _DEFAULT_PORTS[scheme]
+    host = _normalize_host(parts.hostname or "", raw, local_name, effective_port)
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
@@ -85,7 +89,9 @@ def _show(raw: str) -> str:
     return repr(shown)
 
 
-def _normalize_host(host: str, raw: str) -> str:
+def _normalize_host(
+    host: str, raw: str, local_name: Callable[[str, int], bool] | None, port: int
+) -> str:
     host = host.rstrip(".")
     if not host:
         raise InvalidURL(f"not a URL: {_show(raw)}")
@@ -97,6 +103,8 @@ def _normalize_host(host: str, raw: str) -> str:
         # "10.1" or "1.2.3.4.5": digits that are not a valid address are never a hostname.
         raise InvalidURL(f"not a URL: {_show(raw)}")
     if "." not in host:
+        if local_name is not None and _LABEL.match(host.lower()) and local_name(host, port):
+            return host.lower()
         raise InvalidURL(f"not a URL: {_show(raw)}")
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
