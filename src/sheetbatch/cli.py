@@ -18,9 +18,12 @@ from progress import Store
 from progress.errors import ProgressError, UnknownBatch
 from sheetbatch import __version__
 from sheetbatch.config import ConfigError, Settings, load_settings
-from sheetbatch.console import BatchView, run_in_thread, summary_line
-from sheetbatch.service import prepare_batch, services_for, store_for
+from sheetbatch.console import BatchView, count_phrases, fit, run_in_thread, summary_line
+from sheetbatch.service import PreparedBatch, prepare_batch, services_for, store_for
+from sheets_integration.batch import NothingToDo, RunResult
 from sheets_integration.errors import SheetError
+from sheets_integration.selection import rows_text
+from sheets_integration.writer import WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +44,9 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
         _fail(str(exc))
 
 
-def _open_store(settings: Settings) -> Store:
+def _open_store(settings: Settings, *, create: bool = True) -> Store:
     try:
-        return store_for(settings)
+        return store_for(settings, create=create)
     except ProgressError as exc:
         _fail(str(exc))
 
@@ -89,8 +92,12 @@ def execute_run(
     retry_failed: bool,
     force: bool,
     as_json: bool,
+    encoding: str | None = None,
 ) -> int:
-    """Run one sheet's batch with live progress; the exit code (0, 1 failed rows, 2 bad input)."""
+    """Run one sheet's batch with live progress; the exit code (0, 1 failed rows, 2 bad input).
+
+    Exit 1 also when the final statuses could not be written into the sheet.
+    """
     console = Console(stderr=True)
     store = _open_store(settings)
     try:
@@ -104,36 +111,97 @@ def execute_run(
                     pipeline_ref=pipeline,
                     retry_failed=retry_failed,
                     force=force,
+                    encoding=encoding,
                 )
+            except NothingToDo as done:
+                _print_nothing_to_do(console, done, sheet, as_json=as_json)
+                return EXIT_OK
             except (SheetError, PipelineError, ProgressError, ValueError) as exc:
                 _fail(str(exc))
             batch_id = prepared.batch_id
             if not as_json:
-                snap = store.batch(batch_id)
-                console.print(
-                    f"batch [bold]{batch_id}[/]: {snap['total']} rows of {sheet} "
-                    f"through '{prepared.pipeline.name}' "
-                    f"({' → '.join(p.name for p in prepared.pipeline.phases)})",
-                    highlight=False,
-                )
-            thread, outcome = run_in_thread(prepared.run)
+                _print_header(console, store.batch(batch_id), prepared)
+            thread, outcome = run_in_thread(prepared.execute)
             interrupted = _follow(store, batch_id, console, thread, quiet=as_json)
             if "error" in outcome:
                 raise outcome["error"]
-            final: dict[str, Any] = outcome.get("result") or store.batch(batch_id)
+            result: RunResult | None = outcome.get("result")
+            final: dict[str, Any] = result.snapshot if result else store.batch(batch_id)
+            written = result.written if result else WriteOutcome(written=False)
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps(final, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {
+                    **final,
+                    "selection": prepared.selection.as_json(),
+                    "sheet_written": _written_json(written),
+                },
+                sort_keys=True,
+            )
+        )
     else:
-        _print_summary(console, final, sheet)
+        _print_summary(console, final, prepared, written)
     if interrupted:
         return EXIT_INTERRUPTED
+    if not written.written:
+        return EXIT_FAILED_ROWS
     return (
         EXIT_OK
         if final["counts"]["failed"] == 0 and final["counts"]["cancelled"] == 0
         else EXIT_FAILED_ROWS
     )
+
+
+def _written_json(written: WriteOutcome) -> dict[str, Any]:
+    return {
+        "written": written.written,
+        "unwritten_rows": written.unwritten,
+        "missing_rows": written.missing,
+        "error": written.error,
+    }
+
+
+def _lines(console: Console, phrases: list[str]) -> None:
+    for line in fit(phrases, max(40, console.width)):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_nothing_to_do(console: Console, done: NothingToDo, sheet: str, *, as_json: bool) -> None:
+    selection = done.selection
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "batch_id": None,
+                    "nothing_to_do": True,
+                    "sheet": sheet,
+                    "selection": selection.as_json(),
+                },
+                sort_keys=True,
+            )
+        )
+        return
+    reasons = selection.skipped.phrases() or ["the sheet has no data rows"]
+    _lines(console, [f"nothing to do in {sheet}:", *reasons])
+    if selection.written_from_store:
+        _lines(console, [f"{rows_text(selection.written_from_store)} written from the store"])
+
+
+def _print_header(console: Console, snap: dict[str, Any], prepared: PreparedBatch) -> None:
+    selection = prepared.selection
+    what = [f"batch {snap['batch_id']}:", f"{rows_text(snap['total'])} of {snap['sheet']}"]
+    if selection.resumed:
+        what.append(f"resumed ({rows_text(selection.resumed)} kept, {selection.queued} added)")
+    _lines(console, what)
+    phases = " → ".join(p.name for p in prepared.pipeline.phases)
+    _lines(console, [f"  pipeline '{prepared.pipeline.name}': {phases}"])
+    skipped = selection.skipped.phrases()
+    if selection.written_from_store:
+        skipped.append(f"{rows_text(selection.written_from_store)} written from the store")
+    if skipped:
+        _lines(console, ["  not processed:", *skipped])
 
 
 def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet: bool) -> bool:
@@ -165,12 +233,36 @@ def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet
     return interrupted
 
 
-def _print_summary(console: Console, snap: dict[str, Any], sheet: str) -> None:
+def _print_summary(
+    console: Console, snap: dict[str, Any], prepared: PreparedBatch, written: WriteOutcome
+) -> None:
     elapsed = snap.get("elapsed_seconds") or 0.0
-    console.print(
-        f"[bold]{snap['status']}[/] in {elapsed:.1f}s: {summary_line(snap)}", highlight=False
+    _lines(console, [f"{snap['status']} in {elapsed:.1f}s:", *count_phrases(snap)])
+    skipped = prepared.selection.skipped.phrases()
+    if skipped:
+        _lines(console, ["  not processed:", *skipped])
+    sheet = prepared.processor.sheet.name
+    if written.written:
+        if written.missing:
+            _lines(
+                console,
+                [
+                    f"{rows_text(written.missing)} no longer in {sheet} (deleted?):",
+                    "their results are only in the store",
+                    f"(`sheetbatch status {snap['batch_id']}`)",
+                ],
+            )
+        console.print(f"results written to {sheet}", highlight=False, markup=False)
+        return
+    _lines(
+        console,
+        [
+            f"the final statuses of {rows_text(written.unwritten)} could not be written "
+            f"to {sheet}" + (f" ({written.error})" if written.error else ""),
+            "they are kept in the store:",
+            f"run `sheetbatch run {prepared.processor.sheet_spec or sheet}` again to write them",
+        ],
     )
-    console.print(f"results written to {sheet}", highlight=False)
 
 
 @cli.command()
@@ -190,6 +282,25 @@ def _print_summary(console: Console, snap: dict[str, Any], sheet: str) -> None:
 @click.option("--company-column", help="The sheet column with the company name (default Company).")
 @click.option("--website-column", help="The sheet column with the website (default Website).")
 @click.option(
+    "--output-column",
+    "output_column",
+    multiple=True,
+    metavar="OUTPUT=COLUMN",
+    help="Write an output (or Status, Job ID, Updated, Error) into another column, e.g. "
+    'Name="Found name" (repeatable).',
+)
+@click.option(
+    "--overwrite",
+    multiple=True,
+    metavar="COLUMN",
+    help="Let the run write into this existing column although it holds values sheetbatch "
+    "did not write (repeatable).",
+)
+@click.option(
+    "--encoding",
+    help="The text encoding of a CSV file, e.g. cp1252 (default: UTF-8, with or without BOM).",
+)
+@click.option(
     "--credentials",
     type=click.Path(dir_okay=False),
     help="Google service-account (or authorized-user) JSON file, for Google Sheets.",
@@ -208,6 +319,9 @@ def run(
     flush_interval: float | None,
     company_column: str | None,
     website_column: str | None,
+    output_column: tuple[str, ...],
+    overwrite: tuple[str, ...],
+    encoding: str | None,
     credentials: str | None,
     as_json: bool,
 ) -> None:
@@ -225,9 +339,20 @@ def run(
         "website_column": website_column,
     }
     settings = _settings(ctx, **flags)
+    # --allow-host, --output-column and --overwrite add to what the configuration says
+    # (an --output-column for an output the configuration maps wins).
+    added: dict[str, Any] = {}
     if allow_host:
-        # --allow-host adds to the hosts the configuration allows.
-        settings = _settings(ctx, **flags, allow_hosts=(*settings.allow_hosts, *allow_host))
+        added["allow_hosts"] = (*settings.allow_hosts, *allow_host)
+    if output_column:
+        added["output_columns"] = (
+            *(f"{o}={c}" for o, c in settings.output_columns),
+            *output_column,
+        )
+    if overwrite:
+        added["overwrite"] = (*settings.overwrite, *overwrite)
+    if added:
+        settings = _settings(ctx, **flags, **added)
     sys.exit(
         execute_run(
             ctx,
@@ -237,6 +362,7 @@ def run(
             retry_failed=retry_failed,
             force=force,
             as_json=as_json,
+            encoding=encoding,
         )
     )
 
@@ -248,7 +374,7 @@ def run(
 @click.pass_context
 def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bool) -> None:
     """Show one batch (with its failed rows), or the latest batches."""
-    store = _open_store(_settings(ctx, db=db))
+    store = _open_store(_settings(ctx, db=db), create=False)
     try:
         if batch_id is None:
             batches = store.batches(limit=20)
@@ -288,7 +414,7 @@ def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bo
 @click.pass_context
 def events(ctx: click.Context, batch_id: str, after: int, db: str | None, as_json: bool) -> None:
     """Print a batch's events from the log, oldest first."""
-    store = _open_store(_settings(ctx, db=db))
+    store = _open_store(_settings(ctx, db=db), create=False)
     try:
         try:
             store.batch(batch_id)
@@ -319,7 +445,7 @@ def events(ctx: click.Context, batch_id: str, after: int, db: str | None, as_jso
 @click.pass_context
 def cancel(ctx: click.Context, batch_id: str, db: str | None) -> None:
     """Cancel a batch: queued rows at once, running rows at their next phase."""
-    store = _open_store(_settings(ctx, db=db))
+    store = _open_store(_settings(ctx, db=db), create=False)
     try:
         try:
             n = store.cancel_batch(batch_id)

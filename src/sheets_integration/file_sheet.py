@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from sheets_integration.errors import BadSheet
 from sheets_integration.safety import (
     CellWrite,
     plan_columns,
@@ -68,7 +69,20 @@ class FileSheet:
     def read(self) -> Table:
         """The header and data rows as the file holds them now."""
         data, _ = read_file(self.path, self.name)
-        return self._parse(data).table
+        return self._document(data).table
+
+    def _document(self, data: bytes) -> Document:
+        """`_parse`, with what a parser raises about the content translated to `BadSheet`."""
+        try:
+            return self._parse(data)
+        except OSError as exc:
+            # Parsing reads bytes already in memory: an OSError here is about the content
+            # (openpyxl: "File contains no valid workbook part"), not the disk.
+            raise BadSheet(
+                self.name,
+                f"not a readable {self.path.suffix or 'sheet'} file ({exc})",
+                "open it in Excel or LibreOffice and save it again",
+            ) from exc
 
     def ensure_columns(self, columns: Sequence[str]) -> Table:
         """Append each of `columns` missing from the header; return the table as written."""
@@ -122,7 +136,8 @@ class FileSheet:
             )
             cells, blocked = _writable(plan.cells, table)
             changed = document.apply(cells)
-            unwritable: dict[str, tuple[str, ...]] = {}
+            # The plan already leaves out cells it knows are merged; the document may know more.
+            unwritable: dict[str, tuple[str, ...]] = dict(plan.unwritable)
             for cell, reason in blocked:
                 unwritable[cell.job_id] = (*unwritable.get(cell.job_id, ()), reason)
             return changed, WriteResult(
@@ -144,7 +159,7 @@ class FileSheet:
 
     def _rewrite(self, edit: Callable[[Document], tuple[bool, T]]) -> T:
         def on_bytes(data: bytes) -> tuple[bytes | None, T]:
-            document = self._parse(data)
+            document = self._document(data)
             changed, result = edit(document)
             return (document.dump() if changed else None), result
 
