@@ -163,8 +163,8 @@ def _written_json(written: WriteOutcome) -> dict[str, Any]:
     }
 
 
-def _lines(console: Console, phrases: list[str]) -> None:
-    for line in fit(phrases, max(40, console.width)):
+def _lines(console: Console, phrases: list[str], *, lead: str = "") -> None:
+    for line in fit(phrases, max(40, console.width), lead=lead):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
@@ -184,24 +184,24 @@ def _print_nothing_to_do(console: Console, done: NothingToDo, sheet: str, *, as_
         )
         return
     reasons = selection.skipped.phrases() or ["the sheet has no data rows"]
-    _lines(console, [f"nothing to do in {sheet}:", *reasons])
+    _lines(console, reasons, lead=f"nothing to do in {sheet}:")
     if selection.written_from_store:
         _lines(console, [f"{rows_text(selection.written_from_store)} written from the store"])
 
 
 def _print_header(console: Console, snap: dict[str, Any], prepared: PreparedBatch) -> None:
     selection = prepared.selection
-    what = [f"batch {snap['batch_id']}:", f"{rows_text(snap['total'])} of {snap['sheet']}"]
+    what = [f"{rows_text(snap['total'])} of {snap['sheet']}"]
     if selection.resumed:
         what.append(f"resumed ({rows_text(selection.resumed)} kept, {selection.queued} added)")
-    _lines(console, what)
+    _lines(console, what, lead=f"batch {snap['batch_id']}:")
     phases = " → ".join(p.name for p in prepared.pipeline.phases)
     _lines(console, [f"  pipeline '{prepared.pipeline.name}': {phases}"])
     skipped = selection.skipped.phrases()
     if selection.written_from_store:
         skipped.append(f"{rows_text(selection.written_from_store)} written from the store")
     if skipped:
-        _lines(console, ["  not processed:", *skipped])
+        _lines(console, skipped, lead="  not processed:")
 
 
 def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet: bool) -> bool:
@@ -237,31 +237,30 @@ def _print_summary(
     console: Console, snap: dict[str, Any], prepared: PreparedBatch, written: WriteOutcome
 ) -> None:
     elapsed = snap.get("elapsed_seconds") or 0.0
-    _lines(console, [f"{snap['status']} in {elapsed:.1f}s:", *count_phrases(snap)])
+    _lines(console, count_phrases(snap), lead=f"{snap['status']} in {elapsed:.1f}s:")
     skipped = prepared.selection.skipped.phrases()
     if skipped:
-        _lines(console, ["  not processed:", *skipped])
+        _lines(console, skipped, lead="  not processed:")
     sheet = prepared.processor.sheet.name
     if written.written:
         if written.missing:
             _lines(
                 console,
-                [
-                    f"{rows_text(written.missing)} no longer in {sheet} (deleted?):",
-                    "their results are only in the store",
-                    f"(`sheetbatch status {snap['batch_id']}`)",
-                ],
+                [f"their results are in the store (`sheetbatch status {snap['batch_id']}`)"],
+                lead=f"{rows_text(written.missing)} no longer in {sheet} (deleted?):",
             )
         console.print(f"results written to {sheet}", highlight=False, markup=False)
         return
     _lines(
         console,
-        [
-            f"the final statuses of {rows_text(written.unwritten)} could not be written "
-            f"to {sheet}" + (f" ({written.error})" if written.error else ""),
-            "they are kept in the store:",
-            f"run `sheetbatch run {prepared.processor.sheet_spec or sheet}` again to write them",
-        ],
+        [written.error or "the sheet could not be written"],
+        lead=f"the final statuses of {rows_text(written.unwritten)} were not written to {sheet}:",
+    )
+    spec = prepared.processor.sheet_spec or sheet
+    _lines(
+        console,
+        [f"run `sheetbatch run {spec}` again to write them"],
+        lead="they are kept in the store:",
     )
 
 

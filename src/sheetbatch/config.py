@@ -146,7 +146,7 @@ def _check_hosts(hosts: tuple[str, ...], source: str) -> None:
     try:
         HostPolicy(hosts)
     except ValueError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+        raise ConfigError(f"{source}: {str(exc).removeprefix('allow_hosts: ')}") from exc
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:

@@ -50,19 +50,22 @@ def count_phrases(snapshot: dict[str, Any]) -> list[str]:
     return phrases
 
 
-def fit(phrases: Sequence[str], width: int, *, indent: str = "  ") -> list[str]:
-    """`phrases` joined by " · " into lines of at most `width` columns, never splitting one.
+def fit(phrases: Sequence[str], width: int, *, lead: str = "", indent: str = "  ") -> list[str]:
+    """`lead` then `phrases` joined by " · ", in lines of at most `width` columns.
 
-    Continuation lines start with `indent`. A phrase longer than a line gets a line of its own.
+    No phrase is ever split across lines: a line breaks only between phrases, and
+    continuation lines start with `indent`. A phrase longer than a line gets one of its own.
     """
     lines: list[str] = []
-    current = ""
+    current = lead
+    joiner = " " if lead else ""
     for phrase in phrases:
-        candidate = f"{current} · {phrase}" if current else phrase
-        if current and cell_len(candidate) > width:
+        candidate = f"{current}{joiner}{phrase}"
+        if current.strip() and cell_len(candidate) > width:
             lines.append(current)
             candidate = indent + phrase
         current = candidate
+        joiner = " · "
     if current:
         lines.append(current)
     return lines
