@@ -184,7 +184,7 @@ def _print_nothing_to_do(console: Console, done: NothingToDo, sheet: str, *, as_
         )
         return
     reasons = selection.skipped.phrases() or ["the sheet has no data rows"]
-    _lines(console, reasons, lead=f"nothing to do in {sheet}:")
+    _lines(console, reasons, lead=f"nothing to do in {done.sheet}:")
     if selection.written_from_store:
         _lines(console, [f"{rows_text(selection.written_from_store)} written from the store"])
 

@@ -42,6 +42,7 @@ class NothingToDo(SheetError):
     def __init__(self, sheet: str, selection: Selection) -> None:
         reasons = selection.skipped.phrases() or ["the sheet has no data rows"]
         super().__init__(f"{sheet}: nothing to do: {', '.join(reasons)}")
+        self.sheet = sheet
         self.selection = selection
 
 

@@ -61,8 +61,7 @@ class SheetLocked(SheetError):
 
     def __init__(self, sheet: str, holder: str) -> None:
         super().__init__(
-            f"{sheet} is locked by {holder}; close it there (or delete a stale lock file) "
-            "and the write will be retried"
+            f"{sheet} is locked by {holder}; close it there (or delete a stale lock file)"
         )
         self.sheet = sheet
         self.holder = holder
