@@ -52,9 +52,11 @@ def test_an_allow_listed_intranet_name_is_fetched(site_server: SiteServer) -> No
         # Another port of the same name is neither allowed nor taken for a website.
         with pytest.raises(InvalidURL, match="not a URL"):
             resolve_phase(f"http://intranet:{port + 1}/", fetcher)
-    with Fetcher(allow_hosts=[], resolve=intranet_resolve) as fetcher:
-        with pytest.raises(InvalidURL, match="not a URL: 'http://intranet:"):
-            resolve_phase(f"http://intranet:{port}/", fetcher)
+    with (
+        Fetcher(allow_hosts=[], resolve=intranet_resolve) as fetcher,
+        pytest.raises(InvalidURL, match="not a URL: 'http://intranet:"),
+    ):
+        resolve_phase(f"http://intranet:{port}/", fetcher)
 
 
 @pytest.fixture
@@ -87,7 +89,9 @@ def redirecting() -> Iterator[tuple[int, int]]:
 
 def test_a_refused_redirect_says_it_was_a_redirect(redirecting: tuple[int, int]) -> None:
     port, target = redirecting
-    with Fetcher(allow_hosts=[f"127.0.0.1:{port}"]) as fetcher:
-        with pytest.raises(BlockedAddress) as info:
-            resolve_phase(f"http://127.0.0.1:{port}/", fetcher)
+    with (
+        Fetcher(allow_hosts=[f"127.0.0.1:{port}"]) as fetcher,
+        pytest.raises(BlockedAddress) as info,
+    ):
+        resolve_phase(f"http://127.0.0.1:{port}/", fetcher)
     assert info.value.reason == f"redirect to http://127.0.0.1:{target}/ blocked (loopback address)"

@@ -53,8 +53,7 @@ def test_a_rerun_with_nothing_to_do_says_so_and_records_no_batch(tmp_path: Path)
 def test_after_ctrl_c_the_summary_does_not_claim_every_row_done(tmp_path: Path) -> None:
     sheet = companies(tmp_path, 12)
     proc = start_sheetbatch(
-        ["run", str(sheet), "--pipeline", SLOW, "--db", db(tmp_path), "--concurrency", "2"]
-        + ["--flush-interval", "0.2"],
+        [*("run", str(sheet), "--pipeline", SLOW, "--db", db(tmp_path)), "--concurrency", "2"],
         cwd=tmp_path,
         SHEETBATCH_TEST_PHASE_SECONDS="0.3",
     )

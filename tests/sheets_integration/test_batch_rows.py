@@ -173,7 +173,7 @@ def test_a_copied_row_that_keeps_its_job_id_gets_a_new_job(store: Store, tmp_pat
     # The operator copies Acme's row above it, changes Company and clears Status.
     copy = {**rows[0], "Company": "Acme Copy", "Status": ""}
     write_csv(sheet, header, [[r[h] for h in header] for r in (copy, rows[0], rows[1])])
-    batch, batch_id = run_batch(store, CsvSheet(sheet))
+    batch, _ = run_batch(store, CsvSheet(sheet))
     assert batch.selection.copies == 1 and batch.selection.queued == 1
     final = read_csv(sheet)
     assert [r["Company"] for r in final] == ["Acme Copy", "Acme", "Beta"]
