@@ -450,7 +450,7 @@ def cancel(ctx: click.Context, batch_id: str, db: str | None) -> None:
             n = store.cancel_batch(batch_id)
         except UnknownBatch as exc:
             _fail(str(exc))
-        click.echo(f"{batch_id}: cancel requested ({n} queued rows cancelled)")
+        click.echo(f"{batch_id}: cancel requested ({rows_text(n)} queued cancelled)")
     finally:
         store.close()
 

@@ -14,6 +14,7 @@ that row, so the row is never written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,10 @@ from sheets_integration.sheet import (
     Table,
     normalize_header,
 )
+
+
+# The shape of the job ids sheetbatch writes (`progress.store.new_job_id`).
+_LOOKS_OURS = re.compile(r"j-[0-9a-f]{16}")
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -168,7 +173,13 @@ def check_ownership(table: Table, columns: RunColumns, ours: Collection[str], sh
             if job_column is not None and job_column < len(values):
                 job = values[job_column].strip()
             if job not in ours:
-                raise ForeignValues(sheet, table.header[position], name, row + 2, value)
+                hint = ""
+                if _LOOKS_OURS.fullmatch(job):
+                    hint = (
+                        f"{job} looks like a sheetbatch job id: if another progress store ran "
+                        "this sheet, point --db at it"
+                    )
+                raise ForeignValues(sheet, table.header[position], name, row + 2, value, hint)
 
 
 def check_merged_targets(

@@ -89,13 +89,15 @@ class ForeignValues(SheetError):
     Nothing was written: the operator maps the output elsewhere or allows the overwrite.
     """
 
-    def __init__(self, sheet: str, column: str, output: str, row: int, value: str) -> None:
+    def __init__(
+        self, sheet: str, column: str, output: str, row: int, value: str, hint: str = ""
+    ) -> None:
         shown = value if len(value) <= 60 else value[:57] + "..."
         super().__init__(
             f"{sheet}: column {column!r} holds values sheetbatch did not write "
             f"(row {row}: {shown!r}); map the output elsewhere with "
             f"--output-column {_shell_word(output)}={_shell_word(suggest_column(output))}, "
-            f"or allow it with --overwrite {_shell_word(column)}"
+            f"or allow it with --overwrite {_shell_word(column)}" + (f" ({hint})" if hint else "")
         )
         self.sheet = sheet
         self.column = column

@@ -18,6 +18,7 @@ from typing import Any
 
 from progress import Store
 from sheets_integration.columns import RunColumns
+from sheets_integration.selection import rows_text
 from sheets_integration.sheet import CellValue, Sheet, cell_text
 
 log = logging.getLogger(__name__)
@@ -312,9 +313,9 @@ class SheetWriter:
             return WriteOutcome(missing=len(report.missing))
         unwritten = self.pending_rows()
         log.error(
-            "could not write the final statuses of %d rows to %s; they are kept in the store: "
+            "could not write the final statuses of %s to %s; they are kept in the store: "
             "run `sheetbatch run` again to write them",
-            unwritten,
+            rows_text(unwritten),
             self.sheet.name,
         )
         return WriteOutcome(written=False, unwritten=unwritten, error=error)

@@ -237,3 +237,22 @@ def test_status_set_by_hand_is_not_a_refusal_the_rows_are_skipped_and_counted(
     skipped = answer["selection"]["skipped"]
     assert skipped["by_hand"] == {"do not touch": 3} and skipped["empty"] == 2
     assert skipped["completed"] == 1 and skipped["total"] == 6
+
+
+def test_a_sheet_run_with_another_store_is_refused_with_a_hint(tmp_path: Path) -> None:
+    sheet = write_csv(tmp_path / "c.csv", ["Company", "Website"], [["Acme", "https://a.test"]])
+    assert run(tmp_path, sheet)[0] == 0
+    job_id = read_csv(sheet)[0]["Job ID"]
+    before = sheet.read_bytes()
+    out = sheetbatch(
+        ["run", str(sheet), "--pipeline", "noop", "--db", f"sqlite:///{tmp_path / 'other.db'}"],
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2
+    assert f"column 'Job ID' holds values sheetbatch did not write (row 2: '{job_id}')" in (
+        out.stderr
+    )
+    assert "looks like a sheetbatch job id: if another progress store ran this sheet" in (
+        out.stderr
+    )
+    assert sheet.read_bytes() == before
