@@ -18,8 +18,9 @@ from progress import Store
 from progress.errors import ProgressError, UnknownBatch
 from sheetbatch import __version__
 from sheetbatch.config import ConfigError, Settings, load_settings
-from sheetbatch.console import BatchView, count_phrases, fit, run_in_thread, summary_line
-from sheetbatch.service import PreparedBatch, prepare_batch, services_for, store_for
+from sheetbatch.console import BatchView, run_in_thread, summary_line
+from sheetbatch.report import print_header, print_nothing_to_do, print_summary, written_json
+from sheetbatch.service import prepare_batch, services_for, store_for
 from sheets_integration.batch import NothingToDo, RunResult
 from sheets_integration.errors import SheetError
 from sheets_integration.selection import rows_text
@@ -114,13 +115,13 @@ def execute_run(
                     encoding=encoding,
                 )
             except NothingToDo as done:
-                _print_nothing_to_do(console, done, sheet, as_json=as_json)
+                print_nothing_to_do(console, done, sheet, as_json=as_json)
                 return EXIT_OK
             except (SheetError, PipelineError, ProgressError, ValueError) as exc:
                 _fail(str(exc))
             batch_id = prepared.batch_id
             if not as_json:
-                _print_header(console, store.batch(batch_id), prepared)
+                print_header(console, store.batch(batch_id), prepared)
             thread, outcome = run_in_thread(prepared.execute)
             interrupted = _follow(store, batch_id, console, thread, quiet=as_json)
             if "error" in outcome:
@@ -136,13 +137,13 @@ def execute_run(
                 {
                     **final,
                     "selection": prepared.selection.as_json(),
-                    "sheet_written": _written_json(written),
+                    "sheet_written": written_json(written),
                 },
                 sort_keys=True,
             )
         )
     else:
-        _print_summary(console, final, prepared, written)
+        print_summary(console, final, prepared, written)
     if interrupted:
         return EXIT_INTERRUPTED
     if not written.written:
@@ -152,56 +153,6 @@ def execute_run(
         if final["counts"]["failed"] == 0 and final["counts"]["cancelled"] == 0
         else EXIT_FAILED_ROWS
     )
-
-
-def _written_json(written: WriteOutcome) -> dict[str, Any]:
-    return {
-        "written": written.written,
-        "unwritten_rows": written.unwritten,
-        "missing_rows": written.missing,
-        "error": written.error,
-    }
-
-
-def _lines(console: Console, phrases: list[str], *, lead: str = "") -> None:
-    for line in fit(phrases, max(40, console.width), lead=lead):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-
-def _print_nothing_to_do(console: Console, done: NothingToDo, sheet: str, *, as_json: bool) -> None:
-    selection = done.selection
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "batch_id": None,
-                    "nothing_to_do": True,
-                    "sheet": sheet,
-                    "selection": selection.as_json(),
-                },
-                sort_keys=True,
-            )
-        )
-        return
-    reasons = selection.skipped.phrases() or ["the sheet has no data rows"]
-    _lines(console, reasons, lead=f"nothing to do in {done.sheet}:")
-    if selection.written_from_store:
-        _lines(console, [f"{rows_text(selection.written_from_store)} written from the store"])
-
-
-def _print_header(console: Console, snap: dict[str, Any], prepared: PreparedBatch) -> None:
-    selection = prepared.selection
-    what = [f"{rows_text(snap['total'])} of {snap['sheet']}"]
-    if selection.resumed:
-        what.append(f"resumed ({rows_text(selection.resumed)} kept, {selection.queued} added)")
-    _lines(console, what, lead=f"batch {snap['batch_id']}:")
-    phases = " → ".join(p.name for p in prepared.pipeline.phases)
-    _lines(console, [f"  pipeline '{prepared.pipeline.name}': {phases}"])
-    skipped = selection.skipped.phrases()
-    if selection.written_from_store:
-        skipped.append(f"{rows_text(selection.written_from_store)} written from the store")
-    if skipped:
-        _lines(console, skipped, lead="  not processed:")
 
 
 def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet: bool) -> bool:
@@ -231,37 +182,6 @@ def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet
     finally:
         signal.signal(signal.SIGINT, previous)
     return interrupted
-
-
-def _print_summary(
-    console: Console, snap: dict[str, Any], prepared: PreparedBatch, written: WriteOutcome
-) -> None:
-    elapsed = snap.get("elapsed_seconds") or 0.0
-    _lines(console, count_phrases(snap), lead=f"{snap['status']} in {elapsed:.1f}s:")
-    skipped = prepared.selection.skipped.phrases()
-    if skipped:
-        _lines(console, skipped, lead="  not processed:")
-    sheet = prepared.processor.sheet.name
-    if written.written:
-        if written.missing:
-            _lines(
-                console,
-                [f"their results are in the store (`sheetbatch status {snap['batch_id']}`)"],
-                lead=f"{rows_text(written.missing)} no longer in {sheet} (deleted?):",
-            )
-        console.print(f"results written to {sheet}", highlight=False, markup=False)
-        return
-    _lines(
-        console,
-        [written.error or "the sheet could not be written"],
-        lead=f"the final statuses of {rows_text(written.unwritten)} were not written to {sheet}:",
-    )
-    spec = prepared.processor.sheet_spec or sheet
-    _lines(
-        console,
-        [f"run `sheetbatch run {spec}` again to write them"],
-        lead="they are kept in the store:",
-    )
 
 
 @cli.command()

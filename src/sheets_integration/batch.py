@@ -20,9 +20,20 @@ from progress import Store
 from progress.owners import new_owner, owner_alive
 from progress.status import JobStatus
 from progress.store import NewJob, new_job_id
-from sheets_integration.columns import RunColumns, check_merged_targets, check_ownership
-from sheets_integration.errors import BadColumnMapping, MissingColumn, SheetError
-from sheets_integration.selection import Selection, rows_text, select_rows, wants_processing
+from sheets_integration.columns import (
+    RunColumns,
+    check_merged_targets,
+    check_ownership,
+    check_same_columns,
+)
+from sheets_integration.errors import MissingColumn, SheetError
+from sheets_integration.selection import (
+    NothingToDo,
+    Selection,
+    rows_text,
+    select_rows,
+    wants_processing,
+)
 from sheets_integration.sheet import Sheet, Table
 from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
 
@@ -31,19 +42,6 @@ log = logging.getLogger(__name__)
 
 class BatchBusy(SheetError):
     """Another live process is running this sheet's batch right now."""
-
-
-class NothingToDo(SheetError):
-    """Not a failure: no row of the sheet is to be processed, so no batch was recorded.
-
-    `selection` says what happened to every row (already completed, empty, skipped...).
-    """
-
-    def __init__(self, sheet: str, selection: Selection) -> None:
-        reasons = selection.skipped.phrases() or ["the sheet has no data rows"]
-        super().__init__(f"{sheet}: nothing to do: {', '.join(reasons)}")
-        self.sheet = sheet
-        self.selection = selection
 
 
 @dataclass(frozen=True)
@@ -279,20 +277,12 @@ class BatchProcessor:
     def _refuse_other_columns(self, batch_id: str) -> None:
         """A resumed batch keeps writing where it started: the same --output-column options."""
         options = self.store.batch(batch_id).get("options") or {}
-        recorded = RunColumns.resolve(
-            list(self.pipeline.output_columns), mapping=options.get("output_columns") or {}
+        check_same_columns(
+            options.get("output_columns") or {},
+            self.columns,
+            list(self.pipeline.output_columns),
+            f"{self.sheet.name}: batch {batch_id} of this sheet",
         )
-        if recorded.targets != self.columns.targets:
-            moved = [
-                f"{name} into {recorded.column(name)!r}"
-                for name in recorded.targets
-                if recorded.column(name) != self.columns.column(name)
-            ]
-            raise BadColumnMapping(
-                f"{self.sheet.name}: batch {batch_id} of this sheet writes {', '.join(moved)}; "
-                "run it with the same --output-column options to resume it "
-                "(or --force to start a new batch)"
-            )
 
     def _assign(self, table: Table, rows: list[int], selection: Selection) -> list[NewJob]:
         """Write a new job id into each row's Job ID cell; the jobs that landed."""

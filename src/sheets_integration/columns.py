@@ -18,8 +18,9 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from sheets_integration.a1 import cell_name
 from sheets_integration.errors import BadColumnMapping, ForeignValues, MergedTarget
-from sheets_integration.safety import cell_name, plan_columns
+from sheets_integration.safety import plan_columns
 from sheets_integration.sheet import (
     BOOKKEEPING_COLUMNS,
     ERROR_COLUMN,
@@ -29,7 +30,6 @@ from sheets_integration.sheet import (
     Table,
     normalize_header,
 )
-
 
 # The shape of the job ids sheetbatch writes (`progress.store.new_job_id`).
 _LOOKS_OURS = re.compile(r"j-[0-9a-f]{16}")
@@ -201,3 +201,22 @@ def check_merged_targets(
             merged = table.merged.get((row, position))
             if merged is not None:
                 raise MergedTarget(sheet, cell_name(row, position), merged, name, row + 2)
+
+
+def check_same_columns(
+    recorded: Mapping[str, str], columns: RunColumns, outputs: Sequence[str], where: str
+) -> None:
+    """Raise `BadColumnMapping` unless `columns` write where a batch started with the
+    `--output-column` mapping `recorded` writes (`where` names the batch, for the message)."""
+    started = RunColumns.resolve(outputs, mapping=recorded)
+    if started.targets == columns.targets:
+        return
+    moved = [
+        f"{name} into {started.column(name)!r}"
+        for name in started.targets
+        if started.column(name) != columns.column(name)
+    ]
+    raise BadColumnMapping(
+        f"{where} writes {', '.join(moved)}; run it with the same --output-column options "
+        "to resume it (or --force to start a new batch)"
+    )

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from sheets_integration.a1 import cell_name
 from sheets_integration.errors import (
     BadSheet,
     MissingColumn,
@@ -122,21 +123,6 @@ class WritePlan:
     def header_cells(self) -> list[CellWrite]:
         """The header cells of columns this plan appends."""
         return [cell for cell in self.cells if cell.row < 0]
-
-
-def column_letter(index: int) -> str:
-    """The A1 letters of a 0-based column index: 0 -> "A", 26 -> "AA"."""
-    letters = ""
-    number = index + 1
-    while number:
-        number, remainder = divmod(number - 1, 26)
-        letters = chr(ord("A") + remainder) + letters
-    return letters
-
-
-def cell_name(row: int, column: int) -> str:
-    """The A1 name of data row `row` (sheet row `row + 2`) in 0-based `column`: "E2"."""
-    return f"{column_letter(column)}{row + 2}"
 
 
 def used_width(table: Table) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sheets_integration.columns import RunColumns
+from sheets_integration.errors import SheetError
 from sheets_integration.sheet import Table
 
 # Status cells that mean "not finished": picked up again by the next run.
@@ -122,6 +123,17 @@ class Selection:
     copies: int = 0
     skipped: Skipped = field(default_factory=Skipped)
 
+    def phrases(self) -> list[str]:
+        """What became of the rows not processed: the skips by reason, then the rows whose
+        finished state was written from the store ("3 rows finished before, written from
+        the store")."""
+        out = self.skipped.phrases()
+        if self.written_from_store:
+            out.append(
+                f"{rows_text(self.written_from_store)} finished before, written from the store"
+            )
+        return out
+
     @property
     def nothing_to_do(self) -> bool:
         """True when no row is to be processed."""
@@ -136,6 +148,19 @@ class Selection:
             "copies": self.copies,
             "skipped": self.skipped.as_json(),
         }
+
+
+class NothingToDo(SheetError):
+    """Not a failure: no row of the sheet is to be processed, so no batch was recorded.
+
+    `selection` says what happened to every row (already completed, empty, skipped...).
+    """
+
+    def __init__(self, sheet: str, selection: Selection) -> None:
+        reasons = selection.phrases() or ["the sheet has no data rows"]
+        super().__init__(f"{sheet}: nothing to do: {', '.join(reasons)}")
+        self.sheet = sheet
+        self.selection = selection
 
 
 def select_rows(

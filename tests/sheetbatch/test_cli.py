@@ -367,7 +367,10 @@ def test_rows_finished_in_the_store_but_stale_in_the_sheet_are_written_not_redon
     write_csv(sheet, header, [[r[h] for h in header] for r in stale])
     rerun = sheetbatch(base, cwd=tmp_path, SHEETBATCH_TEST_PHASE_SECONDS="0.01")
     assert rerun.returncode == 0, rerun.stderr
-    assert "nothing to do" in rerun.stderr and "3 rows written from the store" in rerun.stderr
+    assert (
+        "nothing to do" in rerun.stderr
+        and "3 rows finished before, written from the store" in rerun.stderr
+    )
 
     def cells(rows: list[dict[str, str]]) -> list[dict[str, str]]:
         return [{k: v or "" for k, v in r.items()} for r in rows]

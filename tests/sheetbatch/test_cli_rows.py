@@ -178,5 +178,5 @@ def test_a_run_whose_final_statuses_cannot_be_written_exits_1_and_says_so(
     lock.unlink()
     again = sheetbatch(args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert "4 rows written from the store" in again.stderr
+    assert "4 rows finished before, written from the store" in again.stderr
     assert [r["Status"] for r in read_csv(sheet)] == ["completed"] * 4

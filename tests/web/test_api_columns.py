@@ -81,7 +81,8 @@ def test_output_columns_and_overwrite_are_honoured(
     assert answer.status_code == 202, answer.get_json()
     batch_id = answer.get_json()["batch_id"]
     assert done(store, batch_id)["counts"]["succeeded"] == 1
-    row = rows(path)[0]
+    # The sheet writer's final flush follows the last job's end: wait for it in the sheet.
+    row = wait_for(lambda: (r := rows(path)[0]).get("Status") == "completed" and r)
     assert row["Name"] == "Alice" and row["Found name"] == "Acme"
     assert row["Score"].isdigit() and row["Status"] == "completed"
     assert store.batch(batch_id)["options"]["output_columns"] == {"Name": "Found name"}

@@ -11,6 +11,7 @@ import pytest
 
 from progress import Store
 from tests.web.proxy import Proxy
+from tests.web.support import wait_for
 from tests.web.test_dashboard import (
     ARTIFACTS,
     WATCHDOG,
@@ -58,8 +59,14 @@ def test_the_start_form_maps_columns_and_says_when_nothing_is_to_do(
         "Name": "Found name",
         "Error": "Our error",
     }
-    with sheet.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, restval=""))
+
+    def written() -> list[dict[str, str]]:
+        with sheet.open(newline="", encoding="utf-8") as f:
+            found = list(csv.DictReader(f, restval=""))
+        return found if all(r.get("Status") == "completed" for r in found) else []
+
+    # The sheet writer's final flush follows the batch's end in the store.
+    rows = wait_for(written)
     assert [r["Name"] for r in rows] == ["Alice Smith (our contact)", ""]
     assert [r["Found name"] for r in rows] == ["ACME", "BETA"]
     # The same request again: nothing to do, said on the form, no batch recorded.
