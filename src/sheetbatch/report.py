@@ -24,11 +24,17 @@ def written_json(written: WriteOutcome) -> dict[str, Any]:
         "unwritten_rows": written.unwritten,
         "missing_rows": written.missing,
         "error": written.error,
+        "partial_rows": written.partial,
     }
 
 
-def _lines(console: Console, phrases: list[str], *, lead: str = "") -> None:
-    for line in fit(phrases, max(40, console.width), lead=lead):
+def _lines(console: Console, phrases: list[str], *, lead: str = "", tail: str = "") -> None:
+    lines = fit(phrases, max(40, console.width), lead=lead)
+    if tail:
+        # The tail belongs to the last phrase: on the same line when it fits.
+        joined = f"{lines[-1]} {tail}"
+        lines[-1:] = [joined] if len(joined) <= max(40, console.width) else [lines[-1], f"  {tail}"]
+    for line in lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
@@ -82,6 +88,14 @@ def print_summary(
                 console,
                 [f"their results are in the store (`sheetbatch status {snap['batch_id']}`)"],
                 lead=f"{rows_text(written.missing)} no longer in {sheet} (deleted?):",
+            )
+        if written.partial:
+            have = "has" if written.partial == 1 else "have"
+            _lines(
+                console,
+                [f"{rows_text(written.partial)} {have} cells that could not be written"],
+                lead="note:",
+                tail="(merged or protected; named in the row's Error cell)",
             )
         console.print(f"results written to {sheet}", highlight=False, markup=False)
         return

@@ -104,13 +104,16 @@ class WriteOutcome:
 
     `written` is False when the final statuses did not reach the sheet: then `unwritten`
     rows have their final state only in the store (a rerun writes them) and `error` says
-    why. `missing` counts rows no longer in the sheet (deleted, or their Job ID changed).
+    why. `missing` counts rows no longer in the sheet (deleted, or their Job ID changed),
+    `partial` rows with cells that could not be written (said in their Error cell).
     """
 
     written: bool = True
     unwritten: int = 0
     missing: int = 0
     error: str = ""
+    #: Rows with cells that could not be written (merged, protected), named in their Error.
+    partial: int = 0
 
 
 @dataclass
@@ -271,7 +274,7 @@ class SheetWriter:
             )
         for job_id, reasons in sorted(unwritable.items()):
             message = "; ".join(reasons)
-            log.warning("[job %s] %s: %s", job_id, self.sheet.name, message)
+            log.info("[job %s] %s: %s", job_id, self.sheet.name, message)
             self.store.note(job_id, message, sheet=self.sheet.name)
 
     def start(self) -> None:
@@ -310,7 +313,7 @@ class SheetWriter:
                     error=f"no row of the batch was found in {self.sheet.name} by its "
                     f"{self._columns.job_id} (column cleared or renamed?)",
                 )
-            return WriteOutcome(missing=len(report.missing))
+            return WriteOutcome(missing=len(report.missing), partial=len(self._unwritable))
         unwritten = self.pending_rows()
         log.error(
             "could not write the final statuses of %s to %s; they are kept in the store: "
