@@ -138,10 +138,11 @@ class BatchProcessor:
         selection.resumed = len(keep)
         selection.copies = sum(1 for job in new_jobs if job.row - 2 in copies)
         if not new_jobs and not keep:
-            self._write_settled(settled, selection)
+            # Writing the store's results is all this run has to do: if it fails, say so.
+            self._write_settled(settled, selection, required=True)
             raise NothingToDo(self.sheet.name, selection)
         batch_id = self._record(batch_id, new_jobs, keep)
-        self._write_settled(settled, selection)
+        self._write_settled(settled, selection, required=False)
         return batch_id
 
     def _record(self, batch_id: str | None, new_jobs: list[NewJob], keep: set[int]) -> str:
@@ -174,9 +175,13 @@ class BatchProcessor:
         return batch_id
 
     def _write_settled(
-        self, settled: Mapping[int, Mapping[str, Any]], selection: Selection
+        self, settled: Mapping[int, Mapping[str, Any]], selection: Selection, *, required: bool
     ) -> None:
-        """Write the final state of rows finished in the store whose sheet never heard."""
+        """Write the final state of rows finished in the store whose sheet never heard.
+
+        A failed write raises when `required`; otherwise the batch runs and the rows are
+        counted in `selection.unwritten_from_store` (the next run writes them).
+        """
         if not settled:
             return
         cells = {
@@ -186,6 +191,9 @@ class BatchProcessor:
         try:
             self.sheet.write_by_job_id(cells, job_column=self.columns.job_id)
         except SheetError as exc:
+            if required:
+                raise
+            selection.unwritten_from_store = len(cells)
             log.warning(
                 "%s: the finished statuses of %s could not be written (%s); the next run "
                 "writes them",

@@ -120,6 +120,7 @@ class Selection:
     queued: int = 0
     resumed: int = 0
     written_from_store: int = 0
+    unwritten_from_store: int = 0
     copies: int = 0
     skipped: Skipped = field(default_factory=Skipped)
 
@@ -131,6 +132,11 @@ class Selection:
         if self.written_from_store:
             out.append(
                 f"{rows_text(self.written_from_store)} finished before, written from the store"
+            )
+        if self.unwritten_from_store:
+            out.append(
+                f"{rows_text(self.unwritten_from_store)} finished before, not written yet "
+                "(the sheet refused the write; the next run writes them)"
             )
         return out
 
@@ -145,6 +151,7 @@ class Selection:
             "queued": self.queued,
             "resumed": self.resumed,
             "written_from_store": self.written_from_store,
+            "unwritten_from_store": self.unwritten_from_store,
             "copies": self.copies,
             "skipped": self.skipped.as_json(),
         }
