@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from sheets_integration.a1 import cell_name
 from sheets_integration.errors import BadSheet
 from sheets_integration.safety import (
     CellWrite,
@@ -179,16 +180,6 @@ def _writable(
         if merged is None:
             writable.append(cell)
         else:
-            where = f"{_column_letters(cell.column)}{cell.row + 2}"
+            where = cell_name(cell.row, cell.column)
             blocked.append((cell, f"cell {where} is inside merged range {merged}; not written"))
     return writable, blocked
-
-
-def _column_letters(column: int) -> str:
-    """Column index 0 as "A", 26 as "AA"."""
-    letters = ""
-    column += 1
-    while column:
-        column, rest = divmod(column - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
