@@ -232,3 +232,15 @@ def test_a_final_flush_that_cannot_write_reports_it(store: Store, tmp_path: Path
     with pytest.raises(NothingToDo, match="nothing to do"):
         processor(store, CsvSheet(path)).prepare()
     assert [r["Status"] for r in read_csv(path)] == ["completed", "completed"]
+
+
+def test_score_lands_as_a_number_in_xlsx(store: Store, tmp_path: Path) -> None:
+    path = workbook(tmp_path / "n.xlsx", ["Company", "Website"], [["Acme", "a.test"]], merges=[])
+    run_batch(store, XlsxSheet(path))
+    sheet = load_workbook(path).active
+    assert sheet is not None
+    header = [c.value for c in sheet[1]]
+    score = sheet.cell(row=2, column=header.index("Score") + 1)
+    assert score.data_type == "n" and isinstance(score.value, int)
+    name = sheet.cell(row=2, column=header.index("Name") + 1)
+    assert name.data_type == "s" and name.value == "Acme"
