@@ -218,7 +218,7 @@ def trigger(
     ctx: click.Context, schedule_id: str, wait: bool, timeout: float, db: str | None, as_json: bool
 ) -> None:
     """Run the schedule now, as a tick (started by the running scheduler)."""
-    from pipeline.workers import new_owner
+    from progress.owners import new_owner
 
     with _store(ctx, db) as (store, _settings):
         row = store.find_schedule(schedule_id)

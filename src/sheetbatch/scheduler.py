@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipeline.runner import short_reason
-from pipeline.workers import new_owner
 from progress import Store
 from progress.errors import IllegalTickTransition, NotLeader, ProgressError, UnknownBatch
+from progress.owners import new_owner
 from progress.schedule_model import (
     Fence,
     ScheduleRow,

@@ -274,23 +274,22 @@ def schedule_views(store: Store) -> list[dict[str, Any]]:
 
 def preview(store: Store, settings: Settings, schedule: ScheduleRow) -> dict[str, Any]:
     """The rows a tick would select now (nothing is written or started)."""
-    from sheetbatch.tick_runner import SheetReader
-    from sheets_integration.batch import select_rows
+    from sheetbatch.tick_runner import SheetReader, select_for
     from sheets_integration.sheet import JOB_ID_COLUMN, STATUS_COLUMN
 
     reader = SheetReader(settings)
     try:
-        table = reader.read(schedule.sheet)
+        sheet, table = reader.read(schedule.sheet)
+        rows, selection = select_for(store, settings, sheet, table, schedule)
     finally:
         reader.close()
-    retry = bool(schedule.options.get("retry_failed", False))
-    rows = select_rows(table, retry_failed=retry, force=False)
     first = table.header[0] if table.header else ""
     return {
         "schedule_id": schedule.schedule_id,
         "sheet": schedule.sheet,
         "total_rows": len(table.rows),
         "selected": len(rows),
+        "skipped": selection.skipped.as_json(),
         "rows": [
             {
                 "row": i + 2,

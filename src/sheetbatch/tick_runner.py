@@ -27,10 +27,11 @@ from progress.schedule_model import (
 )
 from sheetbatch.config import Settings
 from sheetbatch.launcher import InProcessLauncher, LaunchRequest
-from sheetbatch.service import open_sheet
-from sheets_integration.batch import BatchBusy, select_rows
+from sheetbatch.service import make_processor, open_sheet
+from sheets_integration.batch import BatchBusy
 from sheets_integration.errors import SheetError, SheetLocked, SheetNotFound
 from sheets_integration.locate import backend_name
+from sheets_integration.selection import NothingToDo, Selection
 from sheets_integration.sheet import Sheet, Table
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,26 @@ def unreachable(exc: SheetError) -> bool:
     return isinstance(exc, (SheetAccessDenied, SheetUnavailable, GoogleApiError, CredentialError))
 
 
+def select_for(
+    store: Store, settings: Settings, sheet: Sheet, table: Table, schedule: ScheduleRow
+) -> tuple[list[int], Selection]:
+    """The rows a tick of `schedule` would process in `table` now: the very selection
+    `sheetbatch run` makes (`BatchProcessor.select`), nothing written."""
+    options = schedule.options
+    processor = make_processor(
+        store,
+        settings,
+        sheet,
+        {},
+        sheet_spec=schedule.sheet,
+        pipeline_ref=schedule.pipeline or None,
+        retry_failed=bool(options.get("retry_failed", False)),
+        output_columns=options.get("output_columns") or None,
+        overwrite=tuple(options.get("overwrite") or ()),
+    )
+    return processor.select(table)
+
+
 class SheetReader:
     """Reads schedules' sheets; a Google sheet stays open between ticks, so a tick with
     nothing to do costs one read request (not a metadata request as well)."""
@@ -59,12 +80,13 @@ class SheetReader:
         self._open: dict[str, Sheet] = {}
         self._lock = threading.Lock()
 
-    def read(self, spec: str) -> Table:
-        """The sheet's table now; raises SheetError."""
+    def read(self, spec: str) -> tuple[Sheet, Table]:
+        """The sheet and its table now; raises SheetError. (A local file's sheet is closed
+        again at once: it only names the file.)"""
         if backend_name(spec) != "google":
             local = open_sheet(spec, self.settings)
             try:
-                return local.read()
+                return local, local.read()
             finally:
                 local.close()
         with self._lock:
@@ -82,7 +104,7 @@ class SheetReader:
             raise
         with self._lock:
             self._open[spec] = sheet
-        return table
+        return sheet, table
 
     def close(self) -> None:
         """Close the sheets kept open."""
@@ -138,9 +160,9 @@ class TickRunner:
 
     def preview(self, schedule: ScheduleRow) -> tuple[Table, list[int]]:
         """The sheet now and the rows a tick would select (nothing is written)."""
-        table = self.reader.read(schedule.sheet)
-        retry = bool(schedule.options.get("retry_failed", False))
-        return table, select_rows(table, retry_failed=retry, force=False)
+        sheet, table = self.reader.read(schedule.sheet)
+        rows, _selection = select_for(self.store, self.settings, sheet, table, schedule)
+        return table, rows
 
     def execute(self, tick: TickRow, schedule: ScheduleRow, guard: Fence | None) -> TickRow:
         """Carry out a running tick: skipped, failed, or its batch launched."""
@@ -169,6 +191,9 @@ class TickRunner:
             batch_id = self.launcher.launch(request)
         except BatchBusy as exc:
             return self._end(tick, TickState.SKIPPED, TickReason.OVERLAP, str(exc), guard)
+        except NothingToDo as exc:
+            # The rows seen at the preview were taken meanwhile (a manual run): no batch.
+            return self._end(tick, TickState.SKIPPED, TickReason.NO_NEW_ROWS, str(exc), guard)
         except SheetError as exc:
             reason = TickReason.SHEET_UNREACHABLE if unreachable(exc) else TickReason.ERROR
             return self._end(tick, TickState.FAILED, reason, str(exc), guard)
