@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gsheets_standin import ServiceAccountKey, Spreadsheet, StandIn
+from gsheets_standin import Formula, RichText, ServiceAccountKey, Spreadsheet, StandIn
 from sheets_integration.errors import MissingColumn
 from sheets_integration.google_sheet import GoogleSheet
 from sheets_integration.sheet import Sheet, Table, WriteResult
@@ -256,3 +256,62 @@ def test_named_worksheet_gid_and_url_specs(
     by_url = google_sheet_factory(url)
     assert by_url.read().header == ["b"]
     assert by_url.name == f"{key}/Second sheet"
+
+
+def test_numbers_land_as_numbers_and_text_as_text(
+    google_sheet: MakeSheet, standin: StandIn
+) -> None:
+    sheet = _prepared(google_sheet)
+    sheet.write_by_job_id({"job-acme": {"Score": 87, "Ratio": 0.5, "Note": "=SUM(A1:A3)"}})
+    with standin.edit(sheet.key) as book:
+        ws = book.sheet()
+        header = ws.formatted()[0]
+        assert ws.get(1, header.index("Score")) == 87.0  # a number cell: SUM and sorting work
+        assert ws.get(1, header.index("Ratio")) == 0.5
+        assert ws.get(1, header.index("Note")) == "=SUM(A1:A3)"  # a str: never a formula
+    table = sheet.read()
+    assert (table.cell(0, "Score"), table.cell(0, "Ratio")) == ("87", "0.5")
+    # Written again with the same value: nothing is sent.
+    standin.clear_log()
+    assert sheet.write_by_job_id({"job-acme": {"Score": 87.0}}).cells == 1
+    assert standin.count(kind="write") == 0
+
+
+def test_hyperlinked_cells_give_their_targets(google_sheet: MakeSheet) -> None:
+    sheet = google_sheet(
+        [
+            ["Company", "Website"],
+            ["Acme", Formula('=HYPERLINK("https://acme.example","Acme site")')],
+            ["Beta", RichText.linked("Beta home", "https://beta.example")],
+            ["Gamma", RichText("see gamma.example", ((0, None), (4, "https://gamma.example")))],
+            ["Delta", "delta.example"],
+            ["Eps", Formula("=1+1")],
+        ]
+    )
+    table = sheet.read()
+    assert table.rows[0] == ["Acme", "Acme site"]  # the label, as Google shows it
+    assert table.links == {
+        (0, 1): "https://acme.example",
+        (1, 1): "https://beta.example",
+        (2, 1): "https://gamma.example",
+    }
+    targets = [table.target(i, "Website") for i in range(5)]
+    assert targets == [
+        "https://acme.example",
+        "https://beta.example",
+        "https://gamma.example",
+        "delta.example",
+        "2",
+    ]
+
+
+def test_a_worksheet_title_is_matched_as_typed(
+    standin: StandIn, service_account_key: ServiceAccountKey, google_sheet_factory: MakeSheet
+) -> None:
+    key = standin.create_spreadsheet(
+        {"Leads": [["plain"]], "Leads ": [["trailing space"]]},
+        shared_with=[service_account_key.email],
+    )
+    assert google_sheet_factory(f"{key}/Leads ").read().header == ["trailing space"]
+    assert google_sheet_factory(f"{key}/Leads").read().header == ["plain"]
+    assert google_sheet_factory(f"{key}/leads").read().header == ["plain"]  # case: loosely
