@@ -48,7 +48,8 @@ class Snapshot:
         return max((len(v) for v in self.values.values()), default=1)
 
 
-def _column_of(a1_range: str) -> int:
+def column_of(a1_range: str) -> int:
+    """The 0-based column where an A1 range ("Sheet1!E1:E1000") starts."""
     start = a1_range.rpartition("!")[2].split(":")[0]
     return int(a1_to_rowcol(start if any(c.isdigit() for c in start) else start + "1")[1]) - 1
 
@@ -60,6 +61,10 @@ class Columns:
         self.api = api
         self.sheet_id = sheet_id
         self.tags: dict[str, Tag] = {}
+        self.added: tuple[int, list[str]] | None = None
+        """(first index, names) of the columns the last `sync` inserted."""
+        self.dropped: set[int] = set()
+        """The metadataIds of the tags the last `sync` deleted."""
 
     def known(self, keys: Collection[str]) -> bool:
         """Whether every key has a tag we trust (until a snapshot says otherwise)."""
@@ -73,7 +78,10 @@ class Columns:
     def sync(self, state: SheetState, names: Mapping[str, str], creatable: Collection[str]) -> bool:
         """Make each of `names` (key -> header name) a tagged column of ours, as far as the
         sheet `state` allows: adopt, clean up, add (`creatable` keys only). True when a
-        request changed anything. A key left untagged has no column to adopt or add."""
+        request changed anything (`added` then says which columns were inserted, where).
+        A key left untagged has no column to adopt or add."""
+        self.added = None
+        self.dropped = set()
         found: dict[str, list[Tag]] = {}
         for tag in state.tags:
             found.setdefault(normalize_header(tag.value), []).append(tag)
@@ -84,7 +92,9 @@ class Columns:
             position = state.table.index(name)
             mine = found.get(key, [])
             good = [t for t in mine if t.index == position][:1]
-            requests.extend(tags.delete(t.metadata_id) for t in mine if t not in good)
+            for stale in (t for t in mine if t not in good):
+                requests.append(tags.delete(stale.metadata_id))
+                self.dropped.add(stale.metadata_id)
             if good:
                 self.tags[key] = good[0]
                 continue
@@ -137,6 +147,8 @@ class Columns:
         replies = self.api.batch_update(requests)
         for key, name, column, at in placed:
             self.tags[key] = Tag(tags.created_id(replies[at]), name, column)
+        if adding:
+            self.added = (start, [name for _, name in adding])
         return True
 
     def snapshot(self, keys: Sequence[str], *, render: str) -> Snapshot:
@@ -154,7 +166,7 @@ class Columns:
                     continue
                 line = (value_range.get("values") or [[]])[0]
                 snap.values[key] = list(line)
-                snap.index[key] = _column_of(str(value_range.get("range", "A1")))
+                snap.index[key] = column_of(str(value_range.get("range", "A1")))
                 if normalize_header(text(line[0] if line else "")) != key:
                     snap.stale.add(key)
         snap.stale |= set(keys) - set(snap.values)

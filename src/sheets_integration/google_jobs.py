@@ -14,12 +14,13 @@ where exactly one row carries it, with the expected inputs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from sheets_integration import google_tags as tags
-from sheets_integration.google_api import column_range
+from sheets_integration.google_api import column_range, whole_sheet
+from sheets_integration.google_columns import column_of
 from sheets_integration.google_errors import SheetUnavailable
-from sheets_integration.google_table import SheetState, a1
+from sheets_integration.google_table import a1
 from sheets_integration.google_tags import Tag
 from sheets_integration.google_updates import own_columns
 from sheets_integration.google_worksheet import Worksheet
@@ -41,16 +42,26 @@ log = logging.getLogger(__name__)
 RENDER = "FORMATTED_VALUE"  # the inputs compare with the rows as the caller read them
 
 
-def _job_column(ws: Worksheet, job_key: str, job_column: str) -> tuple[SheetState, Tag]:
-    """A fresh read in which our tag sits on the column headed `job_column`."""
+def _read(ws: Worksheet, job_key: str, job_column: str) -> tuple[Table, Tag]:
+    """The worksheet's values, and our Job ID tag on the column so headed: one read."""
     for _ in range(3):
-        state = ws.state(fresh=True)
         tag = ws.columns.tags.get(job_key)
-        where = state.table.index(job_column)
-        now = next((t for t in state.tags if tag and t.metadata_id == tag.metadata_id), None)
-        if tag is not None and now is not None and now.index == where:
-            return state, now
-        ws.columns.sync(state, {job_key: job_column}, {job_key})
+        if tag is not None:
+            ranges = ws.api.values(
+                [whole_sheet(ws.sheet_id), tags.by_id(tag.metadata_id)], render=RENDER
+            )
+            table: Table | None = None
+            index: int | None = None
+            for value_range, used in ranges:
+                if any("gridRange" in f for f in used):
+                    values = [[str(v) for v in row] for row in value_range.get("values", [])]
+                    table = Table(values[0] if values else [], values[1:])
+                if any("developerMetadataLookup" in f for f in used):
+                    index = column_of(str(value_range.get("range", "A1")))
+            if table is not None and index is not None and table.index(job_column) == index:
+                return table, Tag(tag.metadata_id, tag.value, index)
+            ws.columns.forget([job_key])
+        own_columns(ws, {job_key: job_column}, {job_key})
     raise SheetUnavailable(f"{ws.name}: the {job_column!r} column kept changing")
 
 
@@ -144,16 +155,25 @@ class _Assignment:
                 )
 
 
-def _tag_rows(ws: Worksheet, rows: Mapping[int, str], replaced: Mapping[int, str]) -> None:
-    """Tag each row with its job id (and untag the ids it no longer carries)."""
+def _tag_rows(
+    ws: Worksheet, rows: Mapping[int, str], replaced: Mapping[int, str], fresh: Collection[int]
+) -> None:
+    """Tag each row with its job id (and untag the ids it no longer carries).
+
+    Ids just written on `fresh` rows are new: no tag can carry them yet, so only the
+    others are looked up.
+    """
     if not rows:
         return
-    wanted = set(rows.values()) | set(replaced.values())
+    wanted = {job for row, job in rows.items() if row not in fresh} | set(replaced.values())
     present: dict[str, set[tuple[int, int]]] = {}
-    for meta in ws.api.search_metadata(tags.on_sheet(tags.JOB_KEY, ws.sheet_id, sorted(wanted))):
-        tag = tags.parse(meta, tags.JOB_KEY, ws.sheet_id)
-        if tag is not None:
-            present.setdefault(tag.value, set()).add((tag.metadata_id, tag.index))
+    if wanted:
+        for meta in ws.api.search_metadata(
+            tags.on_sheet(tags.JOB_KEY, ws.sheet_id, sorted(wanted))
+        ):
+            tag = tags.parse(meta, tags.JOB_KEY, ws.sheet_id)
+            if tag is not None:
+                present.setdefault(tag.value, set()).add((tag.metadata_id, tag.index))
     changes = [
         tags.delete(metadata_id)
         for row, old in replaced.items()
@@ -178,9 +198,9 @@ def assign_ids(
     """Write `assignments` (data row -> job id) as described above; the rows refused."""
     job_key = normalize_header(job_column)
     own_columns(ws, {job_key: job_column}, {job_key})
+    state = ws.state()  # merges and protections as last read
     with ws.http.reserved("write"):
-        state, tag = _job_column(ws, job_key, job_column)
-        table = state.table
+        table, tag = _read(ws, job_key, job_column)
         plan = plan_job_ids(table, assignments, expected, job_column=job_column)
         refused = set(plan.refused)
         writes: dict[int, str] = {}
@@ -217,5 +237,6 @@ def assign_ids(
         for column, old in expected.get(row, {}).items()
         if normalize_header(column) == job_key and old.strip() and old.strip() != work.landed[row]
     }
-    _tag_rows(ws, {**carrying, **work.landed}, replaced)
+    fresh = {row for row in work.landed if row not in carrying}
+    _tag_rows(ws, {**carrying, **work.landed}, replaced, fresh)
     return refused | work.refused

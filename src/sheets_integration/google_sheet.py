@@ -159,7 +159,7 @@ class GoogleSheet:
 
     def worksheet_title(self) -> str:
         """The worksheet's title (reading the spreadsheet's metadata once)."""
-        return self._run("open", lambda: self._ws.state().title)
+        return self._run("open", lambda: self._ws.title)
 
     # --- the Sheet protocol --------------------------------------------------------------
 
@@ -180,11 +180,14 @@ class GoogleSheet:
             names.setdefault(normalize_header(column), column)
 
         def attempt() -> Table:
-            state = self._ws.state(fresh=True)
+            # The read just made (prepare reads, then adds columns) is good enough: a tag
+            # adopted on a column that moved meanwhile is checked against its header before
+            # any write goes through it, and new columns are inserted, never overwritten.
+            state = self._ws.state()
             if self._ws.columns.sync(state, names, names):
-                state = self._ws.state(fresh=True)
+                self._ws.synced()
                 log.info("%s: columns %s are ours", self.name, ", ".join(names.values()))
-            return state.table
+            return self._ws.state().table
 
         return self._run("add columns", attempt)
 

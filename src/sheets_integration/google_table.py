@@ -70,6 +70,13 @@ class Box:
             and (self.col1 is None or col < self.col1)
         )
 
+    def shifted(self, start: int, count: int) -> Box:
+        """This box after `count` columns were inserted at `start`."""
+        col0 = self.col0 + count if self.col0 >= start else self.col0
+        grows = self.col1 is not None and self.col1 > start
+        col1 = None if self.col1 is None else self.col1 + count if grows else self.col1
+        return Box(self.row0, col0, self.row1, col1)
+
     def name(self) -> str:
         """ "C2:F2" (bounded ranges only)."""
         assert self.row1 is not None and self.col1 is not None
@@ -100,6 +107,24 @@ class SheetState:
     def unwritable(self, row: int, col: int) -> str | None:
         """Why the cell at 0-based sheet (row, col) cannot be written, or None."""
         return unwritable(self.merges, self.protected, row, col)
+
+    def with_columns(self, start: int, names: list[str]) -> SheetState:
+        """This state after our insert of empty columns `names` at `start` (no re-read):
+        the header gains them; merges and protections at or right of `start` shift."""
+        count = len(names)
+        header = list(self.table.header)
+        header = header[:start] + [""] * (start - len(header)) + names + header[start:]
+        table = Table(header, self.table.rows, self.table.links, self.table.merged)
+        return SheetState(
+            self.sheet_id,
+            self.title,
+            self.rows,
+            self.cols + count,
+            table,
+            self.tags,
+            [b.shifted(start, count) for b in self.merges],
+            [Protected(p.box.shifted(start, count), p.description) for p in self.protected],
+        )
 
 
 def unwritable(merges: list[Box], protected: list[Protected], row: int, col: int) -> str | None:

@@ -78,10 +78,10 @@ def own_columns(ws: Worksheet, names: Mapping[str, str], creatable: Collection[s
     for _ in range(3):
         if columns.known(names):
             return
-        state = ws.state(fresh=True)
-        if columns.sync(state, names, creatable):
-            # Adopted tags are checked against the headers of a fresh read before use.
-            columns.sync(ws.state(fresh=True), names, creatable)
+        # An adopted tag is checked against its header by the snapshot, before any write
+        # goes through it.
+        if columns.sync(ws.state(fresh=True), names, creatable):
+            ws.synced()
         absent = [name for key, name in names.items() if key not in columns.tags]
         required = [
             name for key, name in names.items() if key not in columns.tags and key not in creatable

@@ -49,6 +49,14 @@ class Worksheet:
         return f"{self.key}#gid={self._gid}" if self._gid is not None else self.key
 
     @property
+    def title(self) -> str:
+        """The worksheet's title: as last read, or as chosen (one request, the first time)."""
+        _ = self.sheet_id
+        if self._state is not None:
+            return self._state.title
+        return self._title or ""
+
+    @property
     def chosen(self) -> bool:
         """Whether the worksheet has been chosen (its sheetId is known)."""
         return self._sheet_id is not None
@@ -75,6 +83,20 @@ class Worksheet:
             except WorksheetGone:
                 raise self.gone() from None
         return self._state
+
+    def synced(self) -> None:
+        """Keep the last read current after a `columns.sync` that changed the sheet: its
+        tags are the ones we now know, columns it inserted are in the header."""
+        state, columns = self._state, self.columns
+        if state is None:
+            return
+        if columns.added is not None:
+            state = state.with_columns(*columns.added)
+        known = {t.metadata_id for t in columns.tags.values()}
+        state.tags = [t for t in state.tags if t.metadata_id not in columns.dropped | known] + list(
+            columns.tags.values()
+        )
+        self._state = state
 
     def exists(self) -> bool:
         """Whether the spreadsheet still has this worksheet (one request)."""
