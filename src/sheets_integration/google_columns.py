@@ -18,10 +18,10 @@ from typing import Any
 from gspread.utils import a1_to_rowcol
 
 from sheets_integration import google_tags as tags
-from sheets_integration.google_api import SheetsApi
+from sheets_integration.google_api import SheetsApi, encode
 from sheets_integration.google_table import SheetState
 from sheets_integration.google_tags import Tag
-from sheets_integration.google_writes import text
+from sheets_integration.google_writes import Column, text
 from sheets_integration.safety import used_width
 from sheets_integration.sheet import normalize_header
 
@@ -151,23 +151,32 @@ class Columns:
             self.added = (start, [name for _, name in adding])
         return True
 
-    def snapshot(self, keys: Sequence[str], *, render: str) -> Snapshot:
-        """The columns `keys` (all tagged) as they stand now, in one request."""
-        by_id = {self.tags[key].metadata_id: key for key in keys}
+    def snapshot(
+        self, keys: Sequence[str], *, render: str, watch: Sequence[Column] = ()
+    ) -> Snapshot:
+        """The columns `keys` (all tagged), and the operator's columns `watch` (by place),
+        as they stand now, in one request. A watched column whose header is not its name
+        any more (it moved) is left out, not counted stale."""
+        by_filter = {encode(tags.by_id(self.tags[key].metadata_id)): key for key in keys}
+        by_filter.update({encode(c.data_filter): c.key for c in watch})
+        names = {c.key: c.name for c in watch}
         snap = Snapshot()
-        ranges = self.api.values([tags.by_id(i) for i in by_id], render=render, major="COLUMNS")
-        for value_range, used in ranges:
+        filters = [tags.by_id(self.tags[key].metadata_id) for key in keys]
+        filters += [c.data_filter for c in watch]
+        for value_range, used in self.api.values(filters, render=render, major="COLUMNS"):
             for data_filter in used:
-                metadata_id = int(
-                    data_filter.get("developerMetadataLookup", {}).get("metadataId", 0)
-                )
-                key = by_id.get(metadata_id)
+                key = by_filter.get(encode(data_filter))
                 if key is None:
                     continue
                 line = (value_range.get("values") or [[]])[0]
+                header = normalize_header(text(line[0] if line else ""))
+                if key in names:
+                    if header == normalize_header(names[key]):
+                        snap.values[key] = list(line)
+                    continue
                 snap.values[key] = list(line)
                 snap.index[key] = column_of(str(value_range.get("range", "A1")))
-                if normalize_header(text(line[0] if line else "")) != key:
+                if header != key:
                     snap.stale.add(key)
         snap.stale |= set(keys) - set(snap.values)
         return snap

@@ -21,9 +21,10 @@ from gspread.exceptions import APIError
 
 from sheets_integration import google_tags as tags
 from sheets_integration.errors import MissingColumn
+from sheets_integration.google_api import column_range
 from sheets_integration.google_columns import Snapshot
 from sheets_integration.google_errors import SheetUnavailable, google_error
-from sheets_integration.google_table import a1, unwritable
+from sheets_integration.google_table import SheetState, a1, unwritable
 from sheets_integration.google_worksheet import Worksheet
 from sheets_integration.google_writes import (
     Column,
@@ -41,8 +42,8 @@ from sheets_integration.sheet import CellValue, WriteResult, normalize_header
 log = logging.getLogger(__name__)
 
 RENDER = "UNFORMATTED_VALUE"  # our own cells compare by value: 100 is 100, "00123" is text
-_MOVED_ROUNDS = 3
-_STALE_ROUNDS = 3
+_STUCK_ROUNDS = 3  # rounds in a row in which rows or columns moved under the write
+_WATCHED = 3
 
 
 @dataclass
@@ -91,6 +92,18 @@ def own_columns(ws: Worksheet, names: Mapping[str, str], creatable: Collection[s
         if not absent:
             return
     raise SheetUnavailable(f"{ws.name}: columns kept changing while they were located")
+
+
+def _watched(ws: Worksheet, ours: Collection[str]) -> list[Column]:
+    """A few of the operator's columns (the first named ones), read and written along as
+    nulls: with the Job ID they tell rows apart when a row without an id moved."""
+    header = ws.state().table.header
+    chosen: list[Column] = []
+    for position, name in enumerate(header):
+        key = normalize_header(name)
+        if key and key not in ours and len(chosen) < _WATCHED:
+            chosen.append(Column(f"watch:{key}", name, column_range(ws.sheet_id, position)))
+    return chosen
 
 
 def _tagged_rows(ws: Worksheet, jobs: Collection[str]) -> dict[str, set[int]]:
@@ -179,10 +192,10 @@ def _settle(
     totals: _Totals,
 ) -> tuple[set[str], bool]:
     """Account for one answered request: (jobs done, whether rows had moved)."""
-    lost = landing.unmatched | {
+    lost = {k for k in landing.unmatched if not k.startswith("watch:")} | {
         key
         for key, headers in landing.headers.items()
-        if any(normalize_header(text(h)) != key for h in headers)
+        if not key.startswith("watch:") and any(normalize_header(text(h)) != key for h in headers)
     }
     if lost:
         # A column of ours was deleted or renamed at that very instant: what was written
@@ -194,12 +207,29 @@ def _settle(
     wanted = {o: (plan.owner[o],) for o in request.offsets}
     shifted = moved(landing, wanted, [job_key])
     if shifted:
+        # Who stood there: its Job ID and the watched cells, where their headers held.
+        identity = [job_key] + [
+            c.key
+            for c in columns
+            if c.key.startswith("watch:")
+            and all(
+                normalize_header(text(h)) == normalize_header(c.name)
+                for h in landing.headers.get(c.key, [None])
+            )
+        ]
+        occupants = {
+            o: tuple(text(landing.seen.get(k, {}).get(o)).strip() for k in identity)
+            for o in shifted
+        }
         written = {k: {o: v for o, v in w.items() if o in shifted} for k, w in plan.writes.items()}
-        before = {o: (text(snap.at(job_key, o)).strip(),) for o in range(1, snap.height())}
+        before = {
+            o: tuple(text(snap.at(k, o)).strip() for k in identity) for o in range(1, snap.height())
+        }
         previous = {k: dict(enumerate(snap.values.get(k, []))) for k in written}
-        fix = repairs(shifted, written, before, previous, below=("",))
-        _put_back(ws, columns, job_key, fix.restore, shifted)
-        for key, offset, value in fix.unknown:
+        below = tuple("" for _ in identity)
+        fix = repairs(occupants, written, before, previous, below=below)
+        _put_back(ws, columns, job_key, fix.restore, {o: occupants[o][:1] for o in shifted})
+        for key, offset, value in fix.unknown:  # never cleared: what it held is unknown
             log.warning(
                 "%s: cell %s received %r (for job %s) while rows moved, and its previous value "
                 "is unknown, so it was left as it is: check it",
@@ -215,7 +245,7 @@ def _settle(
             sum(len(v) for v in fix.restore.values()),
         )
     done: set[str] = set()
-    refresh = False
+    state: SheetState | None = None
     for offset in request.offsets:
         job = plan.owner[offset]
         if offset in shifted:
@@ -229,17 +259,15 @@ def _settle(
             elif same(landing.seen.get(key, {}).get(offset), values[offset]):
                 totals.cells += 1
             else:
-                refresh = True
-                state = ws.state(fresh=True)
-                reason = state.unwritable(offset, snap.index[key]) or (
-                    f"cell {a1(offset, snap.index[key])} did not keep the value written; "
-                    "not written"
+                # The cell did not take the value (merged since we looked, most likely).
+                state = state or ws.state(fresh=True)
+                where = a1(offset, snap.index[key])
+                reason = state.unwritable(offset, snap.index[key])
+                totals.unwritable.setdefault(job, []).append(
+                    reason or f"cell {where} did not keep the value written; not written"
                 )
-                totals.unwritable.setdefault(job, []).append(reason)
         if complete:
             done.add(job)
-    if refresh:
-        log.info("%s: some cells did not take their values; merges re-read", ws.name)
     return done, bool(shifted)
 
 
@@ -253,23 +281,28 @@ def write_updates(
     job_key = normalize_header(job_column)
     totals = _Totals()
     pending = dict(updates)
-    moved_rounds = stale_rounds = 0
+    stuck = 0
     refreshed = False
     while pending:
+        if stuck >= _STUCK_ROUNDS:
+            raise SheetUnavailable(
+                f"{ws.name}: rows or columns kept moving while statuses were written; "
+                "nothing is lost"
+            )
         names = {job_key: job_column}
         for cells in pending.values():
             for column in cells:
                 names.setdefault(normalize_header(column), column)
         own_columns(ws, names, set(names) - {job_key})
         keys = list(names)
+        watched = _watched(ws, keys)
         columns = [Column(k, names[k], tags.by_id(ws.columns.tags[k].metadata_id)) for k in keys]
         with ws.http.reserved("write"):
-            snap = ws.columns.snapshot(keys, render=RENDER)
+            snap = ws.columns.snapshot(keys, render=RENDER, watch=watched)
+            columns += [c for c in watched if c.key in snap.values]
             if snap.stale:
                 ws.columns.forget(snap.stale)
-                stale_rounds += 1
-                if stale_rounds > _STALE_ROUNDS:
-                    raise SheetUnavailable(f"{ws.name}: columns kept changing during writes")
+                stuck += 1
                 continue
             plan = _plan(ws, snap, pending, job_key, fill)
             totals.cells += plan.already
@@ -293,11 +326,7 @@ def write_updates(
                 continue
         done, shifted = _settle(ws, snap, plan, columns, batch[0], landing, job_key, totals)
         pending = {j: v for j, v in pending.items() if j not in done}
-        moved_rounds = moved_rounds + 1 if shifted else 0
-        if moved_rounds >= _MOVED_ROUNDS:
-            raise SheetUnavailable(
-                f"{ws.name}: rows kept moving while statuses were written; nothing is lost"
-            )
+        stuck = stuck + 1 if shifted or not done else 0
     result = totals.result()
     log.debug("%s: wrote %d cells, %d jobs missing", ws.name, result.cells, len(result.missing))
     return result

@@ -68,7 +68,6 @@ class Landing:
     seen: dict[str, dict[int, Any]] = field(default_factory=dict)
     headers: dict[str, list[Any]] = field(default_factory=dict)
     unmatched: set[str] = field(default_factory=set)
-    requests: int = 0
 
 
 def _entry(column: Column, values: Mapping[int, CellValue], last: int) -> dict[str, Any]:
@@ -141,7 +140,7 @@ def requests(
 def send(api: SheetsApi, columns: Sequence[Column], request: Request) -> Landing:
     """Send one request; what its answer shows of every column at the rows it wrote."""
     by_filter = {encode(c.data_filter): c for c in columns}
-    landing = Landing(requests=1)
+    landing = Landing()
     for response in api.update(request.body):
         column = by_filter.get(encode(response.get("dataFilter") or {}))
         if column is None:
@@ -163,8 +162,8 @@ def moved(
     then (the values of the `identity` columns it showed)."""
     found: dict[int, Identity] = {}
     for offset, wanted in intended.items():
-        seen = tuple(text(landing.seen.get(key, {}).get(offset)) for key in identity)
-        if seen != wanted:
+        seen = tuple(text(landing.seen.get(key, {}).get(offset)).strip() for key in identity)
+        if seen != tuple(w.strip() for w in wanted):
             found[offset] = seen
     return found
 
@@ -198,7 +197,9 @@ def repairs(
     result = Repairs()
     for offset, occupant in occupants.items():
         olds_of: dict[str, list[Any]] = {}
-        candidates = [o for o, ident in before.items() if ident == occupant]
+        candidates = [
+            o for o, ident in before.items() if tuple(i.strip() for i in ident) == occupant
+        ]
         for key, values in writes.items():
             if offset not in values:
                 continue

@@ -351,3 +351,70 @@ def test_cjk_text_is_split_on_the_bytes_sent(google_sheet: MakeSheet, standin: S
     assert all(w.size <= 200_000 for w in writes)
     assert len(writes) >= 60 * 31_500 // 200_000
     assert {r["Error"] for r in _table(standin, sheet)} == {text}
+
+
+HAND_SET = [
+    ["Company", "Website", "Status", "Job ID"],
+    ["Acme", "acme.example", "", "job-acme"],
+    ["Hold Co", "hold.example", "do not touch", ""],
+    ["Beta", "beta.example", "", "job-beta"],
+    ["Gamma", "gamma.example", "", "job-gamma"],
+]
+
+
+def test_a_blank_row_inserted_at_the_worst_moment_keeps_no_status_of_ours(
+    google_sheet: MakeSheet, standin: StandIn
+) -> None:
+    sheet = google_sheet(HAND_SET)
+    sheet.ensure_columns(["Status", "Job ID"])
+    standin.before(lambda book: book.sheet().insert_rows(1), route=WRITE)
+    result = sheet.write_by_job_id({j: {"Status": "completed"} for j in JOBS})
+    assert result == WriteResult(cells=3)
+    _, *rows = standin.values(sheet.key)
+    assert rows == [
+        [],  # the operator's new row: what we wrote there by mistake was taken back
+        ["Acme", "acme.example", "completed", "job-acme"],
+        ["Hold Co", "hold.example", "do not touch"],
+        ["Beta", "beta.example", "completed", "job-beta"],
+        ["Gamma", "gamma.example", "completed", "job-gamma"],
+    ]
+
+
+def test_a_hand_set_status_sorted_under_our_write_is_put_back(
+    google_sheet: MakeSheet, standin: StandIn
+) -> None:
+    sheet = google_sheet(HAND_SET)
+    sheet.ensure_columns(["Status", "Job ID"])
+    standin.before(lambda book: book.sheet().sort_by(0, descending=True), route=WRITE)
+    sheet.write_by_job_id({j: {"Status": "completed"} for j in JOBS})
+    rows = _by_company(standin, sheet)
+    assert rows["Hold Co"]["Status"] == "do not touch"  # its previous value was known
+    assert {rows[c]["Status"] for c in ("Acme", "Beta", "Gamma")} == {"completed"}
+
+
+def test_a_cell_whose_previous_value_is_unknown_is_never_cleared_and_is_named(
+    google_sheet: MakeSheet, standin: StandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two rows nobody can tell apart (no Job ID, same cells) but for their Status.
+    twins = [
+        ["Company", "Website", "Status", "Job ID"],
+        ["Acme", "acme.example", "", "job-acme"],
+        ["Twin", "", "on hold", ""],
+        ["Twin", "", "", ""],
+    ]
+    sheet = google_sheet(twins)
+    sheet.ensure_columns(["Status", "Job ID"])
+
+    def operator(book: Spreadsheet) -> None:  # the first twin moves up into Acme's place
+        book.sheet().move_rows(2, 3, 1)
+
+    standin.before(operator, route=WRITE)
+    with caplog.at_level("WARNING", logger="sheets_integration.google_updates"):
+        sheet.write_by_job_id({"job-acme": {"Status": "completed"}})
+    _, *rows = standin.values(sheet.key)
+    assert rows[0] == ["Twin", "", "completed"]  # left as it is: not cleared to a guess
+    assert rows[1] == ["Acme", "acme.example", "completed", "job-acme"]
+    assert any(
+        "cell C2 received 'completed'" in r.message and "check it" in r.message
+        for r in caplog.records
+    )
