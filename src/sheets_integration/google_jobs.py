@@ -89,7 +89,7 @@ class _Assignment:
         self.refused |= {o - 1 for o in missed}
         offsets -= missed
         headers_ok = all(
-            normalize_header(text(h)) == c.key
+            h is None or normalize_header(text(h)) == c.key
             for c in self.columns
             for h in landing.headers.get(c.key, [None])
         )

@@ -195,7 +195,8 @@ def _settle(
     lost = {k for k in landing.unmatched if not k.startswith("watch:")} | {
         key
         for key, headers in landing.headers.items()
-        if not key.startswith("watch:") and any(normalize_header(text(h)) != key for h in headers)
+        if not key.startswith("watch:")
+        and any(h is not None and normalize_header(text(h)) != key for h in headers)
     }
     if lost:
         # A column of ours was deleted or renamed at that very instant: what was written
@@ -213,7 +214,7 @@ def _settle(
             for c in columns
             if c.key.startswith("watch:")
             and all(
-                normalize_header(text(h)) == normalize_header(c.name)
+                h is None or normalize_header(text(h)) == normalize_header(c.name)
                 for h in landing.headers.get(c.key, [None])
             )
         ]

@@ -61,8 +61,9 @@ class Landing:
 
     `seen[key][offset]`: the value after the write, at each offset the request wrote (for
     every column of the request, written or watched). `headers[key]`: the header cells
-    seen (one per request). `unmatched`: columns whose filter matched nothing (the column,
-    and its tag, were deleted).
+    seen (one per request; None when the answer did not show the header row).
+    `unmatched`: columns whose filter matched nothing (the column, and its tag, were
+    deleted).
     """
 
     seen: dict[str, dict[int, Any]] = field(default_factory=dict)
@@ -137,6 +138,13 @@ def requests(
     return list(_split(offsets, lambda chunk: _body(columns, writes, chunk, render), limit))
 
 
+def _first_row(a1_range: str) -> int:
+    """The 0-based row an A1 range ("Sheet1!C1:C9") starts at (0 when it says none)."""
+    start = a1_range.rpartition("!")[2].split(":")[0]
+    digits = "".join(ch for ch in start if ch.isdigit())
+    return int(digits) - 1 if digits else 0
+
+
 def send(api: SheetsApi, columns: Sequence[Column], request: Request) -> Landing:
     """Send one request; what its answer shows of every column at the rows it wrote."""
     by_filter = {encode(c.data_filter): c for c in columns}
@@ -145,12 +153,17 @@ def send(api: SheetsApi, columns: Sequence[Column], request: Request) -> Landing
         column = by_filter.get(encode(response.get("dataFilter") or {}))
         if column is None:
             continue
-        data = (response.get("updatedData") or {}).get("values") or [[]]
+        updated = response.get("updatedData") or {}
+        data = updated.get("values") or [[]]
         line = data[0] if data else []
-        landing.headers.setdefault(column.key, []).append(line[0] if line else None)
+        first = _first_row(str(updated.get("range", "")))  # the answer may start lower down
+        landing.headers.setdefault(column.key, []).append(
+            (line[0] if line else "") if first == 0 else None
+        )
         seen = landing.seen.setdefault(column.key, {})
         for offset in request.offsets:
-            seen[offset] = line[offset] if offset < len(line) else None
+            at = offset - first
+            seen[offset] = line[at] if 0 <= at < len(line) else None
     landing.unmatched = {c.key for c in columns} - set(landing.headers)
     return landing
 
