@@ -114,6 +114,25 @@ class SheetsApi:
         replies: list[dict[str, Any]] = answer.get("replies", [])
         return replies
 
+    def batch_updates(
+        self, requests: Sequence[Mapping[str, Any]], limit: int
+    ) -> list[dict[str, Any]]:
+        """Independent requests (tags of many rows) in batchUpdates of at most `limit`
+        bytes each; the replies, one per request."""
+        replies: list[dict[str, Any]] = []
+        chunk: list[Mapping[str, Any]] = []
+        size = 0
+        for request in requests:
+            cost = len(encode(request)) + 1
+            if chunk and size + cost > limit:
+                replies += self.batch_update(chunk)
+                chunk, size = [], 0
+            chunk.append(request)
+            size += cost
+        if chunk:
+            replies += self.batch_update(chunk)
+        return replies
+
     def search_metadata(self, filters: Sequence[DataFilter]) -> list[dict[str, Any]]:
         """developerMetadata:search: the DeveloperMetadata entries the filters select."""
         answer = self._post("/developerMetadata:search", {"dataFilters": list(filters)})

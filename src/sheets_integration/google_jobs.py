@@ -186,7 +186,7 @@ def _tag_rows(
         if not any(index == row + 1 for _, index in present.get(job_id, set()))
     ]
     if changes:
-        ws.api.batch_update(changes)
+        ws.api.batch_updates(changes, ws.max_payload - 100)
 
 
 def assign_ids(

@@ -221,6 +221,8 @@ def test_large_writes_are_split_under_the_payload_limit(
     sheet = google_sheet(rows, max_payload_bytes=4_000)
     sheet.ensure_columns(BOOKKEEPING)
     sheet.assign_job_ids({i: f"j{i}" for i in range(40)}, {})
+    tags = [r for r in standin.log if r.route == "spreadsheets.batchUpdate"][1:]
+    assert len(tags) >= 2 and all(r.size <= 4_000 for r in tags)  # 40 row tags, split
     standin.clear_log()
     sheet.write_by_job_id({f"j{i}": {"Status": "x" * 200} for i in range(40)})
     writes = [r for r in standin.log if r.route == "values.batchUpdateByDataFilter"]
