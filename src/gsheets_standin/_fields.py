@@ -72,7 +72,15 @@ def prune(value: Any, mask: Mask | None) -> Any:
         return value
     if "*" in mask:
         return value
-    return {k: prune(v, mask[k]) for k, v in value.items() if k in mask}
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in mask:
+            continue
+        pruned = prune(item, mask[key])
+        if pruned == {} and mask[key] is not None and item != {}:
+            continue  # as Google: a message none of whose selected fields is set is left out
+        kept[key] = pruned
+    return kept
 
 
 def wants(mask: Mask | None, *path: str) -> bool:
