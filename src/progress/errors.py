@@ -39,6 +39,10 @@ class StoreUnavailable(ProgressError):
     """The database could not be reached or opened."""
 
 
+class StoreNotFound(StoreUnavailable):
+    """There is no progress store where one was looked for (and none was to be created)."""
+
+
 class LeaseLost(ProgressError):
     """A worker wrote to a job it no longer holds (its lease expired and it was requeued)."""
 

@@ -241,14 +241,7 @@ class Store(JobTransitions, StoreReads):
                 )
             ).all()
             for job in queued:
-                self._move(
-                    tx,
-                    job,
-                    JobStatus.CANCELLED,
-                    EventType.JOB_CANCELLED,
-                    {"reason": reason},
-                    {"finished": tx.now, "error": None},
-                )
+                self._cancel(tx, job, reason)
             if not queued:
                 self._maybe_finish_batch(tx, batch_id, None)
             return len(queued)
@@ -375,12 +368,19 @@ class Store(JobTransitions, StoreReads):
 
 
 def open_store(
-    url: str | None = None, *, clock: Clock = time.time, poll_interval: float = 0.25
+    url: str | None = None,
+    *,
+    clock: Clock = time.time,
+    poll_interval: float = 0.25,
+    create: bool = True,
 ) -> Store:
-    """Open (creating or upgrading the schema) the store at `url` (SQLite by default)."""
-    engine = create_store_engine(url or DEFAULT_URL)
+    """Open (creating or upgrading the schema) the store at `url` (SQLite by default).
+
+    Without `create`, a store that does not exist yet raises `StoreNotFound`.
+    """
+    engine = create_store_engine(url or DEFAULT_URL, create=create)
     try:
-        ensure_schema(engine, sqlite=is_sqlite(engine))
+        ensure_schema(engine, sqlite=is_sqlite(engine), create=create)
     except Exception:
         engine.dispose()
         raise

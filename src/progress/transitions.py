@@ -131,6 +131,17 @@ class JobTransitions:
             raise LeaseLost(job_id, owner, job.lease_owner)
         return job
 
+    def _cancel(self, tx: Tx, job: Any, reason: str) -> int:
+        """The one cancel transition (queued or running -> cancelled), its lease released."""
+        return self._move(
+            tx,
+            job,
+            JobStatus.CANCELLED,
+            EventType.JOB_CANCELLED,
+            {"reason": reason},
+            {"finished": tx.now, "lease_owner": None, "lease_expires": None},
+        )
+
     def _requeue(self, tx: Tx, job: Any, reason: str) -> None:
         self._move(
             tx,
@@ -298,14 +309,7 @@ class JobTransitions:
             values = self._finish_phase(tx, job, seconds, results)
             if tx.sql.cancel_requested(job.batch_id):
                 tx.sql.update_job(job_id, {"updated": tx.now, **values})
-                self._move(
-                    tx,
-                    job,
-                    JobStatus.CANCELLED,
-                    EventType.JOB_CANCELLED,
-                    {"reason": "batch cancelled"},
-                    {"finished": tx.now, "lease_owner": None, "lease_expires": None},
-                )
+                self._cancel(tx, job, "batch cancelled")
                 return False
             values.update(self._start_phase(tx, job, *next_phase))
             tx.sql.update_job(job_id, {"updated": tx.now, "last_event_id": tx.head, **values})
@@ -442,14 +446,7 @@ class JobTransitions:
                 and job.lease_owner != owner
             ):
                 raise LeaseLost(job_id, owner, job.lease_owner)
-            return self._move(
-                tx,
-                job,
-                JobStatus.CANCELLED,
-                EventType.JOB_CANCELLED,
-                {"reason": reason},
-                {"finished": tx.now, "lease_owner": None, "lease_expires": None},
-            )
+            return self._cancel(tx, job, reason)
 
         return self._apply(_op)
 

@@ -31,6 +31,11 @@ class Settings:
     max_attempts: int = 3
     company_column: str = "Company"
     website_column: str = "Website"
+    # [sheet]
+    #: Written column (output or bookkeeping) -> the sheet column it lands in.
+    output_columns: tuple[tuple[str, str], ...] = ()
+    #: Sheet columns a run may write although they hold values sheetbatch did not write.
+    overwrite: tuple[str, ...] = ()
     # [fetch]
     allow_hosts: tuple[str, ...] = ()
     fetch_timeout: float = 10.0
@@ -62,6 +67,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "company_column": "company_column",
         "website_column": "website_column",
     },
+    "sheet": {"output_columns": "output_columns", "overwrite": "overwrite"},
     "fetch": {
         "allow_hosts": "allow_hosts",
         "timeout": "fetch_timeout",
@@ -95,6 +101,52 @@ ENV_NAMES: dict[str, str] = {
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+_PAIRS = "tuple[tuple[str, str], ...]"
+
+# How each setting is spelled on the command line, for messages about a flag's value.
+FLAGS: dict[str, str] = {
+    "allow_hosts": "--allow-host",
+    "output_columns": "--output-column",
+    "overwrite": "--overwrite",
+}
+
+
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """OUTPUT -> COLUMN pairs from a TOML table, "OUTPUT=COLUMN" strings or a comma list."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    else:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        items = []
+        for entry in value:
+            if isinstance(entry, (list, tuple)) and len(entry) == 2:
+                items.append((entry[0], entry[1]))
+            elif isinstance(entry, str) and "=" in entry:
+                output, _, column = entry.partition("=")
+                items.append((output, column))
+            else:
+                raise ValueError
+    pairs: list[tuple[str, str]] = []
+    for output, column in items:
+        if not isinstance(output, str) or not isinstance(column, str):
+            raise ValueError
+        if not output.strip() or not column.strip():
+            raise ValueError
+        pairs.append((output.strip(), column.strip()))
+    return tuple(pairs)
+
+
+def _check_hosts(hosts: tuple[str, ...], source: str) -> None:
+    # Imported on use: the fetcher's policy is the one authority on what an entry may be.
+    from pipeline.guard import HostPolicy
+
+    try:
+        HostPolicy(hosts)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {str(exc).removeprefix('allow_hosts: ')}") from exc
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -112,6 +164,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             result = value
+        elif kind == _PAIRS:
+            result = _pairs(value)
         else:  # tuple[str, ...]
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",")]
@@ -119,7 +173,14 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise ValueError
             result = tuple(v for v in value if v)
     except (TypeError, ValueError) as exc:
+        if kind == _PAIRS:
+            raise ConfigError(
+                f"{source}: {name} must map outputs to columns (OUTPUT=COLUMN, or a TOML "
+                f'table such as {{Name = "Found name"}}), not {value!r}'
+            ) from exc
         raise ConfigError(f"{source}: {name} must be {kind}, not {value!r}") from exc
+    if name == "allow_hosts":
+        _check_hosts(result, source)
     if kind in ("int", "float") and result <= 0 and name not in ("port",):
         raise ConfigError(f"{source}: {name} must be greater than 0, not {value!r}")
     return result
@@ -167,5 +228,5 @@ def load_settings(
             continue
         if name not in _TYPES:
             raise ConfigError(f"unknown setting {name!r}")
-        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+        values[name] = _coerce(name, value, FLAGS.get(name, f"--{name.replace('_', '-')}"))
     return replace(Settings(), **values)

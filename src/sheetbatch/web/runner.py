@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -72,10 +72,13 @@ class BatchRunner:
         pipeline: str | None = None,
         retry_failed: bool = False,
         force: bool = False,
+        output_columns: Mapping[str, str] | None = None,
+        overwrite: Sequence[str] = (),
     ) -> str:
         """Prepare the sheet's batch (raising the same errors as `sheetbatch run`) and start it.
 
-        A sheet whose batch this process already runs gets that batch's id back.
+        A sheet whose batch this process already runs gets that batch's id back; a sheet
+        with nothing to do raises `NothingToDo` (no batch is recorded).
         """
         with self._prepare_lock:
             if self.closing:
@@ -88,6 +91,8 @@ class BatchRunner:
                 pipeline_ref=pipeline,
                 retry_failed=retry_failed,
                 force=force,
+                output_columns=output_columns,
+                overwrite=overwrite,
             )
             self._specs[prepared.batch_id] = sheet
             self._start(prepared)
@@ -120,6 +125,8 @@ class BatchRunner:
                 requeued = self.store.retry_batch(batch_id)
                 active = batch_id in self._threads
             if requeued and not active:
+                # The batch keeps writing where it was started to (its recorded columns).
+                options = snapshot.get("options") or {}
                 prepared = prepare_batch(
                     self.store,
                     self.settings,
@@ -127,6 +134,8 @@ class BatchRunner:
                     self._shared_services(),
                     pipeline_ref=str(snapshot["pipeline"]),
                     retry_failed=True,
+                    output_columns=options.get("output_columns"),
+                    overwrite=options.get("overwrite") or (),
                 )
                 if prepared.batch_id != batch_id:
                     log.warning(
