@@ -186,19 +186,29 @@ class Authority:
                 public_pem,
                 algorithms=["RS256"],
                 audience=[token_url, *GOOGLE_TOKEN_AUDIENCES],
-                options={"require": ["iss", "aud", "iat", "exp"]},
-                leeway=_LEEWAY,
+                # Time claims are checked below against this authority's clock.
+                options={
+                    "require": ["iss", "aud", "iat", "exp"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.InvalidSignatureError:
             return _invalid_grant("Invalid JWT Signature.")
         except jwt.InvalidAudienceError:
             return _invalid_grant("Invalid JWT: Failed audience check.")
         except jwt.PyJWTError as exc:
+            return _invalid_grant(f"Invalid JWT: Token must be in a valid format ({exc})")
+        now = self._wall()
+        issued, expires = int(verified["iat"]), int(verified["exp"])
+        if issued > now + _LEEWAY or expires < now - _LEEWAY:
+            # Google's answer to a signer whose clock is off (iat in the future, exp past).
             return _invalid_grant(
-                f"Invalid JWT: Token must be a short-lived token (60 minutes) and in a "
-                f"reasonable timeframe. ({exc})"
+                "Invalid JWT: Token must be a short-lived token (60 minutes) and in a "
+                "reasonable timeframe. Check your iat and exp values in the JWT claim."
             )
-        if int(verified["exp"]) - int(verified["iat"]) > _MAX_ASSERTION_LIFETIME:
+        if expires - issued > _MAX_ASSERTION_LIFETIME:
             return _invalid_grant("Invalid JWT: Token must be a short-lived token (60 minutes)")
         if not verified.get("scope") and not verified.get("target_audience"):
             return 400, {"error": "invalid_scope", "error_description": "Empty or missing scope"}

@@ -2,68 +2,58 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from gsheets_standin._cells import InputError, from_cell_data
+from gsheets_standin._batch_layout import LAYOUT_HANDLERS
+from gsheets_standin._cells import InputError, apply_cell_data
 from gsheets_standin._errors import invalid_argument
-from gsheets_standin._model import MAX_CELLS, EditError, Spreadsheet, Worksheet, new_sheet_id
-
-Handler = Callable[[Spreadsheet, Mapping[str, Any]], dict[str, Any]]
-
-
-class _Invalid(Exception):
-    pass
-
-
-def _sheet(book: Spreadsheet, sheet_id: Any) -> Worksheet:
-    ws = book.by_id(int(sheet_id or 0))
-    if ws is None:
-        raise _Invalid(f"No grid with id: {int(sheet_id or 0)}")
-    return ws
-
-
-def _int(value: Any, default: int | None = None) -> int | None:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _Invalid(f"Invalid integer: {value!r}")
-    return int(value)
-
-
-def _dimension(value: Any) -> str:
-    if value not in ("ROWS", "COLUMNS"):
-        raise _Invalid(f"Invalid dimension: {value!r}")
-    return str(value)
+from gsheets_standin._model import (
+    MAX_CELLS,
+    EditError,
+    ProtectedCell,
+    Spreadsheet,
+    Worksheet,
+    new_sheet_id,
+)
+from gsheets_standin._requests import (
+    Handler,
+    Invalid,
+    dimension,
+    field_paths,
+    grid_box,
+    integer,
+    sheet_of,
+)
 
 
 def _insert_dimension(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
     rng = req.get("range") or {}
-    ws = _sheet(book, rng.get("sheetId"))
-    start, end = _int(rng.get("startIndex"), 0), _int(rng.get("endIndex"), 0)
+    ws = sheet_of(book, rng.get("sheetId"))
+    start, end = integer(rng.get("startIndex"), 0), integer(rng.get("endIndex"), 0)
     assert start is not None and end is not None
     if end <= start:
-        raise _Invalid("endIndex must be greater than startIndex")
-    if _dimension(rng.get("dimension")) == "ROWS":
+        raise Invalid("endIndex must be greater than startIndex")
+    if dimension(rng.get("dimension")) == "ROWS":
         if start > ws.row_count:
-            raise _Invalid(f"startIndex {start} is beyond the last row ({ws.row_count})")
+            raise Invalid(f"startIndex {start} is beyond the last row ({ws.row_count})")
         ws.insert_rows(start, end - start)
     else:
         if start > ws.column_count:
-            raise _Invalid(f"startIndex {start} is beyond the last column ({ws.column_count})")
+            raise Invalid(f"startIndex {start} is beyond the last column ({ws.column_count})")
         ws.insert_columns(start, end - start)
     return {}
 
 
 def _delete_dimension(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
     rng = req.get("range") or {}
-    ws = _sheet(book, rng.get("sheetId"))
-    rows = _dimension(rng.get("dimension")) == "ROWS"
+    ws = sheet_of(book, rng.get("sheetId"))
+    rows = dimension(rng.get("dimension")) == "ROWS"
     size = ws.row_count if rows else ws.column_count
-    start, end = _int(rng.get("startIndex"), 0), _int(rng.get("endIndex"), size)
+    start, end = integer(rng.get("startIndex"), 0), integer(rng.get("endIndex"), size)
     assert start is not None and end is not None
     if not 0 <= start < end <= size:
-        raise _Invalid(
+        raise Invalid(
             f"Cannot delete {'rows' if rows else 'columns'} [{start}, {end}): the sheet has {size}"
         )
     if rows:
@@ -74,61 +64,40 @@ def _delete_dimension(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, An
 
 
 def _append_dimension(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
-    ws = _sheet(book, req.get("sheetId"))
-    length = _int(req.get("length"), 0)
+    ws = sheet_of(book, req.get("sheetId"))
+    length = integer(req.get("length"), 0)
     assert length is not None
     if length < 1:
-        raise _Invalid("length must be positive")
-    if _dimension(req.get("dimension")) == "ROWS":
+        raise Invalid("length must be positive")
+    if dimension(req.get("dimension")) == "ROWS":
         ws.row_count += length
     else:
         ws.column_count += length
     return {}
 
 
-def _grid_range(book: Spreadsheet, rng: Mapping[str, Any]) -> tuple[Worksheet, int, int, int, int]:
-    ws = _sheet(book, rng.get("sheetId"))
-    row0 = _int(rng.get("startRowIndex"), 0)
-    row1 = _int(rng.get("endRowIndex"), ws.row_count)
-    col0 = _int(rng.get("startColumnIndex"), 0)
-    col1 = _int(rng.get("endColumnIndex"), ws.column_count)
-    assert row0 is not None and row1 is not None and col0 is not None and col1 is not None
-    if not (0 <= row0 <= row1 <= ws.row_count and 0 <= col0 <= col1 <= ws.column_count):
-        raise _Invalid(
-            f"Range ({row0}:{row1}, {col0}:{col1}) is outside the grid "
-            f"({ws.row_count} rows, {ws.column_count} columns)"
-        )
-    return ws, row0, col0, row1, col1
-
-
 def _sort_range(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
-    ws, row0, col0, row1, col1 = _grid_range(book, req.get("range") or {})
+    ws, row0, col0, row1, col1 = grid_box(book, req.get("range") or {})
     specs: list[tuple[int, bool]] = []
     for spec in req.get("sortSpecs") or []:
-        column = _int(spec.get("dimensionIndex"), 0)
+        column = integer(spec.get("dimensionIndex"), 0)
         assert column is not None
         if not col0 <= column < col1:
-            raise _Invalid(f"dimensionIndex {column} is outside the sorted range")
+            raise Invalid(f"dimensionIndex {column} is outside the sorted range")
         order = spec.get("sortOrder") or "ASCENDING"
         if order not in ("ASCENDING", "DESCENDING"):
-            raise _Invalid(f"Invalid sortOrder: {order!r}")
+            raise Invalid(f"Invalid sortOrder: {order!r}")
         specs.append((column, order == "ASCENDING"))
     if not specs:
-        raise _Invalid("At least one sort spec is required")
+        raise Invalid("At least one sort spec is required")
     ws.sort_rows(specs, row0, row1, col0, col1)
     return {}
 
 
-def _field_paths(fields: Any) -> set[str]:
-    if not isinstance(fields, str) or not fields.strip():
-        raise _Invalid("You must specify at least one field to update.")
-    return {f.strip().replace("/", ".") for f in fields.split(",") if f.strip()}
-
-
 def _update_sheet_properties(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
     props = req.get("properties") or {}
-    ws = _sheet(book, props.get("sheetId"))
-    fields = _field_paths(req.get("fields"))
+    ws = sheet_of(book, props.get("sheetId"))
+    fields = field_paths(req.get("fields"))
     every = "*" in fields
     grid = props.get("gridProperties") or {}
 
@@ -139,25 +108,25 @@ def _update_sheet_properties(book: Spreadsheet, req: Mapping[str, Any]) -> dict[
     if wanted("title"):
         title = props.get("title")
         if not isinstance(title, str) or not title:
-            raise _Invalid("A sheet title is required")
+            raise Invalid("A sheet title is required")
         other = book.find(title)
         if other is not None and other is not ws:
-            raise _Invalid(
+            raise Invalid(
                 f'A sheet with the name "{title}" already exists. Please enter another name.'
             )
         ws.title = title
     if wanted("gridProperties.rowCount") and "rowCount" in grid:
-        ws.resize(rows=_int(grid["rowCount"]))
+        ws.resize(rows=integer(grid["rowCount"]))
     if wanted("gridProperties.columnCount") and "columnCount" in grid:
-        ws.resize(cols=_int(grid["columnCount"]))
+        ws.resize(cols=integer(grid["columnCount"]))
     if wanted("gridProperties.frozenRowCount"):
-        ws.frozen_row_count = _int(grid.get("frozenRowCount"), 0) or 0
+        ws.frozen_row_count = integer(grid.get("frozenRowCount"), 0) or 0
     if wanted("gridProperties.frozenColumnCount"):
-        ws.frozen_column_count = _int(grid.get("frozenColumnCount"), 0) or 0
+        ws.frozen_column_count = integer(grid.get("frozenColumnCount"), 0) or 0
     if wanted("hidden"):
         ws.hidden = bool(props.get("hidden"))
     if wanted("index"):
-        index = _int(props.get("index"), 0) or 0
+        index = integer(props.get("index"), 0) or 0
         order = [s for s in book.ordered() if s is not ws]
         order.insert(min(index, len(order)), ws)
         for i, sheet in enumerate(order):
@@ -174,15 +143,13 @@ def _add_sheet(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
             n += 1
         title = f"Sheet{n}"
     if book.find(title) is not None:
-        raise _Invalid(
-            f'A sheet with the name "{title}" already exists. Please enter another name.'
-        )
-    sheet_id = _int(props.get("sheetId")) if props.get("sheetId") is not None else new_sheet_id()
+        raise Invalid(f'A sheet with the name "{title}" already exists. Please enter another name.')
+    sheet_id = integer(props.get("sheetId")) if props.get("sheetId") is not None else new_sheet_id()
     assert sheet_id is not None
     if book.by_id(sheet_id) is not None:
-        raise _Invalid(f"A sheet with the id {sheet_id} already exists.")
+        raise Invalid(f"A sheet with the id {sheet_id} already exists.")
     grid = props.get("gridProperties") or {}
-    index = _int(props.get("index"), len(book.sheets))
+    index = integer(props.get("index"), len(book.sheets))
     assert index is not None
     for ws in book.sheets:
         if ws.index >= index:
@@ -191,8 +158,8 @@ def _add_sheet(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
         sheet_id,
         str(title),
         min(index, len(book.sheets)),
-        _int(grid.get("rowCount"), 1000) or 1000,
-        _int(grid.get("columnCount"), 26) or 26,
+        integer(grid.get("rowCount"), 1000) or 1000,
+        integer(grid.get("columnCount"), 26) or 26,
     )
     book.sheets.append(ws)
     book.reindex()
@@ -200,46 +167,54 @@ def _add_sheet(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _delete_sheet(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
-    ws = _sheet(book, req.get("sheetId"))
+    ws = sheet_of(book, req.get("sheetId"))
     if len(book.sheets) == 1:
-        raise _Invalid("You can't remove all the sheets in a document.")
+        raise Invalid("You can't remove all the sheets in a document.")
     book.sheets.remove(ws)
     book.reindex()
     return {}
 
 
 def _update_cells(book: Spreadsheet, req: Mapping[str, Any]) -> dict[str, Any]:
-    fields = _field_paths(req.get("fields"))
-    if not ({"*", "userEnteredValue"} & fields):
+    fields = field_paths(req.get("fields"))
+    if not fields & {
+        "*",
+        "userEnteredValue",
+        "textFormatRuns",
+        "userEnteredFormat",
+        "userEnteredFormat.textFormat",
+        "userEnteredFormat.textFormat.link",
+    }:
         return {}
     if "start" in req:
         start = req["start"] or {}
-        ws = _sheet(book, start.get("sheetId"))
-        row0, col0 = _int(start.get("rowIndex"), 0), _int(start.get("columnIndex"), 0)
+        ws = sheet_of(book, start.get("sheetId"))
+        row0, col0 = integer(start.get("rowIndex"), 0), integer(start.get("columnIndex"), 0)
         assert row0 is not None and col0 is not None
         row1, col1 = ws.row_count, ws.column_count
     else:
-        ws, row0, col0, row1, col1 = _grid_range(book, req.get("range") or {})
+        ws, row0, col0, row1, col1 = grid_box(book, req.get("range") or {})
     for r, row in enumerate(req.get("rows") or []):
         for c, data in enumerate((row or {}).get("values") or []):
             row, col = row0 + r, col0 + c
             if row >= row1 or row >= ws.row_count:
-                raise _Invalid(
+                raise Invalid(
                     f"Attempting to write row: {row}, beyond the last requested row of: {row1 - 1}"
                 )
             if col >= col1 or col >= ws.column_count:
-                raise _Invalid(
+                raise Invalid(
                     f"Attempting to write column: {col}, beyond the last requested column "
                     f"of: {col1 - 1}"
                 )
             try:
-                ws.set(row, col, from_cell_data(data or {}))
+                ws.write(row, col, apply_cell_data(ws.get(row, col), data or {}, fields))
             except InputError as exc:
-                raise _Invalid(str(exc)) from None
+                raise Invalid(str(exc)) from None
     return {}
 
 
 HANDLERS: dict[str, Handler] = {
+    **LAYOUT_HANDLERS,
     "insertDimension": _insert_dimension,
     "deleteDimension": _delete_dimension,
     "appendDimension": _append_dimension,
@@ -273,7 +248,9 @@ def batch_update(book: Spreadsheet, body: Mapping[str, Any]) -> dict[str, Any]:
             )
         try:
             replies.append(handler(book, payload or {}))
-        except (_Invalid, EditError, ValueError) as exc:
+        except ProtectedCell:
+            raise
+        except (Invalid, EditError, ValueError) as exc:
             raise invalid_argument(f"Invalid requests[{i}].{kind}: {exc}") from None
         if book.cell_count() > MAX_CELLS:
             raise invalid_argument(
@@ -284,3 +261,6 @@ def batch_update(book: Spreadsheet, body: Mapping[str, Any]) -> dict[str, Any]:
     if body.get("includeSpreadsheetInResponse"):
         result["updatedSpreadsheet"] = book.resource()
     return result
+
+
+__all__ = ["HANDLERS", "Invalid", "batch_update"]

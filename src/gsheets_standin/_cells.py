@@ -20,7 +20,33 @@ class Formula:
     text: str
 
 
-Value = str | float | bool | Formula
+@dataclass(frozen=True)
+class RichText:
+    """Text with links on parts of it (a cell whose text, or part of it, is a hyperlink).
+
+    `runs` are (start index, link URI or None) in order, as `textFormatRuns` give them:
+    each run lasts until the next one starts. `RichText("Acme site", ((0, url),))` is a
+    cell that shows "Acme site" and links to `url` as a whole.
+    """
+
+    text: str
+    runs: tuple[tuple[int, str | None], ...] = ()
+
+    @classmethod
+    def linked(cls, text: str, uri: str) -> RichText:
+        """A cell showing `text` that links to `uri` as a whole."""
+        return cls(text, ((0, uri),))
+
+    @property
+    def hyperlink(self) -> str | None:
+        """The link of the whole cell: set only when one link covers all of the text."""
+        links = {uri for _, uri in self.runs}
+        if len(links) == 1 and self.runs and self.runs[0][0] == 0:
+            return next(iter(links))
+        return None
+
+
+Value = str | float | bool | Formula | RichText
 Cell = Value | None
 
 
@@ -127,11 +153,31 @@ def _evaluate(node: ast.AST) -> float:
     raise _FormulaError("#NAME?")
 
 
+_STRING = r'"((?:[^"]|"")*)"'
+_HYPERLINK = re.compile(
+    rf"^=\s*HYPERLINK\s*\(\s*{_STRING}\s*(?:[,;]\s*{_STRING}\s*)?\)\s*$", re.IGNORECASE
+)
+
+
+def hyperlink_of(formula: Formula) -> tuple[str, str] | None:
+    """(URL, label) of `=HYPERLINK("url", "label")` with literal arguments, else None."""
+    match = _HYPERLINK.match(formula.text)
+    if match is None:
+        return None
+    url = match.group(1).replace('""', '"')
+    label = match.group(2)
+    return url, (url if label is None else label.replace('""', '"'))
+
+
 def evaluate(formula: Formula) -> float | str:
     """The value of an arithmetic formula ("=1+2*3"), or a Sheets error code such as "#NAME?".
 
-    The stand-in computes constant arithmetic only; anything else reads as "#NAME?".
+    The stand-in computes constant arithmetic and `=HYPERLINK("url","label")` (whose value
+    is the label, or the URL when there is none); anything else reads as "#NAME?".
     """
+    link = hyperlink_of(formula)
+    if link is not None:
+        return link[1]
     try:
         tree = ast.parse(formula.text[1:].replace("^", "**").strip(), mode="eval")
     except SyntaxError:
@@ -160,6 +206,8 @@ def render(cell: Cell, option: str) -> Any:
         if option == "FORMULA":
             return cell.text
         cell = evaluate(cell)
+    if isinstance(cell, RichText):
+        return cell.text
     if isinstance(cell, str):
         return cell
     if isinstance(cell, bool):
@@ -175,6 +223,8 @@ def sort_key(cell: Cell) -> tuple[int, Any]:
     """Sheets' ascending order: numbers, then text (case-insensitive), then booleans."""
     if isinstance(cell, Formula):
         cell = evaluate(cell)
+    if isinstance(cell, RichText):
+        cell = cell.text
     if isinstance(cell, bool):
         return (2, cell)
     if isinstance(cell, float):
@@ -182,10 +232,7 @@ def sort_key(cell: Cell) -> tuple[int, Any]:
     return (1, str(cell).casefold())
 
 
-def from_cell_data(data: Any) -> Cell:
-    """The stored cell for a CellData of spreadsheets.batchUpdate (`userEnteredValue`)."""
-    if not isinstance(data, dict):
-        raise InputError("Invalid CellData")
+def _entered(data: dict[str, Any]) -> Cell:
     entered = data.get("userEnteredValue")
     if entered is None:
         return None
@@ -208,16 +255,83 @@ def from_cell_data(data: Any) -> Cell:
     raise InputError(f"Invalid ExtendedValue: {kind}")
 
 
+def _runs(data: dict[str, Any]) -> tuple[tuple[int, str | None], ...]:
+    runs: list[tuple[int, str | None]] = []
+    for run in data.get("textFormatRuns") or []:
+        if not isinstance(run, dict):
+            raise InputError("Invalid TextFormatRun")
+        link = ((run.get("format") or {}).get("link") or {}).get("uri")
+        start = run.get("startIndex") or 0
+        if not isinstance(start, int) or (runs and start <= runs[-1][0]):
+            raise InputError("textFormatRuns must have increasing startIndex values")
+        runs.append((start, str(link) if link else None))
+    return tuple(runs)
+
+
+def _cell_link(data: dict[str, Any]) -> str | None:
+    text_format = (data.get("userEnteredFormat") or {}).get("textFormat") or {}
+    uri = (text_format.get("link") or {}).get("uri")
+    return str(uri) if uri else None
+
+
+def apply_cell_data(current: Cell, data: Any, fields: set[str]) -> Cell:
+    """The cell after an `updateCells` CellData under the field mask `fields`.
+
+    `userEnteredValue` sets the value; `textFormatRuns` (or a cell-wide
+    `userEnteredFormat.textFormat.link`) puts links on the text.
+    """
+    if not isinstance(data, dict):
+        raise InputError("Invalid CellData")
+
+    def wanted(*paths: str) -> bool:
+        return "*" in fields or any(p in fields for p in paths)
+
+    cell = _entered(data) if wanted("userEnteredValue") else current
+    runs: tuple[tuple[int, str | None], ...] | None = None
+    if wanted("textFormatRuns"):
+        runs = _runs(data)
+    if wanted(
+        "userEnteredFormat", "userEnteredFormat.textFormat", "userEnteredFormat.textFormat.link"
+    ):
+        link = _cell_link(data)
+        if link is not None:
+            runs = ((0, link),)
+    text = cell.text if isinstance(cell, RichText) else cell
+    if runs is None:
+        return cell
+    if not isinstance(text, str):
+        return cell  # links only on text
+    return RichText(text, runs) if any(uri for _, uri in runs) else text
+
+
 def to_cell_data(cell: Cell) -> dict[str, Any]:
-    """A stored cell as CellData (userEnteredValue and formattedValue)."""
+    """A stored cell as CellData: userEnteredValue, formattedValue, hyperlink, textFormatRuns."""
     if cell is None:
         return {}
+    extra: dict[str, Any] = {}
     if isinstance(cell, Formula):
         entered: dict[str, Any] = {"formulaValue": cell.text}
+        link = hyperlink_of(cell)
+        if link is not None:
+            extra["hyperlink"] = link[0]
+    elif isinstance(cell, RichText):
+        entered = {"stringValue": cell.text}
+        if cell.hyperlink is not None:
+            extra["hyperlink"] = cell.hyperlink
+        extra["textFormatRuns"] = [
+            {"startIndex": start, "format": {"link": {"uri": uri}} if uri else {}}
+            if start
+            else {"format": {"link": {"uri": uri}} if uri else {}}
+            for start, uri in cell.runs
+        ]
     elif isinstance(cell, bool):
         entered = {"boolValue": cell}
     elif isinstance(cell, float):
         entered = {"numberValue": cell}
     else:
         entered = {"stringValue": cell}
-    return {"userEnteredValue": entered, "formattedValue": render(cell, "FORMATTED_VALUE")}
+    return {
+        "userEnteredValue": entered,
+        "formattedValue": str(render(cell, "FORMATTED_VALUE")),
+        **extra,
+    }

@@ -1,15 +1,23 @@
-"""The stand-in's spreadsheets: worksheets as grids of stored cells, and their edits."""
+"""The stand-in's spreadsheets: their worksheets, sharing, owner and developer metadata."""
 
 from __future__ import annotations
 
-import functools
 import secrets
 import string
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gsheets_standin._cells import Cell, Formula, render, sort_key
+from gsheets_standin._a1 import Box
+from gsheets_standin._layout import Anchor, Protection
+from gsheets_standin._worksheet import (
+    ACTOR,
+    EditError,
+    ProtectedCell,
+    Worksheet,
+    make_worksheet,
+    new_sheet_id,
+)
 
 MAX_CELLS = 10_000_000
 _KEY_ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -18,209 +26,6 @@ _KEY_ALPHABET = string.ascii_letters + string.digits + "-_"
 def new_spreadsheet_id() -> str:
     """A random 44-character key like Google's."""
     return "1" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(43))
-
-
-def new_sheet_id() -> int:
-    """A random sheet id (gid) like Google's."""
-    return secrets.randbelow(2_000_000_000) + 1
-
-
-class EditError(ValueError):
-    """An edit the grid refuses (out of bounds, would delete every row...)."""
-
-
-@dataclass
-class Worksheet:
-    """One tab: grid properties and stored cells (`rows` may be shorter than the grid)."""
-
-    sheet_id: int
-    title: str
-    index: int = 0
-    row_count: int = 1000
-    column_count: int = 26
-    frozen_row_count: int = 0
-    frozen_column_count: int = 0
-    hidden: bool = False
-    rows: list[list[Cell]] = field(default_factory=list)
-
-    def copy(self) -> Worksheet:
-        """An independent copy (cells are immutable, so rows are copied shallowly)."""
-        clone = Worksheet(
-            self.sheet_id,
-            self.title,
-            self.index,
-            self.row_count,
-            self.column_count,
-            self.frozen_row_count,
-            self.frozen_column_count,
-            self.hidden,
-        )
-        clone.rows = [row[:] for row in self.rows]
-        return clone
-
-    # ------------------------------------------------------------------ cells
-    def get(self, row: int, col: int) -> Cell:
-        """The stored cell at (row, col), 0-based; None when empty."""
-        if row < len(self.rows) and col < len(self.rows[row]):
-            return self.rows[row][col]
-        return None
-
-    def set(self, row: int, col: int, cell: Cell) -> None:
-        """Store `cell` at (row, col), which must lie inside the grid."""
-        if row >= self.row_count or col >= self.column_count:
-            raise EditError(f"cell ({row}, {col}) is outside the grid")
-        if cell is None and (row >= len(self.rows) or col >= len(self.rows[row])):
-            return
-        while len(self.rows) <= row:
-            self.rows.append([])
-        line = self.rows[row]
-        if len(line) <= col:
-            line.extend([None] * (col + 1 - len(line)))
-        line[col] = cell
-
-    def used_extent(self) -> tuple[int, int]:
-        """(rows, columns) up to the last non-empty cell."""
-        rows = cols = 0
-        for r, line in enumerate(self.rows):
-            last = max((c + 1 for c, cell in enumerate(line) if cell is not None), default=0)
-            if last:
-                rows = r + 1
-                cols = max(cols, last)
-        return rows, cols
-
-    def row_is_empty(self, row: int, col0: int = 0, col1: int | None = None) -> bool:
-        """Whether row `row` has no value in columns [col0, col1)."""
-        if row >= len(self.rows):
-            return True
-        return all(cell is None for cell in self.rows[row][col0:col1])
-
-    def read(self, row0: int, col0: int, row1: int, col1: int, option: str) -> list[list[Any]]:
-        """Rendered values of a box, row-major, with trailing empty cells and rows trimmed."""
-        values: list[list[Any]] = []
-        for r in range(row0, min(row1, len(self.rows))):
-            line = self.rows[r][col0:col1]
-            while line and line[-1] is None:
-                line.pop()
-            values.append([render(cell, option) for cell in line])
-        while values and not values[-1]:
-            values.pop()
-        return values
-
-    def formatted(self) -> list[list[str]]:
-        """The whole used range as the user sees it (FORMATTED_VALUE)."""
-        rows, cols = self.used_extent()
-        return [[str(v) for v in line] for line in self.read(0, 0, rows, cols, "FORMATTED_VALUE")]
-
-    def properties(self) -> dict[str, Any]:
-        """SheetProperties as spreadsheets.get returns them."""
-        grid: dict[str, Any] = {"rowCount": self.row_count, "columnCount": self.column_count}
-        if self.frozen_row_count:
-            grid["frozenRowCount"] = self.frozen_row_count
-        if self.frozen_column_count:
-            grid["frozenColumnCount"] = self.frozen_column_count
-        props: dict[str, Any] = {
-            "sheetId": self.sheet_id,
-            "title": self.title,
-            "index": self.index,
-            "sheetType": "GRID",
-            "gridProperties": grid,
-        }
-        if self.hidden:
-            props["hidden"] = True
-        return props
-
-    # ------------------------------------------------------------------ dimensions
-    def insert_rows(self, at: int, count: int = 1) -> None:
-        """Insert `count` empty rows before row `at` (0-based); the grid grows."""
-        if not 0 <= at <= self.row_count or count < 1:
-            raise EditError(f"cannot insert rows at {at}")
-        if at < len(self.rows):
-            self.rows[at:at] = [[] for _ in range(count)]
-        self.row_count += count
-
-    def delete_rows(self, start: int, end: int | None = None) -> None:
-        """Delete rows [start, end) (one row when `end` is None); the grid shrinks."""
-        end = start + 1 if end is None else end
-        if not 0 <= start < end <= self.row_count:
-            raise EditError(f"rows [{start}, {end}) are outside the grid")
-        if end - start >= self.row_count:
-            raise EditError("You can't delete all the rows on the sheet.")
-        del self.rows[start:end]
-        self.row_count -= end - start
-
-    def insert_columns(self, at: int, count: int = 1) -> None:
-        """Insert `count` empty columns before column `at`; the grid grows."""
-        if not 0 <= at <= self.column_count or count < 1:
-            raise EditError(f"cannot insert columns at {at}")
-        for line in self.rows:
-            if at < len(line):
-                line[at:at] = [None] * count
-        self.column_count += count
-
-    def delete_columns(self, start: int, end: int | None = None) -> None:
-        """Delete columns [start, end); the grid shrinks."""
-        end = start + 1 if end is None else end
-        if not 0 <= start < end <= self.column_count:
-            raise EditError(f"columns [{start}, {end}) are outside the grid")
-        if end - start >= self.column_count:
-            raise EditError("You can't delete all the columns on the sheet.")
-        for line in self.rows:
-            del line[start:end]
-        self.column_count -= end - start
-
-    def resize(self, rows: int | None = None, cols: int | None = None) -> None:
-        """Set the grid size; cells outside the new grid are dropped."""
-        if rows is not None:
-            if rows < 1:
-                raise EditError("rowCount must be positive")
-            del self.rows[rows:]
-            self.row_count = rows
-        if cols is not None:
-            if cols < 1:
-                raise EditError("columnCount must be positive")
-            for line in self.rows:
-                del line[cols:]
-            self.column_count = cols
-
-    def sort_rows(
-        self,
-        specs: Sequence[tuple[int, bool]],
-        row0: int = 0,
-        row1: int | None = None,
-        col0: int = 0,
-        col1: int | None = None,
-    ) -> None:
-        """Sort rows [row0, row1) of columns [col0, col1) by (column, ascending) specs.
-
-        Empty cells sort last in either direction; cells outside the columns stay put.
-        """
-        row1 = self.row_count if row1 is None else min(row1, self.row_count)
-        col1 = self.column_count if col1 is None else min(col1, self.column_count)
-        width = col1 - col0
-        block = [[self.get(r, c) for c in range(col0, col1)] for r in range(row0, row1)]
-
-        def compare(a: list[Cell], b: list[Cell]) -> int:
-            for column, ascending in specs:
-                x, y = a[column - col0], b[column - col0]
-                if x is None or y is None:
-                    if x is None and y is None:
-                        continue
-                    return 1 if x is None else -1
-                kx, ky = sort_key(x), sort_key(y)
-                if kx != ky:
-                    result = -1 if kx < ky else 1
-                    return result if ascending else -result
-            return 0
-
-        block.sort(key=functools.cmp_to_key(compare))
-        for offset, line in enumerate(block):
-            for c in range(width):
-                self.set(row0 + offset, col0 + c, line[c])
-
-    def sort_by(self, column: int, *, descending: bool = False, header_rows: int = 1) -> None:
-        """Sort the data rows (below `header_rows`) by one 0-based column, as an operator would."""
-        used, _ = self.used_extent()
-        self.sort_rows([(column, not descending)], row0=header_rows, row1=max(used, header_rows))
 
 
 @dataclass
@@ -233,6 +38,31 @@ class Spreadsheet:
     shared_with: set[str] = field(default_factory=set)
     locale: str = "en_US"
     time_zone: str = "Etc/GMT"
+    owner: str = "owner@example.com"
+    """The account that owns the file: it may always edit, protected ranges included."""
+    metadata: list[Anchor] = field(default_factory=list)
+    """Developer metadata on the spreadsheet itself (row, column and sheet metadata live
+    in each worksheet's layout)."""
+
+    @classmethod
+    def created_by(cls, email: str, payload: dict[str, Any]) -> Spreadsheet:
+        """A new spreadsheet as spreadsheets.create makes it, owned by `email`."""
+        props = payload.get("properties") or {}
+        worksheets = []
+        for i, sheet in enumerate(payload.get("sheets") or [{}]):
+            sp = (sheet or {}).get("properties") or {}
+            grid = sp.get("gridProperties") or {}
+            worksheets.append(
+                make_worksheet(
+                    sp.get("title") or f"Sheet{i + 1}",
+                    int(sp.get("sheetId", 0 if i == 0 else new_sheet_id())),
+                    i,
+                    rows=int(grid.get("rowCount", 1000)),
+                    cols=int(grid.get("columnCount", 26)),
+                )
+            )
+        title = props.get("title") or "Untitled spreadsheet"
+        return cls(new_spreadsheet_id(), title, worksheets, {email}, owner=email)
 
     def copy(self) -> Spreadsheet:
         """An independent copy, for all-or-nothing updates."""
@@ -243,7 +73,71 @@ class Spreadsheet:
             set(self.shared_with),
             self.locale,
             self.time_zone,
+            self.owner,
+            [replace(m) for m in self.metadata],
         )
+
+    def anchors(self) -> list[tuple[Worksheet | None, Anchor]]:
+        """Every developer metadata entry with its worksheet (None: on the spreadsheet)."""
+        found: list[tuple[Worksheet | None, Anchor]] = [(None, m) for m in self.metadata]
+        for ws in self.ordered():
+            found.extend((ws, m) for m in ws.layout.metadata)
+        return found
+
+    def new_metadata_id(self) -> int:
+        """A positive int32 id no developer metadata of this spreadsheet has."""
+        taken = {m.metadata_id for _, m in self.anchors()}
+        while True:
+            candidate = secrets.randbelow(2**31 - 2) + 1
+            if candidate not in taken:
+                return candidate
+
+    def new_protected_range_id(self) -> int:
+        """A positive int32 id no protected range of this spreadsheet has."""
+        taken = {p.range_id for ws in self.sheets for p in ws.layout.protections}
+        while True:
+            candidate = secrets.randbelow(2**31 - 2) + 1
+            if candidate not in taken:
+                return candidate
+
+    def protect(
+        self,
+        ws: Worksheet,
+        box: Box,
+        *,
+        editors: Iterable[str] = (),
+        description: str = "",
+        warning_only: bool = False,
+    ) -> Protection:
+        """Protect `box` of `ws`: from then on only `editors` and the owner may change it."""
+        protection = Protection(
+            self.new_protected_range_id(), box, description, warning_only, frozenset(editors)
+        )
+        ws.layout.protections.append(protection)
+        return protection
+
+    def duplicate(self, source: Worksheet, title: str, index: int | None = None) -> Worksheet:
+        """A copy of `source` as a new tab: cells, merges, protections and its developer
+        metadata (under new ids), as the Sheets UI's "Duplicate" makes it."""
+        if self.find(title) is not None:
+            raise EditError(f'A sheet with the name "{title}" already exists.')
+        clone = source.copy()
+        clone.sheet_id = new_sheet_id()
+        while self.by_id(clone.sheet_id) is not None:
+            clone.sheet_id = new_sheet_id()
+        clone.title = title
+        for anchor in clone.layout.metadata:
+            anchor.metadata_id = self.new_metadata_id()
+        for protection in clone.layout.protections:
+            protection.range_id = self.new_protected_range_id()
+        position = source.index + 1 if index is None else index
+        for ws in self.sheets:
+            if ws.index >= position:
+                ws.index += 1
+        clone.index = position
+        self.sheets.append(clone)
+        self.reindex()
+        return clone
 
     def ordered(self) -> list[Worksheet]:
         """Worksheets in tab order."""
@@ -297,33 +191,14 @@ class Spreadsheet:
         }
 
 
-def make_worksheet(
-    title: str,
-    sheet_id: int,
-    index: int,
-    values: Iterable[Sequence[Any]] = (),
-    rows: int = 1000,
-    cols: int = 26,
-) -> Worksheet:
-    """A worksheet filled with Python values stored as RAW input would store them.
-
-    Strings starting with "=" become formulas only if given as `Formula`.
-    """
-    data = [list(line) for line in values]
-    rows = max(rows, len(data))
-    cols = max(cols, max((len(line) for line in data), default=0))
-    ws = Worksheet(sheet_id, title, index, rows, cols)
-    for r, line in enumerate(data):
-        for c, value in enumerate(line):
-            ws.set(r, c, _stored(value))
-    return ws
-
-
-def _stored(value: Any) -> Cell:
-    if value is None or value == "":
-        return None
-    if isinstance(value, Formula | str | bool):
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    raise TypeError(f"cannot store {value!r} in a cell")
+__all__ = [
+    "ACTOR",
+    "MAX_CELLS",
+    "EditError",
+    "ProtectedCell",
+    "Spreadsheet",
+    "Worksheet",
+    "make_worksheet",
+    "new_sheet_id",
+    "new_spreadsheet_id",
+]

@@ -12,7 +12,12 @@ _RPC = "google.apps.sheets.v4.SpreadsheetsService."
 
 @dataclass(frozen=True)
 class Route:
-    """A request's method name ("values.get"), kind ("read"/"write"/"token") and targets."""
+    """A request's method name ("values.get"), kind ("read"/"write"/"token") and targets.
+
+    `range_text` is the A1 range of a values route, or the id of `developerMetadata.get`.
+    Requests are counted against Google's read or write quota by `kind`: the by-data-filter
+    reads and the metadata search are POSTs but count as reads, as with Google.
+    """
 
     name: str
     kind: str
@@ -31,15 +36,24 @@ def route(method: str, path: str) -> Route | None:
         return None
     key, rest = unquote(match.group("id")), match.group("rest")
     fixed = {
-        ("GET", ""): "spreadsheets.get",
-        ("POST", ":batchUpdate"): "spreadsheets.batchUpdate",
-        ("GET", "/values:batchGet"): "values.batchGet",
-        ("POST", "/values:batchUpdate"): "values.batchUpdate",
-        ("POST", "/values:batchClear"): "values.batchClear",
+        ("GET", ""): ("spreadsheets.get", "read"),
+        ("POST", ":batchUpdate"): ("spreadsheets.batchUpdate", "write"),
+        ("POST", ":getByDataFilter"): ("spreadsheets.getByDataFilter", "read"),
+        ("GET", "/values:batchGet"): ("values.batchGet", "read"),
+        ("POST", "/values:batchUpdate"): ("values.batchUpdate", "write"),
+        ("POST", "/values:batchClear"): ("values.batchClear", "write"),
+        ("POST", "/values:batchGetByDataFilter"): ("values.batchGetByDataFilter", "read"),
+        ("POST", "/values:batchUpdateByDataFilter"): ("values.batchUpdateByDataFilter", "write"),
+        ("POST", "/values:batchClearByDataFilter"): ("values.batchClearByDataFilter", "write"),
+        ("POST", "/developerMetadata:search"): ("developerMetadata.search", "read"),
     }
-    name = fixed.get((method, rest))
-    if name is not None:
-        return Route(name, "read" if method == "GET" else "write", key)
+    found = fixed.get((method, rest))
+    if found is not None:
+        return Route(found[0], found[1], key)
+    if method == "GET" and rest.startswith("/developerMetadata/"):
+        return Route(
+            "developerMetadata.get", "read", key, unquote(rest[len("/developerMetadata/") :])
+        )
     if not rest.startswith("/values/"):
         return None
     raw = rest[len("/values/") :]
@@ -65,6 +79,12 @@ _RPC_NAMES = {
     "values.append": "AppendValues",
     "values.clear": "ClearValues",
     "values.batchClear": "BatchClearValues",
+    "spreadsheets.getByDataFilter": "GetSpreadsheetByDataFilter",
+    "values.batchGetByDataFilter": "BatchGetValuesByDataFilter",
+    "values.batchUpdateByDataFilter": "BatchUpdateValuesByDataFilter",
+    "values.batchClearByDataFilter": "BatchClearValuesByDataFilter",
+    "developerMetadata.search": "SearchDeveloperMetadata",
+    "developerMetadata.get": "GetDeveloperMetadata",
 }
 
 

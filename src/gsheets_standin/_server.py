@@ -8,12 +8,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gsheets_standin import _batch, _values
 from gsheets_standin._auth import Authority, ServiceAccountKey, generate_service_account_key
 from gsheets_standin._errors import (
     ApiError,
@@ -25,38 +23,25 @@ from gsheets_standin._errors import (
     unauthenticated,
     unavailable,
 )
+from gsheets_standin._faults import FaultQueue, PendingFault
+from gsheets_standin._hooks import Hooks, OperatorHook, RequestInfo
 from gsheets_standin._http import Fault, HTTPServer, Reply
-from gsheets_standin._model import Spreadsheet, make_worksheet, new_sheet_id, new_spreadsheet_id
+from gsheets_standin._log import LoggedRequest, RequestLog
+from gsheets_standin._methods import execute
+from gsheets_standin._model import (
+    ACTOR,
+    ProtectedCell,
+    Spreadsheet,
+    make_worksheet,
+    new_sheet_id,
+    new_spreadsheet_id,
+)
 from gsheets_standin._quota import GOOGLE_QUOTA, QuotaCounter, QuotaLimits
 from gsheets_standin._routes import Route, rpc_method
 from gsheets_standin._routes import route as route_of
 
-OperatorHook = Callable[[Spreadsheet], None]
-"""Called with the live spreadsheet, under the server lock, before a write that follows a read."""
-
-
-@dataclass(frozen=True)
-class LoggedRequest:
-    """One request as the stand-in saw it; `status` is 0 when it was dropped or reset."""
-
-    method: str
-    path: str
-    route: str
-    kind: str
-    status: int
-    at: float
-    wall: float
-    user: str | None = None
-    spreadsheet_id: str | None = None
-    fault: str | None = None
-
-
-@dataclass
-class _Fault:
-    fault: Fault
-    remaining: int
-    kind: str
-    delay: float
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+"""Google refuses request bodies larger than 10 MB."""
 
 
 class StandIn:
@@ -68,6 +53,8 @@ class StandIn:
 
     `clock` drives the per-minute quotas (inject a `ManualClock` to refill them instantly);
     `quota=None` turns them off. The request log records both that clock and wall time.
+    `wall` is the token endpoint's idea of the time of day (one that is off plays a client
+    whose system clock is wrong). Request bodies over 10 MB are refused as Google does.
     """
 
     def __init__(
@@ -79,24 +66,25 @@ class StandIn:
         token_lifetime: int = 3600,
         host: str = "127.0.0.1",
         port: int = 0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the stand-in only listens on the loopback interface")
         self.clock = clock
         self.project_number = project_number
-        self.authority = Authority(token_lifetime)
+        self.authority = Authority(token_lifetime, wall)
         self.quota = QuotaCounter(quota, clock, project_number)
         self.latency = 0.0
         """Seconds added (really slept) before every API request is processed."""
         self._host, self._port = host, port
         self._lock = threading.RLock()
         self._books: dict[str, Spreadsheet] = {}
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._auth_failures = 0
-        self._hook: OperatorHook | None = None
-        self._hook_times: int | None = None
+        self.hooks = Hooks()
+        """Operator edits at chosen moments (see `before`, `at_time`, `between_read_and_write`)."""
         self._last_kind: dict[tuple[str, str], str] = {}
-        self._log: list[LoggedRequest] = []
+        self._log = RequestLog()
         self._stopping = threading.Event()
         self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -196,11 +184,13 @@ class StandIn:
         key: str | None = None,
         rows: int = 1000,
         cols: int = 26,
+        owner: str = "owner@example.com",
     ) -> str:
         """Create a spreadsheet whose worksheets hold `sheets` (title -> rows of values).
 
         Values are stored as RAW input stores them (strings stay text). The first worksheet
-        gets sheetId 0. Only the `shared_with` accounts may open it. Returns the key.
+        gets sheetId 0. Only the `shared_with` accounts (and `owner`, who may always edit,
+        protected ranges included) may open it. Returns the key.
         """
         key = key or new_spreadsheet_id()
         content = dict(sheets or {"Sheet1": []})
@@ -209,7 +199,9 @@ class StandIn:
             for i, (name, values) in enumerate(content.items())
         ]
         with self._lock:
-            self._books[key] = Spreadsheet(key, title, worksheets, set(shared_with))
+            self._books[key] = Spreadsheet(
+                key, title, worksheets, {*shared_with, owner}, owner=owner
+            )
         return key
 
     def share(self, key: str, email: str) -> None:
@@ -246,15 +238,12 @@ class StandIn:
         `kind` is "read", "write", "api" (either), "token" (the token endpoint) or "any".
         `delay` is how long a TIMEOUT fault holds the request before dropping it.
         """
-        if kind not in ("read", "write", "api", "token", "any"):
-            raise ValueError(f"unknown request kind {kind!r}")
-        with self._lock:
-            self._faults.append(_Fault(Fault(fault), times, kind, delay))
+        self._faults.add(Fault(fault), times, kind, delay)
 
     def clear_faults(self) -> None:
         """Forget every pending fault and auth failure."""
+        self._faults.clear()
         with self._lock:
-            self._faults.clear()
             self._auth_failures = 0
 
     def between_read_and_write(self, hook: OperatorHook | None, times: int | None = 1) -> None:
@@ -262,20 +251,36 @@ class StandIn:
 
         It runs `times` times (None: every time); `None` as hook removes it.
         """
-        with self._lock:
-            self._hook, self._hook_times = hook, times
+        self.hooks.replace_read_write(hook, times)
+
+    def before(
+        self,
+        hook: OperatorHook,
+        *,
+        route: str | None = None,
+        kind: str | None = None,
+        skip: int = 0,
+        times: int | None = 1,
+    ) -> None:
+        """Run `hook` just before the next request of `route` (e.g.
+        "values.batchUpdateByDataFilter") and/or `kind` ("read", "write"), after passing
+        over `skip` of them; `times` times (None: every time)."""
+        self.hooks.add(hook, route=route, kind=kind, skip=skip, times=times)
+
+    def at_time(self, when: float, hook: OperatorHook, *, kind: str | None = None) -> None:
+        """Run `hook` once, before the first request (of `kind`) once the stand-in's clock
+        reads `when` or later: an edit on a timer, e.g. in the middle of a quota pause."""
+        self.hooks.add(hook, kind=kind, at=when)
 
     # ------------------------------------------------------------------ log
     @property
     def log(self) -> list[LoggedRequest]:
         """Every request so far, oldest first."""
-        with self._lock:
-            return list(self._log)
+        return self._log.entries()
 
     def clear_log(self) -> None:
         """Empty the request log."""
-        with self._lock:
-            self._log.clear()
+        self._log.clear()
 
     def count(
         self,
@@ -286,32 +291,17 @@ class StandIn:
         user: str | None = None,
     ) -> int:
         """How many logged requests match every given filter."""
-        return sum(
-            1
-            for r in self.log
-            if (route is None or r.route == route)
-            and (kind is None or r.kind == kind)
-            and (status is None or r.status == status)
-            and (user is None or r.user == user)
-        )
+        return self._log.count(route=route, kind=kind, status=status, user=user)
 
     # ------------------------------------------------------------------ dispatch
-    def _take_fault(self, kind: str) -> _Fault | None:
-        with self._lock:
-            for pending in self._faults:
-                if (
-                    pending.kind == kind
-                    or pending.kind == "any"
-                    or (pending.kind == "api" and kind in ("read", "write"))
-                ):
-                    pending.remaining -= 1
-                    if pending.remaining <= 0:
-                        self._faults.remove(pending)
-                    return pending
-        return None
-
     def _record(
-        self, method: str, path: str, route: Route | None, reply: Reply, user: str | None
+        self,
+        method: str,
+        path: str,
+        route: Route | None,
+        reply: Reply,
+        user: str | None,
+        size: int,
     ) -> None:
         entry = LoggedRequest(
             method=method,
@@ -324,9 +314,9 @@ class StandIn:
             user=user,
             spreadsheet_id=route.spreadsheet_id if route else None,
             fault=reply.drop.value if reply.drop else None,
+            size=size,
         )
-        with self._lock:
-            self._log.append(entry)
+        self._log.append(entry)
 
     def dispatch(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one HTTP request (header names in lower case); used by the request handler."""
@@ -336,10 +326,10 @@ class StandIn:
         try:
             if route is None:
                 raise not_found()
-            fault = self._take_fault(route.kind)
+            fault = self._faults.take(route.kind)
             if fault is not None:
                 reply = self._fault_reply(fault, route)
-                self._record(method, split.path, route, reply, None)
+                self._record(method, split.path, route, reply, None, len(body))
                 return reply
             if route.name == "token":
                 reply = self._token(body)
@@ -351,10 +341,10 @@ class StandIn:
                 reply = self._api(user, token, rpc, route, split.query, body)
         except ApiError as exc:
             reply = _error_reply(exc)
-        self._record(method, split.path, route, reply, user)
+        self._record(method, split.path, route, reply, user, len(body))
         return reply
 
-    def _fault_reply(self, fault: _Fault, route: Route) -> Reply:
+    def _fault_reply(self, fault: PendingFault, route: Route) -> Reply:
         if fault.fault is Fault.INTERNAL:
             return _error_reply(internal())
         if fault.fault is Fault.UNAVAILABLE:
@@ -378,85 +368,42 @@ class StandIn:
                 self.authority.revoke(token)
                 raise unauthenticated("ACCESS_TOKEN_EXPIRED", rpc)
         self.quota.charge(email, route.kind)
+        if len(body) > MAX_REQUEST_BYTES:
+            raise invalid_argument(
+                f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes."
+            )
         params = parse_qs(query, keep_blank_values=True)
         payload = _json_body(body)
         with self._lock:
             if route.name == "spreadsheets.create":
-                return Reply(200, self._create(email, payload), {})
+                created = Spreadsheet.created_by(email, payload)
+                self._books[created.spreadsheet_id] = created
+                return Reply(200, created.resource(), {})
             assert route.spreadsheet_id is not None
-            book = self._books.get(route.spreadsheet_id)
-            if book is None:
+            if route.spreadsheet_id not in self._books:
                 raise not_found()
+            book = self._books[route.spreadsheet_id]
+            marker = (email, route.spreadsheet_id)
+            info = RequestInfo(
+                route.name, route.kind, self._last_kind.get(marker) == "read", self.clock()
+            )
+            for hook in self.hooks.due(info):
+                hook(book)  # before anything of the request is checked: sharing included
             if email not in book.shared_with:
                 raise permission_denied()
-            marker = (email, route.spreadsheet_id)
             if route.kind == "write":
-                if self._last_kind.get(marker) == "read" and self._hook is not None:
-                    self._run_hook(book)
                 book = book.copy()
-            result = self._execute(route, book, params, payload)
+            token_ = ACTOR.set((email, book.owner))
+            try:
+                result = execute(route, book, params, payload, email)
+            except ProtectedCell as exc:
+                raise invalid_argument(str(exc)) from None
+            finally:
+                ACTOR.reset(token_)
             if route.kind == "write":
                 self._books[route.spreadsheet_id] = book
             self._last_kind[marker] = route.kind
             return Reply(200, result, {})
-
-    def _run_hook(self, book: Spreadsheet) -> None:
-        hook = self._hook
-        assert hook is not None
-        if self._hook_times is not None:
-            self._hook_times -= 1
-            if self._hook_times <= 0:
-                self._hook, self._hook_times = None, None
-        hook(book)
-
-    def _execute(
-        self,
-        route: Route,
-        book: Spreadsheet,
-        params: Mapping[str, list[str]],
-        payload: dict[str, Any],
-    ) -> dict[str, Any]:
-        name, text = route.name, route.range_text or ""
-        if name == "spreadsheets.get":
-            return book.resource()
-        if name == "spreadsheets.batchUpdate":
-            return _batch.batch_update(book, payload)
-        if name == "values.get":
-            return _values.values_get(book, text, params)
-        if name == "values.batchGet":
-            return _values.values_batch_get(book, params)
-        if name == "values.update":
-            return _values.values_update(book, text, params, payload)
-        if name == "values.batchUpdate":
-            return _values.values_batch_update(book, payload)
-        if name == "values.append":
-            return _values.values_append(book, text, params, payload)
-        if name == "values.clear":
-            return _values.values_clear(book, text)
-        if name == "values.batchClear":
-            return _values.values_batch_clear(book, payload)
-        raise not_found()
-
-    def _create(self, email: str, payload: dict[str, Any]) -> dict[str, Any]:
-        props = payload.get("properties") or {}
-        sheets = payload.get("sheets") or [{}]
-        key = new_spreadsheet_id()
-        worksheets = []
-        for i, sheet in enumerate(sheets):
-            sp = (sheet or {}).get("properties") or {}
-            grid = sp.get("gridProperties") or {}
-            worksheets.append(
-                make_worksheet(
-                    sp.get("title") or f"Sheet{i + 1}",
-                    int(sp.get("sheetId", 0 if i == 0 else new_sheet_id())),
-                    i,
-                    rows=int(grid.get("rowCount", 1000)),
-                    cols=int(grid.get("columnCount", 26)),
-                )
-            )
-        book = Spreadsheet(key, props.get("title") or "Untitled spreadsheet", worksheets, {email})
-        self._books[key] = book
-        return book.resource()
 
 
 def _json_body(body: bytes) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def _param(params: Params, name: str) -> str | None:
     return values[-1] if values else None
 
 
-def _major(value: Any) -> str:
+def major_dimension(value: Any) -> str:
+    """A request's majorDimension ("ROWS" when unspecified); 400 for anything else."""
     if value in (None, "", "DIMENSION_UNSPECIFIED"):
         return "ROWS"
     if value not in ("ROWS", "COLUMNS"):
@@ -111,14 +112,14 @@ def value_range(target: Target, major: str, render_option: str) -> dict[str, Any
 def values_get(book: Spreadsheet, range_text: str, params: Params) -> dict[str, Any]:
     """GET .../values/{range}."""
     target = resolve(book, range_text)
-    major = _major(_param(params, "majorDimension"))
+    major = major_dimension(_param(params, "majorDimension"))
     render_option = _one(params, "valueRenderOption", "FORMATTED_VALUE", RENDER_OPTIONS)
     return value_range(target, major, render_option)
 
 
 def values_batch_get(book: Spreadsheet, params: Params) -> dict[str, Any]:
     """GET .../values:batchGet?ranges=...&ranges=..."""
-    major = _major(_param(params, "majorDimension"))
+    major = major_dimension(_param(params, "majorDimension"))
     render_option = _one(params, "valueRenderOption", "FORMATTED_VALUE", RENDER_OPTIONS)
     ranges = params.get("ranges", [])
     result: dict[str, Any] = {"spreadsheetId": book.spreadsheet_id}
@@ -184,8 +185,8 @@ def write_values(
                 continue
             staged.append((box.row0 + r, box.col0 + c, parsed))
     for row, col, cell in staged:
-        ws.set(row, col, cell)
-        cells += 1
+        if ws.write(row, col, cell):
+            cells += 1
     result: dict[str, Any] = {
         "updatedRange": format_range(
             ws.title, box.row0, box.col0, box.row0 + max(height, 1), box.col0 + max(width, 1)
@@ -207,7 +208,8 @@ def write_values(
     return result
 
 
-def _value_input(value: Any, where: str) -> str:
+def value_input(value: Any, where: str) -> str:
+    """A request's valueInputOption (required); 400 when missing or unknown."""
     if value in (None, ""):
         raise invalid_argument(f"'{where}' is required but not specified")
     if value not in VALUE_INPUT_OPTIONS:
@@ -215,7 +217,8 @@ def _value_input(value: Any, where: str) -> str:
     return str(value)
 
 
-def _response_render(include: Any, option: Any) -> str | None:
+def response_render_option(include: Any, option: Any) -> str | None:
+    """The render option of the values a write returns, or None when none are asked for."""
     if include not in (True, "true", "True"):
         return None
     option = option or "FORMATTED_VALUE"
@@ -228,22 +231,26 @@ def values_update(
     book: Spreadsheet, range_text: str, params: Params, body: Mapping[str, Any]
 ) -> dict[str, Any]:
     """PUT .../values/{range}?valueInputOption=..."""
-    option = _value_input(_param(params, "valueInputOption"), "valueInputOption")
+    option = value_input(_param(params, "valueInputOption"), "valueInputOption")
     target = resolve(book, range_text)
-    render_option = _response_render(
+    render_option = response_render_option(
         _param(params, "includeValuesInResponse"),
         _param(params, "responseValueRenderOption"),
     )
     result = write_values(
-        target, body.get("values"), _major(body.get("majorDimension")), option, render_option
+        target,
+        body.get("values"),
+        major_dimension(body.get("majorDimension")),
+        option,
+        render_option,
     )
     return {"spreadsheetId": book.spreadsheet_id, **result}
 
 
 def values_batch_update(book: Spreadsheet, body: Mapping[str, Any]) -> dict[str, Any]:
     """POST .../values:batchUpdate with {valueInputOption, data: [ValueRange...]}."""
-    option = _value_input(body.get("valueInputOption"), "valueInputOption")
-    render_option = _response_render(
+    option = value_input(body.get("valueInputOption"), "valueInputOption")
+    render_option = response_render_option(
         body.get("includeValuesInResponse"), body.get("responseValueRenderOption")
     )
     data = body.get("data") or []
@@ -256,7 +263,11 @@ def values_batch_update(book: Spreadsheet, body: Mapping[str, Any]) -> dict[str,
             raise invalid_argument(f"Invalid data[{i}]: a ValueRange with a range is required")
         target = resolve(book, entry["range"])
         result = write_values(
-            target, entry.get("values"), _major(entry.get("majorDimension")), option, render_option
+            target,
+            entry.get("values"),
+            major_dimension(entry.get("majorDimension")),
+            option,
+            render_option,
         )
         sheets.add(target.sheet.sheet_id)
         responses.append({"spreadsheetId": book.spreadsheet_id, **result})
@@ -281,15 +292,15 @@ def values_append(
     INSERT_ROWS inserts rows for the new data, OVERWRITE (the default) writes over empty
     rows, growing the grid when needed.
     """
-    option = _value_input(_param(params, "valueInputOption"), "valueInputOption")
+    option = value_input(_param(params, "valueInputOption"), "valueInputOption")
     insert = _one(params, "insertDataOption", "OVERWRITE", ("OVERWRITE", "INSERT_ROWS"))
-    render_option = _response_render(
+    render_option = response_render_option(
         _param(params, "includeValuesInResponse"),
         _param(params, "responseValueRenderOption"),
     )
     target = resolve(book, range_text)
     ws = target.sheet
-    major = _major(body.get("majorDimension"))
+    major = major_dimension(body.get("majorDimension"))
     rows = _rows_of(body.get("values"), major)
     row0, col0, _row1, col1 = target.box.clamp(ws.row_count, ws.column_count)
     end = row0
@@ -315,22 +326,24 @@ def values_append(
 def values_clear(book: Spreadsheet, range_text: str) -> dict[str, Any]:
     """POST .../values/{range}:clear."""
     target = resolve(book, range_text)
-    return {"spreadsheetId": book.spreadsheet_id, "clearedRange": _clear(target)}
+    return {"spreadsheetId": book.spreadsheet_id, "clearedRange": clear(target)}
 
 
 def values_batch_clear(book: Spreadsheet, body: Mapping[str, Any]) -> dict[str, Any]:
     """POST .../values:batchClear with {ranges: [...]}."""
     ranges = body.get("ranges") or []
     targets = [resolve(book, text) for text in ranges]
-    return {"spreadsheetId": book.spreadsheet_id, "clearedRanges": [_clear(t) for t in targets]}
+    return {"spreadsheetId": book.spreadsheet_id, "clearedRanges": [clear(t) for t in targets]}
 
 
-def _clear(target: Target) -> str:
+def clear(target: Target) -> str:
+    """Empty the cells of `target`; the cleared range in A1 notation."""
     ws = target.sheet
     if not target.box.fits(ws.row_count, ws.column_count):
         raise _grid_error(target)
     row0, col0, row1, col1 = target.box.clamp(ws.row_count, ws.column_count)
     for r in range(row0, min(row1, len(ws.rows))):
         for c in range(col0, min(col1, len(ws.rows[r]))):
-            ws.rows[r][c] = None
+            if ws.rows[r][c] is not None:
+                ws.write(r, c, None)
     return format_range(ws.title, row0, col0, row1, col1)

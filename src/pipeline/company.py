@@ -94,9 +94,10 @@ def company_pipeline(
         cell = (ctx.inputs.get("Website") or "").strip()
         if not cell:
             raise InvalidURL("no website")
-        url = normalize_url(cell)
-        ctx.report(0.1, f"fetching {url}")
         with fetcher_for(ctx) as fetcher:
+            # A single-label name (http://intranet:8080/) is a website only if allow-listed.
+            url = normalize_url(cell, local_name=fetcher.policy.allows_name)
+            ctx.report(0.1, f"fetching {url}")
             page = fetcher.get(url, timeout=ctx.remaining(page_timeout))
         ctx.log.info("resolved %s to %s", url, page.url)
         ctx.report(1.0, "homepage fetched")

@@ -39,7 +39,14 @@ class FetchError(PhaseError):
 
 
 class BlockedAddress(FetchError):
-    """The target resolves to a private, loopback, link-local or multicast address."""
+    """The target resolves to a private, loopback, link-local or multicast address.
+
+    `kind` names the kind of address ("loopback", "private", ...) when known.
+    """
+
+    def __init__(self, reason: str, kind: str = "") -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 class TransientFetchError(FetchError, TransientError):

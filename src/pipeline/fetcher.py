@@ -29,7 +29,7 @@ import httpcore
 import idna
 from protego import Protego
 
-from pipeline.errors import FetchError, TransientFetchError
+from pipeline.errors import BlockedAddress, FetchError, TransientFetchError
 from pipeline.guard import GuardedBackend, HostPolicy, Resolver, is_ip, system_resolve
 
 logger = logging.getLogger(__name__)
@@ -228,7 +228,14 @@ class Fetcher:
         current = _clean_url(url)
         visited: list[str] = []
         for _ in range(self.max_redirects + 1):
-            location, page = self._fetch_once(current, deadline, accept_html_only)
+            try:
+                location, page = self._fetch_once(current, deadline, accept_html_only)
+            except BlockedAddress as exc:
+                if not visited:
+                    raise
+                # Say it was a redirect that led there, not the URL the sheet gave.
+                kind = f"{exc.kind} address" if exc.kind else exc.reason
+                raise BlockedAddress(f"redirect to {current} blocked ({kind})", exc.kind) from exc
             if page is not None:
                 return replace(page, redirects=tuple(visited))
             visited.append(current)

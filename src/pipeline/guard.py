@@ -22,6 +22,9 @@ from pipeline.errors import BlockedAddress, FetchError, TransientFetchError
 
 __all__ = ["GuardedBackend", "HostPolicy", "Resolver", "is_ip", "system_resolve"]
 
+# A host name as an allow-list entry: dot-separated labels of letters, digits, "-" and "_".
+_HOST_NAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*")
+
 Resolver = Callable[[str, int], list[str]]
 """Maps (host, port) to IP address strings; raises `OSError` when the name does not resolve."""
 
@@ -81,8 +84,13 @@ class HostPolicy:
                 self._hosts.add(str(ipaddress.ip_address(entry)))
                 return
             raise ValueError(f"allow_hosts: not HOST, HOST:PORT or a CIDR: {entry!r}")
-        host = canonical_host(match.group(1) or match.group(3))
+        raw_host = match.group(1) or match.group(3)
         port = match.group(2) or match.group(4)
+        if not (is_ip(raw_host) or _HOST_NAME.fullmatch(raw_host.rstrip("."))):
+            raise ValueError(f"allow_hosts: not HOST, HOST:PORT or a CIDR: {entry!r}")
+        if port is not None and not 0 < int(port) < 65536:
+            raise ValueError(f"allow_hosts: not a port number: {entry!r}")
+        host = canonical_host(raw_host)
         if port is None:
             self._hosts.add(host)
         else:
@@ -101,7 +109,7 @@ class HostPolicy:
         kind = _address_kind(ip)
         if kind is None or any(ip in network for network in self._networks):
             return
-        raise BlockedAddress(f"blocked {kind} address {ip}")
+        raise BlockedAddress(f"blocked {kind} address {ip}", kind)
 
     def vet(self, host: str, port: int, resolve: Resolver) -> list[str]:
         """Resolve `host` and return the addresses it is safe to connect to, or raise.

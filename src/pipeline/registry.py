@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import sys
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -88,6 +90,10 @@ def load_pipeline(name_or_ref: str) -> Pipeline:
     module_name, _, attribute = ref.partition(":")
     if not module_name or not attribute:
         raise PipelineNotFound(f"bad pipeline reference {ref!r} ({choices})")
+    # A module beside the sheet is found as `flask --app` or `celery -A` find theirs: the
+    # current directory is searched (last, so it never shadows an installed package).
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import idna
+import tldextract
 
 from pipeline.errors import PhaseError
 
@@ -31,23 +33,22 @@ _TRAILING_JUNK = ".,;:!?)]}>\"'`“”’»"
 _LEADING_JUNK = "([{<\"'`“‘«"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-# Second-level labels under which registrations happen one level deeper (co.uk, com.au...).
-# A heuristic instead of the full Public Suffix List, which would need a download.
-_SECOND_LEVEL = frozenset(
-    {"ac", "co", "com", "edu", "gov", "net", "org", "ltd", "plc", "ne", "or", "gob", "nom"}
-)
+# The Public Suffix List snapshot bundled with tldextract; never fetched (no network, no cache).
+_SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 class InvalidURL(PhaseError):
     """A website cell is not a usable http(s) URL; `reason` says why ("not a URL: 'n/a'")."""
 
 
-def normalize_url(cell: str) -> str:
+def normalize_url(cell: str, *, local_name: Callable[[str, int], bool] | None = None) -> str:
     """Return the canonical absolute URL for a website cell, or raise `InvalidURL`.
 
     Trims surrounding junk (spaces, quotes, `<>`, trailing punctuation), adds `https://` when no
     scheme is given (an explicit `http://` is kept), lower-cases and IDNA-encodes the host, drops
-    user info and the fragment, and gives an empty path a `/`.
+    user info and the fragment, and gives an empty path a `/`. A host without a dot
+    (`localhost`, `intranet`) is a URL only when `local_name(host, port)` allows it: the
+    operator allow-listed that name (`--allow-host intranet:8080`).
     """
     raw = cell
     text = cell.strip()
@@ -72,7 +73,8 @@ def normalize_url(cell: str) -> str:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise InvalidURL(f"unsupported scheme {scheme!r}")
-    host = _normalize_host(parts.hostname or "", raw)
+    effective_port = port if port is not None else _DEFAULT_PORTS[scheme]
+    host = _normalize_host(parts.hostname or "", raw, local_name, effective_port)
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
@@ -87,7 +89,9 @@ def _show(raw: str) -> str:
     return repr(shown)
 
 
-def _normalize_host(host: str, raw: str) -> str:
+def _normalize_host(
+    host: str, raw: str, local_name: Callable[[str, int], bool] | None, port: int
+) -> str:
     host = host.rstrip(".")
     if not host:
         raise InvalidURL(f"not a URL: {_show(raw)}")
@@ -99,6 +103,8 @@ def _normalize_host(host: str, raw: str) -> str:
         # "10.1" or "1.2.3.4.5": digits that are not a valid address are never a hostname.
         raise InvalidURL(f"not a URL: {_show(raw)}")
     if "." not in host:
+        if local_name is not None and _LABEL.match(host.lower()) and local_name(host, port):
+            return host.lower()
         raise InvalidURL(f"not a URL: {_show(raw)}")
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
@@ -121,10 +127,11 @@ def host_of(url: str) -> str:
 
 
 def registrable_domain(host: str) -> str:
-    """The registrable part of a host by a last-two-labels heuristic.
+    """The registrable part of a host, by the Public Suffix List (tldextract's bundled copy).
 
-    `www.shop.acme.com` -> `acme.com`; `shop.acme.co.uk` -> `acme.co.uk`; an IP address or a
-    single label is returned unchanged. No Public Suffix List is consulted (no downloads).
+    `www.shop.acme.com` -> `acme.com`; `shop.acme.co.uk` -> `acme.co.uk`; `www.acme.me.uk` ->
+    `acme.me.uk`. An IP address or a single label is returned unchanged; a name under a suffix
+    the list does not know (`.test`, an intranet's own) keeps its last two labels.
     """
     host = host.rstrip(".").lower()
     try:
@@ -133,11 +140,14 @@ def registrable_domain(host: str) -> str:
     except ValueError:
         pass
     labels = host.split(".")
-    if len(labels) <= 2:
+    if len(labels) <= 2 and not _SUFFIXES(host).suffix:
         return host
-    if labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    parts = _SUFFIXES(host)
+    if not parts.suffix:
+        return ".".join(labels[-2:])
+    if not parts.domain:
+        return host  # the host is itself a public suffix ("co.uk")
+    return f"{parts.domain}.{parts.suffix}"
 
 
 def same_site(url_a: str, url_b: str) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from progress.errors import ProgressError, StoreUnavailable
 from progress.statements import HotStatements
-from progress.status import EventType
+from progress.status import EventType, ScheduleEventType
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,11 @@ class Tx:
             self.rows = []
 
     def emit(
-        self, type_: EventType, batch_id: str, job_id: str | None, data: Mapping[str, Any]
+        self,
+        type_: EventType | ScheduleEventType,
+        batch_id: str,
+        job_id: str | None,
+        data: Mapping[str, Any],
     ) -> int:
         """Append an event; its id."""
         self.head += 1

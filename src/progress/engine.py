@@ -12,28 +12,49 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
-from progress.errors import StoreUnavailable
+from progress.errors import StoreNotFound, StoreUnavailable
 
 DEFAULT_URL = "sqlite:///.sheetbatch/progress.db"
 
 
+_SCHEMES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
+_URL_FORMS = "sqlite:///path/to/progress.db or postgresql://user@host/dbname"
+
+
 def normalize_url(url: str) -> str:
-    """Accept a bare path, `sqlite:///…`, `postgresql://…` or `postgres://…`."""
-    if "://" not in url:
-        return f"sqlite:///{url}"
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
+    """Accept `sqlite:///…`, `postgresql://…` or `postgres://…`; refuse anything else.
+
+    A mistyped store must not silently become a new, empty one: a bare word such as
+    `garbage` is refused instead of being taken for a SQLite file of that name.
+    """
+    text = url.strip()
+    if not text.lower().startswith(_SCHEMES):
+        raise StoreUnavailable(f"--db: {url!r} is not a store URL; use {_URL_FORMS}")
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    if text.startswith("postgresql://"):
+        text = "postgresql+psycopg://" + text[len("postgresql://") :]
+    return text
 
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine configured for the store: WAL and busy_timeout on SQLite, a pool on PostgreSQL."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of a `sqlite:///…` URL (None for another database)."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    return Path(parsed.database or "")
+
+
+def create_store_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine configured for the store: WAL and busy_timeout on SQLite, a pool on PostgreSQL.
+
+    A SQLite file is created only in a directory that exists (the default store's
+    `.sheetbatch/` is made); without `create`, a missing SQLite file raises `StoreNotFound`.
+    """
     from sqlalchemy import create_engine
 
     url = normalize_url(url)
@@ -48,7 +69,7 @@ def create_store_engine(url: str) -> Engine:
             raise StoreUnavailable(
                 "--db: an in-memory SQLite database cannot be shared; use a file"
             )
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_file(Path(database), default=url == DEFAULT_URL, create=create)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -62,7 +83,31 @@ def create_store_engine(url: str) -> Engine:
         return create_engine(
             url, pool_size=10, max_overflow=40, pool_pre_ping=True, pool_recycle=1800
         )
-    raise StoreUnavailable(f"--db: unsupported database {backend!r}; use sqlite or postgresql")
+    raise StoreUnavailable(f"--db: unsupported database {backend!r}; use {_URL_FORMS}")
+
+
+def _check_sqlite_file(path: Path, *, default: bool, create: bool) -> None:
+    if path.is_dir():
+        raise StoreUnavailable(f"--db: {path} is a directory; name a file in it")
+    if path.exists():
+        return
+    if not create:
+        raise StoreNotFound(
+            f"no progress store at {path}; run `sheetbatch run` first, or point --db at one"
+        )
+    directory = path.parent
+    if default:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot create {directory} for the progress store: {exc.strerror}"
+            ) from exc
+    elif not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise StoreUnavailable(
+            f"--db: {directory} {what}; create it first, or point --db at another file"
+        )
 
 
 def _configure_sqlite(engine: Engine) -> None:

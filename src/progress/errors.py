@@ -39,9 +39,73 @@ class StoreUnavailable(ProgressError):
     """The database could not be reached or opened."""
 
 
+class StoreNotFound(StoreUnavailable):
+    """There is no progress store where one was looked for (and none was to be created)."""
+
+
 class LeaseLost(ProgressError):
     """A worker wrote to a job it no longer holds (its lease expired and it was requeued)."""
 
     def __init__(self, job_id: str, owner: str, holder: str | None) -> None:
         super().__init__(f"job {job_id}: lease held by {holder!r}, not {owner!r}")
         self.job_id = job_id
+
+
+class UnknownSchedule(ProgressError):
+    """No schedule with this id (or name) exists in the store."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"unknown schedule {schedule_id!r}")
+        self.schedule_id = schedule_id
+
+
+class UnknownTick(ProgressError):
+    """No tick with this id exists in the store."""
+
+    def __init__(self, tick_id: str) -> None:
+        super().__init__(f"unknown tick {tick_id!r}")
+        self.tick_id = tick_id
+
+
+class DuplicateSchedule(ProgressError):
+    """A schedule with this name exists already (names are unique and stable)."""
+
+    def __init__(self, name: str, schedule_id: str) -> None:
+        super().__init__(
+            f"a schedule named {name!r} exists already ({schedule_id}); choose another --name"
+        )
+        self.name = name
+        self.schedule_id = schedule_id
+
+
+class NotLeader(ProgressError):
+    """A write fenced by a lease was refused: the writer's epoch is not the lease's current one.
+
+    The writer lost the lease (it expired, or another process took it over); it must stop
+    acting as the holder.
+    """
+
+    def __init__(self, name: str, owner: str, epoch: int, holder: str | None, current: int) -> None:
+        super().__init__(
+            f"lease {name!r}: write by {owner} at epoch {epoch} refused; "
+            f"held by {holder or 'nobody'} at epoch {current}"
+        )
+        self.name = name
+        self.epoch = epoch
+        self.current = current
+
+
+class IllegalTickTransition(ProgressError):
+    """A tick was asked to move from a state that does not allow it (it already ended)."""
+
+    def __init__(self, tick_id: str, current: str, wanted: str) -> None:
+        super().__init__(f"tick {tick_id}: illegal transition {current} -> {wanted}")
+        self.tick_id = tick_id
+
+
+class BatchExists(ProgressError):
+    """A batch with this id exists already (a batch id given as an idempotency key)."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id!r} exists already")
+        self.batch_id = batch_id

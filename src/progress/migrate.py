@@ -7,10 +7,11 @@ from collections.abc import Callable, Mapping
 
 from sqlalchemy import Connection, inspect, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
 
 from progress import schema as t
-from progress.errors import SchemaVersionError, StoreUnavailable
+from progress.errors import SchemaVersionError, StoreNotFound, StoreUnavailable
+from progress.schedule_tables import add_scheduling_tables
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +19,12 @@ Migration = Callable[[Connection], None]
 
 
 def add_sessions(conn: Connection) -> None:
-    """Schema 1 -> 2: the dashboard's server-side sessions (`sb_sessions`)."""
+    """Schema 2 -> 3: the dashboard's server-side sessions (`sb_sessions`)."""
     t.sessions.create(conn, checkfirst=True)
 
 
 # from_version -> the step that upgrades a database to from_version + 1.
-MIGRATIONS: Mapping[int, Migration] = {1: add_sessions}
+MIGRATIONS: Mapping[int, Migration] = {1: add_scheduling_tables, 2: add_sessions}
 
 
 def ensure_schema(
@@ -32,19 +33,50 @@ def ensure_schema(
     sqlite: bool,
     target: int = t.SCHEMA_VERSION,
     migrations: Mapping[int, Migration] = MIGRATIONS,
+    create: bool = True,
 ) -> int:
     """Create the tables of a new database, upgrade an older one, refuse a newer one.
 
+    Without `create`, a database without the store's tables raises `StoreNotFound`
+    instead of being given them. A file that is not a database raises `StoreUnavailable`.
     Returns the schema version the database has afterwards.
     """
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        return _ensure_schema(engine, where, target, migrations, create)
+    except DatabaseError as exc:
+        if isinstance(exc, IntegrityError | ProgrammingError):
+            raise
+        raise StoreUnavailable(
+            f"cannot open the progress store {where}: {_first_line(exc.orig)}; "
+            "point --db at a sheetbatch progress store, or at a new file"
+        ) from exc
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if error is not None and str(error) else "error"
+
+
+def _ensure_schema(
+    engine: Engine,
+    where: str,
+    target: int,
+    migrations: Mapping[int, Migration],
+    create: bool,
+) -> int:
     try:
         with engine.begin() as conn:
             existing = set(inspect(conn).get_table_names())
             if "sb_meta" not in existing:
                 if existing & {"sb_events", "sb_jobs", "sb_batches"}:
                     raise SchemaVersionError(
-                        f"{engine.url.render_as_string(hide_password=True)}: has sheetbatch tables "
+                        f"{where}: has sheetbatch tables "
                         "but no schema version; it was not written by a released sheetbatch"
+                    )
+                if not create:
+                    raise StoreNotFound(
+                        f"no progress store at {where}; run `sheetbatch run` first, "
+                        "or point --db at one"
                     )
                 t.metadata.create_all(conn)
                 conn.execute(t.meta.insert().values(key="schema_version", value=str(target)))
@@ -53,18 +85,12 @@ def ensure_schema(
     except (IntegrityError, ProgrammingError):
         # Another process created the schema at the same moment: read what it wrote.
         log.info("schema created concurrently by another process")
-    except OperationalError as exc:
-        raise StoreUnavailable(
-            f"cannot open the progress store {engine.url.render_as_string(hide_password=True)}: "
-            f"{exc.orig}"
-        ) from exc
     with engine.begin() as conn:
         version = int(
             conn.execute(
                 select(t.meta.c.value).where(t.meta.c.key == "schema_version")
             ).scalar_one()
         )
-        where = engine.url.render_as_string(hide_password=True)
         if version > target:
             raise SchemaVersionError(
                 f"{where} has schema version {version}, but this sheetbatch understands up to "

@@ -16,7 +16,9 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+# 2: schedules, ticks and leases (`schedule_tables.py`).
+# 3: the dashboard's sessions (`sessions` below).
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -112,7 +114,7 @@ cursors = Table(
     Column("updated", Float, nullable=False),
 )
 
-# Dashboard sign-ins (schema 2, `migrate.add_sessions`): a row per session, so signing out
+# Dashboard sign-ins (schema 3, `migrate.add_sessions`): a row per session, so signing out
 # revokes it everywhere and it expires on its own. `key` is an HMAC of the cookie's random id
 # under the server's secret (kept in `sb_meta`), so the table alone gives no usable cookie;
 # `token_mark` ties it to the API token it was opened with (a new token ends old sessions).

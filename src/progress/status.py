@@ -61,3 +61,20 @@ class EventType(StrEnum):
     JOB_CANCELLED = "job_cancelled"
     JOB_REQUEUED = "job_requeued"
     JOB_NOTE = "job_note"
+
+
+class ScheduleEventType(StrEnum):
+    """The kinds of event schedules and their ticks append to the log.
+
+    Their `batch_id` is the schedule's id (the log's stream key), `job_id` is null and
+    `data` carries `schedule_id` (and `tick_id` for ticks).
+    """
+
+    SCHEDULE_CREATED = "schedule_created"
+    SCHEDULE_UPDATED = "schedule_updated"
+    SCHEDULE_PAUSED = "schedule_paused"
+    SCHEDULE_RESUMED = "schedule_resumed"
+    SCHEDULE_DELETED = "schedule_deleted"
+    TICK_STARTED = "tick_started"
+    TICK_LAUNCHED = "tick_launched"
+    TICK_FINISHED = "tick_finished"

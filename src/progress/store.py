@@ -23,10 +23,15 @@ from sqlalchemy.engine import Engine
 from progress import schema as t
 from progress.commit import GroupCommitter, Tx
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
+from progress.errors import BatchExists
 from progress.feed import LogFeed
+from progress.leases import LeaseOps
 from progress.migrate import ensure_schema
 from progress.reads import StoreReads, batch_row
+from progress.schedules import ScheduleOps
 from progress.status import BatchStatus, EventType, JobStatus
+from progress.tick_reads import TickReads
+from progress.ticks import TickOps
 from progress.transitions import JobTransitions
 
 log = logging.getLogger(__name__)
@@ -57,11 +62,12 @@ class NewJob:
 _CHUNK = 2000
 
 
-class Store(JobTransitions, StoreReads):
+class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickReads, TickOps):
     """The durable progress store shared by runners, the sheet writer and every reader.
 
     Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`;
-    every read (snapshots, events, waiting) in `StoreReads`.
+    every read (snapshots, events, waiting) in `StoreReads`; named leases in `LeaseOps`;
+    schedules and their ticks in `ScheduleOps`, `TickOps` and `TickReads`.
     """
 
     def __init__(
@@ -111,10 +117,21 @@ class Store(JobTransitions, StoreReads):
         options: Mapping[str, Any] | None = None,
         batch_id: str | None = None,
     ) -> str:
-        """Create a running batch with every job queued; one event per job, one transaction."""
+        """Create a running batch with every job queued; one event per job, one transaction.
+
+        A `batch_id` given that exists already raises BatchExists (an idempotency key).
+        """
+        given = batch_id is not None
         batch_id = batch_id or new_batch_id()
 
         def _op(tx: Tx) -> None:
+            if (
+                given
+                and tx.conn.execute(
+                    select(t.batches.c.batch_id).where(t.batches.c.batch_id == batch_id)
+                ).first()
+            ):
+                raise BatchExists(batch_id)  # before any write: the rest of the group goes on
             created = tx.emit(
                 EventType.BATCH_CREATED,
                 batch_id,
@@ -241,14 +258,7 @@ class Store(JobTransitions, StoreReads):
                 )
             ).all()
             for job in queued:
-                self._move(
-                    tx,
-                    job,
-                    JobStatus.CANCELLED,
-                    EventType.JOB_CANCELLED,
-                    {"reason": reason},
-                    {"finished": tx.now, "error": None},
-                )
+                self._cancel(tx, job, reason)
             if not queued:
                 self._maybe_finish_batch(tx, batch_id, None)
             return len(queued)
@@ -375,12 +385,19 @@ class Store(JobTransitions, StoreReads):
 
 
 def open_store(
-    url: str | None = None, *, clock: Clock = time.time, poll_interval: float = 0.25
+    url: str | None = None,
+    *,
+    clock: Clock = time.time,
+    poll_interval: float = 0.25,
+    create: bool = True,
 ) -> Store:
-    """Open (creating or upgrading the schema) the store at `url` (SQLite by default)."""
-    engine = create_store_engine(url or DEFAULT_URL)
+    """Open (creating or upgrading the schema) the store at `url` (SQLite by default).
+
+    Without `create`, a store that does not exist yet raises `StoreNotFound`.
+    """
+    engine = create_store_engine(url or DEFAULT_URL, create=create)
     try:
-        ensure_schema(engine, sqlite=is_sqlite(engine))
+        ensure_schema(engine, sqlite=is_sqlite(engine), create=create)
     except Exception:
         engine.dispose()
         raise

@@ -20,6 +20,7 @@ from progress.errors import IllegalTransition, LeaseLost
 from progress.snapshots import job_snapshot
 from progress.statements import BatchCounts, JobRow
 from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStatus
+from progress.ticks import finish_ticks_of_batch
 
 R = TypeVar("R")
 
@@ -102,6 +103,8 @@ class JobTransitions:
             .where(t.batches.c.batch_id == batch_id)
             .values(status=status.value, finished=tx.now, updated=tx.now, last_event_id=event_id)
         )
+        # A tick that launched this batch ends with it, in this same transaction.
+        finish_ticks_of_batch(tx, batch_id, status.value, counts)
 
     def _maybe_reopen_batch(self, tx: Tx, batch_id: str, counts: BatchCounts | None) -> None:
         """Reopen a finished batch that has work again."""
@@ -130,6 +133,17 @@ class JobTransitions:
         if owner is not None and job.lease_owner != owner:
             raise LeaseLost(job_id, owner, job.lease_owner)
         return job
+
+    def _cancel(self, tx: Tx, job: Any, reason: str) -> int:
+        """The one cancel transition (queued or running -> cancelled), its lease released."""
+        return self._move(
+            tx,
+            job,
+            JobStatus.CANCELLED,
+            EventType.JOB_CANCELLED,
+            {"reason": reason},
+            {"finished": tx.now, "lease_owner": None, "lease_expires": None},
+        )
 
     def _requeue(self, tx: Tx, job: Any, reason: str) -> None:
         self._move(
@@ -298,14 +312,7 @@ class JobTransitions:
             values = self._finish_phase(tx, job, seconds, results)
             if tx.sql.cancel_requested(job.batch_id):
                 tx.sql.update_job(job_id, {"updated": tx.now, **values})
-                self._move(
-                    tx,
-                    job,
-                    JobStatus.CANCELLED,
-                    EventType.JOB_CANCELLED,
-                    {"reason": "batch cancelled"},
-                    {"finished": tx.now, "lease_owner": None, "lease_expires": None},
-                )
+                self._cancel(tx, job, "batch cancelled")
                 return False
             values.update(self._start_phase(tx, job, *next_phase))
             tx.sql.update_job(job_id, {"updated": tx.now, "last_event_id": tx.head, **values})
@@ -442,14 +449,7 @@ class JobTransitions:
                 and job.lease_owner != owner
             ):
                 raise LeaseLost(job_id, owner, job.lease_owner)
-            return self._move(
-                tx,
-                job,
-                JobStatus.CANCELLED,
-                EventType.JOB_CANCELLED,
-                {"reason": reason},
-                {"finished": tx.now, "lease_owner": None, "lease_expires": None},
-            )
+            return self._cancel(tx, job, reason)
 
         return self._apply(_op)
 

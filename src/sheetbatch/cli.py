@@ -19,8 +19,12 @@ from progress.errors import ProgressError, UnknownBatch
 from sheetbatch import __version__
 from sheetbatch.config import ConfigError, Settings, load_settings
 from sheetbatch.console import BatchView, run_in_thread, summary_line
+from sheetbatch.report import print_header, print_nothing_to_do, print_summary, written_json
 from sheetbatch.service import prepare_batch, services_for, store_for
+from sheets_integration.batch import NothingToDo, RunResult
 from sheets_integration.errors import SheetError
+from sheets_integration.selection import rows_text
+from sheets_integration.writer import WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,9 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
         _fail(str(exc))
 
 
-def _open_store(settings: Settings) -> Store:
+def _open_store(settings: Settings, *, create: bool = True) -> Store:
     try:
-        return store_for(settings)
+        return store_for(settings, create=create)
     except ProgressError as exc:
         _fail(str(exc))
 
@@ -89,8 +93,12 @@ def execute_run(
     retry_failed: bool,
     force: bool,
     as_json: bool,
+    encoding: str | None = None,
 ) -> int:
-    """Run one sheet's batch with live progress; the exit code (0, 1 failed rows, 2 bad input)."""
+    """Run one sheet's batch with live progress; the exit code (0, 1 failed rows, 2 bad input).
+
+    Exit 1 also when the final statuses could not be written into the sheet.
+    """
     console = Console(stderr=True)
     store = _open_store(settings)
     try:
@@ -104,31 +112,42 @@ def execute_run(
                     pipeline_ref=pipeline,
                     retry_failed=retry_failed,
                     force=force,
+                    encoding=encoding,
                 )
+            except NothingToDo as done:
+                print_nothing_to_do(console, done, sheet, as_json=as_json)
+                return EXIT_OK
             except (SheetError, PipelineError, ProgressError, ValueError) as exc:
                 _fail(str(exc))
             batch_id = prepared.batch_id
             if not as_json:
-                snap = store.batch(batch_id)
-                console.print(
-                    f"batch [bold]{batch_id}[/]: {snap['total']} rows of {sheet} "
-                    f"through '{prepared.pipeline.name}' "
-                    f"({' → '.join(p.name for p in prepared.pipeline.phases)})",
-                    highlight=False,
-                )
-            thread, outcome = run_in_thread(prepared.run)
+                print_header(console, store.batch(batch_id), prepared)
+            thread, outcome = run_in_thread(prepared.execute)
             interrupted = _follow(store, batch_id, console, thread, quiet=as_json)
             if "error" in outcome:
                 raise outcome["error"]
-            final: dict[str, Any] = outcome.get("result") or store.batch(batch_id)
+            result: RunResult | None = outcome.get("result")
+            final: dict[str, Any] = result.snapshot if result else store.batch(batch_id)
+            written = result.written if result else WriteOutcome(written=False)
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps(final, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {
+                    **final,
+                    "selection": prepared.selection.as_json(),
+                    "sheet_written": written_json(written),
+                },
+                sort_keys=True,
+            )
+        )
     else:
-        _print_summary(console, final, sheet)
+        print_summary(console, final, prepared, written)
     if interrupted:
         return EXIT_INTERRUPTED
+    if not written.written:
+        return EXIT_FAILED_ROWS
     return (
         EXIT_OK
         if final["counts"]["failed"] == 0 and final["counts"]["cancelled"] == 0
@@ -165,14 +184,6 @@ def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet
     return interrupted
 
 
-def _print_summary(console: Console, snap: dict[str, Any], sheet: str) -> None:
-    elapsed = snap.get("elapsed_seconds") or 0.0
-    console.print(
-        f"[bold]{snap['status']}[/] in {elapsed:.1f}s: {summary_line(snap)}", highlight=False
-    )
-    console.print(f"results written to {sheet}", highlight=False)
-
-
 @cli.command()
 @click.argument("sheet")
 @click.option("--pipeline", help="Pipeline name (company) or module:attribute.")
@@ -189,6 +200,25 @@ def _print_summary(console: Console, snap: dict[str, Any], sheet: str) -> None:
 @click.option("--flush-interval", type=float, help="Seconds between sheet writes.")
 @click.option("--company-column", help="The sheet column with the company name (default Company).")
 @click.option("--website-column", help="The sheet column with the website (default Website).")
+@click.option(
+    "--output-column",
+    "output_column",
+    multiple=True,
+    metavar="OUTPUT=COLUMN",
+    help="Write an output (or Status, Job ID, Updated, Error) into another column, e.g. "
+    'Name="Found name" (repeatable).',
+)
+@click.option(
+    "--overwrite",
+    multiple=True,
+    metavar="COLUMN",
+    help="Let the run write into this existing column although it holds values sheetbatch "
+    "did not write (repeatable).",
+)
+@click.option(
+    "--encoding",
+    help="The text encoding of a CSV file, e.g. cp1252 (default: UTF-8, with or without BOM).",
+)
 @click.option(
     "--credentials",
     type=click.Path(dir_okay=False),
@@ -208,6 +238,9 @@ def run(
     flush_interval: float | None,
     company_column: str | None,
     website_column: str | None,
+    output_column: tuple[str, ...],
+    overwrite: tuple[str, ...],
+    encoding: str | None,
     credentials: str | None,
     as_json: bool,
 ) -> None:
@@ -225,9 +258,20 @@ def run(
         "website_column": website_column,
     }
     settings = _settings(ctx, **flags)
+    # --allow-host, --output-column and --overwrite add to what the configuration says
+    # (an --output-column for an output the configuration maps wins).
+    added: dict[str, Any] = {}
     if allow_host:
-        # --allow-host adds to the hosts the configuration allows.
-        settings = _settings(ctx, **flags, allow_hosts=(*settings.allow_hosts, *allow_host))
+        added["allow_hosts"] = (*settings.allow_hosts, *allow_host)
+    if output_column:
+        added["output_columns"] = (
+            *(f"{o}={c}" for o, c in settings.output_columns),
+            *output_column,
+        )
+    if overwrite:
+        added["overwrite"] = (*settings.overwrite, *overwrite)
+    if added:
+        settings = _settings(ctx, **flags, **added)
     sys.exit(
         execute_run(
             ctx,
@@ -237,6 +281,7 @@ def run(
             retry_failed=retry_failed,
             force=force,
             as_json=as_json,
+            encoding=encoding,
         )
     )
 
@@ -248,7 +293,7 @@ def run(
 @click.pass_context
 def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bool) -> None:
     """Show one batch (with its failed rows), or the latest batches."""
-    store = _open_store(_settings(ctx, db=db))
+    store = _open_store(_settings(ctx, db=db), create=False)
     try:
         if batch_id is None:
             batches = store.batches(limit=20)
@@ -288,7 +333,7 @@ def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bo
 @click.pass_context
 def events(ctx: click.Context, batch_id: str, after: int, db: str | None, as_json: bool) -> None:
     """Print a batch's events from the log, oldest first."""
-    store = _open_store(_settings(ctx, db=db))
+    store = _open_store(_settings(ctx, db=db), create=False)
     try:
         try:
             store.batch(batch_id)
@@ -319,13 +364,13 @@ def events(ctx: click.Context, batch_id: str, after: int, db: str | None, as_jso
 @click.pass_context
 def cancel(ctx: click.Context, batch_id: str, db: str | None) -> None:
     """Cancel a batch: queued rows at once, running rows at their next phase."""
-    store = _open_store(_settings(ctx, db=db))
+    store = _open_store(_settings(ctx, db=db), create=False)
     try:
         try:
             n = store.cancel_batch(batch_id)
         except UnknownBatch as exc:
             _fail(str(exc))
-        click.echo(f"{batch_id}: cancel requested ({n} queued rows cancelled)")
+        click.echo(f"{batch_id}: cancel requested ({rows_text(n)} queued cancelled)")
     finally:
         store.close()
 
@@ -350,6 +395,11 @@ def _register_serve() -> None:
 
 
 _register_serve()
+
+from sheetbatch.schedule_cli import COMMANDS as _SCHEDULE_COMMANDS  # noqa: E402
+
+for _command in _SCHEDULE_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

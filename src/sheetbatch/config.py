@@ -31,6 +31,11 @@ class Settings:
     max_attempts: int = 3
     company_column: str = "Company"
     website_column: str = "Website"
+    # [sheet]
+    #: Written column (output or bookkeeping) -> the sheet column it lands in.
+    output_columns: tuple[tuple[str, str], ...] = ()
+    #: Sheet columns a run may write although they hold values sheetbatch did not write.
+    overwrite: tuple[str, ...] = ()
     # [fetch]
     allow_hosts: tuple[str, ...] = ()
     fetch_timeout: float = 10.0
@@ -55,6 +60,13 @@ class Settings:
     read_per_minute: int = 50
     write_per_minute: int = 50
     quota_burst: int = 5
+    # [scheduler]
+    scheduler_lease_seconds: float = 30.0
+    catchup_window: float = 3600.0
+    misfire_grace: float = 60.0
+    pause_after_failures: int = 0
+    scheduler_poll_interval: float = 1.0
+    sheet_read_attempts: int = 3
 
 
 # config file layout: section -> {key in file: Settings field}
@@ -69,6 +81,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "company_column": "company_column",
         "website_column": "website_column",
     },
+    "sheet": {"output_columns": "output_columns", "overwrite": "overwrite"},
     "fetch": {
         "allow_hosts": "allow_hosts",
         "timeout": "fetch_timeout",
@@ -94,7 +107,19 @@ SECTIONS: dict[str, dict[str, str]] = {
         "write_per_minute": "write_per_minute",
         "burst": "quota_burst",
     },
+    "scheduler": {
+        "lease_seconds": "scheduler_lease_seconds",
+        "catchup_window": "catchup_window",
+        "misfire_grace": "misfire_grace",
+        "pause_after_failures": "pause_after_failures",
+        "poll_interval": "scheduler_poll_interval",
+        "sheet_read_attempts": "sheet_read_attempts",
+    },
 }
+# Array-of-tables sections read elsewhere: [[schedule]] (sheetbatch.schedule_config).
+LIST_SECTIONS = frozenset({"schedule"})
+# Settings where 0 means "off".
+_ZERO_ALLOWED = frozenset({"port", "pause_after_failures"})
 
 # Environment variables with their own well-known names.
 ENV_NAMES: dict[str, str] = {
@@ -112,6 +137,52 @@ ENV_NAMES: dict[str, str] = {
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
+_PAIRS = "tuple[tuple[str, str], ...]"
+
+# How each setting is spelled on the command line, for messages about a flag's value.
+FLAGS: dict[str, str] = {
+    "allow_hosts": "--allow-host",
+    "output_columns": "--output-column",
+    "overwrite": "--overwrite",
+}
+
+
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """OUTPUT -> COLUMN pairs from a TOML table, "OUTPUT=COLUMN" strings or a comma list."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    else:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        items = []
+        for entry in value:
+            if isinstance(entry, (list, tuple)) and len(entry) == 2:
+                items.append((entry[0], entry[1]))
+            elif isinstance(entry, str) and "=" in entry:
+                output, _, column = entry.partition("=")
+                items.append((output, column))
+            else:
+                raise ValueError
+    pairs: list[tuple[str, str]] = []
+    for output, column in items:
+        if not isinstance(output, str) or not isinstance(column, str):
+            raise ValueError
+        if not output.strip() or not column.strip():
+            raise ValueError
+        pairs.append((output.strip(), column.strip()))
+    return tuple(pairs)
+
+
+def _check_hosts(hosts: tuple[str, ...], source: str) -> None:
+    # Imported on use: the fetcher's policy is the one authority on what an entry may be.
+    from pipeline.guard import HostPolicy
+
+    try:
+        HostPolicy(hosts)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {str(exc).removeprefix('allow_hosts: ')}") from exc
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -129,6 +200,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             result = value
+        elif kind == _PAIRS:
+            result = _pairs(value)
         else:  # tuple[str, ...]
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",")]
@@ -136,8 +209,15 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise ValueError
             result = tuple(v for v in value if v)
     except (TypeError, ValueError) as exc:
+        if kind == _PAIRS:
+            raise ConfigError(
+                f"{source}: {name} must map outputs to columns (OUTPUT=COLUMN, or a TOML "
+                f'table such as {{Name = "Found name"}}), not {value!r}'
+            ) from exc
         raise ConfigError(f"{source}: {name} must be {kind}, not {value!r}") from exc
-    if kind in ("int", "float") and result <= 0 and name not in ("port",):
+    if name == "allow_hosts":
+        _check_hosts(result, source)
+    if kind in ("int", "float") and (result < 0 or (result == 0 and name not in _ZERO_ALLOWED)):
         raise ConfigError(f"{source}: {name} must be greater than 0, not {value!r}")
     return result
 
@@ -149,6 +229,8 @@ def _from_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     values: dict[str, Any] = {}
     for section, table in data.items():
+        if section in LIST_SECTIONS:
+            continue
         keys = SECTIONS.get(section)
         if keys is None or not isinstance(table, dict):
             raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
@@ -158,6 +240,13 @@ def _from_file(path: Path) -> dict[str, Any]:
             name = keys[key]
             values[name] = _coerce(name, value, f"{path}: {section}.{key}")
     return values
+
+
+def config_paths(config_files: list[Path] | None = None) -> list[Path]:
+    """The config files in use: those given, else `config/*.toml` in name order."""
+    if config_files is not None:
+        return list(config_files)
+    return sorted(Path("config").glob("*.toml")) if Path("config").is_dir() else []
 
 
 def load_settings(
@@ -171,8 +260,7 @@ def load_settings(
     Without `config_files`, `config/*.toml` in the current directory are read in name order.
     """
     environ = os.environ if environ is None else environ
-    if config_files is None:
-        config_files = sorted(Path("config").glob("*.toml")) if Path("config").is_dir() else []
+    config_files = config_paths(config_files)
     values: dict[str, Any] = {}
     for path in config_files:
         values.update(_from_file(path))
@@ -184,5 +272,5 @@ def load_settings(
             continue
         if name not in _TYPES:
             raise ConfigError(f"unknown setting {name!r}")
-        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+        values[name] = _coerce(name, value, FLAGS.get(name, f"--{name.replace('_', '-')}"))
     return replace(Settings(), **values)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Column, Table
 
 from progress import Store
+from sheets_integration.selection import rows_text
 
 
 def _eta_text(snapshot: dict[str, Any]) -> str:
@@ -23,14 +25,50 @@ def _eta_text(snapshot: dict[str, Any]) -> str:
     return f"ETA {minutes:d}:{seconds:02d}"
 
 
-def summary_line(snapshot: dict[str, Any]) -> str:
-    """One line of counts: "12/50 (24%) succeeded 10 · failed 2 · running 8 · queued 30"."""
+def done_text(snapshot: dict[str, Any]) -> str:
+    """ "24 of 200 rows done (12%)": rows that ran to an end; cancelled rows are not done.
+
+    The percentage is rounded down, so it never says 100% before every row is done.
+    """
     c = snapshot["counts"]
-    return (
-        f"{snapshot['processed']}/{snapshot['total']} ({snapshot['percent']:.0f}%)  "
-        f"succeeded {c['succeeded']} · failed {c['failed']} · running {c['running']} · "
-        f"queued {c['queued']} · cancelled {c['cancelled']}"
-    )
+    done = c["succeeded"] + c["failed"]
+    total = snapshot["total"]
+    percent = 100 * done // total if total else 100
+    return f"{done} of {rows_text(total)} done ({percent}%)"
+
+
+def summary_line(snapshot: dict[str, Any]) -> str:
+    """One line of counts: "12 of 50 rows done (24%) · succeeded 10 · failed 2 · running 8"."""
+    return " · ".join(count_phrases(snapshot))
+
+
+def count_phrases(snapshot: dict[str, Any]) -> list[str]:
+    """The phrases of `summary_line`: done, succeeded, failed, then the other non-zero counts."""
+    c = snapshot["counts"]
+    phrases = [done_text(snapshot), f"succeeded {c['succeeded']}", f"failed {c['failed']}"]
+    phrases += [f"{name} {c[name]}" for name in ("running", "queued", "cancelled") if c[name]]
+    return phrases
+
+
+def fit(phrases: Sequence[str], width: int, *, lead: str = "", indent: str = "  ") -> list[str]:
+    """`lead` then `phrases` joined by " · ", in lines of at most `width` columns.
+
+    No phrase is ever split across lines: a line breaks only between phrases, and
+    continuation lines start with `indent`. A phrase longer than a line gets one of its own.
+    """
+    lines: list[str] = []
+    current = lead
+    joiner = " " if lead else ""
+    for phrase in phrases:
+        candidate = f"{current}{joiner}{phrase}"
+        if current.strip() and cell_len(candidate) > width:
+            lines.append(current)
+            candidate = indent + phrase
+        current = candidate
+        joiner = " · "
+    if current:
+        lines.append(current)
+    return lines
 
 
 class BatchView:
@@ -43,16 +81,22 @@ class BatchView:
         self.batch_id = batch_id
         self.console = console
         self.active_rows = active_rows
+        # Text columns never wrap: on a narrow terminal the bar shrinks instead.
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
             BarColumn(bar_width=None),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TextColumn("{task.fields[eta]}"),
+            TextColumn("{task.fields[done]}", table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[counts]}", table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[eta]}", table_column=Column(no_wrap=True)),
             console=console,
             expand=True,
         )
-        self.task = self.progress.add_task(batch_id, total=1, counts="", eta="")
+        self.task = self.progress.add_task(batch_id, total=1, done="", counts="", eta="")
+
+    @property
+    def width(self) -> int:
+        """The columns a line may take."""
+        return max(40, self.console.width)
 
     def _active_table(self) -> Table:
         table = Table(show_header=True, header_style="dim", box=None, expand=True)
@@ -73,11 +117,14 @@ class BatchView:
     def _update(self) -> dict[str, Any]:
         snapshot = self.store.batch(self.batch_id)
         c = snapshot["counts"]
+        done = c["succeeded"] + c["failed"]
         self.progress.update(
             self.task,
             total=max(1, snapshot["total"]),
-            completed=snapshot["processed"],
-            counts=f"✓ {c['succeeded']}  ✗ {c['failed']}  ▶ {c['running']}  … {c['queued']}",
+            completed=done,
+            done=f"{done}/{snapshot['total']}",
+            counts=f"✓ {c['succeeded']}  ✗ {c['failed']}  ▶ {c['running']}  … {c['queued']}"
+            + (f"  ⊘ {c['cancelled']}" if c["cancelled"] else ""),
             eta=_eta_text(snapshot),
         )
         return snapshot
@@ -109,9 +156,8 @@ class BatchView:
             line = summary_line(snapshot)
             now = time.monotonic()
             if line != last_line and now - last_time >= 2.0:
-                self.console.print(
-                    f"{self.batch_id}  {line}  {_eta_text(snapshot)}", highlight=False
-                )
+                for text in fit([*count_phrases(snapshot), _eta_text(snapshot)], self.width):
+                    self.console.print(text, highlight=False, soft_wrap=True)
                 last_line, last_time = line, now
             if done():
                 return self.store.batch(self.batch_id)

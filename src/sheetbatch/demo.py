@@ -14,7 +14,8 @@ import click
 from sheetbatch.config import Settings
 from sheetbatch.sites import SiteServer, render_example_csv
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Package data: the same files in a checkout and in an installed wheel.
+EXAMPLES = Path(__file__).resolve().parent / "examples"
 DEMO_DIR = Path(".sheetbatch") / "demo"
 
 

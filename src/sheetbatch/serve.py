@@ -15,10 +15,14 @@ Connections: a client has `[server] header_timeout` seconds to send its request 
 open at once (capped below the open-file limit, whose soft value is raised to the hard one
 at start), and one beyond that is answered 503 at once.
 
-SIGTERM (or Ctrl-C) shuts down in order: stop accepting connections; cancel the batches
-the workers run (queued rows at once, running rows at their next phase) and wait for them
-to record their last transition and flush the sheet; end every stream; stop the server;
-close the store.
+Schedules: unless `--no-scheduler`, the server also supervises a `sheetbatch scheduler`
+child process (`scheduler_process.py`: restarted with backoff, dies with the server); tick
+batches run in that process, not in the workers.
+
+SIGTERM (or Ctrl-C) shuts down in order: stop accepting connections; stop the scheduler
+child and cancel the batches the workers run (queued rows at once, running rows at their
+next phase), side by side, and wait up to `--shutdown-timeout` for them to record their last
+transition and flush their sheets; end every stream; stop the server; close the store.
 """
 
 if __name__ == "__main__":
@@ -88,6 +92,12 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "(repeatable; also [server] sheet_dirs; default: none, Google Sheets only).",
         ),
         click.option(
+            "--no-scheduler",
+            is_flag=True,
+            default=False,
+            help="Do not run a scheduler (schedules then need `sheetbatch scheduler`).",
+        ),
+        click.option(
             "--shutdown-timeout",
             type=click.FloatRange(0, 3600),
             default=DEFAULT_SHUTDOWN_TIMEOUT,
@@ -139,6 +149,8 @@ def _child_argv(config_files: list[Path] | None, verbose: int, opts: dict[str, A
         argv += ["--allow-host", host]
     for directory in opts.get("sheet_dir") or ():
         argv += ["--sheet-dir", str(Path(directory).expanduser().resolve())]
+    if opts.get("no_scheduler"):
+        argv.append("--no-scheduler")
     return argv
 
 
@@ -160,6 +172,7 @@ def serve_command(ctx: click.Context, /, **opts: Any) -> None:
     config_files = (ctx.obj or {}).get("config_files")
     _settings(config_files, opts)  # refuse bad settings here, with the CLI's own output
     if _gevent_patched():
+        # Already patched (a test's own process): no scheduler child.
         sys.exit(run_server(_settings(config_files, opts), opts["shutdown_timeout"]))
     argv = _child_argv(config_files, _verbosity(), opts)
     sys.stdout.flush()
@@ -188,11 +201,30 @@ def main(config_files: tuple[Path, ...], verbose: int, **opts: Any) -> None:
     if not _gevent_patched():
         raise BadServeInput("run the server through `sheetbatch serve` (gevent must patch first)")
     settings = _settings(list(config_files) or None, opts)
-    sys.exit(run_server(settings, opts["shutdown_timeout"]))
+    from sheetbatch.scheduler_process import scheduler_argv
+
+    child = None
+    if not opts.get("no_scheduler"):
+        child = scheduler_argv(
+            settings.db,
+            config_files=list(config_files),
+            verbose=verbose,
+            allow_hosts=settings.allow_hosts,
+            shutdown_timeout=opts["shutdown_timeout"],
+        )
+    sys.exit(run_server(settings, opts["shutdown_timeout"], scheduler=child))
 
 
-def run_server(settings: Settings, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> int:
-    """Serve until SIGTERM/SIGINT, then shut down in order; the exit code."""
+def run_server(
+    settings: Settings,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    *,
+    scheduler: list[str] | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down in order; the exit code.
+
+    `scheduler`: the command line of a scheduler child to supervise (None: none).
+    """
     import gevent
     from gevent.event import Event
 
@@ -234,11 +266,26 @@ def run_server(settings: Settings, shutdown_timeout: float = DEFAULT_SHUTDOWN_TI
         )
     done = Event()
     state = {"stopping": False, "clean": True}
+    from sheetbatch.scheduler_process import SchedulerProcess
+
+    child = SchedulerProcess(scheduler) if scheduler else None
+    if child is not None:
+        child.start()
 
     def stop() -> None:
-        log.warning("shutting down: cancelling running batches, closing streams")
+        log.warning(
+            "shutting down: stopping the scheduler, cancelling running batches, closing streams"
+        )
         server.close()
-        state["clean"] = shutdown_app(app, timeout=shutdown_timeout)
+        # The scheduler child and the batch workers stop side by side, within the same
+        # --shutdown-timeout: each finishes its own rows and flushes its own sheets.
+        scheduler_stopped = gevent.spawn(child.stop, shutdown_timeout) if child else None
+        clean = shutdown_app(app, timeout=shutdown_timeout)
+        if scheduler_stopped is not None:
+            # child.stop kills what did not stop in time; this bound is never reached.
+            scheduler_stopped.join(shutdown_timeout + 10)
+            clean = bool(scheduler_stopped.value) and clean
+        state["clean"] = clean
         server.stop(timeout=3)
         close_app(app)
         done.set()

@@ -7,7 +7,7 @@ preparing and running a batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,17 +17,33 @@ from pipeline.phase import Pipeline
 from pipeline.registry import load_pipeline
 from progress import Store, open_store
 from sheetbatch.config import Settings
-from sheets_integration.batch import BatchProcessor, RunOptions
+from sheets_integration.batch import BatchProcessor, RunOptions, RunResult
+from sheets_integration.errors import SheetError
 from sheets_integration.locate import backend_name
 from sheets_integration.locate import open_sheet as locate_sheet
+from sheets_integration.selection import Selection
 from sheets_integration.sheet import Sheet
 
 log = logging.getLogger(__name__)
 
 
-def open_sheet(spec: str, settings: Settings) -> Sheet:
-    """The sheet named by `spec`: a .csv/.xlsx path, or a Google Sheets URL, key or key/tab."""
-    if backend_name(spec) != "google":
+def open_sheet(
+    spec: str, settings: Settings, *, encoding: str | None = None, **options: Any
+) -> Sheet:
+    """The sheet named by `spec`: a .csv/.xlsx path, or a Google Sheets URL, key or key/tab.
+
+    `encoding` decodes a CSV file (`--encoding cp1252`); other sheets refuse it. `options` go
+    to the Google backend (a schedule's reads use a shorter retry policy).
+    """
+    backend = backend_name(spec)
+    if encoding:
+        if backend != "csv":
+            raise SheetError(
+                f"{spec}: --encoding applies to CSV files only "
+                "(.xlsx files and Google Sheets know their own encoding)"
+            )
+        return locate_sheet(spec, encoding=encoding)
+    if backend != "google":
         return locate_sheet(spec)
     from sheets_integration.quota import QuotaSettings
 
@@ -43,12 +59,17 @@ def open_sheet(spec: str, settings: Settings) -> Sheet:
         # The settings already merged the environment (GOOGLE_APPLICATION_CREDENTIALS,
         # SHEETBATCH_SHEETS_API_URL): the backend must not read it a second time.
         environ={},
+        **options,
     )
 
 
-def store_for(settings: Settings) -> Store:
-    """Open the progress store the settings name."""
-    return open_store(settings.db)
+def store_for(settings: Settings, *, create: bool = True) -> Store:
+    """Open the progress store the settings name.
+
+    Without `create` (commands that only read it), a store that does not exist raises
+    `StoreNotFound` instead of being created.
+    """
+    return open_store(settings.db, create=create)
 
 
 @contextmanager
@@ -69,10 +90,23 @@ def services_for(settings: Settings) -> Iterator[dict[str, Any]]:
 
 
 def run_options(
-    settings: Settings, *, retry_failed: bool = False, force: bool = False
+    settings: Settings,
+    *,
+    retry_failed: bool = False,
+    force: bool = False,
+    output_columns: Mapping[str, str] | None = None,
+    overwrite: Sequence[str] = (),
 ) -> RunOptions:
-    """RunOptions from the settings and the per-run flags."""
+    """RunOptions from the settings and the per-run choices.
+
+    `output_columns` are added to (and take precedence over) the configured ones;
+    `overwrite` adds to the configured columns.
+    """
+    mapping = dict(settings.output_columns)
+    mapping.update(output_columns or {})
     return RunOptions(
+        output_columns=mapping,
+        overwrite=tuple(dict.fromkeys((*settings.overwrite, *overwrite))),
         concurrency=settings.concurrency,
         retry_failed=retry_failed,
         force=force,
@@ -85,18 +119,59 @@ def run_options(
 
 @dataclass
 class PreparedBatch:
-    """A batch ready to run: its id and the processor that runs it."""
+    """A batch ready to run: its id, the processor that runs it, what became of each row."""
 
     batch_id: str
     processor: BatchProcessor
     pipeline: Pipeline
 
-    def run(self) -> dict[str, Any]:
-        """Run to the end, then release the sheet; the final batch snapshot."""
+    @property
+    def selection(self) -> Selection:
+        """What the preparation made of the sheet's rows (queued, resumed, skipped)."""
+        return self.processor.selection
+
+    def execute(self) -> RunResult:
+        """Run to the end, then release the sheet; the final snapshot and write outcome."""
         try:
-            return self.processor.run(self.batch_id)
+            return self.processor.execute(self.batch_id)
         finally:
             self.processor.sheet.close()
+
+    def run(self) -> dict[str, Any]:
+        """Run to the end, then release the sheet; the final batch snapshot."""
+        return self.execute().snapshot
+
+
+def make_processor(
+    store: Store,
+    settings: Settings,
+    sheet: Sheet,
+    services: Mapping[str, Any],
+    *,
+    sheet_spec: str,
+    pipeline_ref: str | None = None,
+    retry_failed: bool = False,
+    force: bool = False,
+    output_columns: Mapping[str, str] | None = None,
+    overwrite: Sequence[str] = (),
+) -> BatchProcessor:
+    """The batch processor for an open sheet with the settings and per-run options."""
+    ref = pipeline_ref or settings.pipeline
+    return BatchProcessor(
+        store=store,
+        sheet=sheet,
+        pipeline=load_pipeline(ref),
+        options=run_options(
+            settings,
+            retry_failed=retry_failed,
+            force=force,
+            output_columns=output_columns,
+            overwrite=overwrite,
+        ),
+        services=services,
+        pipeline_ref=ref,
+        sheet_spec=sheet_spec,
+    )
 
 
 def prepare_batch(
@@ -108,23 +183,35 @@ def prepare_batch(
     pipeline_ref: str | None = None,
     retry_failed: bool = False,
     force: bool = False,
+    output_columns: Mapping[str, str] | None = None,
+    overwrite: Sequence[str] = (),
+    encoding: str | None = None,
+    batch_id: str | None = None,
 ) -> PreparedBatch:
-    """Open the sheet, select its rows and create (or resume) the batch in the store."""
+    """Open the sheet, select its rows and create (or resume) the batch in the store.
+
+    Raises `NothingToDo` (with what became of each row) when no row is to be processed:
+    no batch is recorded then. `batch_id` is an idempotency key (a schedule's tick): see
+    `BatchProcessor.prepare`.
+    """
     ref = pipeline_ref or settings.pipeline
-    pipeline = load_pipeline(ref)
-    sheet = open_sheet(sheet_spec, settings)
+    load_pipeline(ref)  # an unknown pipeline is refused before the sheet is opened
+    sheet = open_sheet(sheet_spec, settings, encoding=encoding)
     try:
-        processor = BatchProcessor(
-            store=store,
-            sheet=sheet,
-            pipeline=pipeline,
-            options=run_options(settings, retry_failed=retry_failed, force=force),
-            services=services,
-            pipeline_ref=ref,
+        processor = make_processor(
+            store,
+            settings,
+            sheet,
+            services,
             sheet_spec=sheet_spec,
+            pipeline_ref=ref,
+            retry_failed=retry_failed,
+            force=force,
+            output_columns=output_columns,
+            overwrite=overwrite,
         )
-        batch_id = processor.prepare()
+        batch_id = processor.prepare(batch_id)
     except BaseException:
         sheet.close()
         raise
-    return PreparedBatch(batch_id=batch_id, processor=processor, pipeline=pipeline)
+    return PreparedBatch(batch_id=batch_id, processor=processor, pipeline=processor.pipeline)

@@ -10,11 +10,17 @@ URL, the sheet spec and the run's options) and keeps stdin open; the worker answ
 lines on stdout:
 
 - `{"event": "prepared", "batch_id": ..., "requeued": [...]}` once the batch exists, or
-  `{"event": "refused", "kind": ..., "message": ...}` (then exit 2, nothing changed): the
-  kinds are those the API maps to answers (`busy`, `sheet`, `pipeline`, `unavailable`,
-  `invalid`);
+  `{"event": "refused", "kind": ..., "message": ..., "args": {...}}` (then exit 2, nothing
+  changed): `refused_error` turns it back into the exception `prepare_batch` raised - the
+  kinds are those the API answers differently (`nothing_to_do`, the refusals of the run's
+  columns, `busy`, `sheet`, `pipeline`, `unavailable`, `invalid`), and `args` carry what
+  rebuilds the ones that hold more than a message (a nothing-to-do's selection);
+- `{"event": "retried", "batch_id": ..., "requeued": []}` for a retry with no failed row
+  (nothing is run, exit 0);
 - `{"event": "flush", "rows": n, "seconds": s}` after each sheet flush (for /metrics);
-- `{"event": "finished", "batch_id": ..., "status": ...}` at the end (exit 0).
+- `{"event": "finished", "batch_id": ..., "status": ..., "sheet_written": {...}}` at the end
+  (exit 0); `sheet_written` says whether the final statuses reached the sheet (as
+  `sheetbatch run --json` does), and one that did not is logged as an error.
 
 Logs go to stderr (the server's). A retry request (`retry_batch`) first opens the sheet -
 so one that cannot be opened changes nothing - then requeues the batch's failed rows and
@@ -32,6 +38,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -108,35 +115,103 @@ class _Out:
             sys.stdout.flush()
 
 
-def _refusal(exc: BaseException) -> tuple[str, str] | None:
-    """The refusal kind of a preparation error, None when it is a crash."""
+def refusal(exc: BaseException) -> dict[str, Any] | None:
+    """The `refused` answer's fields for a preparation error; None when it is a crash."""
     from pipeline.errors import PipelineError
     from progress.errors import ProgressError, StoreUnavailable
     from sheets_integration.batch import BatchBusy
-    from sheets_integration.errors import SheetError
+    from sheets_integration.errors import (
+        BadColumnMapping,
+        ForeignValues,
+        MergedTarget,
+        SheetError,
+    )
+    from sheets_integration.selection import NothingToDo
 
-    if isinstance(exc, BatchBusy):
-        return "busy", str(exc)
-    if isinstance(exc, SheetError):
-        return "sheet", str(exc)
-    if isinstance(exc, PipelineError):
-        return "pipeline", str(exc)
-    if isinstance(exc, StoreUnavailable):
-        return "unavailable", str(exc)
-    if isinstance(exc, (ProgressError, ValueError)):
-        return "invalid", str(exc)
+    message = str(exc)
+    args: dict[str, Any]
+    if isinstance(exc, NothingToDo):
+        args = {"sheet": exc.sheet, "selection": exc.selection.as_json()}
+        return {"kind": "nothing_to_do", "message": message, "args": args}
+    if isinstance(exc, ForeignValues):
+        args = {
+            "sheet": exc.sheet,
+            "column": exc.column,
+            "output": exc.output,
+            "row": exc.row,
+            "value": exc.value,
+            "hint": exc.hint,
+        }
+        return {"kind": "foreign_values", "message": message, "args": args}
+    if isinstance(exc, MergedTarget):
+        args = {
+            "sheet": exc.sheet,
+            "cell": exc.cell,
+            "merged": exc.merged,
+            "name": exc.name,
+            "row": exc.row,
+        }
+        return {"kind": "merged_target", "message": message, "args": args}
+    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        (BadColumnMapping, "column_mapping"),
+        (BatchBusy, "busy"),
+        (SheetError, "sheet"),
+        (PipelineError, "pipeline"),
+        (StoreUnavailable, "unavailable"),
+        ((ProgressError, ValueError), "invalid"),
+    ]
+    for types, kind in kinds:
+        if isinstance(exc, types):
+            return {"kind": kind, "message": message}
     return None
+
+
+def refused_error(answer: dict[str, Any]) -> Exception:
+    """The exception a worker's `refused` answer stands for (the one `prepare_batch` raised
+    in the worker), for the server to raise as its own."""
+    from pipeline.errors import PipelineError
+    from progress.errors import ProgressError, StoreUnavailable
+    from sheets_integration.batch import BatchBusy
+    from sheets_integration.errors import (
+        BadColumnMapping,
+        ForeignValues,
+        MergedTarget,
+        SheetError,
+    )
+    from sheets_integration.selection import NothingToDo, Selection
+
+    kind = str(answer.get("kind"))
+    message = str(answer.get("message") or "refused")
+    args = answer.get("args") or {}
+    if kind == "nothing_to_do":
+        return NothingToDo(str(args["sheet"]), Selection.from_json(args["selection"]))
+    if kind == "foreign_values":
+        return ForeignValues(**args)
+    if kind == "merged_target":
+        return MergedTarget(**args)
+    simple: dict[str, Callable[[str], Exception]] = {
+        "column_mapping": BadColumnMapping,
+        "busy": BatchBusy,
+        "sheet": SheetError,
+        "pipeline": PipelineError,
+        "unavailable": StoreUnavailable,
+        "invalid": ValueError,
+    }
+    return simple.get(kind, ProgressError)(message)
 
 
 def run_work(request: WorkRequest, out: Any) -> int:
     """Prepare and run the requested batch, answering on `out`; the exit code."""
     from progress import open_store
+    from sheetbatch.report import written_json
     from sheetbatch.service import open_sheet, prepare_batch, services_for
+    from sheets_integration.selection import rows_text
     from sheets_integration.writer import FlushReport
 
     settings = thaw_settings(request["settings"])
     try:
-        store = open_store(request["db"])
+        # The server's own store: never create one where it has gone missing.
+        store = open_store(request["db"], create=False)
     except Exception as exc:
         out(event="refused", kind="unavailable", message=f"cannot open the progress store: {exc}")
         return EXIT_REFUSED
@@ -149,6 +224,9 @@ def run_work(request: WorkRequest, out: Any) -> int:
                     store.batch(retry_of)  # UnknownBatch: nothing to retry
                     open_sheet(request["sheet"], settings).close()  # cannot open: no change
                     requeued = store.retry_batch(retry_of)
+                    if not requeued:
+                        out(event="retried", batch_id=retry_of, requeued=[])
+                        return 0
                 prepared = prepare_batch(
                     store,
                     settings,
@@ -160,10 +238,10 @@ def run_work(request: WorkRequest, out: Any) -> int:
                     **request.get("options", {}),
                 )
             except Exception as exc:
-                refusal = _refusal(exc)
-                if refusal is None:
+                answer = refusal(exc)
+                if answer is None:
                     raise
-                out(event="refused", kind=refusal[0], message=refusal[1])
+                out(event="refused", **answer)
                 return EXIT_REFUSED
             batch_id = prepared.batch_id
 
@@ -173,9 +251,29 @@ def run_work(request: WorkRequest, out: Any) -> int:
             prepared.processor.on_flush = report
             _cancel_on_stop(store, batch_id)
             out(event="prepared", batch_id=batch_id, requeued=requeued)
-            final = prepared.run()
-            out(event="finished", batch_id=batch_id, status=final.get("status"))
-            log.info("batch %s finished: %s", batch_id, final.get("status"))
+            result = prepared.execute()
+            status = result.snapshot.get("status")
+            written = result.written
+            out(
+                event="finished",
+                batch_id=batch_id,
+                status=status,
+                sheet_written=written_json(written),
+            )
+            if written.written:
+                log.info("batch %s finished: %s", batch_id, status)
+            else:
+                # The batch is over, its rows are in the store; only the sheet lags behind.
+                log.error(
+                    "batch %s finished (%s), but the final statuses of %s were not "
+                    "written to %s: %s; they are kept in the store and the next run of the "
+                    "sheet writes them",
+                    batch_id,
+                    status,
+                    rows_text(written.unwritten),
+                    request["sheet"],
+                    written.error or "the sheet could not be written",
+                )
             return 0
     finally:
         store.close()

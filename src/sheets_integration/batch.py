@@ -15,24 +15,30 @@ from typing import Any
 
 from pipeline.phase import Pipeline
 from pipeline.runner import JobRunner
-from pipeline.workers import WorkerPool, new_owner, owner_alive
+from pipeline.workers import WorkerPool
 from progress import Store
+from progress.errors import BatchExists, UnknownBatch
+from progress.owners import new_owner, owner_alive
 from progress.status import JobStatus
 from progress.store import NewJob, new_job_id
-from sheets_integration.errors import MissingColumn, SheetError
-from sheets_integration.sheet import (
-    BOOKKEEPING_COLUMNS,
-    JOB_ID_COLUMN,
-    STATUS_COLUMN,
-    Sheet,
-    Table,
+from sheets_integration.columns import (
+    RunColumns,
+    check_merged_targets,
+    check_ownership,
+    check_same_columns,
 )
-from sheets_integration.writer import FlushReport, SheetWriter, row_cells
+from sheets_integration.errors import MissingColumn, SheetError
+from sheets_integration.selection import (
+    NothingToDo,
+    Selection,
+    rows_text,
+    select_rows,
+    wants_processing,
+)
+from sheets_integration.sheet import Sheet, Table
+from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
 
 log = logging.getLogger(__name__)
-
-# Status cells that mean "not finished": picked up again by the next run.
-_UNFINISHED = ("", "queued", "processing", "cancelled")
 
 
 class BatchBusy(SheetError):
@@ -41,7 +47,10 @@ class BatchBusy(SheetError):
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a batch runs. `columns` maps the pipeline's input names to sheet column names."""
+    """How a batch runs. `columns` maps the pipeline's input names to sheet column names;
+    `output_columns` maps a written column (output or bookkeeping) to the sheet column it
+    lands in, `overwrite` names sheet columns the run may write although they hold the
+    operator's values."""
 
     concurrency: int = 8
     retry_failed: bool = False
@@ -50,20 +59,16 @@ class RunOptions:
     lease_seconds: float = 30.0
     max_attempts: int = 3
     columns: Mapping[str, str] = field(default_factory=dict)
+    output_columns: Mapping[str, str] = field(default_factory=dict)
+    overwrite: Sequence[str] = ()
 
 
-def wants_processing(status: str, *, retry_failed: bool, force: bool) -> bool:
-    """Row selection by the Status cell: unfinished rows; failed ones with --retry-failed."""
-    text = status.strip().casefold()
-    if force:
-        return True
-    if text.startswith("failed"):
-        return retry_failed
-    return any(text == s or (s and text.startswith(s)) for s in _UNFINISHED)
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: the batch's final snapshot and how its final sheet write went."""
 
-
-def _blank(values: Sequence[str]) -> bool:
-    return not any(str(v).strip() for v in values)
+    snapshot: dict[str, Any]
+    written: WriteOutcome
 
 
 @dataclass
@@ -81,6 +86,17 @@ class BatchProcessor:
     sheet_spec: str = ""
     on_flush: Callable[[FlushReport], None] | None = None
     owner: str = field(default_factory=new_owner)
+    #: What the last `prepare()` made of the sheet's rows.
+    selection: Selection = field(default_factory=Selection)
+    columns: RunColumns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.columns = RunColumns.resolve(
+            list(self.pipeline.output_columns),
+            inputs=[self.column_for(name) for name in self.pipeline.inputs],
+            mapping=self.options.output_columns,
+            overwrite=self.options.overwrite,
+        )
 
     def column_for(self, name: str) -> str:
         """The sheet column that feeds the pipeline input `name`."""
@@ -93,33 +109,79 @@ class BatchProcessor:
                 raise MissingColumn(column, self.sheet.name, table.header)
 
     # ------------------------------------------------------------------ prepare
-    def prepare(self) -> str:
-        """Select rows, assign job ids, and create or resume the batch; its id."""
+    def prepare(self, key: str | None = None) -> str:
+        """Select rows, assign job ids, and create or resume the batch; its id.
+
+        Nothing is written when the run would write into the operator's values
+        (`ForeignValues`), a row's Status or Job ID cell is merged (`MergedTarget`), or no
+        row is to be processed (`NothingToDo`). `self.selection` says what became of
+        every row.
+
+        `key` is an idempotency key (a schedule's tick): the id a new batch gets. When a
+        batch with that id exists already it is returned as it is (the sheet is not read),
+        so a caller that retries after a crash never creates a second batch.
+        """
+        if key is not None and self._exists(key):
+            return key
         table = self.sheet.read()
         self._check_columns(table)
-        wanted = [*BOOKKEEPING_COLUMNS, *self.pipeline.output_columns]
+        known = self._known_jobs(table)
+        check_ownership(table, self.columns, known, self.sheet.name)
+        selection = Selection()
+        selected, copies = self._select(table, known, selection)
+        if not selected:
+            raise NothingToDo(self.sheet.name, selection)
+        check_merged_targets(table, self.columns, selected, self.sheet.name)
+        wanted = self.columns.written
         if any(table.index(c) is None for c in wanted):
             table = self.sheet.ensure_columns(wanted)
-        selected = [
-            i
-            for i, values in enumerate(table.rows)
-            if not _blank(values)
-            and wants_processing(
-                table.cell(i, STATUS_COLUMN),
-                retry_failed=self.options.retry_failed,
-                force=self.options.force,
-            )
-        ]
-        batch_id, keep, settled = self._resumable(table, selected)
-        if settled:
-            # Finished in the store, but the sheet never heard (its last flush failed):
-            # write the final state instead of doing the work again.
-            self.sheet.write_by_job_id(
-                {j["job_id"]: row_cells(j, self.pipeline.output_columns) for j in settled.values()}
-            )
-            log.info("%d finished rows written from the store, not redone", len(settled))
+            # Read again to add the columns: select on what the sheet holds now.
+            selection = Selection()
+            selected, copies = self._select(table, known, selection)
+        batch_id, keep, settled = self._resumable(table, selected, copies, known)
         fresh = [i for i in selected if i not in keep and i not in settled]
-        new_jobs = self._assign(table, fresh)
+        new_jobs = self._assign(table, fresh, selection)
+        selection.queued = len(new_jobs)
+        selection.resumed = len(keep)
+        selection.copies = sum(1 for job in new_jobs if job.row - 2 in copies)
+        if not new_jobs and not keep:
+            # Writing the store's results is all this run has to do: if it fails, say so.
+            self._write_settled(settled, selection, required=True)
+            raise NothingToDo(self.sheet.name, selection)
+        if batch_id is None and key is not None:
+            try:
+                batch_id = self._record(None, new_jobs, keep, key=key)
+            except BatchExists:
+                # The same key created at the same moment by another process: that batch.
+                return key
+        else:
+            batch_id = self._record(batch_id, new_jobs, keep)
+        self._write_settled(settled, selection, required=False)
+        return batch_id
+
+    def select(self, table: Table) -> tuple[list[int], Selection]:
+        """The rows `prepare` would process in `table` now, and what it would make of the
+        others; nothing is written (a schedule's preview and its `no_new_rows` check)."""
+        known = self._known_jobs(table)
+        selection = Selection()
+        selected, _copies = self._select(table, known, selection)
+        return selected, selection
+
+    def _exists(self, batch_id: str) -> bool:
+        try:
+            self.store.batch(batch_id)
+        except UnknownBatch:
+            return False
+        return True
+
+    def _record(
+        self,
+        batch_id: str | None,
+        new_jobs: list[NewJob],
+        keep: set[int],
+        *,
+        key: str | None = None,
+    ) -> str:
         if batch_id is None:
             batch_id = self.store.create_batch(
                 sheet=self.sheet.name,
@@ -131,33 +193,100 @@ class BatchProcessor:
                     "concurrency": self.options.concurrency,
                     "retry_failed": self.options.retry_failed,
                     "force": self.options.force,
+                    "output_columns": dict(self.options.output_columns),
+                    "overwrite": list(self.options.overwrite),
                 },
+                batch_id=key,
             )
-            log.info("batch %s: %d rows of %s queued", batch_id, len(new_jobs), self.sheet.name)
+            log.info(
+                "batch %s: %s of %s queued", batch_id, rows_text(len(new_jobs)), self.sheet.name
+            )
         else:
             self.store.add_jobs(batch_id, new_jobs)
             log.info(
-                "batch %s resumed: %d rows kept, %d rows added", batch_id, len(keep), len(new_jobs)
+                "batch %s resumed: %s kept, %s added",
+                batch_id,
+                rows_text(len(keep)),
+                rows_text(len(new_jobs)),
             )
         return batch_id
 
+    def _write_settled(
+        self, settled: Mapping[int, Mapping[str, Any]], selection: Selection, *, required: bool
+    ) -> None:
+        """Write the final state of rows finished in the store whose sheet never heard.
+
+        A failed write raises when `required`; otherwise the batch runs and the rows are
+        counted in `selection.unwritten_from_store` (the next run writes them).
+        """
+        if not settled:
+            return
+        cells = {
+            j["job_id"]: row_cells(j, self.pipeline.output_columns, self.columns)
+            for j in settled.values()
+        }
+        try:
+            self.sheet.write_by_job_id(cells, job_column=self.columns.job_id)
+        except SheetError as exc:
+            if required:
+                raise
+            selection.unwritten_from_store = len(cells)
+            log.warning(
+                "%s: the finished statuses of %s could not be written (%s); the next run "
+                "writes them",
+                self.sheet.name,
+                rows_text(len(cells)),
+                exc,
+            )
+            return
+        selection.written_from_store = len(cells)
+        log.info("%s finished in the store written, not redone", rows_text(len(cells)))
+
+    def _select(
+        self, table: Table, known: Mapping[str, Mapping[str, Any]], selection: Selection
+    ) -> tuple[list[int], set[int]]:
+        self.selection = selection
+        return select_rows(
+            table,
+            known,
+            self.columns,
+            {name: self.column_for(name) for name in self.pipeline.inputs},
+            selection.skipped,
+            retry_failed=self.options.retry_failed,
+            force=self.options.force,
+        )
+
+    def _known_jobs(self, table: Table) -> dict[str, dict[str, Any]]:
+        """The store's snapshots of the jobs whose ids are in the sheet's Job ID column."""
+        ids = sorted(table.job_rows(self.columns.job_id))
+        known: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            for job in self.store.jobs(job_ids=ids[start : start + 500]):
+                known[job["job_id"]] = job
+        return known
+
     def _resumable(
-        self, table: Table, selected: list[int]
+        self,
+        table: Table,
+        selected: list[int],
+        copies: set[int],
+        known: Mapping[str, dict[str, Any]],
     ) -> tuple[str | None, set[int], dict[int, dict[str, Any]]]:
         """What the store already knows of the selected rows.
 
         Returns an interrupted batch of this sheet to resume (or None), the rows whose jobs
         it keeps, and the rows whose jobs already finished in a finished batch (by row).
+        Copies of another row's job are new rows.
         """
         if self.options.force or not selected:
             return None, set(), {}
-        ids = {table.cell(i, JOB_ID_COLUMN).strip(): i for i in selected}
+        ids = {table.cell(i, self.columns.job_id).strip(): i for i in selected if i not in copies}
         ids.pop("", None)
-        if not ids:
+        found = [known[job_id] for job_id in ids if job_id in known]
+        if not found:
             return None, set(), {}
-        known = self.store.jobs(job_ids=list(ids))
         by_batch: dict[str, list[dict[str, Any]]] = {}
-        for job in known:
+        for job in found:
             by_batch.setdefault(job["batch_id"], []).append(job)
         running = {b for b in by_batch if self.store.batch(b)["status"] == "running"}
         final = {JobStatus.SUCCEEDED.value}
@@ -165,13 +294,14 @@ class BatchProcessor:
             final.add(JobStatus.FAILED.value)
         settled = {
             ids[j["job_id"]]: j
-            for j in known
+            for j in found
             if j["batch_id"] not in running and j["status"] in final
         }
         if not running:
             return None, set(), settled
         batch_id = max(running, key=lambda b: len(by_batch[b]))
         self._refuse_if_busy(batch_id)
+        self._refuse_other_columns(batch_id)
         jobs = by_batch[batch_id]
         if self.options.retry_failed:
             failed = [j["job_id"] for j in jobs if j["status"] == JobStatus.FAILED.value]
@@ -189,10 +319,20 @@ class BatchProcessor:
                 f"wait for it, or cancel it with `sheetbatch cancel {batch_id}`"
             )
 
-    def _assign(self, table: Table, rows: list[int]) -> list[NewJob]:
-        """Write a new job id into each row's `Job ID` cell; the jobs that landed."""
+    def _refuse_other_columns(self, batch_id: str) -> None:
+        """A resumed batch keeps writing where it started: the same --output-column options."""
+        options = self.store.batch(batch_id).get("options") or {}
+        check_same_columns(
+            options.get("output_columns") or {},
+            self.columns,
+            list(self.pipeline.output_columns),
+            f"{self.sheet.name}: batch {batch_id} of this sheet",
+        )
+
+    def _assign(self, table: Table, rows: list[int], selection: Selection) -> list[NewJob]:
+        """Write a new job id into each row's Job ID cell; the jobs that landed."""
         inputs = [self.column_for(n) for n in self.pipeline.inputs]
-        label_column = inputs[0] if inputs else None
+        job_column = self.columns.job_id
         pending = {i: new_job_id() for i in rows}
         landed: dict[int, str] = {}
         for _attempt in range(3):
@@ -203,11 +343,11 @@ class BatchProcessor:
             expected = {
                 i: {
                     **{c: table.cell(i, c) for c in inputs},
-                    JOB_ID_COLUMN: table.cell(i, JOB_ID_COLUMN),
+                    job_column: table.cell(i, job_column),
                 }
                 for i in pending
             }
-            refused = self.sheet.assign_job_ids(pending, expected)
+            refused = self.sheet.assign_job_ids(pending, expected, job_column=job_column)
             for i, job_id in pending.items():
                 if i not in refused:
                     landed[i] = job_id
@@ -226,29 +366,34 @@ class BatchProcessor:
                         break
             pending, table = remap, fresh
         if pending:
+            selection.skipped.moved += len(pending)
             log.warning(
-                "%d rows moved while being assigned job ids; they wait for the next run",
-                len(pending),
+                "%s moved while being assigned job ids; they wait for the next run",
+                rows_text(len(pending)),
             )
         jobs = []
         for i, job_id in sorted(landed.items()):
-            values = {n: table.cell(i, self.column_for(n)) for n in self.pipeline.inputs}
-            label = values.get(self.pipeline.inputs[0], "") if label_column else ""
+            # Input values are what a cell links to (a hyperlinked website: its target).
+            values = {n: table.target(i, self.column_for(n)) for n in self.pipeline.inputs}
+            label = table.cell(i, inputs[0]) if inputs else ""
             jobs.append(NewJob(row=i + 2, inputs=values, label=label, job_id=job_id))
         return jobs
 
     # ------------------------------------------------------------------ run
     def make_writer(self, batch_id: str) -> SheetWriter:
+        """The sheet writer of the batch, writing where `self.columns` says."""
         return SheetWriter(
             store=self.store,
             sheet=self.sheet,
             batch_id=batch_id,
             output_columns=self.pipeline.output_columns,
+            columns=self.columns,
             interval=self.options.flush_interval,
             on_flush=self.on_flush,
         )
 
     def make_pool(self) -> WorkerPool:
+        """The worker pool that runs the batch's jobs."""
         runner = JobRunner(
             store=self.store, pipeline=self.pipeline, owner=self.owner, services=self.services
         )
@@ -260,9 +405,14 @@ class BatchProcessor:
             max_attempts=self.options.max_attempts,
         )
 
-    def run(self, batch_id: str, pool: WorkerPool | None = None) -> dict[str, Any]:
-        """Run the batch's jobs to the end with live sheet writes; the final batch snapshot."""
-        writer = self.make_writer(batch_id)
+    def execute(
+        self, batch_id: str, pool: WorkerPool | None = None, writer: SheetWriter | None = None
+    ) -> RunResult:
+        """Run the batch's jobs to the end with live sheet writes.
+
+        The result says whether the final statuses reached the sheet.
+        """
+        writer = writer or self.make_writer(batch_id)
         try:
             writer.flush()
         except Exception as exc:
@@ -271,8 +421,20 @@ class BatchProcessor:
         try:
             (pool or self.make_pool()).run_batch(batch_id)
         finally:
-            writer.stop(final_flush=True)
-        return self.store.batch(batch_id)
+            written = writer.stop(final_flush=True)
+        return RunResult(self.store.batch(batch_id), written)
+
+    def run(self, batch_id: str, pool: WorkerPool | None = None) -> dict[str, Any]:
+        """Run the batch's jobs to the end with live sheet writes; the final batch snapshot."""
+        return self.execute(batch_id, pool).snapshot
 
 
-__all__ = ["BatchBusy", "BatchProcessor", "FlushReport", "RunOptions", "wants_processing"]
+__all__ = [
+    "BatchBusy",
+    "BatchProcessor",
+    "FlushReport",
+    "NothingToDo",
+    "RunOptions",
+    "RunResult",
+    "wants_processing",
+]

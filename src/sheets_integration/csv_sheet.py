@@ -86,11 +86,14 @@ class _CsvDocument:
         except UnicodeDecodeError as exc:
             raise BadSheet(
                 sheet,
-                f"not {encoding} text (byte {exc.start})",
-                "save it as UTF-8 or pass the file's encoding (e.g. encoding='cp1252')",
+                f"not {'UTF-8' if encoding in _UTF8 else encoding} text (byte {exc.start})",
+                "save it as UTF-8, or name the file's encoding with --encoding "
+                "(e.g. --encoding cp1252 for a file saved by Excel on Windows)",
             ) from exc
         except LookupError as exc:
-            raise BadSheet(sheet, f"unknown encoding {encoding!r}", "fix the encoding") from exc
+            raise BadSheet(
+                sheet, f"unknown encoding {encoding!r}", "give one such as utf-8 or cp1252"
+            ) from exc
         bom = data.startswith(codecs.BOM_UTF8)
         if text.startswith("\ufeff"):
             text = text[1:]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sheets_integration.sheet import BOOKKEEPING_COLUMNS, normalize_header
+
 # A header can be hundreds of columns wide; a message names enough of them to spot a typo.
 _HEADER_NAMES_SHOWN = 30
 
@@ -59,8 +61,7 @@ class SheetLocked(SheetError):
 
     def __init__(self, sheet: str, holder: str) -> None:
         super().__init__(
-            f"{sheet} is locked by {holder}; close it there (or delete a stale lock file) "
-            "and the write will be retried"
+            f"{sheet} is locked by {holder}; close it there (or delete a stale lock file)"
         )
         self.sheet = sheet
         self.holder = holder
@@ -75,3 +76,63 @@ class SheetWriteError(SheetError):
         super().__init__(f"could not write {sheet}: {problem}; {hint}")
         self.sheet = sheet
         self.problem = problem
+
+
+class BadColumnMapping(SheetError):
+    """An `--output-column` or `--overwrite` setting names no column the run writes, or
+    would put two of them into one column or into an input column."""
+
+
+class ForeignValues(SheetError):
+    """A column the run would write holds values sheetbatch did not write (the operator's).
+
+    Nothing was written: the operator maps the output elsewhere or allows the overwrite.
+    """
+
+    def __init__(
+        self, sheet: str, column: str, output: str, row: int, value: str, hint: str = ""
+    ) -> None:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        super().__init__(
+            f"{sheet}: column {column!r} holds values sheetbatch did not write "
+            f"(row {row}: {shown!r}); map the output elsewhere with "
+            f"--output-column {_shell_word(output)}={_shell_word(suggest_column(output))}, "
+            f"or allow it with --overwrite {_shell_word(column)}" + (f" ({hint})" if hint else "")
+        )
+        self.sheet = sheet
+        self.column = column
+        self.output = output
+        self.row = row
+        self.value = value
+        self.hint = hint
+
+
+class MergedTarget(SheetError):
+    """A cell the run must write (a row's Status or Job ID) lies inside a merged range."""
+
+    def __init__(self, sheet: str, cell: str, merged: str, name: str, row: int) -> None:
+        super().__init__(
+            f"{sheet}: cell {cell} is inside merged range {merged}, and row {row}'s {name} "
+            f"must be written there; unmerge {merged}, or map {name} to another column with "
+            f"--output-column {_shell_word(name)}={_shell_word(suggest_column(name))}"
+        )
+        self.sheet = sheet
+        self.cell = cell
+        self.merged = merged
+        self.name = name
+        self.row = row
+
+
+def suggest_column(output: str) -> str:
+    """A column name to offer for an output that cannot go where it is named:
+    "Found name" for the output `Name`, "sheetbatch Status" for the Status column."""
+    if normalize_header(output) in {normalize_header(c) for c in BOOKKEEPING_COLUMNS}:
+        return f"sheetbatch {output}"
+    return f"Found {output.lower()}"
+
+
+def _shell_word(text: str) -> str:
+    """`text` as one word of a shell command line (quoted when it has spaces or quotes)."""
+    if text and all(ch.isalnum() or ch in "_-./" for ch in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

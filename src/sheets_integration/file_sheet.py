@@ -14,6 +14,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from sheets_integration.a1 import cell_name
+from sheets_integration.errors import BadSheet
 from sheets_integration.safety import (
     CellWrite,
     plan_columns,
@@ -38,7 +40,8 @@ class Document(Protocol):
         ...
 
     def apply(self, cells: Sequence[CellWrite]) -> bool:
-        """Write the cells as literal text; True when anything changed."""
+        """Write the cells (text as literal text, numbers as the backend holds numbers);
+        True when anything changed."""
         ...
 
     def dump(self) -> bytes:
@@ -67,7 +70,20 @@ class FileSheet:
     def read(self) -> Table:
         """The header and data rows as the file holds them now."""
         data, _ = read_file(self.path, self.name)
-        return self._parse(data).table
+        return self._document(data).table
+
+    def _document(self, data: bytes) -> Document:
+        """`_parse`, with what a parser raises about the content translated to `BadSheet`."""
+        try:
+            return self._parse(data)
+        except OSError as exc:
+            # Parsing reads bytes already in memory: an OSError here is about the content
+            # (openpyxl: "File contains no valid workbook part"), not the disk.
+            raise BadSheet(
+                self.name,
+                f"not a readable {self.path.suffix or 'sheet'} file ({exc})",
+                "open it in Excel or LibreOffice and save it again",
+            ) from exc
 
     def ensure_columns(self, columns: Sequence[str]) -> Table:
         """Append each of `columns` missing from the header; return the table as written."""
@@ -90,8 +106,12 @@ class FileSheet:
             return set()
 
         def edit(document: Document) -> tuple[bool, set[int]]:
-            plan = plan_job_ids(document.table, assignments, expected, job_column=job_column)
-            return document.apply(plan.cells), set(plan.refused)
+            table = document.table
+            plan = plan_job_ids(table, assignments, expected, job_column=job_column)
+            # A Job ID cell hidden inside a merged range cannot hold the id: the row is
+            # refused rather than recorded as carrying an id it does not show.
+            cells, blocked = _writable(plan.cells, table)
+            return document.apply(cells), set(plan.refused) | {cell.row for cell, _ in blocked}
 
         return self._rewrite(edit)
 
@@ -111,25 +131,55 @@ class FileSheet:
             return WriteResult()
 
         def edit(document: Document) -> tuple[bool, WriteResult]:
+            table = document.table
             plan = plan_updates(
-                document.table, updates, self.name, job_column=job_column, fill_only=fill_only
+                table, updates, self.name, job_column=job_column, fill_only=fill_only
             )
-            changed = document.apply(plan.cells)
-            cells = len(plan.cells) - len(plan.header_cells)
-            return changed, WriteResult(cells=cells, missing=plan.missing, kept=plan.kept)
+            cells, blocked = _writable(plan.cells, table)
+            changed = document.apply(cells)
+            # The plan already leaves out cells it knows are merged; the document may know more.
+            unwritable: dict[str, tuple[str, ...]] = dict(plan.unwritable)
+            for cell, reason in blocked:
+                unwritable[cell.job_id] = (*unwritable.get(cell.job_id, ()), reason)
+            return changed, WriteResult(
+                cells=len(cells) - len(plan.header_cells),
+                missing=plan.missing,
+                unwritable=unwritable,
+                kept=plan.kept,
+            )
 
         result = self._rewrite(edit)
         log.debug(
-            "%s: wrote %d cells, %d jobs missing", self.name, result.cells, len(result.missing)
+            "%s: wrote %d cells, %d jobs missing, %d with unwritable cells",
+            self.name,
+            result.cells,
+            len(result.missing),
+            len(result.unwritable),
         )
         return result
 
     def _rewrite(self, edit: Callable[[Document], tuple[bool, T]]) -> T:
         def on_bytes(data: bytes) -> tuple[bytes | None, T]:
-            document = self._parse(data)
+            document = self._document(data)
             changed, result = edit(document)
             return (document.dump() if changed else None), result
 
         return rewrite_file(
             self.path, self.name, on_bytes, respect_lock_files=self.respect_lock_files
         )
+
+
+def _writable(
+    cells: Sequence[CellWrite], table: Table
+) -> tuple[list[CellWrite], list[tuple[CellWrite, str]]]:
+    """The cells that can be written, and each other one with why not (a merged range)."""
+    writable: list[CellWrite] = []
+    blocked: list[tuple[CellWrite, str]] = []
+    for cell in cells:
+        merged = table.merged.get((cell.row, cell.column)) if cell.row >= 0 else None
+        if merged is None:
+            writable.append(cell)
+        else:
+            where = cell_name(cell.row, cell.column)
+            blocked.append((cell, f"cell {where} is inside merged range {merged}; not written"))
+    return writable, blocked

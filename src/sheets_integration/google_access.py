@@ -8,11 +8,12 @@ drawn from the credential's shared token buckets (`quota.py`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,7 +64,8 @@ _SPEC_HELP = (
 def parse_sheet_spec(spec: str) -> tuple[str, int | None, str | None]:
     """(key, gid or None, worksheet title or None) of a Google Sheets URL, key, or key/title.
 
-    Raises `SheetSpecError` with what to give instead.
+    A worksheet title is taken as typed, trailing spaces included ("key/Leads " names the
+    tab "Leads "). Raises `SheetSpecError` with what to give instead.
     """
     text = spec.strip()
     match = _URL.match(text)
@@ -78,7 +80,7 @@ def parse_sheet_spec(spec: str) -> tuple[str, int | None, str | None]:
         return key, int(gid["gid"]) if gid else None, None
     if re.match(r"^(?:https?://)?docs\.google\.com/", text, re.IGNORECASE):
         raise SheetSpecError(f"{spec!r} is not a Google Sheets spreadsheet URL; {_SPEC_HELP}")
-    match = _KEY_SPEC.match(text)
+    match = _KEY_SPEC.match(spec.lstrip()) or _KEY_SPEC.match(text)
     if match is None:
         raise SheetSpecError(f"{spec!r} is not a Google Sheets URL or key; {_SPEC_HELP}")
     title = match["title"]
@@ -136,6 +138,16 @@ def load_credentials(
             f"Google credential file {file} is not JSON; download a service-account key "
             "(JSON) from the Google Cloud console"
         ) from None
+    if isinstance(info, dict) and info.keys() & {"installed", "web"} and "type" not in info:
+        app = "installed" if "installed" in info else "web"
+        raise CredentialError(
+            f"Google credential file {file} is an OAuth client ID (the {app!r} application "
+            "type), which identifies an app, not an account that can open sheets; create a "
+            "service-account key instead (Google Cloud console > IAM & Admin > Service "
+            "accounts > Keys > Add key > JSON) and share the sheet with its email, or sign "
+            "in with `gcloud auth application-default login` and give the authorized-user "
+            "file it writes"
+        )
     kind = info.get("type") if isinstance(info, dict) else None
     try:
         if kind == "service_account":
@@ -177,16 +189,49 @@ def api_root(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+_READ_POSTS = (":batchGetByDataFilter", ":getByDataFilter", "/developerMetadata:search")
+
+
+def request_kind(method: str, url: str) -> Kind:
+    """Which quota a request draws from: GETs, by-data-filter reads and metadata searches
+    are reads (Google counts them so, though the latter are POSTs); the rest are writes."""
+    if method.lower() == "get" or url.split("?", 1)[0].endswith(_READ_POSTS):
+        return "read"
+    return "write"
+
+
 class SheetsHTTPClient(HTTPClient):
     """gspread's HTTP client, aimed at a configurable API root, with shared quota buckets.
 
     gspread imports its URLs by value, so requests are re-rooted here. Every request waits
-    for a token of its kind (GET: read, else write) and carries the timeout; a 429 pauses
-    the bucket. It does not retry: `GoogleSheet` retries whole operations.
+    for a token of its kind (`request_kind`) and carries the timeout; a 429 pauses the
+    bucket. `reserved("write")` takes a write token before a read, so the write that
+    follows goes out at once: no quota wait can fall between a read and the write it plans.
+    It does not retry: `GoogleSheet` retries whole operations.
     """
 
     api_root: str = GOOGLE_API_ROOT
     quota: AccountQuota | None = None
+    _reserved: dict[Kind, int] | None = None
+
+    @contextlib.contextmanager
+    def reserved(self, kind: Kind) -> Iterator[None]:
+        """Take one `kind` token now (waiting if need be); the next `kind` request uses it.
+
+        A token still unused when the block ends goes back to the bucket.
+        """
+        if self.quota is None:
+            yield
+            return
+        self.quota.bucket(kind).acquire()
+        reserved = self._reserved = self._reserved or {"read": 0, "write": 0}
+        reserved[kind] += 1
+        try:
+            yield
+        finally:
+            if reserved[kind] > 0:
+                reserved[kind] -= 1
+                self.quota.bucket(kind).refund()
 
     def configure(self, *, root: str, quota: AccountQuota | None, timeout: float) -> None:
         """Set the API root, the buckets and the (connect, read) timeout."""
@@ -213,8 +258,10 @@ class SheetsHTTPClient(HTTPClient):
         headers: Any = None,
     ) -> requests.Response:
         url = self.route(endpoint)
-        kind: Kind = "read" if method.lower() == "get" else "write"
-        if self.quota is not None:
+        kind = request_kind(method, url)
+        if self._reserved and self._reserved[kind] > 0:
+            self._reserved[kind] -= 1
+        elif self.quota is not None:
             self.quota.bucket(kind).acquire()
         response = self.session.request(
             method=method,

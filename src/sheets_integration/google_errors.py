@@ -13,7 +13,7 @@ import requests
 from google.auth import exceptions as auth_exceptions
 from gspread.exceptions import APIError
 
-from sheets_integration.errors import SheetError
+from sheets_integration.errors import SheetError, SheetNotFound
 from sheets_integration.quota import Failure
 
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -41,10 +41,15 @@ class GoogleApiError(SheetError):
 
 
 class SheetUnavailable(SheetError):
-    """Google did not answer usefully after every retry (5xx, timeouts, resets).
+    """Google did not answer usefully after every retry (5xx, timeouts, resets, a token
+    endpoint down), or rows kept moving under a write.
 
-    Transient: nothing was lost, the caller keeps its pending writes and tries again later.
+    Transient: nothing was lost, the caller keeps its pending writes. The message says so
+    but not when they are written: `retry_later` tells the caller it may try again (a
+    sheet writer at its next flush); a process that is exiting says "run again" instead.
     """
+
+    retry_later = True
 
 
 class QuotaExhausted(SheetUnavailable):
@@ -150,6 +155,73 @@ def classify(exc: Exception) -> Failure | None:
     if isinstance(exc, auth_exceptions.RefreshError) and getattr(exc, "retryable", False):
         return Failure("token endpoint busy")
     return None
+
+
+def gave_up(sheet: str, what: str, failure: Failure, attempts: int) -> SheetUnavailable:
+    """The error after the last attempt at a transient failure (no promise of a retry)."""
+    if failure.quota:
+        return QuotaExhausted(
+            f"{sheet}: Google Sheets quota still exhausted after {attempts} attempts to {what} "
+            f"({failure.reason}); nothing is lost (lower google.write_per_minute if this "
+            "persists)"
+        )
+    return SheetUnavailable(
+        f"{sheet}: Google Sheets unavailable after {attempts} attempts to {what} "
+        f"({failure.reason}); nothing is lost"
+    )
+
+
+def refused_credential(
+    sheet: str, account: str, exc: auth_exceptions.RefreshError
+) -> CredentialError:
+    """The error for a token request Google refused, saying what to do about it."""
+    reason = refresh_error_text(exc)
+    body = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+    description = str(body.get("error_description", reason))
+    # The token endpoint tells a wrong clock only in words: the JWT's iat/exp are off.
+    if body.get("error") == "invalid_grant" and (
+        "iat" in description or "reasonable timeframe" in description
+    ):
+        return CredentialError(
+            f"{sheet}: Google refused the credential of {account} ({reason}); this "
+            "machine's clock looks wrong: set the system clock right (enable NTP time "
+            "sync) and run again"
+        )
+    return CredentialError(
+        f"{sheet}: Google refused the credential of {account} ({reason}); check the key "
+        "file, or create a new key"
+    )
+
+
+def translated(
+    error: GoogleError, *, sheet: str, key: str, account: str, service_account: bool
+) -> SheetError:
+    """The SheetError for a permanent error answer of the Sheets API."""
+    if error.code == 404:
+        return SheetNotFound(
+            f"Google spreadsheet {key}", "check the URL or key, and that it still exists"
+        )
+    if error.code == 403:
+        if error.reason == "SERVICE_DISABLED":
+            return SheetAccessDenied(
+                f"{sheet}: the Google Sheets API is disabled for the credential's project; "
+                "enable it in the Google Cloud console"
+            )
+        if service_account:
+            return SheetAccessDenied(
+                f"{sheet}: {account} may not edit this spreadsheet; share the sheet with "
+                f"{account} (as Editor)"
+            )
+        return SheetAccessDenied(
+            f"{sheet}: the signed-in Google account may not edit this spreadsheet; ask its "
+            "owner to share it with you (as Editor)"
+        )
+    if error.code == 401:
+        return CredentialError(
+            f"{sheet}: Google rejected the credential of {account} ({error.summary()}); "
+            "check the key file, or create a new key"
+        )
+    return GoogleApiError(f"{sheet}: Google refused the request ({error.summary()})", error)
 
 
 def refresh_error_text(exc: auth_exceptions.RefreshError) -> str:

@@ -107,6 +107,12 @@ class TokenBucket:
             self._sleep(wait)
             waited += wait
 
+    def refund(self) -> None:
+        """Give back a token taken but not used (never beyond the burst)."""
+        with self._lock:
+            self._refill(self._clock())
+            self._tokens = min(self.burst, self._tokens + 1.0)
+
     def pause(self, seconds: float) -> None:
         """Grant nothing for `seconds` (a 429 told us the minute's quota is spent)."""
         with self._lock:

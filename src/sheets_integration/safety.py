@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from sheets_integration.a1 import cell_name
 from sheets_integration.errors import (
     BadSheet,
     MissingColumn,
@@ -106,13 +107,17 @@ class WritePlan:
 
     `cells` includes the header cells of appended columns (row `-1`). `missing` holds job
     ids not found in the sheet; `refused` the row indexes `plan_job_ids` would not write;
-    `kept` counts `fill_only` cells left alone because they hold another value.
+    `kept` counts `fill_only` cells left alone because they hold another value;
+    `unwritable` the cells left out because nothing can be written there (merged cells).
     """
 
     cells: list[CellWrite] = field(default_factory=list)
     missing: frozenset[str] = frozenset()
     refused: frozenset[int] = frozenset()
     kept: int = 0
+    #: job id -> why some of its cells are not planned ("cell E2 is inside merged range
+    #: C2:F2; not written"); the rest of its row is.
+    unwritable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def header_cells(self) -> list[CellWrite]:
@@ -168,8 +173,9 @@ def plan_updates(
     Columns named in `updates` but absent from the header are appended (the operator may
     have deleted one mid-batch). Job ids not in the sheet come back in `missing`. Cells of
     `fill_only` columns are planned only where the cell is empty or already holds the
-    value; the others are counted in `kept`. Raises `MissingColumn` when the sheet has no
-    `job_column` at all.
+    value; the others are counted in `kept`. A cell inside a merged range (`table.merged`)
+    is left out and named in `unwritable`; the rest of its row is planned. Raises
+    `MissingColumn` when the sheet has no `job_column` at all.
     """
     if not updates:
         return WritePlan()
@@ -192,16 +198,29 @@ def plan_updates(
     positions = _column_positions(table, new)
     cells = list(new)
     kept = 0
+    unwritable: dict[str, list[str]] = {}
     for row, job_id, values in located:
         for column, value in values.items():
             key = normalize_header(column)
+            position = positions[key]
+            merged = table.merged.get((row, position))
+            if merged is not None:
+                unwritable.setdefault(job_id, []).append(
+                    f"cell {cell_name(row, position)} is inside merged range {merged}; not written"
+                )
+                continue
             if key in fill_keys:
                 current = table.cell(row, column)
                 if current != "" and current != cell_text(value):
                     kept += 1
                     continue
-            cells.append(CellWrite(row, positions[key], value, job_id))
-    return WritePlan(cells=cells, missing=frozenset(missing), kept=kept)
+            cells.append(CellWrite(row, position, value, job_id))
+    return WritePlan(
+        cells=cells,
+        missing=frozenset(missing),
+        kept=kept,
+        unwritable={job_id: tuple(reasons) for job_id, reasons in unwritable.items()},
+    )
 
 
 def plan_job_ids(

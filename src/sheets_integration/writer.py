@@ -9,19 +9,17 @@ rows are written again: no status is ever lost.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from progress import Store
-from sheets_integration.sheet import (
-    ERROR_COLUMN,
-    STATUS_COLUMN,
-    UPDATED_COLUMN,
-    Sheet,
-)
+from sheets_integration.columns import RunColumns
+from sheets_integration.selection import rows_text
+from sheets_integration.sheet import CellValue, Sheet, cell_text
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +39,42 @@ def status_text(job: Mapping[str, Any]) -> str:
     return str(status)
 
 
-def row_cells(job: Mapping[str, Any], output_columns: Mapping[str, str]) -> dict[str, str]:
-    """Every cell the writer owns in a job's row, from its snapshot."""
+def row_cells(
+    job: Mapping[str, Any],
+    output_columns: Mapping[str, str],
+    columns: RunColumns | None = None,
+    *,
+    notes: Sequence[str] = (),
+) -> dict[str, CellValue]:
+    """Every cell the writer owns in a job's row, from its snapshot, keyed by sheet column.
+
+    `output_columns` is the pipeline's (output column -> result key); `columns` maps every
+    written column to the sheet column it lands in. A numeric result lands as a number.
+    `notes` (cells that could not be written) are added to the Error cell.
+    """
+    columns = columns or RunColumns.resolve(list(output_columns))
     updated = job.get("updated") or ""
-    cells = {
-        STATUS_COLUMN: status_text(job),
-        UPDATED_COLUMN: updated.replace("T", " ").rstrip("Z")[:19] + (" UTC" if updated else ""),
-        ERROR_COLUMN: (job.get("error") or "") if job["status"] == "failed" else "",
+    error = (job.get("error") or "") if job["status"] == "failed" else ""
+    cells: dict[str, CellValue] = {
+        columns.status: status_text(job),
+        columns.updated: updated.replace("T", " ").rstrip("Z")[:19] + (" UTC" if updated else ""),
+        columns.error: "; ".join(part for part in (error, *notes) if part),
     }
-    outputs = (job.get("results") or {}).get("outputs") or {}
+    results = job.get("results") or {}
+    outputs = results.get("outputs") or {}
     if job["status"] == "succeeded":
-        for column in output_columns:
-            cells[column] = str(outputs.get(column, ""))
+        for column, key in output_columns.items():
+            cells[columns.column(column)] = _output_value(outputs.get(column, ""), results.get(key))
     return cells
+
+
+def _output_value(output: object, raw: object) -> CellValue:
+    """The number the pipeline produced when the output is that number's text, else text."""
+    text = str(output)
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return text
+    number: int | float = raw
+    return number if math.isfinite(number) and cell_text(number) == text else text
 
 
 _WRITE_ROWS = 10_000
@@ -65,17 +86,43 @@ def cursor_name(batch_id: str) -> str:
 
 @dataclass
 class FlushReport:
-    """What one flush did: rows written, job ids whose rows were gone, the new cursor."""
+    """What one flush did: rows written, job ids whose rows were gone, the new cursor.
+
+    `unwritable` maps job ids to the cells of their rows that could not be written.
+    """
 
     rows: int = 0
     missing: frozenset[str] = frozenset()
     cursor: int = 0
     seconds: float = 0.0
+    unwritable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """How the final write of a batch went.
+
+    `written` is False when the final statuses did not reach the sheet: then `unwritten`
+    rows have their final state only in the store (a rerun writes them) and `error` says
+    why. `missing` counts rows no longer in the sheet (deleted, or their Job ID changed),
+    `partial` rows with cells that could not be written (said in their Error cell).
+    """
+
+    written: bool = True
+    unwritten: int = 0
+    missing: int = 0
+    error: str = ""
+    #: Rows with cells that could not be written (merged, protected), named in their Error.
+    partial: int = 0
 
 
 @dataclass
 class SheetWriter:
-    """Writes the batch's job states into `sheet`, following the log from a durable cursor."""
+    """Writes the batch's job states into `sheet`, following the log from a durable cursor.
+
+    `columns` says where each written column lands (`--output-column`); `sleep` and
+    `retry_delays` pace the final flush's retries (injectable for tests).
+    """
 
     store: Store
     sheet: Sheet
@@ -84,67 +131,151 @@ class SheetWriter:
     interval: float = 2.0
     clock: Callable[[], float] = time.monotonic
     on_flush: Callable[[FlushReport], None] | None = None
+    columns: RunColumns | None = None
+    sleep: Callable[[float], None] = time.sleep
+    retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0)
     _noted_missing: set[str] = field(default_factory=set)
+    # Cells of a job's row that could not be written: said in its Error cell from then on.
+    _unwritable: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     failures: int = 0
 
+    def __post_init__(self) -> None:
+        if self.columns is None:
+            self.columns = RunColumns.resolve(list(self.output_columns))
+
+    @property
+    def _columns(self) -> RunColumns:
+        assert self.columns is not None  # set in __post_init__
+        return self.columns
+
+    def _changed_since(self, cursor: int) -> tuple[set[str], int]:
+        """Job ids with events after `cursor`, and the head of the log seen."""
+        head = cursor
+        changed: set[str] = set()
+        while True:
+            refs = self.store.event_refs_after(head, batch_id=self.batch_id, limit=5000)
+            if not refs:
+                break
+            head = refs[-1][0]
+            changed.update(job_id for _, job_id in refs if job_id)
+            if len(refs) < 5000:
+                break
+        return changed, head
+
+    def pending_rows(self) -> int:
+        """How many rows have a state in the store that no successful flush wrote yet."""
+        changed, _ = self._changed_since(self.store.get_cursor(cursor_name(self.batch_id)))
+        return len(changed)
+
     def flush(self, *, full: bool = False) -> FlushReport:
         """Write every row whose job changed since the cursor; advance the cursor on success.
 
         `full` writes every row of the batch: the final flush reconciles the whole sheet, so
-        a status an operator's stale save overwrote mid-run is put back.
+        a status an operator's stale save overwrote mid-run is put back. Rows unchanged since
+        their last successful write get their output cells only where those are empty (or
+        still hold our value): an operator's later edit of an output cell is kept.
         """
         with self._lock:
             started = self.clock()
             name = cursor_name(self.batch_id)
             cursor = self.store.get_cursor(name)
-            head = cursor
-            changed: set[str] = set()
-            while True:
-                refs = self.store.event_refs_after(head, batch_id=self.batch_id, limit=5000)
-                if not refs:
-                    break
-                head = refs[-1][0]
-                changed.update(job_id for _, job_id in refs if job_id)
-                if len(refs) < 5000:
-                    break
+            changed, head = self._changed_since(cursor)
+            unchanged: set[str] = set()
             if full:
-                changed.update(self.store.job_ids(self.batch_id))
-            if not changed:
+                unchanged = set(self.store.job_ids(self.batch_id)) - changed
+            if not changed and not unchanged:
                 if head > cursor:
                     self.store.set_cursor(name, head)
                 return FlushReport(cursor=head)
-            ids = sorted(changed)
+            outputs = list(self._columns.outputs.values())
             missing: set[str] = set()
-            # Very large flushes (the final reconciliation of a big batch) go in pieces, so
-            # memory stays flat; a normal flush is one piece, one write.
-            for start in range(0, len(ids), _WRITE_ROWS):
-                updates: dict[str, dict[str, str]] = {}
-                piece = ids[start : start + _WRITE_ROWS]
-                for i in range(0, len(piece), 500):
-                    for job in self.store.jobs(job_ids=piece[i : i + 500]):
-                        updates[job["job_id"]] = row_cells(job, self.output_columns)
-                missing |= self.sheet.write_by_job_id(updates).missing
-            for job_id in sorted(missing - self._noted_missing):
-                self._noted_missing.add(job_id)
-                log.warning(
-                    "[job %s] its row is no longer in %s; not written", job_id, self.sheet.name
-                )
-                self.store.note(
-                    job_id, "row deleted from the sheet; status not written", sheet=self.sheet.name
-                )
+            unwritable: dict[str, tuple[str, ...]] = {}
+            fresh: dict[str, tuple[str, ...]] = {}
+            for ids, fill_only in ((changed, ()), (unchanged, outputs)):
+                missing |= self._write(sorted(ids), fill_only, unwritable, fresh)
+            self._note(missing, fresh)
             self.store.set_cursor(name, head)
+            total = len(changed) + len(unchanged)
             report = FlushReport(
-                rows=len(ids) - len(missing),
+                rows=total - len(missing),
                 missing=frozenset(missing),
                 cursor=head,
                 seconds=self.clock() - started,
+                unwritable=unwritable,
             )
         if self.on_flush is not None:
             self.on_flush(report)
         return report
+
+    def _write(
+        self,
+        ids: list[str],
+        fill_only: Sequence[str],
+        unwritable: dict[str, tuple[str, ...]],
+        fresh: dict[str, tuple[str, ...]],
+    ) -> set[str]:
+        """Write the rows of `ids`; the ids not found.
+
+        Cells that could not be written go into `unwritable`, those not seen before into
+        `fresh` (and, once, into their row's Error cell).
+        """
+        columns = self._columns
+        missing: set[str] = set()
+        # Very large flushes (the final reconciliation of a big batch) go in pieces, so
+        # memory stays flat; a normal flush is one piece, one write.
+        for start in range(0, len(ids), _WRITE_ROWS):
+            jobs: dict[str, Mapping[str, Any]] = {}
+            piece = ids[start : start + _WRITE_ROWS]
+            for i in range(0, len(piece), 500):
+                for job in self.store.jobs(job_ids=piece[i : i + 500]):
+                    jobs[job["job_id"]] = job
+            updates = {
+                job_id: row_cells(
+                    job, self.output_columns, columns, notes=self._unwritable.get(job_id, ())
+                )
+                for job_id, job in jobs.items()
+            }
+            result = self.sheet.write_by_job_id(
+                updates, job_column=columns.job_id, fill_only=fill_only
+            )
+            missing |= result.missing
+            new = {
+                job_id: tuple(reasons)
+                for job_id, reasons in result.unwritable.items()
+                if tuple(reasons) != self._unwritable.get(job_id)
+            }
+            unwritable.update(result.unwritable)
+            if new:
+                self._unwritable.update(new)
+                fresh.update(new)
+                # Once: say in each such row's Error cell which of its cells did not land
+                # (later writes of the row carry it in their Error cell).
+                errors = {
+                    job_id: {
+                        columns.error: row_cells(
+                            jobs[job_id], self.output_columns, columns, notes=reasons
+                        )[columns.error]
+                    }
+                    for job_id, reasons in new.items()
+                    if job_id in jobs
+                }
+                self.sheet.write_by_job_id(errors, job_column=columns.job_id)
+        return missing
+
+    def _note(self, missing: set[str], unwritable: Mapping[str, tuple[str, ...]]) -> None:
+        for job_id in sorted(missing - self._noted_missing):
+            self._noted_missing.add(job_id)
+            log.warning("[job %s] its row is no longer in %s; not written", job_id, self.sheet.name)
+            self.store.note(
+                job_id, "row deleted from the sheet; status not written", sheet=self.sheet.name
+            )
+        for job_id, reasons in sorted(unwritable.items()):
+            message = "; ".join(reasons)
+            log.info("[job %s] %s: %s", job_id, self.sheet.name, message)
+            self.store.note(job_id, message, sheet=self.sheet.name)
 
     def start(self) -> None:
         """Flush in the background: after new events, at most every `interval` seconds."""
@@ -153,24 +284,44 @@ class SheetWriter:
         )
         self._thread.start()
 
-    def stop(self, *, final_flush: bool = True) -> None:
-        """Stop the background loop, then flush what is left (retrying a failing sheet)."""
+    def stop(self, *, final_flush: bool = True) -> WriteOutcome:
+        """Stop the background loop, then flush what is left (retrying a failing sheet).
+
+        Returns how the final write went: a caller must not claim the results are in the
+        sheet unless `WriteOutcome.written`.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
-        if final_flush:
-            for attempt in range(5):
-                try:
-                    self.flush(full=True)
-                    return
-                except Exception as exc:
-                    log.warning("final sheet flush failed (%s); retrying", exc)
-                    time.sleep(min(8.0, 0.5 * 2**attempt))
-            log.error(
-                "could not write the final statuses to %s; they are kept in the store: "
-                "run `sheetbatch run` again to write them",
-                self.sheet.name,
-            )
+        if not final_flush:
+            return WriteOutcome(written=False, unwritten=self.pending_rows())
+        error = ""
+        for delay in (*self.retry_delays, None):
+            try:
+                report = self.flush(full=True)
+            except Exception as exc:
+                error = str(exc)
+                log.warning("final sheet flush to %s failed (%s)", self.sheet.name, exc)
+                if delay is not None:
+                    self.sleep(delay)
+                continue
+            if report.missing and report.rows == 0:
+                return WriteOutcome(
+                    written=False,
+                    unwritten=len(report.missing),
+                    missing=len(report.missing),
+                    error=f"no row of the batch was found in {self.sheet.name} by its "
+                    f"{self._columns.job_id} (column cleared or renamed?)",
+                )
+            return WriteOutcome(missing=len(report.missing), partial=len(self._unwritable))
+        unwritten = self.pending_rows()
+        log.error(
+            "could not write the final statuses of %s to %s; they are kept in the store: "
+            "run `sheetbatch run` again to write them",
+            rows_text(unwritten),
+            self.sheet.name,
+        )
+        return WriteOutcome(written=False, unwritten=unwritten, error=error)
 
     def _loop(self) -> None:
         last = self.store.get_cursor(cursor_name(self.batch_id))

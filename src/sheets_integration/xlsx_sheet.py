@@ -1,57 +1,47 @@
 """`XlsxSheet`: one worksheet of a local .xlsx workbook as a `Sheet`.
 
-Reading returns what the user sees as closely as a plain reader can: text as stored
-("00123" stays "00123"), formulas as their text ("=SUM(A1:A3)", never a cached result),
-whole numbers without ".0", numbers in simple formats ("0.00", "#,##0", "0%", "00000")
-formatted by them, dates and times in ISO 8601, booleans as TRUE/FALSE.
+Reading returns what the user sees as closely as a plain reader can (see `xlsx_cells`):
+text as stored, formulas as their text, numbers and dates by their formats, the label of a
+`=HYPERLINK` cell; `Table.links` gives the target of hyperlinked cells and `Table.merged`
+the cells hidden inside merged ranges.
 
-Writing stores every value as a string cell (never a formula, number or error code) and
-marks formula-like strings with Excel's quote prefix, so editing the cell later keeps it
-text. The workbook is re-read and saved whole through openpyxl: other worksheets, styles,
-comments, merged cells and data validation survive, but openpyxl drops what it does not
-read (charts, images, shapes) and cached formula results (Excel recomputes them on open).
+Writing edits the package, not a model of it (see `xlsx_splice`): only the `<c>` elements
+of the cells written change, in the one worksheet part written, plus a quote-prefixed cell
+format in the styles part when formula-like text needs one, the entry of a formula a write
+replaced in the calculation chain, and `fullCalcOnLoad` in the workbook part (Excel then
+recomputes formulas over the cells written; their cached results are kept as they were,
+not guessed). Every other part (other worksheets, shared strings, drawings, charts,
+comments, defined names) and every other byte of the worksheet (cached formula results,
+styles, merges, hyperlinks, validation, conditional formats) is kept exactly as the file
+had it. Text is written as inline strings and never becomes a formula or an error code;
+numbers are written as numbers.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import io
 import logging
 import os
-import re
-import zipfile
 from collections.abc import Sequence
-from xml.etree.ElementTree import ParseError
 
-import openpyxl
-from openpyxl.cell.cell import Cell, MergedCell
-from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.workbook.workbook import Workbook
-from openpyxl.worksheet.formula import ArrayFormula
-from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.utils.cell import get_column_letter
 
 from sheets_integration.errors import BadSheet, SheetNotFound
 from sheets_integration.file_sheet import FileSheet
-from sheets_integration.safety import CellWrite, clip, is_formula_like
-from sheets_integration.sheet import Table, normalize_header
+from sheets_integration.safety import CellWrite
+from sheets_integration.sheet import CellValue, Table, cell_text, normalize_header
+from sheets_integration.xlsx_cells import written_text
+from sheets_integration.xlsx_package import (
+    Package,
+    SheetEntry,
+    forget_calculated,
+    recalculated_on_load,
+    without_part,
+)
+from sheets_integration.xlsx_splice import splice
+from sheets_integration.xlsx_styles import Styles
+from sheets_integration.xlsx_worksheet import read_shared_strings, read_worksheet
 
 log = logging.getLogger(__name__)
-
-
-# Characters XML 1.0 cannot hold; openpyxl refuses them, so written values lose them.
-_ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-# A "simple" number format: digits placeholders, optional thousands, decimals, percent.
-_SIMPLE_FORMAT = re.compile(r"(?P<int>[#0,]*)(?:\.(?P<frac>0+))?(?P<pct>%?)")
-_GENERAL = frozenset({"", "general", "@"})
-_LOAD_ERRORS = (
-    zipfile.BadZipFile,
-    InvalidFileException,
-    ParseError,
-    KeyError,
-    ValueError,
-    TypeError,
-    IndexError,
-)
 
 
 class XlsxSheet(FileSheet):
@@ -84,34 +74,30 @@ class XlsxSheet(FileSheet):
         return f"{self.path.name}#{self.worksheet}" if self.worksheet else self.path.name
 
     def _parse(self, data: bytes) -> _XlsxDocument:
-        workbook = self._load(data)
-        return _XlsxDocument(workbook, self._worksheet_of(workbook), self.name)
+        package = Package(data, self.name)
+        return _XlsxDocument(package, self._entry_of(package), self.name)
 
-    def _load(self, data: bytes) -> Workbook:
-        try:
-            return openpyxl.load_workbook(io.BytesIO(data))
-        except _LOAD_ERRORS as exc:
-            raise BadSheet(
-                self.name,
-                f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})",
-                "open it in Excel or LibreOffice and save it again as .xlsx",
-            ) from exc
-
-    def _worksheet_of(self, workbook: Workbook) -> Worksheet:
-        sheets = workbook.worksheets
-        if not sheets:
+    def _entry_of(self, package: Package) -> SheetEntry:
+        entries = package.sheets()
+        worksheets = [entry for entry in entries if entry.part is not None]
+        if not worksheets:
             raise BadSheet(self.name, "the workbook has no worksheet", "add one")
         if self._title is None:
-            self._title = sheets[0].title
-            return _as_worksheet(sheets[0], self.name)
-        for sheet in sheets:
-            if sheet.title == self._title:
-                return _as_worksheet(sheet, self.name)
+            self._title = worksheets[0].title
+            return worksheets[0]
+        exact = [entry for entry in entries if entry.title == self._title]
         wanted = normalize_header(self._title)
-        loose = [sheet for sheet in sheets if normalize_header(sheet.title) == wanted]
-        if len(loose) == 1:
-            return _as_worksheet(loose[0], self.name)
-        titles = ", ".join(repr(sheet.title) for sheet in sheets)
+        loose = [entry for entry in entries if normalize_header(entry.title) == wanted]
+        found = exact or (loose if len(loose) == 1 else [])
+        if found:
+            if found[0].part is None:
+                raise BadSheet(
+                    self.name,
+                    f"{found[0].title!r} is a chart or dialog sheet, not a worksheet",
+                    "name a worksheet",
+                )
+            return found[0]
+        titles = ", ".join(repr(entry.title) for entry in entries)
         raise SheetNotFound(
             f"worksheet {self._title!r} in {self.path.name}",
             f"its worksheets are {titles}; name one as {self.path.name}#<worksheet>",
@@ -119,138 +105,107 @@ class XlsxSheet(FileSheet):
 
 
 class _XlsxDocument:
-    """A loaded workbook and the worksheet this sheet reads and writes."""
+    """A workbook package and the worksheet this sheet reads and writes."""
 
-    def __init__(self, workbook: Workbook, sheet: Worksheet, name: str) -> None:
-        self.workbook, self.sheet, self.name = workbook, sheet, name
+    def __init__(self, package: Package, entry: SheetEntry, name: str) -> None:
+        assert entry.part is not None
+        self.package, self.entry, self.name = package, entry, name
+        self.part = entry.part
+        self.xml = package.read(self.part)
+        styles_part = package.styles_part()
+        self.styles = Styles(
+            package.read(styles_part) if styles_part else None, styles_part or "", name
+        )
+        strings_part = package.shared_strings_part()
+        self.strings = read_shared_strings(
+            package.read(strings_part) if strings_part else None, strings_part or "", name
+        )
+        content = read_worksheet(
+            self.xml,
+            strings=self.strings,
+            styles=self.styles,
+            date1904=package.date1904(),
+            targets=package.hyperlink_targets(self.part),
+            sheet=f"{name} (worksheet {entry.title!r})",
+        )
+        if not content.rows or not any(content.rows[0]):
+            raise BadSheet(
+                f"{name} (worksheet {entry.title!r})",
+                "the header row is empty",
+                "put the column names in row 1",
+            )
+        self.rows, self.links, self.merged = content.rows, content.links, content.merged
+        self.removed_formulas: set[str] = set()
 
     @property
     def table(self) -> Table:
-        return _table(self.sheet, self.name)
+        return Table(header=self.rows[0], rows=self.rows[1:], links=self.links, merged=self.merged)
 
     def apply(self, cells: Sequence[CellWrite]) -> bool:
-        return _apply(self.sheet, cells)
+        """Write the cells (text as text, numbers as numbers); True when any cell changed.
+
+        A cell inside a merged range (not its top-left cell) cannot hold a value and is
+        skipped; `FileSheet` reports it against its job.
+        """
+        writes: dict[int, dict[int, CellValue]] = {}
+        for cell in cells:
+            row, column = cell.row + 2, cell.column + 1
+            merged = self.merged.range_at(row, column)
+            if merged is None:
+                writes.setdefault(row, {})[column] = cell.value
+                continue
+            where = f"{get_column_letter(column)}{row}"
+            if row == 1:
+                # A column whose header cannot be written would get values under no name.
+                raise BadSheet(
+                    f"{self.name} (worksheet {self.entry.title!r})",
+                    f"cannot add the column {cell.text!r}: cell {where} is inside merged "
+                    f"range {merged.text}",
+                    f"unmerge {merged.text}, or type {cell.text!r} into a free header cell",
+                )
+            log.warning(
+                "%s!%s is inside merged range %s; not written", self.entry.title, where, merged.text
+            )
+        result = splice(self.xml, writes, styles=self.styles, strings=self.strings, sheet=self.name)
+        if not result.changed:
+            return False
+        self.xml = result.data
+        self.removed_formulas |= result.removed_formulas
+        for row, values in writes.items():
+            self._note(row, values)
+        return True
+
+    def _note(self, row: int, values: dict[int, CellValue]) -> None:
+        """Keep the text rows as a re-read would show them after a write."""
+        while len(self.rows) < row:
+            self.rows.append([])
+        texts = self.rows[row - 1]
+        for column, value in values.items():
+            text = written_text(value) if isinstance(value, str) else cell_text(value)
+            if len(texts) < column:
+                texts.extend([""] * (column - len(texts)))
+            texts[column - 1] = text
+            self.links.pop((row - 2, column - 1), None)
+        while texts and texts[-1] == "":
+            texts.pop()
 
     def dump(self) -> bytes:
-        return _save(self.workbook)
-
-
-def _as_worksheet(sheet: object, name: str) -> Worksheet:
-    if not isinstance(sheet, Worksheet):
-        raise BadSheet(name, "that worksheet is not a plain worksheet", "pick another one")
-    return sheet
-
-
-def _save(workbook: Workbook) -> bytes:
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def _table(sheet: Worksheet, name: str) -> Table:
-    rows: list[list[str]] = []
-    for cells in sheet.iter_rows(min_row=1, max_row=sheet.max_row, max_col=sheet.max_column):
-        values = [_cell_text(cell) for cell in cells]
-        while values and values[-1] == "":
-            values.pop()
-        rows.append(values)
-    while rows and not rows[-1]:
-        rows.pop()
-    if not rows or not any(rows[0]):
-        raise BadSheet(
-            f"{name} (worksheet {sheet.title!r})",
-            "the header row is empty",
-            "put the column names in row 1",
-        )
-    return Table(header=rows[0], rows=rows[1:])
-
-
-def _apply(sheet: Worksheet, cells: Sequence[CellWrite]) -> bool:
-    """Write each cell as literal text; True when any cell changed."""
-    changed = False
-    for write in cells:
-        cell = sheet.cell(row=write.row + 2, column=write.column + 1)
-        if isinstance(cell, MergedCell):
-            log.warning("%s!%s is inside a merged range; not written", sheet.title, cell.coordinate)
-            continue
-        changed |= _set_text(cell, write.text)
-    return changed
-
-
-def _set_text(cell: Cell, value: str) -> bool:
-    """Store `value` in `cell` as a literal string cell; True when the cell changed.
-
-    Never a formula, number or error code: `=HYPERLINK(...)`, `00123` and `#N/A` stay text.
-    Formula-like text also gets Excel's quote prefix so that editing the cell keeps it text.
-    An empty value clears the cell.
-    """
-    text = _ILLEGAL_XML.sub("", clip(value))
-    if text == "":
-        if cell.value is None:
-            return False
-        cell.value = None
-        return True
-    if cell.value == text and cell.data_type == "s":
-        return False
-    cell.value = text
-    # openpyxl turns a str starting with "=" into a formula and "#N/A" into an error.
-    cell.data_type = "s"
-    if is_formula_like(text) and not cell.quotePrefix:
-        cell.quotePrefix = True
-    return True
-
-
-def _cell_text(cell: Cell | MergedCell) -> str:
-    """The text a cell shows, as closely as a plain reader can (see the module docstring)."""
-    value = cell.value
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, ArrayFormula):
-        return str(value.text or "")
-    if isinstance(value, dt.datetime):
-        if value.time() == dt.time() and not _has_time(str(cell.number_format)):
-            return value.date().isoformat()
-        return value.isoformat(sep=" ")
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, int | float):
-        return _number_text(value, str(cell.number_format))
-    return str(value)
-
-
-def _has_time(number_format: str) -> bool:
-    return any(part in number_format.lower() for part in ("h", "s", "am/pm"))
-
-
-def _number_text(value: float, number_format: str) -> str:
-    section = number_format.split(";")[0]
-    simple = _SIMPLE_FORMAT.fullmatch(section)
-    if number_format.lower() in _GENERAL or simple is None or (value < 0 and ";" in number_format):
-        return _general(value)
-    integer, decimals = simple.group("int"), len(simple.group("frac") or "")
-    if not integer and not decimals:
-        return _general(value)
-    if simple.group("pct"):
-        value *= 100
-    text = f"{abs(value):,.{decimals}f}" if "," in integer else f"{abs(value):.{decimals}f}"
-    whole, point, fraction = text.partition(".")
-    digits = integer.count("0")
-    if digits == 0 and whole == "0":
-        whole = ""
-    elif "," not in integer:
-        whole = whole.zfill(digits)
-    text = whole + point + fraction + simple.group("pct")
-    return "-" + text if value < 0 and any(c in "123456789" for c in text) else text
-
-
-def _general(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    # Excel keeps 15 significant digits: 0.1 + 0.2 shows as 0.3.
-    return format(value, ".15g")
+        replaced = {self.part: self.xml}
+        removed: set[str] = set()
+        workbook = self.package.read(self.package.workbook)
+        recalculated = recalculated_on_load(workbook)
+        if recalculated != workbook:
+            replaced[self.package.workbook] = recalculated
+        if self.styles.changed and self.styles.data is not None:
+            replaced[self.styles.part] = self.styles.data
+        chain = self.package.calc_chain_part() if self.removed_formulas else None
+        if chain is not None:
+            kept = forget_calculated(
+                self.package.read(chain), self.entry.sheet_id, self.removed_formulas
+            )
+            if kept is None:
+                removed.add(chain)
+                replaced.update(without_part(self.package, chain, self.package.workbook))
+            else:
+                replaced[chain] = kept
+        return self.package.dump(replaced, frozenset(removed))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import gspread
 import httpx
 import pytest
 import requests
+from google.auth.exceptions import RefreshError
 
 from gsheets_standin import (
     Fault,
@@ -18,6 +20,7 @@ from gsheets_standin import (
     Spreadsheet,
     StandIn,
 )
+from tests.support.google import gspread_client
 
 
 @pytest.fixture
@@ -170,6 +173,46 @@ def test_operator_hook_runs_between_a_read_and_the_next_write(
     ws.col_values(1)
     ws.update_acell("B3", "again")  # the hook ran its one time
     assert len(seen) == 1
+
+
+def test_hooks_run_before_a_chosen_request_or_on_the_clock(
+    ws: gspread.Worksheet, standin: StandIn, key: str, standin_clock: ManualClock
+) -> None:
+    edits: list[str] = []
+    standin.before(lambda book: edits.append("second write"), kind="write", skip=1)
+    standin.at_time(standin_clock.now() + 30, lambda book: edits.append("timer"))
+    ws.update_acell("B1", "one")
+    ws.acell("A1")
+    assert edits == []
+    ws.update_acell("B1", "two")
+    assert edits == ["second write"]
+    standin_clock.advance(29)
+    ws.acell("A1")
+    assert edits == ["second write"]
+    standin_clock.advance(1)
+    ws.acell("A1")  # the first request once the clock reached the time: a read here
+    assert edits == ["second write", "timer"]
+    ws.acell("A1")
+    assert edits == ["second write", "timer"]
+
+
+def test_a_signer_with_a_wrong_clock_is_refused_as_google_does(
+    service_account_key: ServiceAccountKey, tmp_path: Path
+) -> None:
+    with StandIn(wall=lambda: time.time() - 3600) as skewed:
+        key = skewed.register_service_account(service_account_key)
+        client = gspread_client(skewed, key)
+        book = skewed.create_spreadsheet(shared_with=[key.email])
+        with pytest.raises(RefreshError) as caught:
+            client.open_by_key(book)
+        assert caught.value.args[1] == {
+            "error": "invalid_grant",
+            "error_description": (
+                "Invalid JWT: Token must be a short-lived token (60 minutes) and in a "
+                "reasonable timeframe. Check your iat and exp values in the JWT claim."
+            ),
+        }
+        client.http_client.session.close()
 
 
 def test_request_log_records_each_request(ws: gspread.Worksheet, standin: StandIn) -> None:

@@ -265,6 +265,16 @@ def test_merge_prefers_own_domain_emails_and_structured_address() -> None:
     assert merged.sources == ["http://127.0.0.1:9/", "http://127.0.0.1:9/contact"]
 
 
+def test_own_domain_emails_follow_the_public_suffix_list() -> None:
+    # Under me.uk every registrant is a domain of its own: a neighbour's address is not ours.
+    home = PageInfo(
+        url="https://www.acme.me.uk/",
+        domains=["acme.me.uk"],
+        emails=["hello@othershop.me.uk", "sales@mail.acme.me.uk"],
+    )
+    assert merge_pages([home]).emails == ["sales@mail.acme.me.uk"]
+
+
 def test_merge_keeps_foreign_emails_when_the_site_has_none_of_its_own() -> None:
     home = PageInfo(
         url="https://tiny.test/", domains=["tiny.test"], emails=["tiny.shop@gmail.test"]

@@ -120,9 +120,12 @@ def test_allow_hosts_entries_are_validated() -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("intranet", "blocked private address 10.0.0.5"),
-        ("to-named", "blocked private address 10.0.0.5"),
-        ("to-metadata", "blocked link-local address 169.254.169.254"),
+        ("intranet", "redirect to http://10.0.0.5/admin blocked (private address)"),
+        ("to-named", "redirect to http://intranet.test/ blocked (private address)"),
+        (
+            "to-metadata",
+            "redirect to http://169.254.169.254/latest/meta-data/ blocked (link-local address)",
+        ),
     ],
 )
 def test_redirects_are_vetted_on_every_hop(

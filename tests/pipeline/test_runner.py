@@ -169,9 +169,14 @@ def test_phase_errors_name_the_phase(store: Store) -> None:
 
 def test_backoff_is_exponential_capped_and_jittered() -> None:
     rng = random.Random(1)
-    delays = [backoff_delay(n, base=1, cap=8, rng=rng) for n in range(8)]
-    assert all(0 <= d <= min(8, 2**n) for n, d in enumerate(delays))
-    assert len(set(delays)) == len(delays)
+    for attempt in range(8):
+        bound = min(8, 2**attempt)
+        delays = [backoff_delay(attempt, base=1, cap=8, rng=rng) for _ in range(400)]
+        # Full jitter: spread over [0, bound], so the bound doubles per attempt until the cap.
+        assert all(0 <= d <= bound for d in delays)
+        assert max(delays) > 0.9 * bound
+        assert min(delays) < 0.1 * bound
+        assert len(set(delays)) == len(delays)
 
 
 def test_the_pool_runs_every_job_of_a_batch_exactly_once(store: Store) -> None:

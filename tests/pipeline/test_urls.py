@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import PhaseError
+from pipeline.guard import HostPolicy
 from pipeline.urls import InvalidURL, normalize_url, registrable_domain, same_site
 
 
@@ -70,6 +71,33 @@ def test_normalize_url_refuses_with_a_reason(cell: str, reason: str) -> None:
     assert isinstance(info.value, PhaseError)
 
 
+@pytest.mark.parametrize(
+    ("cell", "allowed", "expected"),
+    [
+        ("http://localhost:8080/", ["localhost:8080"], "http://localhost:8080/"),
+        ("http://intranet:8080/wiki", ["intranet:8080"], "http://intranet:8080/wiki"),
+        ("http://Intranet/", ["intranet"], "http://intranet/"),
+        ("intranet", ["intranet"], "https://intranet/"),
+        ("http://localhost:8080/", [], None),
+        ("http://localhost:9090/", ["localhost:8080"], None),
+        ("http://intranet:8080/", ["intranet.corp"], None),
+        ("n/a", ["n"], "https://n/a"),  # allow-listed, so it is a URL; a bare word is not:
+        ("none", ["intranet"], None),
+    ],
+)
+def test_single_label_hosts_are_urls_only_when_allow_listed(
+    cell: str, allowed: list[str], expected: str | None
+) -> None:
+    policy = HostPolicy(allowed)
+    if expected is None:
+        with pytest.raises(InvalidURL, match="not a URL"):
+            normalize_url(cell, local_name=policy.allows_name)
+    else:
+        assert normalize_url(cell, local_name=policy.allows_name) == expected
+    with pytest.raises(InvalidURL, match="not a URL"):
+        normalize_url(cell)  # without an allow list a single label is never a website
+
+
 def test_long_junk_is_shortened_in_the_reason() -> None:
     with pytest.raises(InvalidURL) as info:
         normalize_url("please see our brochure " * 10)
@@ -84,6 +112,15 @@ def test_long_junk_is_shortened_in_the_reason() -> None:
         ("shop.acme.co.uk", "acme.co.uk"),
         ("acme.com.au", "acme.com.au"),
         ("WWW.Acme.Com.", "acme.com"),
+        # Suffixes a two-label heuristic gets wrong; the Public Suffix List does not.
+        ("www.acme.me.uk", "acme.me.uk"),
+        ("shop.acme.gv.at", "acme.gv.at"),
+        ("mail.city.kawasaki.jp", "city.kawasaki.jp"),
+        ("a.b.acme.org.au", "acme.org.au"),
+        ("co.uk", "co.uk"),
+        # Suffixes it does not list keep the last two labels.
+        ("shop.acme.test", "acme.test"),
+        ("acme.test", "acme.test"),
         ("127.0.0.1", "127.0.0.1"),
         ("::1", "::1"),
         ("localhost", "localhost"),

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import update
 
 from progress import (
@@ -224,14 +225,27 @@ def test_wait_wakes_on_append_and_times_out_without_one(store: Store) -> None:
 
 
 def test_follow_serves_live_followers_from_the_feed(store: Store) -> None:
-    head = store.last_event_id()
+    head = store.feed.head()  # the process's feed is running
+    store.follow(head)  # a follower arrives: the feed starts keeping new events in memory
     batch_id = make_batch(store, 2)
-    store.wait(head, 5)
     deadline = time.monotonic() + 5
     while store.feed.head() < store.last_event_id() and time.monotonic() < deadline:
         store.wait(store.feed.head(), 0.1)
-    followed = store.follow(head, batch_id=batch_id)
-    assert followed == store.events_after(head, batch_id=batch_id)
+    # What followers share: the feed's buffer answers them, not one database read each.
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        followed = [store.follow(head, batch_id=batch_id) for _ in range(20)]
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", count)
+    assert not [s for s in statements if "sb_events" in s]
+    expected = store.events_after(head, batch_id=batch_id)
+    assert len(expected) == 1 + 2  # batch_created and two job_queued
+    assert all(f == expected for f in followed)
 
 
 def test_expired_leases_are_requeued_then_abandoned(db_url: str) -> None:
@@ -300,7 +314,7 @@ def test_an_older_database_is_upgraded_or_refused_with_a_clear_message(db_url: s
     version = ensure_schema(
         engine,
         sqlite=engine.dialect.name == "sqlite",
-        # The real steps from 1 on (schema 2 added the dashboard's sessions).
+        # The real steps from 1 on (2 added the schedules, 3 the dashboard's sessions).
         migrations={**MIGRATIONS, 0: lambda conn: applied.append(0)},
     )
     assert version == t.SCHEMA_VERSION and applied == [0]

@@ -365,14 +365,20 @@ def test_rows_finished_in_the_store_but_stale_in_the_sheet_are_written_not_redon
     stale = [{**r, "Status": "processing (3/4 extract)", "Name": ""} for r in done]
     header = list(done[0])
     write_csv(sheet, header, [[r[h] for h in header] for r in stale])
-    assert sheetbatch(base, cwd=tmp_path, SHEETBATCH_TEST_PHASE_SECONDS="0.01").returncode == 0
+    rerun = sheetbatch(base, cwd=tmp_path, SHEETBATCH_TEST_PHASE_SECONDS="0.01")
+    assert rerun.returncode == 0, rerun.stderr
+    assert (
+        "nothing to do" in rerun.stderr
+        and "3 rows finished before, written from the store" in rerun.stderr
+    )
 
     def cells(rows: list[dict[str, str]]) -> list[dict[str, str]]:
         return [{k: v or "" for k, v in r.items()} for r in rows]
 
     assert cells(read_csv(sheet)) == cells(done)
     with open_store(db(tmp_path)) as store:
-        assert [b["total"] for b in store.batches()] == [0, 3]  # the rerun had nothing to do
+        # The rerun had nothing to do: it wrote the store's statuses and recorded no batch.
+        assert [b["total"] for b in store.batches()] == [3]
         started = [e for e in store.events_after(0) if e["type"] == "job_started"]
         assert len(started) == 3
 

@@ -343,7 +343,7 @@ def test_bad_files(tmp_path: Path) -> None:
         CsvSheet(empty).read()
     latin = tmp_path / "latin.csv"
     latin.write_bytes("URL,Name\nx,Caf\xe9\n".encode("latin-1"))
-    with pytest.raises(BadSheet, match="encoding="):
+    with pytest.raises(BadSheet, match=r"not UTF-8 text .* --encoding cp1252"):
         CsvSheet(latin).read()
     assert CsvSheet(latin, encoding="cp1252").read().rows == [["x", "Café"]]
 

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from gsheets_standin import ManualClock
+from sheets_integration.google_access import request_kind
 from sheets_integration.quota import (
     AccountQuota,
     Failure,
@@ -161,3 +162,27 @@ def test_permanent_failures_and_non_idempotent_requests_are_not_retried() -> Non
             sleep=clock.sleep,
         )
     assert clock.sleeps == []
+
+
+def test_a_token_taken_but_not_used_goes_back() -> None:
+    clock = ManualClock()
+    bucket = TokenBucket(60, 2, clock=clock.now, sleep=clock.sleep)
+    bucket.acquire()
+    bucket.refund()
+    bucket.refund()  # never beyond the burst
+    assert [bucket.acquire(), bucket.acquire(), bucket.acquire()] == [0, 0, pytest.approx(1)]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind"),
+    [
+        ("get", "/v4/spreadsheets/k", "read"),
+        ("post", "/v4/spreadsheets/k/values:batchGetByDataFilter", "read"),
+        ("post", "/v4/spreadsheets/k:getByDataFilter?fields=sheets", "read"),
+        ("post", "/v4/spreadsheets/k/developerMetadata:search", "read"),
+        ("post", "/v4/spreadsheets/k/values:batchUpdateByDataFilter", "write"),
+        ("post", "/v4/spreadsheets/k:batchUpdate", "write"),
+    ],
+)
+def test_by_data_filter_reads_count_as_reads(method: str, path: str, kind: str) -> None:
+    assert request_kind(method, "https://sheets.googleapis.com" + path) == kind

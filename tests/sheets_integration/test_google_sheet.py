@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gsheets_standin import ServiceAccountKey, Spreadsheet, StandIn
+from gsheets_standin import Formula, RichText, ServiceAccountKey, Spreadsheet, StandIn
 from sheets_integration.errors import MissingColumn
 from sheets_integration.google_sheet import GoogleSheet
 from sheets_integration.sheet import Sheet, Table, WriteResult
@@ -50,9 +50,15 @@ def test_read_returns_the_text_the_user_sees(google_sheet: MakeSheet, standin: S
     table = sheet.read()
     assert table == Table(["Name", "Zip", "Formula"], [["Acme", "00123", "=1+1"], [], ["Beta"]])
     routes = [r.route for r in standin.log if r.kind != "token"]
-    assert routes == ["spreadsheets.get", "values.get"]
+    # The worksheet is chosen once, then read by its sheetId: values, and the grid's links,
+    # merges and tags.
+    assert routes == [
+        "spreadsheets.get",
+        "spreadsheets.getByDataFilter",
+        "values.batchGetByDataFilter",
+    ]
     sheet.read()
-    assert standin.count(route="spreadsheets.get") == 1  # metadata cached for the run
+    assert standin.count(route="spreadsheets.get") == 1  # the worksheet chosen once for the run
 
 
 def test_an_empty_worksheet_reads_as_an_empty_table(google_sheet: MakeSheet) -> None:
@@ -67,10 +73,8 @@ def test_ensure_columns_adds_missing_columns_in_one_request(
     standin.clear_log()
     table = sheet.ensure_columns(["zip", "Status", "Job ID"])
     assert table.header == ["Company", "Website", "Zip", "Status", "Job ID"]
-    assert [(r.route, r.kind) for r in standin.log] == [
-        ("values.get", "read"),
-        ("spreadsheets.batchUpdate", "write"),
-    ]
+    # On the read just made: one atomic write (tag Zip; insert, tag and head Status, Job ID).
+    assert [(r.route, r.kind) for r in standin.log] == [("spreadsheets.batchUpdate", "write")]
     assert _values(standin, sheet)[0] == table.header
     standin.clear_log()
     assert sheet.ensure_columns(["Status"]).header == table.header
@@ -116,8 +120,8 @@ def test_write_by_job_id_is_one_read_and_one_write(
     )
     assert result == WriteResult(cells=4, missing=frozenset({"job-gone"}))
     assert [(r.route, r.kind) for r in standin.log] == [
-        ("values.batchGet", "read"),
-        ("values.batchUpdate", "write"),
+        ("values.batchGetByDataFilter", "read"),
+        ("values.batchUpdateByDataFilter", "write"),
     ]
     rows = _values(standin, sheet)
     assert rows[1][3:5] == ["completed", "job-acme"]
@@ -158,13 +162,15 @@ def test_writes_land_on_the_right_rows_after_the_operator_edits(
         ["Gamma", "gamma.example", "00789", "done job-gamma", "job-gamma"],
         ["Acme", "acme.example", "00123", "done job-acme", "job-acme"],
     ]
-    # The first write hit moved rows: it was undone, then redone after a fresh read.
+    # The write hit moved rows: the answer showed it, the two cells written on the blank
+    # rows were put back (they were empty: known), and Acme was written again after a
+    # fresh read. Gamma's row was still Gamma's: its status stood.
     assert [r.route for r in standin.log if r.kind != "token"][-5:] == [
-        "values.batchGet",
-        "values.batchUpdate",
-        "values.batchUpdate",
-        "values.batchGet",
-        "values.batchUpdate",
+        "values.batchGetByDataFilter",
+        "values.batchUpdateByDataFilter",
+        "values.batchUpdateByDataFilter",
+        "values.batchGetByDataFilter",
+        "values.batchUpdateByDataFilter",
     ]
 
 
@@ -187,7 +193,7 @@ def test_a_moved_job_id_column_is_found_again(google_sheet: MakeSheet, standin: 
         book.sheet().insert_columns(0)
     standin.clear_log()
     sheet.write_by_job_id({"job-beta": {"Status": "moved"}})
-    assert standin.count(kind="read") == 2
+    assert standin.count(kind="read") == 1  # the tags moved with their columns
     assert _values(standin, sheet)[2][4:6] == ["moved", "job-beta"]
 
 
@@ -215,10 +221,13 @@ def test_large_writes_are_split_under_the_payload_limit(
     sheet = google_sheet(rows, max_payload_bytes=4_000)
     sheet.ensure_columns(BOOKKEEPING)
     sheet.assign_job_ids({i: f"j{i}" for i in range(40)}, {})
+    tags = [r for r in standin.log if r.route == "spreadsheets.batchUpdate"][1:]
+    assert len(tags) >= 2 and all(r.size <= 4_000 for r in tags)  # 40 row tags, split
     standin.clear_log()
     sheet.write_by_job_id({f"j{i}": {"Status": "x" * 200} for i in range(40)})
-    writes = standin.count(route="values.batchUpdate")
-    assert writes >= 3
+    writes = [r for r in standin.log if r.route == "values.batchUpdateByDataFilter"]
+    assert len(writes) >= 3
+    assert all(r.size <= 4_000 for r in writes)  # the bytes that were sent
     assert all(row[1] == "x" * 200 for row in _values(standin, sheet)[1:])
 
 
@@ -243,3 +252,62 @@ def test_named_worksheet_gid_and_url_specs(
     by_url = google_sheet_factory(url)
     assert by_url.read().header == ["b"]
     assert by_url.name == f"{key}/Second sheet"
+
+
+def test_numbers_land_as_numbers_and_text_as_text(
+    google_sheet: MakeSheet, standin: StandIn
+) -> None:
+    sheet = _prepared(google_sheet)
+    sheet.write_by_job_id({"job-acme": {"Score": 87, "Ratio": 0.5, "Note": "=SUM(A1:A3)"}})
+    with standin.edit(sheet.key) as book:
+        ws = book.sheet()
+        header = ws.formatted()[0]
+        assert ws.get(1, header.index("Score")) == 87.0  # a number cell: SUM and sorting work
+        assert ws.get(1, header.index("Ratio")) == 0.5
+        assert ws.get(1, header.index("Note")) == "=SUM(A1:A3)"  # a str: never a formula
+    table = sheet.read()
+    assert (table.cell(0, "Score"), table.cell(0, "Ratio")) == ("87", "0.5")
+    # Written again with the same value: nothing is sent.
+    standin.clear_log()
+    assert sheet.write_by_job_id({"job-acme": {"Score": 87.0}}).cells == 1
+    assert standin.count(kind="write") == 0
+
+
+def test_hyperlinked_cells_give_their_targets(google_sheet: MakeSheet) -> None:
+    sheet = google_sheet(
+        [
+            ["Company", "Website"],
+            ["Acme", Formula('=HYPERLINK("https://acme.example","Acme site")')],
+            ["Beta", RichText.linked("Beta home", "https://beta.example")],
+            ["Gamma", RichText("see gamma.example", ((0, None), (4, "https://gamma.example")))],
+            ["Delta", "delta.example"],
+            ["Eps", Formula("=1+1")],
+        ]
+    )
+    table = sheet.read()
+    assert table.rows[0] == ["Acme", "Acme site"]  # the label, as Google shows it
+    assert table.links == {
+        (0, 1): "https://acme.example",
+        (1, 1): "https://beta.example",
+        (2, 1): "https://gamma.example",
+    }
+    targets = [table.target(i, "Website") for i in range(5)]
+    assert targets == [
+        "https://acme.example",
+        "https://beta.example",
+        "https://gamma.example",
+        "delta.example",
+        "2",
+    ]
+
+
+def test_a_worksheet_title_is_matched_as_typed(
+    standin: StandIn, service_account_key: ServiceAccountKey, google_sheet_factory: MakeSheet
+) -> None:
+    key = standin.create_spreadsheet(
+        {"Leads": [["plain"]], "Leads ": [["trailing space"]]},
+        shared_with=[service_account_key.email],
+    )
+    assert google_sheet_factory(f"{key}/Leads ").read().header == ["trailing space"]
+    assert google_sheet_factory(f"{key}/Leads").read().header == ["plain"]
+    assert google_sheet_factory(f"{key}/leads").read().header == ["plain"]  # case: loosely

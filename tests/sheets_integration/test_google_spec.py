@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,3 +161,39 @@ def test_an_authorized_user_file_works(
 def test_plain_http_is_only_for_loopback(key_file: Path) -> None:
     with pytest.raises(SheetError, match="plain http to a non-loopback host"):
         GoogleSheet(KEY, credentials=key_file, api_url="http://10.0.0.1:8080", environ={})
+
+
+@pytest.mark.parametrize("app", ["installed", "web"])
+def test_an_oauth_client_id_file_is_named_as_such(
+    tmp_path: Path, standin: StandIn, app: str
+) -> None:
+    path = tmp_path / "client_secret.json"
+    client = {
+        "client_id": "1-x.apps.googleusercontent.com",
+        "client_secret": "s",
+        "redirect_uris": [],
+    }
+    path.write_text(json.dumps({app: client}))
+    with pytest.raises(CredentialError) as caught:
+        GoogleSheet(KEY, credentials=path, api_url=standin.url, environ={})
+    message = str(caught.value)
+    assert f"is an OAuth client ID (the {app!r} application type)" in message
+    assert "create a service-account key" in message and "\n" not in message
+
+
+def test_a_wrong_system_clock_is_named(
+    tmp_path: Path, session_service_account_key: ServiceAccountKey, quota_registry: QuotaRegistry
+) -> None:
+    # The token endpoint's clock runs an hour behind ours: our JWT looks issued in the future.
+    with StandIn(wall=lambda: time.time() - 3600) as skewed:
+        key = skewed.register_service_account(session_service_account_key)
+        path = tmp_path / "key.json"
+        path.write_text(json.dumps(key.info))
+        book = skewed.create_spreadsheet(shared_with=[key.email])
+        with pytest.raises(CredentialError) as caught:
+            GoogleSheet.open(
+                book, credentials=path, api_url=skewed.url, registry=quota_registry, environ={}
+            )
+    message = str(caught.value)
+    assert "reasonable timeframe" in message  # Google's words, quoted
+    assert "this machine's clock looks wrong: set the system clock right" in message

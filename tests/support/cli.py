@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    # No empty entry: it would put the current directory on the path, which the installed
+    # console script does not do.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH", "")] if p)
     env.pop("SHEETBATCH_DB", None)
     env.update(extra)
     return env

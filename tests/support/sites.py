@@ -21,9 +21,9 @@ from pipeline.phase import Pipeline
 from sheetbatch.sites import SiteServer, load_sites
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_SITES = ROOT / "examples" / "sites"
+EXAMPLE_SITES = ROOT / "src" / "sheetbatch" / "examples" / "sites"
 TEST_SITES = ROOT / "tests" / "sites"
-EXAMPLE_CSV = ROOT / "examples" / "companies.csv"
+EXAMPLE_CSV = ROOT / "src" / "sheetbatch" / "examples" / "companies.csv"
 
 FAKE_DNS: Mapping[str, list[str]] = {
     "intranet.test": ["10.0.0.5"],

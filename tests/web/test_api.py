@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from flask.testing import FlaskClient
 from progress import Store
 from progress.store import NewJob
 from sheetbatch.config import load_settings
-from sheetbatch.web import close_app, create_app, shutdown_app
+from sheetbatch.web import close_app, create_app, shutdown_app, web_context
 from sheetbatch.web.openapi import openapi_document
 from tests.web.support import SLOW_PIPELINE, companies, wait_for, write_sheet
 
@@ -197,6 +198,46 @@ def test_start_cancel_and_retry_a_batch(api: FlaskClient, store: Store, tmp_path
     assert error(api.post("/api/batches/b-nope/cancel")) == (404, "batch_id")
 
 
+def test_a_retry_keeps_writing_to_the_columns_the_batch_was_started_with(
+    app: Flask, api: FlaskClient, store: Store, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path / "mapped.csv", companies(4, fail_every=2))
+    answer = api.post(
+        "/api/batches", json={"sheet": str(sheet), "output_columns": {"Name": "Found name"}}
+    )
+    assert answer.status_code == 202, answer.get_json()
+    batch_id = answer.get_json()["batch_id"]
+    wait_for(lambda: store.batch(batch_id)["status"] != "running")
+    wait_for(lambda: not web_context(app).runner.is_active(batch_id))  # its worker has gone
+    # The retry runs in a new worker: it must resume the batch with its recorded mapping (a
+    # resumed batch with other columns is refused), so the rows keep landing in "Found name".
+    retried = api.post(f"/api/batches/{batch_id}/retry")
+    assert retried.status_code == 202, retried.get_json()
+    assert len(retried.get_json()["requeued"]) == 2
+    wait_for(lambda: store.batch(batch_id)["status"] != "running")
+
+    def final() -> list[dict[str, str]]:
+        with sheet.open(newline="", encoding="utf-8") as f:
+            found = list(csv.DictReader(f, restval=""))
+        return found if all(r["Status"].startswith(("completed", "failed")) for r in found) else []
+
+    rows = wait_for(final)
+    assert "Name" not in rows[0]
+    assert [r["Found name"] for r in rows] == ["CO 1", "", "CO 3", ""]
+
+
+def test_a_retry_with_no_failed_row_requeues_nothing(
+    api: FlaskClient, store: Store, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path / "fine.csv", companies(2))
+    batch_id = api.post("/api/batches", json={"sheet": str(sheet)}).get_json()["batch_id"]
+    wait_for(lambda: store.batch(batch_id)["status"] != "running")
+    retried = api.post(f"/api/batches/{batch_id}/retry")
+    assert retried.status_code == 202, retried.get_json()
+    assert retried.get_json()["requeued"] == []
+    assert store.batch(batch_id)["status"] == "completed"
+
+
 def test_cancel_stops_queued_rows_at_once(api: FlaskClient, store: Store) -> None:
     batch_id, _ = make_batch(store, 3)
     answer = api.post(f"/api/batches/{batch_id}/cancel")
@@ -213,7 +254,7 @@ def test_healthz_and_metrics(api: FlaskClient, store: Store) -> None:
     assert metrics.status_code == 200
     assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = metrics.get_data(as_text=True)
-    sample = re.compile(r'^[a-z_]+(\{[a-z]+="[^"]*"\})? [0-9.e+Inf-]+$')
+    sample = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+Inf-]+$')
     for line in text.splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
     assert 'sheetbatch_jobs{status="queued"} 2' in text

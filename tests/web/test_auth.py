@@ -168,6 +168,7 @@ def test_a_new_token_ends_old_sessions(tmp_path: Path) -> None:
     assert cookie is not None
     shutdown_app(app)
     close_app(app)
+    (tmp_path / "x").mkdir()  # a store is created only in a directory that exists
     other, other_store = make_app(tmp_path / "x", TOKEN + "-rotated", host="0.0.0.0")
     other_api = other.test_client()
     other_api.set_cookie("sheetbatch_session", cookie.value)

@@ -92,12 +92,13 @@ def create_app(
     )
     app.extensions[EXTENSION] = context
 
-    from sheetbatch.web import api, dashboard, events, ops
+    from sheetbatch.web import api, dashboard, events, ops, schedules
 
     app.register_blueprint(api.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(schedules.bp)
 
     @app.before_request
     def _guard() -> Any:

@@ -24,8 +24,8 @@ from sheetbatch.web.offload import offload
 from sheetbatch.web.openapi import openapi_document
 from sheetbatch.web.runner import RunnerClosed
 from sheetbatch.web.sheets import is_google
-from sheets_integration.batch import BatchBusy
-from sheets_integration.errors import SheetError
+from sheets_integration.batch import BatchBusy, NothingToDo
+from sheets_integration.errors import BadColumnMapping, ForeignValues, MergedTarget, SheetError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,10 @@ BATCH_FIELDS: Mapping[str, type] = {
     "pipeline": str,
     "retry_failed": bool,
     "force": bool,
+    "output_columns": dict,
+    "overwrite": list,
 }
+MAX_COLUMN_NAME = 200
 
 
 def valid_id(value: str, field: str) -> str:
@@ -202,14 +205,40 @@ def _batch_request() -> dict[str, Any]:
             # The API never imports code by name: `module:attribute` pipelines are the
             # operator's choice, made in the configuration.
             raise Invalid(f"pipeline must be one of {', '.join(sorted(allowed))}", field="pipeline")
+    _check_columns(body)
     # Local files only from the allowed directories (a 403 that tells nothing of the file).
     admitted = web_context().sheets.admit(sheet.strip())
     return {"sheet": admitted, **{k: body[k] for k in body if k != "sheet"}}
 
 
+def _column_name(value: Any) -> bool:
+    return isinstance(value, str) and len(value.strip()) > 0 and len(value) <= MAX_COLUMN_NAME
+
+
+def _check_columns(body: Mapping[str, Any]) -> None:
+    """`output_columns`: {OUTPUT: COLUMN} of column names; `overwrite`: a list of them."""
+    mapping = body.get("output_columns", {})
+    if not all(_column_name(k) and _column_name(v) for k, v in mapping.items()):
+        raise Invalid(
+            f"output_columns must map output names to column names (non-blank strings of at "
+            f"most {MAX_COLUMN_NAME} characters)",
+            field="output_columns",
+        )
+    if not all(_column_name(v) for v in body.get("overwrite", [])):
+        raise Invalid(
+            f"overwrite must list column names (non-blank strings of at most "
+            f"{MAX_COLUMN_NAME} characters)",
+            field="overwrite",
+        )
+
+
 @bp.post("/batches")
 def start_batch() -> tuple[Response, int, dict[str, str]]:
-    """Prepare a sheet's batch now (errors are this answer) and run it in the background."""
+    """Prepare a sheet's batch now (errors are this answer) and run it in the background.
+
+    A sheet with no row to process answers 200 with `"nothing_to_do": true` and what
+    became of its rows; no batch is recorded.
+    """
     params = _batch_request()
     runner = web_context().runner
     # Every other field goes to `prepare_batch` as it is (its options).
@@ -218,10 +247,20 @@ def start_batch() -> tuple[Response, int, dict[str, str]]:
     options["force"] = bool(options.get("force", False))
     try:
         batch_id = runner.submit(params["sheet"], pipeline=params.get("pipeline"), **options)
+    except NothingToDo as done:
+        body = {
+            "batch_id": None,
+            "nothing_to_do": True,
+            "message": str(done),
+            "selection": done.selection.as_json(),
+        }
+        return jsonify(body), 200, {}
     except RunnerClosed as exc:
         raise Unavailable(str(exc)) from exc
     except BatchBusy as exc:
         raise Conflict(str(exc), field="sheet") from exc
+    except (BadColumnMapping, ForeignValues, MergedTarget) as exc:
+        raise Invalid(str(exc), field="output_columns") from exc
     except SheetError as exc:
         raise Invalid(str(exc), field="sheet") from exc
     except PipelineError as exc:

@@ -88,6 +88,12 @@ def _stream(scope: Scope) -> Response:
         raise NotFound(str(exc), field="batch_id") from exc
     except StoreUnavailable as exc:
         raise Unavailable(str(exc)) from exc
+    return stream_response(context, plan)
+
+
+def stream_response(context: WebContext, plan: StreamPlan) -> Response:
+    """The SSE answer of a planned stream (batch, job, log or schedule): it ends when its
+    client leaves, the server stops, or the dashboard session it was opened with ends."""
     # Set by `sheetbatch serve`'s request handler: gevent's socket (socket.socket once patched).
     sock = request.environ.get(SOCKET_KEY)
     session = context.guard.session(request)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from progress import Store
 from progress.status import BatchStatus, JobStatus
+from sheetbatch.web.schedule_metrics import schedule_lines
 from sheets_integration.writer import FlushReport
 
 log = logging.getLogger(__name__)
@@ -182,4 +183,5 @@ def render(
         "Sheet rows written by this process's sheet writers.",
         [f"sheetbatch_sheet_rows_written_total {rows}"],
     )
+    lines += schedule_lines(store)
     return "\n".join(lines) + "\n"

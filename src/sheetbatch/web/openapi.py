@@ -138,6 +138,18 @@ _SCHEMAS: dict[str, Any] = {
             },
             "retry_failed": {"type": "boolean", "default": False},
             "force": {"type": "boolean", "default": False},
+            "output_columns": {
+                "type": "object",
+                "description": "Write an output (or Status, Job ID, Updated, Error) into "
+                'another column: {"Name": "Found name"}, as `--output-column`.',
+                "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200},
+            },
+            "overwrite": {
+                "type": "array",
+                "description": "Columns the run may write into although they hold values "
+                "sheetbatch did not write, as `--overwrite`.",
+                "items": {"type": "string", "minLength": 1, "maxLength": 200},
+            },
         },
         "required": ["sheet"],
         "additionalProperties": False,
@@ -315,6 +327,19 @@ def _paths() -> dict[str, Any]:
                     "content": {"application/json": {"schema": _ref("BatchRequest")}},
                 },
                 "responses": {
+                    "200": _json(
+                        _obj(
+                            {
+                                "batch_id": {"type": "null"},
+                                "nothing_to_do": {"type": "boolean", "enum": [True]},
+                                "message": {"type": "string"},
+                                "selection": {"type": "object"},
+                            }
+                        ),
+                        "Nothing to do: no row of the sheet is to be processed (all done, "
+                        "empty, or skipped; `selection` counts them by reason). No batch "
+                        "is recorded.",
+                    ),
                     "202": _json(
                         _obj(
                             {
@@ -329,7 +354,11 @@ def _paths() -> dict[str, Any]:
                     "409": _error("Another process is running this sheet's batch."),
                     "413": _error("The body is larger than 1 MB."),
                     "415": _error("The body is not JSON."),
-                    "422": _error("The sheet or pipeline cannot be used; `field` names it."),
+                    "422": _error(
+                        "The sheet, pipeline or columns cannot be used; `field` names it "
+                        "(`output_columns` when a column holds the operator's values: map "
+                        "the output elsewhere or list the column in `overwrite`)."
+                    ),
                     "503": _error("The server is shutting down."),
                     **common,
                 },
@@ -480,6 +509,12 @@ def _paths() -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0.3 document (built once)."""
+    from sheetbatch.web.schedules_openapi import with_schedules
+
+    return with_schedules(_document(), _sse_operation)
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {

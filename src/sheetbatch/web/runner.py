@@ -28,14 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from pipeline.errors import PipelineError
 from progress import Store
-from progress.errors import ProgressError, StoreUnavailable
+from progress.errors import StoreUnavailable
 from sheetbatch.config import Settings
 from sheetbatch.web.offload import offload
-from sheetbatch.worker import STOP_REASON, WorkRequest, work_request
-from sheets_integration.batch import BatchBusy
-from sheets_integration.errors import SheetError
+from sheetbatch.worker import STOP_REASON, WorkRequest, refused_error, work_request
+from sheets_integration.selection import NothingToDo
 from sheets_integration.writer import FlushReport
 
 log = logging.getLogger(__name__)
@@ -47,15 +45,6 @@ WORKER = [sys.executable, "-m", "sheetbatch.worker"]
 
 class RunnerClosed(Exception):
     """The runner is shutting down and takes no new batch."""
-
-
-_REFUSALS: dict[str, Callable[[str], Exception]] = {
-    "busy": BatchBusy,
-    "sheet": SheetError,
-    "pipeline": PipelineError,
-    "unavailable": StoreUnavailable,
-    "invalid": ValueError,
-}
 
 
 @dataclass(eq=False)
@@ -134,9 +123,10 @@ class BatchRunner:
         """Prepare the sheet's batch in a new worker (raising the same errors as
         `prepare_batch`) and leave the worker running it; the batch id.
 
-        `options` go to `prepare_batch` unchanged (JSON values). A sheet whose batch a
-        worker here already runs gets that batch's id back. Safe to call from any thread
-        or greenlet; it blocks only its caller.
+        `options` go to `prepare_batch` unchanged (JSON values: `output_columns`,
+        `overwrite`, `encoding`). A sheet whose batch a worker here already runs gets that
+        batch's id back; a sheet with nothing to do raises `NothingToDo` (no batch is
+        recorded). Safe to call from any thread or greenlet; it blocks only its caller.
         """
         with self._lock:
             if self.closing:
@@ -169,6 +159,8 @@ class BatchRunner:
         snapshot = offload(self.store.batch, batch_id)
         if self.is_active(batch_id):
             return list(offload(self.store.retry_batch, batch_id))
+        # The batch keeps writing where it was started to (its recorded columns).
+        recorded = snapshot.get("options") or {}
         request = work_request(
             self.settings,
             self._db_url,
@@ -176,6 +168,10 @@ class BatchRunner:
             pipeline=str(snapshot["pipeline"]),
             retry_failed=True,
             retry_batch=batch_id,
+            options={
+                "output_columns": recorded.get("output_columns") or {},
+                "overwrite": recorded.get("overwrite") or [],
+            },
         )
         worker = self._spawn(request)
         prepared = self._prepared(worker)
@@ -250,11 +246,10 @@ class BatchRunner:
             worker.proc.kill()
             raise StoreUnavailable("the batch worker did not answer; see the server log")
         answer = worker.answer or {}
-        if answer.get("event") == "prepared":
+        if answer.get("event") in ("prepared", "retried"):
             return str(answer["batch_id"])
         if answer.get("event") == "refused":
-            make = _REFUSALS.get(str(answer.get("kind")), ProgressError)
-            raise make(str(answer.get("message") or "refused"))
+            raise refused_error(answer)
         raise StoreUnavailable(str(answer.get("message") or "the batch worker failed"))
 
     def _watch(self, worker: _Worker, stdout: IO[str]) -> None:
@@ -294,7 +289,7 @@ class BatchRunner:
                 offload(self.store.cancel_batch, batch_id, SHUTDOWN_REASON)
             worker.answer = message
             worker.answered.set()
-        elif event == "refused":
+        elif event in ("refused", "retried"):
             worker.answer = message
             worker.answered.set()
 
@@ -345,6 +340,9 @@ class BatchRunner:
         }
         try:
             self._prepared(self._spawn(request, restarts))
+        except NothingToDo as exc:
+            # The rows were all done before the worker went: nothing is left to run.
+            log.info("batch %s: nothing left to resume (%s)", worker.batch_id, exc)
         except Exception as exc:
             log.error("batch %s: could not resume it: %s", worker.batch_id, exc)
 

@@ -620,11 +620,30 @@
     sheetSelect.addEventListener("focus", loadSheets);
     loadSheets();
 
+    // "Name=Found name, Status=Our status" -> {Name: "Found name", Status: "Our status"}.
+    function parseOutputColumns(text) {
+      const mapping = {};
+      for (const entry of text.split(",").map((e) => e.trim()).filter((e) => e)) {
+        const at = entry.indexOf("=");
+        const output = at > 0 ? entry.slice(0, at).trim() : "";
+        const column = at > 0 ? entry.slice(at + 1).trim() : "";
+        if (!output || !column) {
+          const err = new Error(`write OUTPUT=COLUMN, not ${JSON.stringify(entry)}`);
+          err.field = "output_columns";
+          throw err;
+        }
+        mapping[output] = column;
+      }
+      return mapping;
+    }
+
     const form = document.getElementById("start-form");
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const errorBox = document.getElementById("start-error");
+      const noteBox = document.getElementById("start-note");
       errorBox.hidden = true;
+      noteBox.hidden = true;
       const sheet = sheetSelect.value === OTHER
         ? document.getElementById("sheet-url").value.trim() : sheetSelect.value;
       const body = { sheet };
@@ -633,10 +652,20 @@
       if (document.getElementById("retry_failed").checked) body.retry_failed = true;
       if (document.getElementById("force").checked) body.force = true;
       try {
+        const mapping = parseOutputColumns(document.getElementById("output_columns").value);
+        if (Object.keys(mapping).length) body.output_columns = mapping;
+        const overwrite = document.getElementById("overwrite").value
+          .split(",").map((c) => c.trim()).filter((c) => c);
+        if (overwrite.length) body.overwrite = overwrite;
         const answer = await api("/api/batches", { method: "POST", body });
+        if (answer.nothing_to_do) {
+          noteBox.textContent = shown(answer.message); // it quotes the sheet's own cells
+          noteBox.hidden = false;
+          return;
+        }
         window.location.assign(answer.urls.dashboard);
       } catch (err) {
-        errorBox.textContent = err.field ? `${err.field}: ${err.message}` : err.message;
+        errorBox.textContent = shown(err.field ? `${err.field}: ${err.message}` : err.message);
         errorBox.hidden = false;
       }
     });
