@@ -86,7 +86,7 @@ class SheetReader:
         if backend_name(spec) != "google":
             local = open_sheet(spec, self.settings)
             try:
-                return local, local.read()
+                return local, local.read_values()
             finally:
                 local.close()
         with self._lock:
@@ -97,7 +97,7 @@ class SheetReader:
 
                 policy = RetryPolicy(max_attempts=self.settings.sheet_read_attempts)
                 sheet = open_sheet(spec, self.settings, retry=policy)
-            table = sheet.read()
+            table = sheet.read_values()
         except BaseException:
             if sheet is not None:
                 sheet.close()

@@ -50,6 +50,7 @@ from sheets_integration.google_errors import (
     translated,
 )
 from sheets_integration.google_jobs import assign_ids
+from sheets_integration.google_table import read_values
 from sheets_integration.google_updates import write_updates
 from sheets_integration.google_worksheet import Worksheet
 from sheets_integration.quota import (
@@ -166,6 +167,10 @@ class GoogleSheet:
     def read(self) -> Table:
         """The whole used range as the text the user sees, with hyperlinks and merges."""
         return self._run("read", lambda: self._ws.state(fresh=True).table)
+
+    def read_values(self) -> Table:
+        """The text the user sees, nothing else: one read request."""
+        return self._run("read", lambda: read_values(self._ws.api, self._ws.sheet_id))
 
     def ensure_columns(self, columns: Sequence[str]) -> Table:
         """Append the missing `columns` after the used area (one request); the table.

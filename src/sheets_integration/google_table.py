@@ -180,6 +180,13 @@ def _merged(merges: list[Box]) -> dict[tuple[int, int], str]:
     return inside
 
 
+def read_values(api: SheetsApi, sheet_id: int) -> Table:
+    """The worksheet's text only (FORMATTED_VALUE), one read request: no links, no merges."""
+    ranges = api.values([whole_sheet(sheet_id)], render="FORMATTED_VALUE")
+    values = [[str(v) for v in row] for row in (ranges[0][0].get("values", []) if ranges else [])]
+    return Table(values[0] if values else [], values[1:])
+
+
 def read_state(api: SheetsApi, sheet_id: int) -> SheetState:
     """The worksheet `sheet_id` as it stands: two read requests. Raises WorksheetGone."""
     sheet = api.grid(sheet_id, GRID_FIELDS)

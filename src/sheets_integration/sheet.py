@@ -131,6 +131,12 @@ class Sheet(Protocol):
         """The whole used range as raw strings ("00123" stays "00123")."""
         ...
 
+    def read_values(self) -> Table:
+        """The cells' text only, as cheaply as the backend can (no hyperlinks, no merges):
+        enough to tell which rows a run would select (a schedule's tick with nothing to do
+        costs one read request on Google Sheets)."""
+        ...
+
     def ensure_columns(self, columns: Sequence[str]) -> Table:
         """Append each of `columns` missing from the header (matched loosely); return the table."""
         ...
