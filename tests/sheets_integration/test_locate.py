@@ -127,6 +127,9 @@ class FakeGoogleSheet:
     def read(self) -> Table:
         return Table(header=["URL"])
 
+    def read_values(self) -> Table:
+        return self.read()
+
     def ensure_columns(self, columns: Any) -> Table:
         return self.read()
 
