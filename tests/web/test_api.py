@@ -226,6 +226,27 @@ def test_a_retry_keeps_writing_to_the_columns_the_batch_was_started_with(
     assert [r["Found name"] for r in rows] == ["CO 1", "", "CO 3", ""]
 
 
+def test_the_same_request_again_gets_the_running_batch_and_other_columns_are_refused(
+    api: FlaskClient, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEETBATCH_TEST_PHASE_SECONDS", "0.3")  # the workers read it
+    sheet = write_sheet(tmp_path / "busy.csv", companies(8))
+    first = api.post("/api/batches", json={"sheet": str(sheet)})
+    assert first.status_code == 202, first.get_json()
+    batch_id = first.get_json()["batch_id"]
+    wait_for(lambda: store.batch(batch_id)["counts"]["running"] >= 1)
+    again = api.post("/api/batches", json={"sheet": str(sheet)})
+    assert again.status_code == 202 and again.get_json()["batch_id"] == batch_id
+    # Other columns are another request: its preparation refuses it while the batch runs.
+    other = api.post(
+        "/api/batches", json={"sheet": str(sheet), "output_columns": {"Name": "Found name"}}
+    )
+    assert error(other) == (409, "sheet")
+    assert store.batch(batch_id)["options"]["output_columns"] == {}
+    api.post(f"/api/batches/{batch_id}/cancel")
+    wait_for(lambda: store.batch(batch_id)["status"] != "running")
+
+
 def test_a_retry_with_no_failed_row_requeues_nothing(
     api: FlaskClient, store: Store, tmp_path: Path
 ) -> None:

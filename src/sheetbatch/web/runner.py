@@ -83,7 +83,14 @@ class BatchRunner:
         self._starting: set[_Worker] = set()  # started, not yet prepared
         # The spec each batch was submitted with: the store keeps only the sheet's name.
         self._specs: dict[str, str] = {}
+        # batch id -> the worker started to take it over (a resume, a retry), until it answers
+        self._taking_over: dict[str, _Worker] = {}
         self._lock = threading.Lock()
+        # Held while a batch may change hands: a retry requeuing rows of a running batch, and
+        # a worker's exit deciding whether another must run what is queued. Without it the
+        # exit could look for queued rows just before the retry requeues them, and nobody
+        # would run them.
+        self._handover = threading.Lock()
         self.closing = False
 
     # ------------------------------------------------------------------ queries
@@ -93,9 +100,9 @@ class BatchRunner:
             return list(self._workers)
 
     def is_active(self, batch_id: str) -> bool:
-        """Whether a worker of this server runs the batch now."""
+        """Whether a worker of this server runs the batch now (or is starting to)."""
         with self._lock:
-            return batch_id in self._workers
+            return batch_id in self._workers or batch_id in self._taking_over
 
     def worker_pid(self, batch_id: str) -> int | None:
         """The pid of the worker running the batch, if any."""
@@ -124,15 +131,19 @@ class BatchRunner:
         `prepare_batch`) and leave the worker running it; the batch id.
 
         `options` go to `prepare_batch` unchanged (JSON values: `output_columns`,
-        `overwrite`, `encoding`). A sheet whose batch a worker here already runs gets that
-        batch's id back; a sheet with nothing to do raises `NothingToDo` (no batch is
-        recorded). Safe to call from any thread or greenlet; it blocks only its caller.
+        `overwrite`, `encoding`). A sheet whose batch a worker here already runs with the
+        same options gets that batch's id back; a sheet with nothing to do raises
+        `NothingToDo` (no batch is recorded). Safe to call from any thread or greenlet; it
+        blocks only its caller.
         """
         with self._lock:
             if self.closing:
                 raise RunnerClosed("the server is shutting down")
             for batch_id, running in self._workers.items():
-                if running.request["sheet"] == sheet and not force:
+                # The same request again; one with other columns goes to `prepare_batch`,
+                # which refuses it (the running batch writes elsewhere, or is busy).
+                same = running.request["sheet"] == sheet and running.request["options"] == options
+                if same and not force:
                     return batch_id
         request = work_request(
             self.settings,
@@ -157,8 +168,6 @@ class BatchRunner:
             if self.closing:
                 raise RunnerClosed("the server is shutting down")
         snapshot = offload(self.store.batch, batch_id)
-        if self.is_active(batch_id):
-            return list(offload(self.store.retry_batch, batch_id))
         # The batch keeps writing where it was started to (its recorded columns).
         recorded = snapshot.get("options") or {}
         request = work_request(
@@ -173,8 +182,12 @@ class BatchRunner:
                 "overwrite": recorded.get("overwrite") or [],
             },
         )
-        worker = self._spawn(request)
-        prepared = self._prepared(worker)
+        with self._handover:
+            if self.is_active(batch_id):
+                # Its worker runs them, or - if it is leaving - its exit sees them queued.
+                return list(offload(self.store.retry_batch, batch_id))
+            worker = self._take_over(batch_id, request)
+        prepared = self._settled(batch_id, worker)
         if prepared != batch_id:
             log.warning("retry of batch %s resumed batch %s of the same sheet", batch_id, prepared)
         assert worker.answer is not None
@@ -240,6 +253,23 @@ class BatchRunner:
         ).start()
         return worker
 
+    def _take_over(self, batch_id: str, request: WorkRequest, restarts: int = 0) -> _Worker:
+        """A worker started to run `batch_id` next, counted as running it until it answers
+        (call under `_handover`, then `_settled`)."""
+        worker = self._spawn(request, restarts)
+        with self._lock:
+            self._taking_over[batch_id] = worker
+        return worker
+
+    def _settled(self, batch_id: str, worker: _Worker) -> str:
+        """`_prepared` for a worker from `_take_over`; it no longer counts as taking over."""
+        try:
+            return self._prepared(worker)
+        finally:
+            with self._lock:
+                if self._taking_over.get(batch_id) is worker:
+                    del self._taking_over[batch_id]
+
     def _prepared(self, worker: _Worker) -> str:
         """Wait for the worker's answer; the batch id, or the preparation's error raised."""
         if not worker.answered.wait(PREPARE_TIMEOUT):
@@ -294,6 +324,20 @@ class BatchRunner:
             worker.answered.set()
 
     def _reap(self, worker: _Worker, code: int) -> None:
+        with self._handover:
+            successor = self._successor(worker, code)
+        if successor is not None:
+            batch_id, new = successor
+            try:
+                self._settled(batch_id, new)
+            except NothingToDo as exc:
+                # The rows were all done before the worker went: nothing is left to run.
+                log.info("batch %s: nothing left to resume (%s)", batch_id, exc)
+            except Exception as exc:
+                log.error("batch %s: could not resume it: %s", batch_id, exc)
+
+    def _successor(self, worker: _Worker, code: int) -> tuple[str, _Worker] | None:
+        """Forget the exited worker; the worker started to go on with its batch, if any."""
         with self._lock:
             self._starting.discard(worker)
             batch_id = worker.batch_id
@@ -306,7 +350,7 @@ class BatchRunner:
             worker.answered.set()
         worker.exited.set()
         if batch_id is None or closing:
-            return
+            return None
         if code != 0:
             if worker.restarts >= self._max_restarts:
                 log.error(
@@ -317,7 +361,7 @@ class BatchRunner:
                     _exit_text(code),
                     worker.restarts,
                 )
-                return
+                return None
             log.error(
                 "batch %s: its worker (pid %d) %s; starting another to resume it",
                 batch_id,
@@ -325,26 +369,22 @@ class BatchRunner:
                 _exit_text(code),
             )
             # The sheet's unfinished rows select the running batch again: it resumes.
-            self._resume(worker, worker.restarts + 1, retry_failed=False)
-        elif offload(self.store.jobs, batch_id=batch_id, statuses=["queued"], limit=1):
+            return batch_id, self._resume(worker, worker.restarts + 1, retry_failed=False)
+        if offload(self.store.jobs, batch_id=batch_id, statuses=["queued"], limit=1):
             # Rows were requeued (a retry) as the worker drained: run them too. Their cells
             # may still say "failed", so they are selected as a retry selects them.
-            self._resume(worker, worker.restarts, retry_failed=True)
+            return batch_id, self._resume(worker, worker.restarts, retry_failed=True)
+        return None
 
-    def _resume(self, worker: _Worker, restarts: int, *, retry_failed: bool) -> None:
+    def _resume(self, worker: _Worker, restarts: int, *, retry_failed: bool) -> _Worker:
+        assert worker.batch_id is not None
         request = {
             **worker.request,
             "force": False,
             "retry_failed": retry_failed,
             "retry_batch": None,
         }
-        try:
-            self._prepared(self._spawn(request, restarts))
-        except NothingToDo as exc:
-            # The rows were all done before the worker went: nothing is left to run.
-            log.info("batch %s: nothing left to resume (%s)", worker.batch_id, exc)
-        except Exception as exc:
-            log.error("batch %s: could not resume it: %s", worker.batch_id, exc)
+        return self._take_over(worker.batch_id, request, restarts)
 
 
 def _exit_text(code: int, when: str = "") -> str:
