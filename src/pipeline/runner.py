@@ -10,6 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base
+
 from pipeline.cells import clean_text
 from pipeline.context import JobContext
 from pipeline.errors import JobCancelled, PhaseError, PhaseTimeout
@@ -32,6 +35,27 @@ def short_reason(exc: BaseException, limit: int = 200) -> str:
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
     return rng.uniform(0, min(cap, base * (2**attempt)))
+
+
+class FullJitterWait(wait_base):
+    """tenacity's wait for `backoff_delay`: retry n (0-based) waits
+    uniform(0, min(cap, base * 2**n)), drawn from an injected `rng`.
+
+    (tenacity's `wait_exponential_jitter` adds its jitter on top of the exponential and draws
+    from the global `random`; the runner spreads the whole delay, from a seedable rng.)
+    """
+
+    def __init__(self, *, base: float, cap: float, rng: random.Random) -> None:
+        self.base, self.cap, self.rng = base, cap, rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        # tenacity asks for the wait before it asks whether to stop: a retry that will not
+        # happen draws nothing, so a seeded rng gives the same delays as a plain loop.
+        if retry_state.retry_object.stop(retry_state):
+            return 0.0
+        return backoff_delay(
+            retry_state.attempt_number - 1, base=self.base, cap=self.cap, rng=self.rng
+        )
 
 
 @dataclass
@@ -176,8 +200,7 @@ class JobRunner:
             last_report[0] = now
             self.store.phase_progress(job_id, fraction, message, owner=self.owner, wait=False)
 
-        attempt = 0
-        while True:
+        def attempt() -> Mapping[str, Any]:
             ctx = JobContext(
                 job_id=job_id,
                 batch_id=batch_id,
@@ -189,30 +212,39 @@ class JobRunner:
                 clock=self.clock,
                 services=self.services,
             )
-            try:
-                produced = phase.run(ctx) or {}
-                if ctx.deadline is not None and self.clock() > ctx.deadline:
-                    raise PhaseTimeout(f"timed out after {phase.timeout:g} s")
-                return produced
-            except JobCancelled:
-                raise
-            except phase.transient as exc:
-                if attempt >= phase.retries or isinstance(exc, PhaseTimeout):
-                    raise
-                delay = backoff_delay(
-                    attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng
-                )
-                attempt += 1
-                log.info(
-                    "[job %s] %s: transient error (%s), retry %d/%d in %.2fs",
-                    job_id,
-                    phase.name,
-                    short_reason(exc),
-                    attempt,
-                    phase.retries,
-                    delay,
-                )
-                self.sleep(delay)
+            produced = phase.run(ctx) or {}
+            if ctx.deadline is not None and self.clock() > ctx.deadline:
+                raise PhaseTimeout(f"timed out after {phase.timeout:g} s")
+            return produced
+
+        def transient(exc: BaseException) -> bool:
+            # A cancel and a timeout end the phase whatever the phase calls transient.
+            return isinstance(exc, phase.transient) and not isinstance(
+                exc, (JobCancelled, PhaseTimeout)
+            )
+
+        def log_retry(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            error = state.outcome.exception()
+            log.info(
+                "[job %s] %s: transient error (%s), retry %d/%d in %.2fs",
+                job_id,
+                phase.name,
+                short_reason(error) if error is not None else "",
+                state.attempt_number,
+                phase.retries,
+                state.upcoming_sleep,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception(transient),
+            stop=stop_after_attempt(phase.retries + 1),
+            wait=FullJitterWait(base=self.backoff_base, cap=self.backoff_cap, rng=self.rng),
+            sleep=self.sleep,
+            before_sleep=log_retry,
+            reraise=True,  # after the last attempt, the phase's own error
+        )
+        return retrying(attempt)
 
 
 def _cell_text(value: Any) -> str:

@@ -18,6 +18,13 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_incrementing,
+)
 
 from progress.errors import ProgressError, StoreUnavailable
 from progress.statements import HotStatements
@@ -97,6 +104,16 @@ class Tx:
         self.sql.set_head(self.head)
 
 
+def _database_locked(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
+
+
+def _log_busy(state: RetryCallState) -> None:
+    assert state.outcome is not None
+    exc = state.outcome.exception()
+    log.warning("progress store busy, retrying (%s)", getattr(exc, "orig", exc))
+
+
 class _Write(Generic[R]):
     __slots__ = ("detached", "done", "error", "fn", "result")
 
@@ -118,6 +135,7 @@ class GroupCommitter:
         on_commit: Callable[[int], None],
         *,
         max_group: int = 256,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._begin = begin
         self._clock = clock
@@ -126,6 +144,16 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._queue: list[_Write[Any]] = []
         self._leading = False
+        # SQLite answers "database is locked" past its busy timeout: a transient condition
+        # under heavy multi-process load, not a verdict. Three attempts, 50 then 100 ms apart.
+        self._retrying = Retrying(
+            retry=retry_if_exception(_database_locked),
+            stop=stop_after_attempt(3),
+            wait=wait_incrementing(start=0.05, increment=0.05),
+            sleep=sleep,
+            before_sleep=_log_busy,
+            reraise=True,
+        )
 
     def run(self, fn: Callable[[Tx], R]) -> R:
         """Run `fn` in a committed transaction; its result, or its exception re-raised."""
@@ -177,32 +205,30 @@ class GroupCommitter:
                 write.done.set()
 
     def _with_retry(self, group: list[_Write[Any]]) -> None:
-        attempts = 0
         # First without savepoints: a store write raises its own errors (ProgressError: an
         # illegal transition, a lost lease) before it writes anything, so they need no
         # rollback. Anything else (a constraint, a bug) rolls the whole group back, and the
-        # group runs again with a savepoint around each write.
+        # group runs again with a savepoint around each write (its retries too).
         savepoints = False
-        while True:
-            outcomes: list[tuple[Any, BaseException | None]] = []
-            try:
-                with self._begin() as conn:
-                    tx = Tx(conn, self._clock())
-                    for write in group:
-                        outcomes.append(self._one(tx, write, savepoints))
-                    tx.flush()
-                appended = tx.head if tx.appended else 0
-                break
-            except _NeedsSavepoints:
-                savepoints = True
-            except OperationalError as exc:
-                # SQLite answers "database is locked" past its busy timeout: a transient
-                # condition under heavy multi-process load, not a verdict.
-                attempts += 1
-                if attempts >= 3 or "locked" not in str(exc).lower():
-                    raise StoreUnavailable(f"progress store write failed: {exc.orig}") from exc
-                log.warning("progress store busy, retrying (%s)", exc.orig)
-                time.sleep(0.05 * attempts)
+
+        def attempt() -> tuple[list[tuple[Any, BaseException | None]], int]:
+            nonlocal savepoints
+            while True:
+                outcomes: list[tuple[Any, BaseException | None]] = []
+                try:
+                    with self._begin() as conn:
+                        tx = Tx(conn, self._clock())
+                        for write in group:
+                            outcomes.append(self._one(tx, write, savepoints))
+                        tx.flush()
+                    return outcomes, (tx.head if tx.appended else 0)
+                except _NeedsSavepoints:
+                    savepoints = True
+
+        try:
+            outcomes, appended = self._retrying(attempt)
+        except OperationalError as exc:
+            raise StoreUnavailable(f"progress store write failed: {exc.orig}") from exc
         for write, (result, error) in zip(group, outcomes, strict=True):
             write.result, write.error = result, error
             if write.detached and error is not None:

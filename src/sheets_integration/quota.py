@@ -23,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -222,6 +225,28 @@ class RetryPolicy:
         """Seconds to wait before retry number `retry` (0 for the first retry)."""
         return min(2.0**retry + rng.uniform(0.0, self.jitter), self.max_backoff)
 
+    def wait(self, rng: random.Random) -> TruncatedBackoffWait:
+        """This policy as a tenacity wait strategy drawing its jitter from `rng`."""
+        return TruncatedBackoffWait(self, rng)
+
+
+class TruncatedBackoffWait(wait_base):
+    """tenacity's wait for a `RetryPolicy`: Google's `min(2**n + jitter, 64 s)`.
+
+    It is tenacity's `wait_exponential_jitter(max=64, jitter=1)`, with the jitter drawn from
+    an injected rng instead of the global `random`.
+    """
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+        self.policy, self.rng = policy, rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        # tenacity asks for the wait before it asks whether to stop: a retry that will not
+        # happen draws nothing.
+        if retry_state.retry_object.stop(retry_state):
+            return 0.0
+        return self.policy.backoff(retry_state.attempt_number - 1, self.rng)
+
 
 def call_with_retry(
     attempt: Callable[[], T],
@@ -238,27 +263,39 @@ def call_with_retry(
 
     A permanent failure propagates at once. A transient one is retried after the backoff
     while attempts remain and `idempotent` is true; otherwise `give_up(failure, exc,
-    attempts)` builds the exception raised (chained to the last failure).
+    attempts)` builds the exception raised (chained to the last failure). The wait before
+    a retry is the backoff alone: after a 429 the bucket's pause (`rate_limited`) holds the
+    next attempt until the minute refilled.
     """
-    rng = rng or random.Random()
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            return attempt()
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-            if not idempotent or attempts >= policy.max_attempts:
-                raise give_up(failure, exc, attempts) from exc
-            delay = policy.backoff(attempts - 1, rng)
-            log.info(
-                "%s failed (%s); retry %d of %d in %.1f s",
-                what,
-                failure.reason,
-                attempts,
-                policy.max_attempts - 1,
-                delay,
-            )
-            sleep(delay)
+
+    def failure_of(exc: BaseException | None) -> Failure | None:
+        return classify(exc) if isinstance(exc, Exception) else None
+
+    def log_retry(state: RetryCallState) -> None:
+        assert state.outcome is not None
+        failure = failure_of(state.outcome.exception())
+        log.info(
+            "%s failed (%s); retry %d of %d in %.1f s",
+            what,
+            failure.reason if failure is not None else "",
+            state.attempt_number,
+            policy.max_attempts - 1,
+            state.upcoming_sleep,
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda exc: failure_of(exc) is not None),
+        # Never blindly resend what may have been applied (an append): one attempt.
+        stop=stop_after_attempt(policy.max_attempts if idempotent else 1),
+        wait=policy.wait(rng or random.Random()),
+        sleep=sleep,
+        before_sleep=log_retry,
+    )
+    try:
+        return retrying(attempt)
+    except RetryError as exhausted:
+        last = exhausted.last_attempt
+        exc = last.exception()
+        failure = failure_of(exc)
+        assert isinstance(exc, Exception) and failure is not None  # what `retry=` let through
+        raise give_up(failure, exc, last.attempt_number) from exc

@@ -16,6 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
+
 from progress import Store
 from sheets_integration.columns import RunColumns
 from sheets_integration.selection import rows_text
@@ -295,33 +303,51 @@ class SheetWriter:
             self._thread.join(timeout=60)
         if not final_flush:
             return WriteOutcome(written=False, unwritten=self.pending_rows())
-        error = ""
-        for delay in (*self.retry_delays, None):
-            try:
-                report = self.flush(full=True)
-            except Exception as exc:
-                error = str(exc)
-                log.warning("final sheet flush to %s failed (%s)", self.sheet.name, exc)
-                if delay is not None:
-                    self.sleep(delay)
-                continue
-            if report.missing and report.rows == 0:
-                return WriteOutcome(
-                    written=False,
-                    unwritten=len(report.missing),
-                    missing=len(report.missing),
-                    error=f"no row of the batch was found in {self.sheet.name} by its "
-                    f"{self._columns.job_id} (column cleared or renamed?)",
-                )
-            return WriteOutcome(missing=len(report.missing), partial=len(self._unwritable))
-        unwritten = self.pending_rows()
-        log.error(
-            "could not write the final statuses of %s to %s; they are kept in the store: "
-            "run `sheetbatch run` again to write them",
-            rows_text(unwritten),
-            self.sheet.name,
+        try:
+            report = self._final_flush()
+        except RetryError as exhausted:
+            unwritten = self.pending_rows()
+            log.error(
+                "could not write the final statuses of %s to %s; they are kept in the store: "
+                "run `sheetbatch run` again to write them",
+                rows_text(unwritten),
+                self.sheet.name,
+            )
+            error = str(exhausted.last_attempt.exception())
+            return WriteOutcome(written=False, unwritten=unwritten, error=error)
+        if report.missing and report.rows == 0:
+            return WriteOutcome(
+                written=False,
+                unwritten=len(report.missing),
+                missing=len(report.missing),
+                error=f"no row of the batch was found in {self.sheet.name} by its "
+                f"{self._columns.job_id} (column cleared or renamed?)",
+            )
+        return WriteOutcome(missing=len(report.missing), partial=len(self._unwritable))
+
+    def _final_flush(self) -> FlushReport:
+        """The full flush, retried after `retry_delays` while it fails; RetryError at last."""
+        delays = tuple(self.retry_delays)
+
+        def log_failure(state: RetryCallState) -> None:
+            assert state.outcome is not None
+            log.warning(
+                "final sheet flush to %s failed (%s)", self.sheet.name, state.outcome.exception()
+            )
+
+        retrying = Retrying(
+            # Whatever the sheet raised: nothing is lost by trying again (the cursor only
+            # moves after a write succeeded).
+            retry=retry_if_exception_type(Exception),
+            stop=stop_after_attempt(len(delays) + 1),
+            # (asked after the last attempt too, before tenacity decides to stop)
+            wait=lambda state: (
+                delays[state.attempt_number - 1] if state.attempt_number <= len(delays) else 0.0
+            ),
+            sleep=self.sleep,
+            after=log_failure,  # every failure, the last one too
         )
-        return WriteOutcome(written=False, unwritten=unwritten, error=error)
+        return retrying(self.flush, full=True)
 
     def _loop(self) -> None:
         last = self.store.get_cursor(cursor_name(self.batch_id))
