@@ -6,17 +6,18 @@ methods; `Store` (in `store.py`) adds the writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.engine import Engine
 
 from progress import schema as t
 from progress.errors import UnknownBatch, UnknownJob
 from progress.feed import LogFeed
 from progress.snapshots import batch_snapshot, event_dict, job_snapshot
-from progress.status import JobStatus
+from progress.status import BatchStatus, JobStatus
 
 _JOB_BY_ID = select(t.jobs).where(t.jobs.c.job_id == bindparam("jid"))
 _BATCH_BY_ID = select(t.batches).where(t.batches.c.batch_id == bindparam("bid"))
@@ -24,6 +25,20 @@ _LOG_HEAD = select(t.log_head.c.last_id).where(t.log_head.c.id == 1)
 _CANCEL_REQUESTED = select(t.batches.c.cancel_requested).where(
     t.batches.c.batch_id == bindparam("bid")
 )
+
+_STATUS_COUNTS = select(
+    t.batches.c.status,
+    func.count(),
+    *(func.coalesce(func.sum(t.batches.c[f"n_{s.value}"]), 0) for s in JobStatus),
+).group_by(t.batches.c.status)
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """How many batches and jobs the store holds by status (every status present, 0 or more)."""
+
+    batches: Mapping[str, int]
+    jobs: Mapping[str, int]
 
 
 def log_head(conn: Connection) -> int:
@@ -131,6 +146,19 @@ class StoreReads:
         now = self.clock()
         with self.engine.connect() as conn:
             return [batch_snapshot(row, now) for row in conn.execute(query)]
+
+    def status_counts(self) -> StatusCounts:
+        """Batches and jobs by status, from the batches' counters in one aggregate query
+        (for /metrics: no snapshot is built, however many batches there are)."""
+        batches = dict.fromkeys((s.value for s in BatchStatus), 0)
+        jobs = dict.fromkeys((s.value for s in JobStatus), 0)
+        with self.engine.connect() as conn:
+            rows = conn.execute(_STATUS_COUNTS).all()
+        for status, count, *per_job_status in rows:
+            batches[str(status)] = batches.get(str(status), 0) + int(count)
+            for job_status, n in zip(JobStatus, per_job_status, strict=True):
+                jobs[job_status.value] += int(n)
+        return StatusCounts(batches=batches, jobs=jobs)
 
     def leases(self, batch_id: str) -> list[tuple[str, float]]:
         """(owner, lease expiry) of every running job of the batch."""

@@ -71,11 +71,15 @@ def create_app(
     # `/static//app.js` must not be redirected to an absolute URL built from the Host header.
     app.url_map.merge_slashes = False
     metrics = Metrics()
+    hub = StreamHub(the_store)
+    runner = BatchRunner(the_store, settings, on_flush=metrics.observe_flush)
+    metrics.stream_stats = lambda: (hub.open_streams, hub.opened_total)
+    metrics.running_here = lambda: len(runner.active())
     context = WebContext(
         settings=settings,
         store=the_store,
-        hub=StreamHub(the_store),
-        runner=BatchRunner(the_store, settings, on_flush=metrics.observe_flush),
+        hub=hub,
+        runner=runner,
         metrics=metrics,
         guard=Guard(
             settings.api_token,

@@ -6,8 +6,8 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
-from sheetbatch.web import metrics as metrics_text
 from sheetbatch.web.context import web_context
+from sheetbatch.web.metrics import CONTENT_TYPE, StoreFigures
 from sheetbatch.web.offload import offload
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,7 @@ def healthz() -> tuple[Response, int]:
 def metrics() -> Response:
     """Jobs and batches by status, events appended, open streams, sheet flush latency."""
     context = web_context()
-    text = offload(
-        metrics_text.render,
-        context.metrics,
-        context.store,
-        open_streams=context.hub.open_streams,
-        streams_opened=context.hub.opened_total,
-        running_here=len(context.runner.active()),
-    )
-    return Response(text, mimetype=None, content_type=metrics_text.CONTENT_TYPE)
+    # The store's reads are the blocking part: off the loop. The rest reads this process's
+    # own objects, on the loop that owns them.
+    figures = offload(StoreFigures.read, context.store)
+    return Response(context.metrics.exposition(figures), mimetype=None, content_type=CONTENT_TYPE)
