@@ -1,6 +1,13 @@
 """Settings, loaded in a fixed order: defaults → config/*.toml → SHEETBATCH_* → flags.
 
-Every setting is validated once; an error names the key and where its value came from.
+Every key of every section can also come from the environment as
+`SHEETBATCH_<SECTION>_<KEY>` (`[run] lease_seconds` is `SHEETBATCH_RUN_LEASE_SECONDS`); the
+older short names in `ENV_NAMES` stay as aliases, and secrets come only from there. Lists are
+comma-separated, mappings `OUTPUT=COLUMN,...`. Every setting is validated once; an error
+names the key and where its value came from (the file and key, or the variable).
+
+A new `[section]` needs its `Settings` fields, its `SECTIONS` entry and a line per key in
+`sheetbatch.settings_table.MEANINGS` (the README's table is generated from them).
 """
 
 from __future__ import annotations
@@ -139,6 +146,25 @@ ENV_NAMES: dict[str, str] = {
 _TYPES = {f.name: f.type for f in fields(Settings)}
 _PAIRS = "tuple[tuple[str, str], ...]"
 
+
+def env_variable(section: str, key: str) -> str:
+    """The environment variable of `[section] key`: SHEETBATCH_<SECTION>_<KEY>."""
+    return f"SHEETBATCH_{section}_{key}".upper()
+
+
+def env_variables() -> dict[str, tuple[str, ...]]:
+    """Setting -> the environment variables that set it: the full name first (it wins
+    when several are set), then its aliases from `ENV_NAMES`."""
+    names: dict[str, list[str]] = {}
+    for section, keys in SECTIONS.items():
+        for key, name in keys.items():
+            names.setdefault(name, []).append(env_variable(section, key))
+    for variable, name in ENV_NAMES.items():
+        if variable not in names.setdefault(name, []):
+            names[name].append(variable)
+    return {name: tuple(variables) for name, variables in names.items()}
+
+
 # How each setting is spelled on the command line, for messages about a flag's value.
 FLAGS: dict[str, str] = {
     "allow_hosts": "--allow-host",
@@ -175,6 +201,19 @@ def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _bool(value: Any) -> bool:
+    """A TOML boolean, or its spelling in the environment (true/false, 1/0, yes/no, on/off)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+    raise ValueError
+
+
 def _check_hosts(hosts: tuple[str, ...], source: str) -> None:
     # Imported on use: the fetcher's policy is the one authority on what an entry may be.
     from pipeline.guard import HostPolicy
@@ -200,6 +239,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             result = value
+        elif kind == "bool":
+            result = _bool(value)
         elif kind == _PAIRS:
             result = _pairs(value)
         else:  # tuple[str, ...]
@@ -264,9 +305,11 @@ def load_settings(
     values: dict[str, Any] = {}
     for path in config_files:
         values.update(_from_file(path))
-    for env_name, name in ENV_NAMES.items():
-        if environ.get(env_name):
-            values[name] = _coerce(name, environ[env_name], f"environment {env_name}")
+    for name, variables in env_variables().items():
+        # An empty variable counts as unset; the full name wins over an alias.
+        variable = next((v for v in variables if environ.get(v)), None)
+        if variable is not None:
+            values[name] = _coerce(name, environ[variable], f"environment {variable}")
     for name, value in (overrides or {}).items():
         if value is None or value == ():
             continue
