@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from tenacity import RetryCallState, Retrying, retry_if_result, wait_exponential
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,16 @@ def _die_with_parent() -> None:
 
 
 class SchedulerProcess:
-    """Runs `argv` and restarts it when it exits, until `stop()`."""
+    """Runs `argv` and restarts it when it exits, until `stop()`: after 1 s, then twice as
+    long each time, up to `max_backoff` (`sleep` waits; by default a wait `stop()` ends)."""
 
-    def __init__(self, argv: Sequence[str], *, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        max_backoff: float = 30.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self.argv = list(argv)
         self.max_backoff = max_backoff
         self.proc: subprocess.Popen[bytes] | None = None
@@ -63,6 +72,7 @@ class SchedulerProcess:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._sleep = sleep if sleep is not None else self._wait
 
     def start(self) -> None:
         """Start the child and its supervisor."""
@@ -70,20 +80,35 @@ class SchedulerProcess:
         self._thread.daemon = True
         self._thread.start()
 
+    def _wait(self, seconds: float) -> None:
+        self._stopping.wait(seconds)  # stop() ends it at once
+
     def _supervise(self) -> None:
-        backoff = 1.0
-        while not self._stopping.is_set():
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                self.proc = subprocess.Popen(self.argv, preexec_fn=_die_with_parent)
-            code = self.proc.wait()
+        retrying = Retrying(
+            # Every exit is worth a restart, until the server stops.
+            retry=retry_if_result(lambda _code: not self._stopping.is_set()),
+            wait=wait_exponential(multiplier=1.0, max=self.max_backoff),
+            sleep=self._sleep,
+            before_sleep=self._restarting,
+        )
+        retrying(self._run_child)
+
+    def _run_child(self) -> int | None:
+        """Start the child and wait for its exit code (None: stopping, not started)."""
+        with self._lock:
             if self._stopping.is_set():
-                return
-            self.restarts += 1
-            log.error("the scheduler exited with %s; restarting it in %.0f s", code, backoff)
-            self._stopping.wait(backoff)
-            backoff = min(self.max_backoff, backoff * 2)
+                return None
+            self.proc = subprocess.Popen(self.argv, preexec_fn=_die_with_parent)
+        return self.proc.wait()
+
+    def _restarting(self, state: RetryCallState) -> None:
+        assert state.outcome is not None
+        self.restarts += 1
+        log.error(
+            "the scheduler exited with %s; restarting it in %.0f s",
+            state.outcome.result(),
+            state.upcoming_sleep,
+        )
 
     def stop(self, timeout: float) -> bool:
         """SIGTERM the child and wait up to `timeout` seconds; True when it exited cleanly."""
