@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from pipeline.errors import PipelineError
-from progress import Store
+from progress import BatchSnapshot, JobStatus, Store
 from progress.errors import ProgressError, UnknownBatch
 from sheetbatch import __version__
 from sheetbatch.config import ConfigError, Settings, load_settings
@@ -127,7 +127,7 @@ def execute_run(
             if "error" in outcome:
                 raise outcome["error"]
             result: RunResult | None = outcome.get("result")
-            final: dict[str, Any] = result.snapshot if result else store.batch(batch_id)
+            final: BatchSnapshot = result.snapshot if result else store.batch(batch_id)
             written = result.written if result else WriteOutcome(written=False)
     finally:
         store.close()
@@ -314,12 +314,12 @@ def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bo
             return
         click.echo(f"{snap['batch_id']}  {snap['status']}  {snap['sheet']}  ({snap['pipeline']})")
         click.echo(f"  {summary_line(snap)}")
-        for job in store.jobs(batch_id=batch_id, statuses=["failed", "running"]):
-            where = (
-                job["error"]
-                if job["status"] == "failed"
-                else (job.get("phase") or {}).get("name", "")
-            )
+        for job in store.jobs(batch_id=batch_id, statuses=[JobStatus.FAILED, JobStatus.RUNNING]):
+            phase = job["phase"]
+            if job["status"] is JobStatus.FAILED:
+                where = job["error"] or ""
+            else:
+                where = phase["name"] if phase else ""
             click.echo(f"  row {job['row']:>5}  {job['status']:<9} {job['label']}: {where}")
     finally:
         store.close()

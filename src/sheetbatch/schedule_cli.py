@@ -19,6 +19,7 @@ import click
 
 from progress import Store, open_store
 from progress.errors import ProgressError, UnknownSchedule
+from progress.schedule_model import TickState
 from sheetbatch.config import ConfigError, Settings, load_settings
 from sheetbatch.schedule_config import apply_declared, declared_schedules
 from sheetbatch.schedules import (
@@ -235,7 +236,7 @@ def trigger(
             _echo_json(tick.to_json())
         else:
             click.echo(f"{tick.tick_id}: {_tick_line(tick.to_json())}")
-        if wait and tick.state.value in ("failed", "running", "queued"):
+        if wait and tick.state in (TickState.FAILED, TickState.RUNNING, TickState.QUEUED):
             sys.exit(1)
 
 

@@ -252,7 +252,7 @@ def run_work(request: WorkRequest, out: Any) -> int:
             _cancel_on_stop(store, batch_id)
             out(event="prepared", batch_id=batch_id, requeued=requeued)
             result = prepared.execute()
-            status = result.snapshot.get("status")
+            status = result.snapshot["status"]
             written = result.written
             out(
                 event="finished",

@@ -16,10 +16,10 @@ from typing import Any
 from pipeline.phase import Pipeline
 from pipeline.runner import JobRunner
 from pipeline.workers import WorkerPool
-from progress import Store
+from progress import BatchSnapshot, JobSnapshot, Store
 from progress.errors import BatchExists, UnknownBatch
 from progress.owners import new_owner, owner_alive
-from progress.status import JobStatus
+from progress.status import BatchStatus, JobStatus
 from progress.store import NewJob, new_job_id
 from sheets_integration.columns import (
     RunColumns,
@@ -67,7 +67,7 @@ class RunOptions:
 class RunResult:
     """A finished run: the batch's final snapshot and how its final sheet write went."""
 
-    snapshot: dict[str, Any]
+    snapshot: BatchSnapshot
     written: WriteOutcome
 
 
@@ -212,7 +212,7 @@ class BatchProcessor:
         return batch_id
 
     def _write_settled(
-        self, settled: Mapping[int, Mapping[str, Any]], selection: Selection, *, required: bool
+        self, settled: Mapping[int, JobSnapshot], selection: Selection, *, required: bool
     ) -> None:
         """Write the final state of rows finished in the store whose sheet never heard.
 
@@ -243,7 +243,7 @@ class BatchProcessor:
         log.info("%s finished in the store written, not redone", rows_text(len(cells)))
 
     def _select(
-        self, table: Table, known: Mapping[str, Mapping[str, Any]], selection: Selection
+        self, table: Table, known: Mapping[str, JobSnapshot], selection: Selection
     ) -> tuple[list[int], set[int]]:
         self.selection = selection
         return select_rows(
@@ -256,10 +256,10 @@ class BatchProcessor:
             force=self.options.force,
         )
 
-    def _known_jobs(self, table: Table) -> dict[str, dict[str, Any]]:
+    def _known_jobs(self, table: Table) -> dict[str, JobSnapshot]:
         """The store's snapshots of the jobs whose ids are in the sheet's Job ID column."""
         ids = sorted(table.job_rows(self.columns.job_id))
-        known: dict[str, dict[str, Any]] = {}
+        known: dict[str, JobSnapshot] = {}
         for start in range(0, len(ids), 500):
             for job in self.store.jobs(job_ids=ids[start : start + 500]):
                 known[job["job_id"]] = job
@@ -270,8 +270,8 @@ class BatchProcessor:
         table: Table,
         selected: list[int],
         copies: set[int],
-        known: Mapping[str, dict[str, Any]],
-    ) -> tuple[str | None, set[int], dict[int, dict[str, Any]]]:
+        known: Mapping[str, JobSnapshot],
+    ) -> tuple[str | None, set[int], dict[int, JobSnapshot]]:
         """What the store already knows of the selected rows.
 
         Returns an interrupted batch of this sheet to resume (or None), the rows whose jobs
@@ -285,13 +285,13 @@ class BatchProcessor:
         found = [known[job_id] for job_id in ids if job_id in known]
         if not found:
             return None, set(), {}
-        by_batch: dict[str, list[dict[str, Any]]] = {}
+        by_batch: dict[str, list[JobSnapshot]] = {}
         for job in found:
             by_batch.setdefault(job["batch_id"], []).append(job)
-        running = {b for b in by_batch if self.store.batch(b)["status"] == "running"}
-        final = {JobStatus.SUCCEEDED.value}
+        running = {b for b in by_batch if self.store.batch(b)["status"] is BatchStatus.RUNNING}
+        final = {JobStatus.SUCCEEDED}
         if not self.options.retry_failed:
-            final.add(JobStatus.FAILED.value)
+            final.add(JobStatus.FAILED)
         settled = {
             ids[j["job_id"]]: j
             for j in found
@@ -304,7 +304,7 @@ class BatchProcessor:
         self._refuse_other_columns(batch_id)
         jobs = by_batch[batch_id]
         if self.options.retry_failed:
-            failed = [j["job_id"] for j in jobs if j["status"] == JobStatus.FAILED.value]
+            failed = [j["job_id"] for j in jobs if j["status"] is JobStatus.FAILED]
             if failed:
                 self.store.retry_jobs(batch_id, failed)
         return batch_id, {ids[j["job_id"]] for j in jobs}, settled
@@ -321,7 +321,7 @@ class BatchProcessor:
 
     def _refuse_other_columns(self, batch_id: str) -> None:
         """A resumed batch keeps writing where it started: the same --output-column options."""
-        options = self.store.batch(batch_id).get("options") or {}
+        options = self.store.batch(batch_id)["options"]
         check_same_columns(
             options.get("output_columns") or {},
             self.columns,
@@ -424,7 +424,7 @@ class BatchProcessor:
             written = writer.stop(final_flush=True)
         return RunResult(self.store.batch(batch_id), written)
 
-    def run(self, batch_id: str, pool: WorkerPool | None = None) -> dict[str, Any]:
+    def run(self, batch_id: str, pool: WorkerPool | None = None) -> BatchSnapshot:
         """Run the batch's jobs to the end with live sheet writes; the final batch snapshot."""
         return self.execute(batch_id, pool).snapshot
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from pipeline.errors import PipelineError
 from pipeline.registry import builtin_names
 from progress.errors import ProgressError, StoreUnavailable, UnknownBatch, UnknownJob
+from progress.schema import ID_PATTERN
+from progress.snapshots import BatchSnapshot
 from progress.status import BatchStatus, JobStatus
 from sheetbatch.web.context import web_context
 from sheetbatch.web.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
@@ -31,10 +34,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _ID = re.compile(ID_PATTERN)
-_JOB_STATUSES = frozenset(s.value for s in JobStatus)
-_BATCH_STATUSES = frozenset(s.value for s in BatchStatus)
 MAX_PAGE = 500
 MAX_SHEET_SPEC = 4096
 BATCH_FIELDS: Mapping[str, type] = {
@@ -67,10 +67,14 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _statuses(allowed: frozenset[str]) -> list[str] | None:
+S = TypeVar("S", bound=StrEnum)
+
+
+def _statuses(kind: type[S]) -> list[S] | None:
     raw = request.args.getlist("status")
     if not raw:
         return None
+    allowed = {s.value: s for s in kind}
     values = [v.strip() for text in raw for v in text.split(",")]
     for value in values:
         if value not in allowed:
@@ -78,7 +82,7 @@ def _statuses(allowed: frozenset[str]) -> list[str] | None:
                 f"status must be one of {', '.join(sorted(allowed))}, not {value[:40]!r}",
                 field="status",
             )
-    return values
+    return [allowed[v] for v in values]
 
 
 def _batch_urls(batch_id: str) -> dict[str, str]:
@@ -92,7 +96,7 @@ def _batch_urls(batch_id: str) -> dict[str, str]:
     }
 
 
-def _snapshot_of_batch(batch_id: str) -> dict[str, Any]:
+def _snapshot_of_batch(batch_id: str) -> BatchSnapshot:
     try:
         return offload(web_context().store.batch, batch_id)
     except UnknownBatch as exc:
@@ -108,8 +112,8 @@ def progress_current() -> Response:
     def read() -> tuple[int, list[dict[str, Any]]]:
         cursor = store.last_event_id()
         out = []
-        for batch in store.batches(status=BatchStatus.RUNNING.value, limit=1000):
-            running = store.jobs(batch_id=batch["batch_id"], statuses=[JobStatus.RUNNING.value])
+        for batch in store.batches(status=BatchStatus.RUNNING, limit=1000):
+            running = store.jobs(batch_id=batch["batch_id"], statuses=[JobStatus.RUNNING])
             out.append({**batch, "running_jobs": running})
         return cursor, out
 
@@ -123,7 +127,7 @@ def progress_all() -> Response:
     batch_id = request.args.get("batch_id")
     if batch_id is not None:
         valid_id(batch_id, "batch_id")
-    statuses = _statuses(_JOB_STATUSES)
+    statuses = _statuses(JobStatus)
     limit = _int_arg("limit", 100, 1, MAX_PAGE)
     after: tuple[str, int] | None = None
     raw_cursor = request.args.get("cursor")
@@ -161,7 +165,7 @@ def progress_job(job_id: str) -> Response:
 @bp.get("/batches")
 def batches() -> Response:
     """Batch snapshots, newest first, optionally of one status."""
-    statuses = _statuses(_BATCH_STATUSES)
+    statuses = _statuses(BatchStatus)
     if statuses is not None and len(statuses) > 1:
         raise BadRequest("give one batch status", field="status")
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
@@ -270,8 +274,8 @@ def start_batch() -> tuple[Response, int, dict[str, str]]:
     except (ProgressError, ValueError) as exc:
         raise Invalid(str(exc), field="sheet") from exc
     urls = _batch_urls(batch_id)
-    body = {"batch_id": batch_id, "batch": _snapshot_of_batch(batch_id), "urls": urls}
-    return jsonify(body), 202, {"Location": urls["self"]}
+    created = {"batch_id": batch_id, "batch": _snapshot_of_batch(batch_id), "urls": urls}
+    return jsonify(created), 202, {"Location": urls["self"]}
 
 
 @bp.get("/batches/<batch_id>")

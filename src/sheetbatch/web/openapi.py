@@ -9,11 +9,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from progress.schema import ID_PATTERN
+from progress.status import BatchStatus, JobStatus
 from sheetbatch import __version__
 
-_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-_JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
-_BATCH_STATUSES = ["running", "completed", "cancelled"]
+# From the code, never copied: a new status or a changed id rule changes the document too.
+_ID_PATTERN = ID_PATTERN
+_JOB_STATUSES = [s.value for s in JobStatus]
+_BATCH_STATUSES = [s.value for s in BatchStatus]
 _STATUS_LIST = "^({0})(,({0}))*$".format("|".join(_JOB_STATUSES))
 
 

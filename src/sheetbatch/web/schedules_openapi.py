@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-_ID = r"^[A-Za-z0-9_-]{1,64}$"
-_TICK_STATES = ["running", "queued", "succeeded", "failed", "skipped", "missed"]
-_REASONS = [
-    "no_new_rows",
-    "overlap",
-    "sheet_unreachable",
-    "paused",
-    "missed",
-    "catchup_skipped",
-    "error",
-    "rows_failed",
-    "cancelled",
-]
+from progress.schedule_model import Catchup, Overlap, TickReason, TickState
+from progress.schema import ID_PATTERN
+
+# From the code, never copied.
+_ID = ID_PATTERN
+_TICK_STATES = [s.value for s in TickState]
+_REASONS = [r.value for r in TickReason]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -73,8 +67,8 @@ SCHEMAS: dict[str, Any] = {
             "pipeline": {"type": "string"},
             "options": {"type": "object"},
             "trigger": {"type": "object"},
-            "overlap": {"type": "string", "enum": ["skip", "queue"]},
-            "catchup": {"type": "string", "enum": ["latest", "none"]},
+            "overlap": {"type": "string", "enum": [o.value for o in Overlap]},
+            "catchup": {"type": "string", "enum": [c.value for c in Catchup]},
             "paused": {"type": "boolean"},
             "paused_reason": _nullable("string"),
             "notify": {"type": "array", "items": {"type": "string"}},
@@ -101,8 +95,8 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "maxLength": 200},
             "pipeline": {"type": "string"},
             "retry_failed": {"type": "boolean"},
-            "overlap": {"type": "string", "enum": ["skip", "queue"]},
-            "catchup": {"type": "string", "enum": ["latest", "none"]},
+            "overlap": {"type": "string", "enum": [o.value for o in Overlap]},
+            "catchup": {"type": "string", "enum": [c.value for c in Catchup]},
             "paused": {"type": "boolean"},
             "notify": {"type": "array", "items": {"type": "string"}},
         },
