@@ -27,8 +27,7 @@ from progress.schedule_model import (
 from sheetbatch.config import Settings
 from sheetbatch.launcher import InProcessLauncher, LaunchRequest
 from sheetbatch.service import make_processor, open_sheet
-from sheets_integration.batch import BatchBusy
-from sheets_integration.errors import SheetError, SheetLocked, SheetNotFound
+from sheets_integration.errors import BatchBusy, SheetError, SheetLocked, SheetNotFound
 from sheets_integration.locate import backend_name
 from sheets_integration.selection import NothingToDo, Selection
 from sheets_integration.sheet import Sheet, Table

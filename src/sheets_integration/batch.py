@@ -27,7 +27,7 @@ from sheets_integration.columns import (
     check_ownership,
     check_same_columns,
 )
-from sheets_integration.errors import MissingColumn, SheetError
+from sheets_integration.errors import BatchBusy, MissingColumn, SheetError
 from sheets_integration.selection import (
     NothingToDo,
     Selection,
@@ -35,14 +35,10 @@ from sheets_integration.selection import (
     select_rows,
     wants_processing,
 )
-from sheets_integration.sheet import Sheet, Table
+from sheets_integration.sheet import Sheet, Table, normalize_header
 from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
 
 log = logging.getLogger(__name__)
-
-
-class BatchBusy(SheetError):
-    """Another live process is running this sheet's batch right now."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +97,18 @@ class BatchProcessor:
     def column_for(self, name: str) -> str:
         """The sheet column that feeds the pipeline input `name`."""
         return self.options.columns.get(name, name)
+
+    def input_columns(self, table: Table) -> dict[str, str]:
+        """Pipeline input name -> the sheet column it is read from: the pipeline's declared
+        inputs, or (none declared) the whole row: every column the run does not write."""
+        if self.pipeline.inputs:
+            return {name: self.column_for(name) for name in self.pipeline.inputs}
+        written = {normalize_header(column) for column in self.columns.targets.values()}
+        return {
+            column: column
+            for column in table.header
+            if column.strip() and normalize_header(column) not in written
+        }
 
     def _check_columns(self, table: Table) -> None:
         for name in self.pipeline.inputs:
@@ -250,7 +258,7 @@ class BatchProcessor:
             table,
             known,
             self.columns,
-            {name: self.column_for(name) for name in self.pipeline.inputs},
+            self.input_columns(table),
             selection.skipped,
             retry_failed=self.options.retry_failed,
             force=self.options.force,
@@ -331,7 +339,8 @@ class BatchProcessor:
 
     def _assign(self, table: Table, rows: list[int], selection: Selection) -> list[NewJob]:
         """Write a new job id into each row's Job ID cell; the jobs that landed."""
-        inputs = [self.column_for(n) for n in self.pipeline.inputs]
+        by_name = self.input_columns(table)
+        inputs = list(by_name.values())
         job_column = self.columns.job_id
         pending = {i: new_job_id() for i in rows}
         landed: dict[int, str] = {}
@@ -374,7 +383,7 @@ class BatchProcessor:
         jobs = []
         for i, job_id in sorted(landed.items()):
             # Input values are what a cell links to (a hyperlinked website: its target).
-            values = {n: table.target(i, self.column_for(n)) for n in self.pipeline.inputs}
+            values = {name: table.target(i, column) for name, column in by_name.items()}
             label = table.cell(i, inputs[0]) if inputs else ""
             jobs.append(NewJob(row=i + 2, inputs=values, label=label, job_id=job_id))
         return jobs

@@ -19,6 +19,10 @@ class SheetError(Exception):
     """Root of every error the sheet backends raise."""
 
 
+class BatchBusy(SheetError):
+    """Another live process is running this sheet's batch right now."""
+
+
 class SheetNotFound(SheetError):
     """The spreadsheet (file, worksheet or Google spreadsheet) does not exist."""
 

@@ -31,6 +31,7 @@ from typing import IO, Any
 from progress import BatchSnapshot, JobStatus, Store
 from progress.errors import StoreUnavailable
 from sheetbatch.config import Settings
+from sheetbatch.errors import RunnerClosed as RunnerClosed  # re-exported: its home was here
 from sheetbatch.web.offload import offload
 from sheetbatch.worker import STOP_REASON, WorkRequest, refused_error, work_request
 from sheets_integration.selection import NothingToDo
@@ -41,10 +42,6 @@ log = logging.getLogger(__name__)
 SHUTDOWN_REASON = STOP_REASON
 PREPARE_TIMEOUT = 600.0
 WORKER = [sys.executable, "-m", "sheetbatch.worker"]
-
-
-class RunnerClosed(Exception):
-    """The runner is shutting down and takes no new batch."""
 
 
 @dataclass(eq=False)
