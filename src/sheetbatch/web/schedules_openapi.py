@@ -6,35 +6,16 @@ from typing import Any
 
 from progress.schedule_model import Catchup, Overlap, TickReason, TickState
 from progress.schema import ID_PATTERN
+from sheetbatch.web.openapi_parts import error as _error
+from sheetbatch.web.openapi_parts import json_body as _json
+from sheetbatch.web.openapi_parts import nullable as _nullable
+from sheetbatch.web.openapi_parts import obj as _obj
+from sheetbatch.web.openapi_parts import ref as _ref
 
 # From the code, never copied.
 _ID = ID_PATTERN
 _TICK_STATES = [s.value for s in TickState]
 _REASONS = [r.value for r in TickReason]
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
-
-
-def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "nullable": True, **extra}
-
-
-def _obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-    }
 
 
 _TIME = {"type": "string", "format": "date-time"}
