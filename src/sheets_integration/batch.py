@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pipeline.phase import Pipeline
@@ -29,6 +28,7 @@ from sheets_integration.columns import (
     check_same_columns,
 )
 from sheets_integration.errors import BatchBusy, MissingColumn, SheetError
+from sheets_integration.orphans import Orphans
 from sheets_integration.selection import (
     NothingToDo,
     Selection,
@@ -40,11 +40,6 @@ from sheets_integration.sheet import Sheet, Table, normalize_header
 from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
 
 log = logging.getLogger(__name__)
-
-
-_ORPHAN_REASON = "its job id never reached the sheet (the run that queued it stopped first)"
-# A never-started batch of another host's process counts as left behind after this long.
-_ORPHAN_AGE = 600.0
 
 
 @dataclass(frozen=True)
@@ -153,7 +148,9 @@ class BatchProcessor:
             selection = Selection()
             selected, copies = self._select(table, known, selection)
         batch_id, keep, settled = self._resumable(table, selected, copies, known)
-        self._withdraw_orphans(table, batch_id)
+        Orphans(self.store, self.sheet.name, self.sheet_spec, self.owner).withdraw(
+            table, self.columns.job_id, batch_id
+        )
         fresh = [i for i in selected if i not in keep and i not in settled]
         planned = self._plan(table, fresh)
         selection.resumed = len(keep)
@@ -423,47 +420,6 @@ class BatchProcessor:
         """Cancel recorded jobs whose ids never reached the sheet (they never started)."""
         for job in jobs:
             self.store.cancel_job(str(job.job_id), reason)
-
-    def _withdraw_orphans(self, table: Table, resumed: str | None) -> None:
-        """Withdraw what a run that died between recording jobs and writing their ids left.
-
-        In the batch being resumed: queued jobs that never started and whose ids are not in
-        the sheet. Other running batches of this sheet that never started a job, none of
-        whose ids is in the sheet, and whose preparing process is gone: cancelled whole.
-        """
-        in_sheet = table.job_rows(self.columns.job_id)
-        if resumed is not None:
-            for job in self.store.jobs(batch_id=resumed, statuses=[JobStatus.QUEUED]):
-                if job["attempts"] == 0 and job["job_id"] not in in_sheet:
-                    self.store.cancel_job(job["job_id"], _ORPHAN_REASON)
-        for batch in self.store.batches(status=BatchStatus.RUNNING, sheet=self.sheet.name):
-            if batch["batch_id"] == resumed or batch["started"] is not None:
-                continue
-            options = batch["options"]
-            if self.sheet_spec and options.get("sheet_spec") not in (None, self.sheet_spec):
-                continue
-            if not self._preparer_gone(options.get("prepared_by"), batch["created"]):
-                continue
-            if any(job_id in in_sheet for job_id in self.store.job_ids(batch["batch_id"])):
-                continue
-            self.store.cancel_batch(batch["batch_id"], _ORPHAN_REASON)
-            log.warning(
-                "batch %s of %s never wrote its job ids into the sheet (its run stopped "
-                "first); cancelled",
-                batch["batch_id"],
-                self.sheet.name,
-            )
-
-    def _preparer_gone(self, owner: object, created: str | None) -> bool:
-        alive = owner_alive(owner, me=self.owner) if isinstance(owner, str) else None
-        if alive is not None:
-            return not alive
-        # Another host's process (or an older store): only a batch left long enough.
-        try:
-            age = self.store.clock() - datetime.fromisoformat(str(created)).timestamp()
-        except ValueError:
-            return False
-        return age > _ORPHAN_AGE
 
     # ------------------------------------------------------------------ run
     def make_writer(self, batch_id: str) -> SheetWriter:
