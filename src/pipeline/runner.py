@@ -17,7 +17,7 @@ from pipeline.cells import clean_text
 from pipeline.context import JobContext
 from pipeline.errors import JobCancelled, PhaseError, PhaseTimeout
 from pipeline.phase import Phase, Pipeline
-from progress import JobStatus, Store
+from progress import JobSnapshot, JobStatus, Store
 from progress.errors import IllegalTransition, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,10 @@ class JobRunner:
         self._cancel_cache[batch_id] = (now, flag)
         return flag
 
-    def run(self, job: Mapping[str, Any]) -> JobStatus:
+    def run(self, job: JobSnapshot) -> JobStatus:
         """Run a job already moved to running (by `claim_next`/`start_job`); its final status."""
-        job_id = str(job["job_id"])
-        batch_id = str(job["batch_id"])
+        job_id = job["job_id"]
+        batch_id = job["batch_id"]
         try:
             return self._run(job_id, batch_id, job)
         except LeaseLost:
@@ -109,14 +109,14 @@ class JobRunner:
             # A queued boundary write found the batch stopped and cancelled the job; the
             # job's final write is then refused. The store's record is the truth.
             final = self.store.job(job_id)["status"]
-            if final == JobStatus.RUNNING.value:
+            if final is JobStatus.RUNNING:
                 raise
             log.info("[job %s] ended as %s meanwhile", job_id, final)
-            return JobStatus(final)
+            return final
 
-    def _run(self, job_id: str, batch_id: str, job: Mapping[str, Any]) -> JobStatus:
+    def _run(self, job_id: str, batch_id: str, job: JobSnapshot) -> JobStatus:
         store, owner = self.store, self.owner
-        inputs: Mapping[str, str] = job.get("inputs") or {}
+        inputs: Mapping[str, str] = job["inputs"]
         missing = [c for c in self.pipeline.required if not str(inputs.get(c, "")).strip()]
         if missing:
             reason = f"no {missing[0].lower()} (column {missing[0]!r} is empty)"

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from pipeline.runner import JobRunner, short_reason
-from progress import Store
+from progress import JobStatus, Store
 from progress.errors import ProgressError
 from progress.owners import owner_alive
 
@@ -60,7 +60,7 @@ class WorkerPool:
                     thread.join()
                 # A job requeued while the workers drained (a lost lease) needs another round.
                 if self._stop.is_set() or not self.store.jobs(
-                    batch_id=batch_id, statuses=["queued"], limit=1
+                    batch_id=batch_id, statuses=[JobStatus.QUEUED], limit=1
                 ):
                     break
         finally:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
 
 from progress import schema as t
-from progress.errors import SchemaVersionError, StoreNotFound, StoreUnavailable
+from progress.errors import STORE_SETTING, SchemaVersionError, StoreNotFound, StoreUnavailable
 from progress.schedule_tables import add_scheduling_tables
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def ensure_schema(
             raise
         raise StoreUnavailable(
             f"cannot open the progress store {where}: {_first_line(exc.orig)}; "
-            "point --db at a sheetbatch progress store, or at a new file"
+            f"point {STORE_SETTING} at a sheetbatch progress store, or at a new file"
         ) from exc
 
 
@@ -75,8 +75,8 @@ def _ensure_schema(
                     )
                 if not create:
                     raise StoreNotFound(
-                        f"no progress store at {where}; run `sheetbatch run` first, "
-                        "or point --db at one"
+                        f"no progress store at {where}; run a batch first, "
+                        f"or point {STORE_SETTING} at one"
                     )
                 t.metadata.create_all(conn)
                 conn.execute(t.meta.insert().values(key="schema_version", value=str(target)))
@@ -94,14 +94,14 @@ def _ensure_schema(
         if version > target:
             raise SchemaVersionError(
                 f"{where} has schema version {version}, but this sheetbatch understands up to "
-                f"{target}: upgrade sheetbatch, or point --db at another database"
+                f"{target}: upgrade sheetbatch, or point {STORE_SETTING} at another database"
             )
         while version < target:
             step = migrations.get(version)
             if step is None:
                 raise SchemaVersionError(
                     f"{where} has schema version {version} and there is no upgrade path to "
-                    f"{target}: export it with `sheetbatch events --json` and use a new database"
+                    f"{target}: export its events and use a new database"
                 )
             log.warning("upgrading the progress store schema %s -> %s", version, version + 1)
             step(conn)

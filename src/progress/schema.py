@@ -20,6 +20,9 @@ from sqlalchemy import (
 # 3: the dashboard's sessions (`sessions` below).
 SCHEMA_VERSION = 3
 
+# Every job, batch, schedule and tick id: URL-safe, and it fits the String(64) key columns.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
 metadata = MetaData()
 
 meta = Table(

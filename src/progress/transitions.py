@@ -17,7 +17,7 @@ from sqlalchemy import update
 from progress import schema as t
 from progress.commit import GroupCommitter, Tx
 from progress.errors import IllegalTransition, LeaseLost
-from progress.snapshots import job_snapshot
+from progress.snapshots import JobSnapshot, job_snapshot
 from progress.statements import BatchCounts, JobRow
 from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStatus
 from progress.ticks import finish_ticks_of_batch
@@ -112,7 +112,9 @@ class JobTransitions:
             counts = tx.sql.batch_counts(batch_id)
         if counts is None or counts.status == BatchStatus.RUNNING.value:
             return
-        event_id = tx.emit(EventType.BATCH_REOPENED, batch_id, None, {"status": "running"})
+        event_id = tx.emit(
+            EventType.BATCH_REOPENED, batch_id, None, {"status": BatchStatus.RUNNING.value}
+        )
         tx.conn.execute(
             update(t.batches)
             .where(t.batches.c.batch_id == batch_id)
@@ -156,20 +158,20 @@ class JobTransitions:
         )
 
     # ------------------------------------------------------------------ starting
-    def claim_next(self, batch_id: str, owner: str, lease_seconds: float) -> dict[str, Any] | None:
+    def claim_next(self, batch_id: str, owner: str, lease_seconds: float) -> JobSnapshot | None:
         """Move the batch's first queued job to running under `owner`'s lease, or None."""
 
-        def _op(tx: Tx) -> dict[str, Any] | None:
+        def _op(tx: Tx) -> JobSnapshot | None:
             job = tx.sql.first_queued(batch_id)
             return None if job is None else self._start(tx, job, owner, lease_seconds)
 
         return self._apply(_op)
 
-    def start_job(self, job_id: str, owner: str, lease_seconds: float) -> dict[str, Any]:
+    def start_job(self, job_id: str, owner: str, lease_seconds: float) -> JobSnapshot:
         """Move a queued job to running under `owner`'s lease (for workers given a job id)."""
         return self._apply(lambda tx: self._start(tx, tx.sql.job(job_id), owner, lease_seconds))
 
-    def _start(self, tx: Tx, job: JobRow, owner: str, lease_seconds: float) -> dict[str, Any]:
+    def _start(self, tx: Tx, job: JobRow, owner: str, lease_seconds: float) -> JobSnapshot:
         """Start the job; its snapshot as running."""
         values: dict[str, Any] = {
             "attempts": job.attempts + 1,

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from sheetbatch.errors import SheetbatchError
 
-class ConfigError(Exception):
+
+class ConfigError(SheetbatchError):
     """A setting is missing, unknown or of the wrong kind; the message names key and source."""
 
 

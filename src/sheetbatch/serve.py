@@ -40,20 +40,18 @@ from typing import Any
 
 import click
 
+from sheetbatch.cli_errors import CommandError
 from sheetbatch.config import ConfigError, Settings, load_settings
 from sheetbatch.web.auth import bind_refusal
 
 # Under `python -m sheetbatch.serve` this module is __main__; its log lines keep its name.
 log = logging.getLogger("sheetbatch.serve" if __name__ == "__main__" else __name__)
 
-EXIT_BAD_INPUT = 2
 DEFAULT_SHUTDOWN_TIMEOUT = 25.0
 
 
-class BadServeInput(click.ClickException):
+class BadServeInput(CommandError):
     """A setting that keeps the server from starting (exit code 2)."""
-
-    exit_code = EXIT_BAD_INPUT
 
 
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.fetcher import Fetcher
 from pipeline.phase import Pipeline
 from pipeline.registry import load_pipeline
-from progress import Store, open_store
+from progress import BatchSnapshot, Store, open_store
 from sheetbatch.config import Settings
 from sheets_integration.batch import BatchProcessor, RunOptions, RunResult
 from sheets_integration.errors import SheetError
@@ -137,7 +137,7 @@ class PreparedBatch:
         finally:
             self.processor.sheet.close()
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> BatchSnapshot:
         """Run to the end, then release the sheet; the final batch snapshot."""
         return self.execute().snapshot
 

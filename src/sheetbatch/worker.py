@@ -119,9 +119,9 @@ def refusal(exc: BaseException) -> dict[str, Any] | None:
     """The `refused` answer's fields for a preparation error; None when it is a crash."""
     from pipeline.errors import PipelineError
     from progress.errors import ProgressError, StoreUnavailable
-    from sheets_integration.batch import BatchBusy
     from sheets_integration.errors import (
         BadColumnMapping,
+        BatchBusy,
         ForeignValues,
         MergedTarget,
         SheetError,
@@ -170,10 +170,11 @@ def refused_error(answer: dict[str, Any]) -> Exception:
     """The exception a worker's `refused` answer stands for (the one `prepare_batch` raised
     in the worker), for the server to raise as its own."""
     from pipeline.errors import PipelineError
-    from progress.errors import ProgressError, StoreUnavailable
-    from sheets_integration.batch import BatchBusy
+    from progress.errors import StoreUnavailable
+    from sheetbatch.errors import Refused
     from sheets_integration.errors import (
         BadColumnMapping,
+        BatchBusy,
         ForeignValues,
         MergedTarget,
         SheetError,
@@ -195,9 +196,9 @@ def refused_error(answer: dict[str, Any]) -> Exception:
         "sheet": SheetError,
         "pipeline": PipelineError,
         "unavailable": StoreUnavailable,
-        "invalid": ValueError,
+        "invalid": Refused,
     }
-    return simple.get(kind, ProgressError)(message)
+    return simple.get(kind, Refused)(message)
 
 
 def run_work(request: WorkRequest, out: Any) -> int:
@@ -252,7 +253,7 @@ def run_work(request: WorkRequest, out: Any) -> int:
             _cancel_on_stop(store, batch_id)
             out(event="prepared", batch_id=batch_id, requeued=requeued)
             result = prepared.execute()
-            status = result.snapshot.get("status")
+            status = result.snapshot["status"]
             written = result.written
             out(
                 event="finished",

@@ -26,6 +26,10 @@ class SheetError(Exception):
     retry_later: bool = False
 
 
+class BatchBusy(SheetError):
+    """Another live process is running this sheet's batch right now."""
+
+
 class SheetNotFound(SheetError):
     """The spreadsheet (file, worksheet or Google spreadsheet) does not exist."""
 

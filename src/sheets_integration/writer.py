@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from tenacity import (
     RetryCallState,
@@ -24,7 +23,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from progress import Store
+from progress import JobSnapshot, JobStatus, Store
 from sheets_integration.columns import RunColumns
 from sheets_integration.errors import SheetError
 from sheets_integration.selection import rows_text
@@ -33,23 +32,23 @@ from sheets_integration.sheet import CellValue, Sheet, cell_text
 log = logging.getLogger(__name__)
 
 
-def status_text(job: Mapping[str, Any]) -> str:
+def status_text(job: JobSnapshot) -> str:
     """What the Status cell says for a job snapshot: "processing (2/4 crawl)", "failed: …"."""
-    status = job["status"]
-    if status == "running":
-        phase = job.get("phase")
+    status = JobStatus(job["status"])
+    if status is JobStatus.RUNNING:
+        phase = job["phase"]
         if phase:
             return f"processing ({phase['index']}/{phase['count']} {phase['name']})"
         return "processing"
-    if status == "succeeded":
+    if status is JobStatus.SUCCEEDED:
         return "completed"
-    if status == "failed":
-        return f"failed: {job.get('error') or 'unknown error'}"
-    return str(status)
+    if status is JobStatus.FAILED:
+        return f"failed: {job['error'] or 'unknown error'}"
+    return status.value
 
 
 def row_cells(
-    job: Mapping[str, Any],
+    job: JobSnapshot,
     output_columns: Mapping[str, str],
     columns: RunColumns | None = None,
     *,
@@ -62,16 +61,17 @@ def row_cells(
     `notes` (cells that could not be written) are added to the Error cell.
     """
     columns = columns or RunColumns.resolve(list(output_columns))
-    updated = job.get("updated") or ""
-    error = (job.get("error") or "") if job["status"] == "failed" else ""
+    status = JobStatus(job["status"])
+    updated = job["updated"] or ""
+    error = (job["error"] or "") if status is JobStatus.FAILED else ""
     cells: dict[str, CellValue] = {
         columns.status: status_text(job),
         columns.updated: updated.replace("T", " ").rstrip("Z")[:19] + (" UTC" if updated else ""),
         columns.error: "; ".join(part for part in (error, *notes) if part),
     }
-    results = job.get("results") or {}
+    results = job["results"] or {}
     outputs = results.get("outputs") or {}
-    if job["status"] == "succeeded":
+    if status is JobStatus.SUCCEEDED:
         for column, key in output_columns.items():
             cells[columns.column(column)] = _output_value(outputs.get(column, ""), results.get(key))
     return cells
@@ -241,7 +241,7 @@ class SheetWriter:
         # Very large flushes (the final reconciliation of a big batch) go in pieces, so
         # memory stays flat; a normal flush is one piece, one write.
         for start in range(0, len(ids), _WRITE_ROWS):
-            jobs: dict[str, Mapping[str, Any]] = {}
+            jobs: dict[str, JobSnapshot] = {}
             piece = ids[start : start + _WRITE_ROWS]
             for i in range(0, len(piece), 500):
                 for job in self.store.jobs(job_ids=piece[i : i + 500]):
