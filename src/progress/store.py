@@ -21,18 +21,17 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.engine import Engine
 
 from progress import schema as t
+from progress.claims import JobClaims
 from progress.commit import GroupCommitter, Tx
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import BatchExists
 from progress.feed import LogFeed
-from progress.leases import LeaseOps
 from progress.migrate import ensure_schema
 from progress.reads import StoreReads, batch_row
 from progress.schedules import ScheduleOps
 from progress.status import BatchStatus, EventType, JobStatus
 from progress.tick_reads import TickReads
 from progress.ticks import TickOps
-from progress.transitions import JobTransitions
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +61,13 @@ class NewJob:
 _CHUNK = 2000
 
 
-class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickReads, TickOps):
+class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps):
     """The durable progress store shared by runners, the sheet writer and every reader.
 
-    Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`;
-    every read (snapshots, events, waiting) in `StoreReads`; named leases in `LeaseOps`;
-    schedules and their ticks in `ScheduleOps`, `TickOps` and `TickReads`.
+    Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`,
+    fenced claims and the workers' registry in `JobClaims`, named leases in `LeaseOps`;
+    every read (snapshots, events, waiting) in `StoreReads`; schedules and their ticks in
+    `ScheduleOps`, `TickOps` and `TickReads`.
     """
 
     def __init__(
