@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pipeline.runner import JobRunner, short_reason
 from progress import Store
@@ -12,6 +13,17 @@ from progress.errors import ProgressError
 from progress.owners import owner_alive
 
 log = logging.getLogger(__name__)
+
+
+class BatchExecutor(Protocol):
+    """What runs a batch's queued jobs: this process's `WorkerPool`, or the celery executor
+    (`sheetbatch.dispatch`) whose rows run on other processes."""
+
+    def run_batch(self, batch_id: str) -> None:
+        """Run the batch's queued jobs; return when none is left (or after `stop()`)."""
+
+    def stop(self) -> None:
+        """Take no new job."""
 
 
 @dataclass

@@ -19,8 +19,10 @@ from progress.errors import ProgressError, UnknownBatch
 from sheetbatch import __version__
 from sheetbatch.config import ConfigError, Settings, load_settings
 from sheetbatch.console import BatchView, run_in_thread, summary_line
+from sheetbatch.errors import SheetbatchError
 from sheetbatch.report import print_header, print_nothing_to_do, print_summary, written_json
 from sheetbatch.service import prepare_batch, services_for, store_for
+from sheetbatch.worker_cli import print_workers, worker_command
 from sheets_integration.batch import NothingToDo, RunResult
 from sheets_integration.errors import SheetError
 from sheets_integration.selection import rows_text
@@ -64,6 +66,14 @@ def _configure_logging(verbose: int) -> None:
 
 
 db_option = click.option("--db", help="Progress store URL (sqlite:///path or postgresql://…).")
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["local", "celery"]),
+    help="Where rows run: this process (local) or `sheetbatch worker` processes (celery).",
+)
+broker_option = click.option(
+    "--broker", help="The Celery broker URL (amqp://…) for --executor celery."
+)
 
 
 @click.group()
@@ -117,7 +127,7 @@ def execute_run(
             except NothingToDo as done:
                 print_nothing_to_do(console, done, sheet, as_json=as_json)
                 return EXIT_OK
-            except (SheetError, PipelineError, ProgressError, ValueError) as exc:
+            except (SheetError, PipelineError, ProgressError, SheetbatchError, ValueError) as exc:
                 _fail(str(exc))
             batch_id = prepared.batch_id
             if not as_json:
@@ -224,6 +234,8 @@ def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet
     type=click.Path(dir_okay=False),
     help="Google service-account (or authorized-user) JSON file, for Google Sheets.",
 )
+@executor_option
+@broker_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final batch snapshot as JSON.")
 @click.pass_context
 def run(
@@ -242,6 +254,8 @@ def run(
     overwrite: tuple[str, ...],
     encoding: str | None,
     credentials: str | None,
+    executor: str | None,
+    broker: str | None,
     as_json: bool,
 ) -> None:
     """Process the rows of SHEET with live progress.
@@ -256,6 +270,8 @@ def run(
         "credentials": credentials,
         "company_column": company_column,
         "website_column": website_column,
+        "executor": executor,
+        "broker_url": broker,
     }
     settings = _settings(ctx, **flags)
     # --allow-host, --output-column and --overwrite add to what the configuration says
@@ -289,12 +305,18 @@ def run(
 @cli.command()
 @click.argument("batch_id", required=False)
 @db_option
+@click.option("--workers", "workers", is_flag=True, help="List the distributed workers instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bool) -> None:
-    """Show one batch (with its failed rows), or the latest batches."""
+def status(
+    ctx: click.Context, batch_id: str | None, db: str | None, workers: bool, as_json: bool
+) -> None:
+    """Show one batch (with its failed rows), the latest batches, or the workers."""
     store = _open_store(_settings(ctx, db=db), create=False)
     try:
+        if workers:
+            print_workers(store, as_json=as_json)
+            return
         if batch_id is None:
             batches = store.batches(limit=20)
             if as_json:
@@ -397,6 +419,8 @@ def _register_serve() -> None:
 _register_serve()
 
 from sheetbatch.schedule_cli import COMMANDS as _SCHEDULE_COMMANDS  # noqa: E402
+
+cli.add_command(worker_command)
 
 for _command in _SCHEDULE_COMMANDS:
     cli.add_command(_command)
