@@ -34,7 +34,7 @@ def cluster_store(pg_db: str) -> Iterator[Store]:
         store.close()
 
 
-Spawn = Callable[..., subprocess.Popen[bytes]]
+Spawn = Callable[..., list[subprocess.Popen[bytes]]]
 
 
 @pytest.fixture
@@ -42,22 +42,26 @@ def workers(pg_db: str, broker: str, cluster_store: Store, tmp_path: Path) -> It
     """Start a named worker (waiting until it registered); all are stopped afterwards."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def spawn(name: str, *, concurrency: int = 2, **env: str) -> subprocess.Popen[bytes]:
-        process = start_worker(
-            pg_db,
-            broker,
-            name=name,
-            cwd=tmp_path,
-            concurrency=concurrency,
-            **{**CLUSTER_ENV, **env},
-        )
-        started.append(process)
-        wait_for(
-            lambda: any(w.owner.endswith(":" + name) and w.alive for w in cluster_store.workers()),
-            30,
-            f"worker {name} to register",
-        )
-        return process
+    def spawn(*names: str, concurrency: int = 2, **env: str) -> list[subprocess.Popen[bytes]]:
+        processes = [
+            start_worker(
+                pg_db,
+                broker,
+                name=name,
+                cwd=tmp_path,
+                concurrency=concurrency,
+                **{**CLUSTER_ENV, **env},
+            )
+            for name in names
+        ]
+        started.extend(processes)
+
+        def registered() -> bool:
+            alive = {w.owner.rsplit(":", 1)[-1] for w in cluster_store.workers() if w.alive}
+            return alive >= set(names)
+
+        wait_for(registered, 30, f"workers {names} to register")
+        return processes
 
     yield spawn
     stop(*started)

@@ -47,8 +47,7 @@ def test_sqlite_or_an_unreachable_broker_is_refused_and_nothing_is_written(
 def test_two_workers_run_a_batch_and_one_killed_mid_row_loses_nothing(
     tmp_path: Path, pg_db: str, broker: str, cluster_store: Store, workers: Spawn
 ) -> None:
-    victim = workers("victim")
-    workers("survivor")
+    victim, _survivor = workers("victim", "survivor")
     sheet = make_sheet(tmp_path, 12)
     run = start_sheetbatch(_run_args(sheet, pg_db, broker), cwd=tmp_path, **CLUSTER_ENV)
 
@@ -82,7 +81,7 @@ def test_two_workers_run_a_batch_and_one_killed_mid_row_loses_nothing(
 def test_a_paused_worker_whose_row_was_taken_over_cannot_write_when_it_wakes(
     tmp_path: Path, pg_db: str, broker: str, cluster_store: Store, workers: Spawn
 ) -> None:
-    sleeper = workers("sleeper", concurrency=1, SHEETBATCH_TEST_PHASE_SECONDS="0.4")
+    (sleeper,) = workers("sleeper", concurrency=1, SHEETBATCH_TEST_PHASE_SECONDS="0.4")
     sheet = make_sheet(tmp_path, 1)
     run = start_sheetbatch(_run_args(sheet, pg_db, broker), cwd=tmp_path, **CLUSTER_ENV)
     wait_for(
@@ -112,8 +111,7 @@ def test_a_paused_worker_whose_row_was_taken_over_cannot_write_when_it_wakes(
 def test_broker_connections_closed_mid_run_lose_no_row(
     tmp_path: Path, pg_db: str, broker: str, cluster_store: Store, workers: Spawn
 ) -> None:
-    workers("a")
-    workers("b")
+    workers("a", "b")
     sheet = make_sheet(tmp_path, 10)
     run = start_sheetbatch(_run_args(sheet, pg_db, broker), cwd=tmp_path, **CLUSTER_ENV)
     wait_for(
