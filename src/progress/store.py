@@ -26,8 +26,10 @@ from progress.commit import GroupCommitter, Tx
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import BatchExists
 from progress.feed import LogFeed
+from progress.leases import fence
 from progress.migrate import ensure_schema
 from progress.reads import StoreReads, batch_row
+from progress.schedule_model import Fence
 from progress.schedules import ScheduleOps
 from progress.status import BatchStatus, EventType, JobStatus
 from progress.tick_reads import TickReads
@@ -366,9 +368,14 @@ class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps):
         return outcome
 
     # ------------------------------------------------------------------ cursors
-    def set_cursor(self, name: str, position: int) -> None:
-        """Save a named reader's position; it never moves backwards."""
+    def set_cursor(self, name: str, position: int, *, guard: Fence | None = None) -> None:
+        """Save a named reader's position; it never moves backwards.
+
+        With `guard` the move is refused (NotLeader) unless that lease is still held.
+        """
         with self._write_lock, self._write_engine.begin() as conn:
+            if guard is not None:
+                fence(conn, guard, self.clock())
             current = conn.execute(
                 select(t.cursors.c.position).where(t.cursors.c.name == name).with_for_update()
             ).scalar_one_or_none()

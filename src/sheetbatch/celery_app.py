@@ -12,7 +12,7 @@ and cancels are the store's and the runner's own, never Celery's countdowns, `ti
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from celery import Celery, bootsteps
 from kombu import Exchange, Queue
@@ -72,7 +72,7 @@ class _WakeUp(bootsteps.StartStopStep):  # type: ignore[misc]
     timer due the loop polls for up to 10 s: `sheetbatch worker` would linger that long.
     """
 
-    requires = {"celery.worker.components:Hub"}
+    requires: ClassVar[set[str]] = {"celery.worker.components:Hub"}
 
     def start(self, worker: Any) -> None:
         if worker.hub is not None:

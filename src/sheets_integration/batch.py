@@ -390,6 +390,8 @@ class BatchProcessor:
             columns=self.columns,
             interval=self.options.flush_interval,
             on_flush=self.on_flush,
+            owner=self.owner,
+            lease_seconds=self.options.lease_seconds,
         )
 
     def make_pool(self) -> WorkerPool:

@@ -136,3 +136,7 @@ def _shell_word(text: str) -> str:
     if text and all(ch.isalnum() or ch in "_-./" for ch in text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class WriterBusy(SheetError):
+    """Another live process holds this batch's sheet-writer lease: it writes the sheet."""
