@@ -148,6 +148,8 @@ class HotStatements:
         self._sql = _sql(conn.dialect.name)
         self._decode = not self._sql.postgresql  # psycopg decodes json columns itself
         driver: Any = conn.connection.driver_connection
+        self._driver = driver
+        self._dialect = conn.dialect
         self._cursor: Any = driver.cursor()
         self._driver_error: type[Exception] = conn.dialect.dbapi.Error  # type: ignore[union-attr]
 
@@ -159,7 +161,12 @@ class HotStatements:
         except self._driver_error as exc:
             # The same exception types SQLAlchemy would raise (OperationalError for a locked
             # database...), so callers handle one set of errors whichever way a statement ran.
-            raise DBAPIError.instance(sql, params, exc, self._driver_error) from exc
+            # A cut connection (a killed backend, a restart) is flagged as SQLAlchemy flags
+            # its own, so the group committer retries the transaction on a new connection.
+            lost = bool(self._dialect.is_disconnect(exc, self._driver, self._cursor))  # type: ignore[arg-type]
+            raise DBAPIError.instance(
+                sql, params, exc, self._driver_error, connection_invalidated=lost
+            ) from exc
 
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
         return self._execute(sql, params).fetchone()

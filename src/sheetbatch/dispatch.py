@@ -9,14 +9,17 @@ reconciler passes whenever this process leads them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 from celery import Celery
+from sqlalchemy.exc import SQLAlchemyError
 
 from progress import Store
+from progress.errors import ProgressError
 from progress.status import BatchStatus
 from sheetbatch.celery_app import publish
 from sheetbatch.reconciler import Reconciler
@@ -49,15 +52,24 @@ class CeleryExecutor:
         next_pass = 0.0
         try:
             while not self._stop.is_set():
-                if self.store.batch(batch_id)["status"] != BatchStatus.RUNNING.value:
-                    return
+                try:
+                    if self.store.batch(batch_id)["status"] != BatchStatus.RUNNING.value:
+                        return
+                except (ProgressError, SQLAlchemyError) as exc:
+                    # A loop boundary: the store is out of reach for a moment (a restart, a
+                    # killed connection); the rows go on, and so does following them.
+                    log.warning("batch %s: cannot read the store (%s); retrying", batch_id, exc)
+                    self._stop.wait(self.reconcile_interval)
+                    continue
                 now = time.monotonic()
                 if now >= next_pass:
                     next_pass = now + self.reconcile_interval
                     self._reconcile()
                 cursor = self.store.wait(cursor, timeout=self.reconcile_interval)
         finally:
-            self.reconciler.resign()
+            with contextlib.suppress(ProgressError, SQLAlchemyError):
+                self.reconciler.resign()
+            self.app.close()
 
     def _reconcile(self) -> None:
         try:
