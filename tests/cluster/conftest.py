@@ -3,6 +3,7 @@ real `sheetbatch worker` subprocesses per test."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,8 +27,20 @@ def broker() -> Iterator[str]:
 
 
 @pytest.fixture
-def cluster_store(pg_db: str) -> Iterator[Store]:
-    store = open_store(pg_db, poll_interval=0.05)
+def app_name() -> str:
+    """The application_name every connection of the test's processes carries."""
+    return "sb_cluster_" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def cluster_db(pg_db: str, app_name: str) -> str:
+    """The test's PostgreSQL schema, its connections named (to cut them, and only them)."""
+    return f"{pg_db}&application_name={app_name}"
+
+
+@pytest.fixture
+def cluster_store(cluster_db: str) -> Iterator[Store]:
+    store = open_store(cluster_db, poll_interval=0.05)
     try:
         yield store
     finally:
@@ -38,14 +51,14 @@ Spawn = Callable[..., list[subprocess.Popen[bytes]]]
 
 
 @pytest.fixture
-def workers(pg_db: str, broker: str, cluster_store: Store, tmp_path: Path) -> Iterator[Spawn]:
+def workers(cluster_db: str, broker: str, cluster_store: Store, tmp_path: Path) -> Iterator[Spawn]:
     """Start a named worker (waiting until it registered); all are stopped afterwards."""
     started: list[subprocess.Popen[bytes]] = []
 
     def spawn(*names: str, concurrency: int = 2, **env: str) -> list[subprocess.Popen[bytes]]:
         processes = [
             start_worker(
-                pg_db,
+                cluster_db,
                 broker,
                 name=name,
                 cwd=tmp_path,

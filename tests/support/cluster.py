@@ -51,6 +51,21 @@ def close_broker_connections() -> None:
     _rabbitmqctl("close_all_connections", "test: connection loss")
 
 
+def terminate_backends(application_name: str) -> int:
+    """pg_terminate_backend every connection carrying this application_name; how many."""
+    import psycopg
+
+    from tests.support.databases import PG_URL
+
+    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchall()
+    return len(rows)
+
+
 def start_worker(
     db: str,
     broker: str,
