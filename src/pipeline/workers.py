@@ -26,6 +26,24 @@ class BatchExecutor(Protocol):
         """Take no new job."""
 
 
+def record_crash(
+    store: Store, job_id: str, exc: Exception, *, owner: str, epoch: int | None = None
+) -> None:
+    """Fail a job whose runner crashed (`internal error: …`), fenced by owner (and epoch);
+    when even that cannot be written, its lease expires and it is requeued."""
+    log.exception("[job %s] runner failed", job_id)
+    try:
+        store.fail_job(
+            job_id,
+            phase=None,
+            reason=f"internal error: {short_reason(exc)}",
+            owner=owner,
+            epoch=epoch,
+        )
+    except ProgressError:
+        log.exception("[job %s] could not record the failure; its lease will expire", job_id)
+
+
 @dataclass
 class WorkerPool:
     """Runs a batch's jobs on `concurrency` threads with leases renewed by one heartbeat thread."""
@@ -99,18 +117,7 @@ class WorkerPool:
                 self.runner.run(job)
             except Exception as exc:
                 # A loop boundary: record the failure rather than leave the job running.
-                log.exception("[job %s] runner failed", job_id)
-                try:
-                    self.store.fail_job(
-                        job_id,
-                        phase=None,
-                        reason=f"internal error: {short_reason(exc)}",
-                        owner=self.owner,
-                    )
-                except ProgressError:
-                    log.exception(
-                        "[job %s] could not record the failure; its lease will expire", job_id
-                    )
+                record_crash(self.store, job_id, exc, owner=self.owner)
             finally:
                 with self._lock:
                     self._active.discard(job_id)

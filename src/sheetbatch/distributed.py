@@ -21,7 +21,8 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.registry import load_pipeline
-from pipeline.runner import JobRunner, short_reason
+from pipeline.runner import JobRunner
+from pipeline.workers import record_crash
 from progress import Store
 from progress.claims import worker_lease_name
 from progress.errors import ProgressError
@@ -80,17 +81,7 @@ class RowWorker:
             return status.value
         except Exception as exc:
             # A loop boundary: record the failure (fenced) rather than leave the row running.
-            log.exception("[job %s] runner failed", job_id)
-            try:
-                self.store.fail_job(
-                    job_id,
-                    phase=None,
-                    reason=f"internal error: {short_reason(exc)}",
-                    owner=self.owner,
-                    epoch=claim.epoch,
-                )
-            except ProgressError:
-                log.exception("[job %s] could not record the failure; its lease expires", job_id)
+            record_crash(self.store, job_id, exc, owner=self.owner, epoch=claim.epoch)
             return "failed"
         finally:
             with self._lock:

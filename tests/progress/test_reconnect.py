@@ -6,12 +6,11 @@ import secrets
 import threading
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from progress import open_store
 from progress.store import NewJob
-from tests.support.databases import PG_URL
+from tests.support.cluster import terminate_backends
 
 pytestmark = pytest.mark.postgres
 
@@ -21,16 +20,6 @@ def named_pg(pg_db: str) -> Iterator[tuple[str, str]]:
     """The test's schema URL with an application_name only its own connections carry."""
     name = "sb_kill_" + secrets.token_hex(4)
     yield f"{pg_db}&application_name={name}", name
-
-
-def _terminate(name: str) -> int:
-    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (name,),
-        ).fetchall()
-    return len(rows)
 
 
 def test_writers_reconnect_after_their_backends_are_killed(named_pg: tuple[str, str]) -> None:
@@ -66,7 +55,7 @@ def test_writers_reconnect_after_their_backends_are_killed(named_pg: tuple[str, 
         killed = 0
         for _ in range(2):  # two cuts, further apart than one write's retries
             threading.Event().wait(0.2)
-            killed += _terminate(name)
+            killed += terminate_backends(name)
         for thread in threads:
             thread.join()
         assert killed > 0
