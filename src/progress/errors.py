@@ -59,9 +59,19 @@ class StoreNotFound(StoreUnavailable):
 class LeaseLost(ProgressError):
     """A worker wrote to a job it no longer holds (its lease expired and it was requeued)."""
 
-    def __init__(self, job_id: str, owner: str, holder: str | None) -> None:
-        super().__init__(f"job {job_id}: lease held by {holder!r}, not {owner!r}")
+    def __init__(
+        self,
+        job_id: str,
+        owner: str,
+        holder: str | None,
+        epoch: int | None = None,
+        current: int | None = None,
+    ) -> None:
+        at = "" if epoch is None else f" at epoch {current}, not {epoch}"
+        super().__init__(f"job {job_id}: lease held by {holder!r}{at}, not {owner!r}")
         self.job_id = job_id
+        self.epoch = epoch
+        self.current = current
 
 
 class UnknownSchedule(ProgressError):

@@ -23,8 +23,28 @@ def add_sessions(conn: Connection) -> None:
     t.sessions.create(conn, checkfirst=True)
 
 
+def add_job_fencing(conn: Connection) -> None:
+    """Schema 3 -> 4: a job's lease epoch and dispatch time, a batch's executor (issue 13)."""
+    have = {
+        table: {c["name"] for c in inspect(conn).get_columns(table)}
+        for table in (t.jobs.name, t.batches.name)
+    }
+    added = (
+        (t.jobs.name, "lease_epoch", "INTEGER NOT NULL DEFAULT 0"),
+        (t.jobs.name, "dispatched", "FLOAT"),
+        (t.batches.name, "executor", "VARCHAR(20) NOT NULL DEFAULT 'local'"),
+    )
+    for table, column, kind in added:
+        if column not in have[table]:
+            conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
+
+
 # from_version -> the step that upgrades a database to from_version + 1.
-MIGRATIONS: Mapping[int, Migration] = {1: add_scheduling_tables, 2: add_sessions}
+MIGRATIONS: Mapping[int, Migration] = {
+    1: add_scheduling_tables,
+    2: add_sessions,
+    3: add_job_fencing,
+}
 
 
 def ensure_schema(

@@ -17,6 +17,7 @@ from sheetbatch.config import Settings, load_settings
 from sheetbatch.console import summary_line
 from sheetbatch.live_run import execute_run
 from sheetbatch.service import store_for
+from sheetbatch.worker_cli import print_workers, worker_command
 from sheets_integration.selection import rows_text
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,14 @@ def _configure_logging(verbose: int) -> None:
 
 
 db_option = click.option("--db", help="Progress store URL (sqlite:///path or postgresql://…).")
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["local", "celery"]),
+    help="Where rows run: this process (local) or `sheetbatch worker` processes (celery).",
+)
+broker_option = click.option(
+    "--broker", help="The Celery broker URL (amqp://…) for --executor celery."
+)
 
 
 @click.group(cls=CommandGroup)
@@ -99,6 +108,8 @@ def cli(ctx: click.Context, config_files: tuple[Path, ...], verbose: int) -> Non
     type=click.Path(dir_okay=False),
     help="Google service-account (or authorized-user) JSON file, for Google Sheets.",
 )
+@executor_option
+@broker_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final batch snapshot as JSON.")
 @click.pass_context
 def run(
@@ -117,6 +128,8 @@ def run(
     overwrite: tuple[str, ...],
     encoding: str | None,
     credentials: str | None,
+    executor: str | None,
+    broker: str | None,
     as_json: bool,
 ) -> None:
     """Process the rows of SHEET with live progress.
@@ -131,6 +144,8 @@ def run(
         "credentials": credentials,
         "company_column": company_column,
         "website_column": website_column,
+        "executor": executor,
+        "broker_url": broker,
     }
     settings = _settings(ctx, **flags)
     # --allow-host, --output-column and --overwrite add to what the configuration says
@@ -164,12 +179,18 @@ def run(
 @cli.command()
 @click.argument("batch_id", required=False)
 @db_option
+@click.option("--workers", "workers", is_flag=True, help="List the distributed workers instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bool) -> None:
-    """Show one batch (with its failed rows), or the latest batches."""
+def status(
+    ctx: click.Context, batch_id: str | None, db: str | None, workers: bool, as_json: bool
+) -> None:
+    """Show one batch (with its failed rows), the latest batches, or the workers."""
     store = store_for(_settings(ctx, db=db), create=False)
     try:
+        if workers:
+            print_workers(store, as_json=as_json)
+            return
         if batch_id is None:
             batches = store.batches(limit=20)
             if as_json:
@@ -263,6 +284,8 @@ def _register_serve() -> None:
 _register_serve()
 
 from sheetbatch.schedule_cli import COMMANDS as _SCHEDULE_COMMANDS  # noqa: E402
+
+cli.add_command(worker_command)
 
 for _command in _SCHEDULE_COMMANDS:
     cli.add_command(_command)

@@ -76,6 +76,10 @@ class Settings:
     pause_after_failures: int = 0
     scheduler_poll_interval: float = 1.0
     sheet_read_attempts: int = 3
+    # [executor]
+    executor: str = "local"
+    broker_url: str = field(default="amqp://guest:guest@127.0.0.1:5672//", repr=False)
+    redispatch_seconds: float = 300.0
 
 
 # config file layout: section -> {key in file: Settings field}
@@ -124,7 +128,14 @@ SECTIONS: dict[str, dict[str, str]] = {
         "poll_interval": "scheduler_poll_interval",
         "sheet_read_attempts": "sheet_read_attempts",
     },
+    "executor": {
+        "kind": "executor",
+        "broker_url": "broker_url",
+        "redispatch_seconds": "redispatch_seconds",
+    },
 }
+#: Where a batch's rows run: this process's pool, or Celery workers (PostgreSQL store only).
+EXECUTORS = ("local", "celery")
 # Array-of-tables sections read elsewhere: [[schedule]] (sheetbatch.schedule_config).
 LIST_SECTIONS = frozenset({"schedule"})
 # Settings where 0 means "off".
@@ -260,6 +271,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {name} must be {kind}, not {value!r}") from exc
     if name == "allow_hosts":
         _check_hosts(result, source)
+    if name == "executor" and result not in EXECUTORS:
+        raise ConfigError(
+            f"{source}: executor must be one of {', '.join(EXECUTORS)}, not {value!r}"
+        )
     if kind in ("int", "float") and (result < 0 or (result == 0 and name not in _ZERO_ALLOWED)):
         raise ConfigError(f"{source}: {name} must be greater than 0, not {value!r}")
     return result

@@ -1,4 +1,5 @@
-"""The exception tree of the composition root (configuration, schedules, the server's runner).
+"""The exception tree of the composition root (configuration, schedules, the server's runner,
+the executors and the broker).
 
 Every error `sheetbatch` itself raises is a `SheetbatchError`; the layers below raise their
 own roots (`SheetError`, `PipelineError`, `ProgressError`). The edges turn them into answers
@@ -26,3 +27,11 @@ class ScheduleError(SheetbatchError, ValueError):
 
 class Refused(SheetbatchError, ValueError):
     """A batch request a worker refused as invalid (an option it cannot act on)."""
+
+
+class BrokerUnavailable(SheetbatchError):
+    """The Celery broker could not be reached, or refused a message."""
+
+
+class ExecutorRefused(SheetbatchError):
+    """The chosen executor cannot run with this store (celery needs PostgreSQL)."""

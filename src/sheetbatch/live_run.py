@@ -23,6 +23,7 @@ from sheetbatch.cli_errors import (
 )
 from sheetbatch.config import Settings
 from sheetbatch.console import BatchView, run_in_thread
+from sheetbatch.errors import SheetbatchError
 from sheetbatch.report import print_header, print_nothing_to_do, print_summary, written_json
 from sheetbatch.service import prepare_batch, services_for, store_for
 from sheets_integration.batch import NothingToDo, RunResult
@@ -63,7 +64,7 @@ def execute_run(
             except NothingToDo as done:
                 print_nothing_to_do(console, done, sheet, as_json=as_json)
                 return EXIT_OK
-            except (SheetError, PipelineError, ProgressError, ValueError) as exc:
+            except (SheetError, PipelineError, ProgressError, SheetbatchError, ValueError) as exc:
                 # The preparation refused the sheet: nothing was written.
                 raise CommandError(command_message(exc)) from exc
             batch_id = prepared.batch_id

@@ -60,6 +60,11 @@ MEANINGS: dict[str, str] = {
     "scheduler_poll_interval": "Seconds between the scheduler's reads of the schedules table.",
     "sheet_read_attempts": "Attempts of a tick's Google read (429/5xx) before it is "
     "sheet_unreachable.",
+    "executor": "Where rows run: `local` (this process's pool) or `celery` (worker processes "
+    "through a broker; needs a PostgreSQL store).",
+    "broker_url": "The Celery broker (RabbitMQ) for `executor = celery` and `sheetbatch worker`.",
+    "redispatch_seconds": "Seconds a queued celery row waits after its nudge before the "
+    "reconciler nudges it again.",
 }
 
 BEGIN = "<!-- settings table: made by `python -m sheetbatch.settings_table --write README.md` -->"

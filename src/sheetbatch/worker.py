@@ -119,6 +119,7 @@ def refusal(exc: BaseException) -> dict[str, Any] | None:
     """The `refused` answer's fields for a preparation error; None when it is a crash."""
     from pipeline.errors import PipelineError
     from progress.errors import ProgressError, StoreUnavailable
+    from sheetbatch.errors import SheetbatchError
     from sheets_integration.errors import (
         BadColumnMapping,
         BatchBusy,
@@ -157,7 +158,7 @@ def refusal(exc: BaseException) -> dict[str, Any] | None:
         (BatchBusy, "busy"),
         (SheetError, "sheet"),
         (PipelineError, "pipeline"),
-        (StoreUnavailable, "unavailable"),
+        ((StoreUnavailable, SheetbatchError), "unavailable"),
         ((ProgressError, ValueError), "invalid"),
     ]
     for types, kind in kinds:

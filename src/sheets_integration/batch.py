@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.phase import Pipeline
 from pipeline.runner import JobRunner
-from pipeline.workers import WorkerPool
+from pipeline.workers import BatchExecutor, WorkerPool
 from progress import BatchSnapshot, JobSnapshot, Store
 from progress.errors import BatchExists, UnknownBatch
 from progress.owners import new_owner, owner_alive
@@ -432,6 +432,8 @@ class BatchProcessor:
             columns=self.columns,
             interval=self.options.flush_interval,
             on_flush=self.on_flush,
+            owner=self.owner,
+            lease_seconds=self.options.lease_seconds,
         )
 
     def make_pool(self) -> WorkerPool:
@@ -448,7 +450,7 @@ class BatchProcessor:
         )
 
     def execute(
-        self, batch_id: str, pool: WorkerPool | None = None, writer: SheetWriter | None = None
+        self, batch_id: str, pool: BatchExecutor | None = None, writer: SheetWriter | None = None
     ) -> RunResult:
         """Run the batch's jobs to the end with live sheet writes.
 
@@ -466,7 +468,7 @@ class BatchProcessor:
             written = writer.stop(final_flush=True)
         return RunResult(self.store.batch(batch_id), written)
 
-    def run(self, batch_id: str, pool: WorkerPool | None = None) -> BatchSnapshot:
+    def run(self, batch_id: str, pool: BatchExecutor | None = None) -> BatchSnapshot:
         """Run the batch's jobs to the end with live sheet writes; the final batch snapshot."""
         return self.execute(batch_id, pool).snapshot
 
