@@ -138,12 +138,17 @@ class GroupCommitter:
         clock: Callable[[], float],
         on_commit: Callable[[int], None],
         *,
+        announce: Callable[[Connection, int], None] | None = None,
         max_group: int = 256,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._begin = begin
         self._clock = clock
         self._on_commit = on_commit
+        # Runs in a group's transaction when it appended events, with the new head: the
+        # PostgreSQL NOTIFY that wakes other processes at commit (one per group: NOTIFY
+        # takes a global lock at commit).
+        self._announce = announce
         self._max_group = max_group
         self._lock = threading.Lock()
         self._queue: list[_Write[Any]] = []
@@ -227,6 +232,8 @@ class GroupCommitter:
                         for write in group:
                             outcomes.append(self._one(tx, write, savepoints))
                         tx.flush()
+                        if tx.appended and self._announce is not None:
+                            self._announce(conn, tx.head)
                     return outcomes, (tx.head if tx.appended else 0)
                 except _NeedsSavepoints:
                     savepoints = True

@@ -5,6 +5,10 @@ themselves. A single feed thread reads what was appended since the last known id
 at once by appends made in this process, and by a cheap poll of the log head for appends
 made by other processes - keeps the newest events in a bounded buffer, and wakes all
 subscribers through one condition variable.
+
+On PostgreSQL a `Listener` (LISTEN/NOTIFY, `listener.py`) pokes the feed with every head
+committed by any process; while it listens, the head poll is only a fallback and runs every
+`fallback_poll` seconds instead of `poll_interval`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from progress.snapshots import LogEvent
 
@@ -22,6 +27,16 @@ log = logging.getLogger(__name__)
 Event = LogEvent
 
 _FOLLOW_WINDOW = 30.0  # seconds the buffer keeps filling after the last follower read
+
+
+class Listener(Protocol):
+    """Something that pokes the feed when another process commits (PostgreSQL NOTIFY)."""
+
+    def start(self, feed: LogFeed) -> None:
+        """Begin poking `feed`; it calls `feed.set_listening()` as its connection comes and goes."""
+
+    def close(self) -> None:
+        """Stop poking."""
 
 
 class LogFeed:
@@ -34,10 +49,15 @@ class LogFeed:
         *,
         poll_interval: float = 0.25,
         buffer_size: int = 20_000,
+        listener: Listener | None = None,
+        fallback_poll: float = 2.0,
     ) -> None:
         self._read_after = read_after
         self._read_head = read_head
         self._poll_interval = poll_interval
+        self._fallback_poll = fallback_poll
+        self._listener = listener
+        self._listening = False
         self._buffer: deque[Event] = deque(maxlen=buffer_size)
         self._cond = threading.Condition()
         self._poke = threading.Event()
@@ -52,11 +72,33 @@ class LogFeed:
 
     # -- producers -------------------------------------------------------------------------
     def poke(self, head: int | None = None) -> None:
-        """Called after a commit in this process (with the new head): wake the feed now."""
+        """Called after a commit (with the new head): wake the feed now.
+
+        A head the feed knows already is ignored (a process hears its own NOTIFY too).
+        """
         if head is not None:
             with self._cond:
-                self._poked_head = max(self._poked_head, head)
+                if head <= max(self._head, self._poked_head):
+                    return
+                self._poked_head = head
         self._poke.set()
+
+    def set_listening(self, listening: bool) -> None:
+        """Called by the listener: whether every commit now pokes the feed.
+
+        The feed then polls the head only every `fallback_poll` seconds; while not, every
+        `poll_interval`. Either change reads the head at once (notifications may have been
+        missed while nobody listened).
+        """
+        with self._cond:
+            self._listening = listening
+        self._poke.set()
+
+    @property
+    def listening(self) -> bool:
+        """Whether a listener currently wakes the feed on other processes' commits."""
+        with self._cond:
+            return self._listening
 
     # -- subscribers -------------------------------------------------------------------------
     def head(self) -> int:
@@ -116,6 +158,8 @@ class LogFeed:
             self._closed = True
             self._cond.notify_all()
         self._poke.set()
+        if self._listener is not None:
+            self._listener.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
@@ -132,6 +176,9 @@ class LogFeed:
                 self._thread.start()
 
     def _run(self) -> None:
+        if self._listener is not None:
+            # Started from this thread, so under gevent it runs on the same hub.
+            self._listener.start(self)
         try:
             head = self._read_head()
         except Exception:
@@ -141,7 +188,9 @@ class LogFeed:
             self._head = head
             self._cond.notify_all()
         while not self._closed:
-            poked = self._poke.wait(self._poll_interval)
+            with self._cond:
+                interval = self._fallback_poll if self._listening else self._poll_interval
+            poked = self._poke.wait(interval)
             self._poke.clear()
             if self._closed:
                 break

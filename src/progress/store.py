@@ -27,6 +27,7 @@ from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import BatchExists
 from progress.feed import LogFeed
 from progress.leases import fence
+from progress.listener import HeadAnnouncer, LogListener
 from progress.migrate import ensure_schema
 from progress.reads import StoreReads, batch_row
 from progress.schedule_model import Fence
@@ -61,6 +62,7 @@ class NewJob:
 
 
 _CHUNK = 2000
+FALLBACK_POLL = 2.0  # seconds between head reads while LISTEN/NOTIFY wakes the feed
 
 
 class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps):
@@ -73,7 +75,12 @@ class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps):
     """
 
     def __init__(
-        self, engine: Engine, *, clock: Clock = time.time, poll_interval: float = 0.25
+        self,
+        engine: Engine,
+        *,
+        clock: Clock = time.time,
+        poll_interval: float = 0.25,
+        fallback_poll: float = FALLBACK_POLL,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -85,8 +92,24 @@ class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps):
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if is_sqlite(engine) else nullcontext()
         )
-        self.feed = LogFeed(self._read_after, self.last_event_id, poll_interval=poll_interval)
-        self._committer = GroupCommitter(self._begin_write, self.clock, self.feed.poke)
+        # PostgreSQL: every group commit NOTIFYs the new head and the feed LISTENs, so a
+        # commit by any process wakes this one's waiters at once; `poll_interval` is then
+        # used only while the LISTEN connection is down, `fallback_poll` otherwise. SQLite:
+        # in-process commits poke the feed, other processes' are found by the poll.
+        sqlite = is_sqlite(engine)
+        self.feed = LogFeed(
+            self._read_after,
+            self.last_event_id,
+            poll_interval=poll_interval,
+            listener=None if sqlite else LogListener(engine),
+            fallback_poll=fallback_poll,
+        )
+        self._committer = GroupCommitter(
+            self._begin_write,
+            self.clock,
+            self.feed.poke,
+            announce=None if sqlite else HeadAnnouncer(),
+        )
         # Batches cancelled through this Store object: workers of this process see the
         # cancel at once, without a read (other processes read `cancel_requested`).
         self.locally_cancelled: set[str] = set()
@@ -396,11 +419,15 @@ def open_store(
     *,
     clock: Clock = time.time,
     poll_interval: float = 0.25,
+    fallback_poll: float = FALLBACK_POLL,
     create: bool = True,
 ) -> Store:
     """Open (creating or upgrading the schema) the store at `url` (SQLite by default).
 
-    Without `create`, a store that does not exist yet raises `StoreNotFound`.
+    Without `create`, a store that does not exist yet raises `StoreNotFound`. The log feed
+    reads the head every `poll_interval` seconds to see other processes' commits; on
+    PostgreSQL they are announced by NOTIFY and the poll runs every `fallback_poll` seconds
+    instead (`poll_interval` again while the LISTEN connection is down).
     """
     engine = create_store_engine(url or DEFAULT_URL, create=create)
     try:
@@ -408,4 +435,4 @@ def open_store(
     except Exception:
         engine.dispose()
         raise
-    return Store(engine, clock=clock, poll_interval=poll_interval)
+    return Store(engine, clock=clock, poll_interval=poll_interval, fallback_poll=fallback_poll)
