@@ -39,6 +39,13 @@ _IDENTITY = "SELECT current_database(), coalesce(current_schema(), '')"
 _NOTIFY = text("SELECT pg_notify(:channel, :head)")
 _RETRY_FIRST = 0.1  # seconds before the first reconnect; doubles up to _RETRY_MAX
 _RETRY_MAX = 2.0
+_CONNECT_DEFAULTS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def channel_name(database: str, schema: str) -> str:
@@ -97,7 +104,9 @@ class LogListener:
 
         # The engine's own connect arguments: the same server, user, schema and options.
         cargs, cparams = self._engine.dialect.create_connect_args(self._engine.url)
-        cparams.setdefault("connect_timeout", 5)
+        # An idle LISTEN connection whose peer vanished (a partition) would wait forever:
+        # TCP keepalives notice within about a minute, and the listener reconnects.
+        cparams = {**_CONNECT_DEFAULTS, **cparams}
         return psycopg.connect(*cargs, **cparams, autocommit=True)
 
     def _run(self, feed: LogFeed) -> None:
