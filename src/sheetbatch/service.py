@@ -21,7 +21,7 @@ from progress.engine import is_sqlite
 from sheetbatch.config import Settings
 from sheetbatch.errors import ExecutorRefused
 from sheets_integration.batch import BatchProcessor, RunOptions, RunResult
-from sheets_integration.errors import SheetError
+from sheets_integration.errors import UnsupportedSheet
 from sheets_integration.locate import backend_name
 from sheets_integration.locate import open_sheet as locate_sheet
 from sheets_integration.selection import Selection
@@ -41,7 +41,7 @@ def open_sheet(
     backend = backend_name(spec)
     if encoding:
         if backend != "csv":
-            raise SheetError(
+            raise UnsupportedSheet(
                 f"{spec}: --encoding applies to CSV files only "
                 "(.xlsx files and Google Sheets know their own encoding)"
             )
