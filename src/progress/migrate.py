@@ -11,6 +11,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
 
 from progress import schema as t
 from progress.errors import SchemaVersionError, StoreNotFound, StoreUnavailable
+from progress.notify_tables import add_notifications
 from progress.schedule_tables import add_scheduling_tables
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,11 @@ def add_sessions(conn: Connection) -> None:
 
 
 # from_version -> the step that upgrades a database to from_version + 1.
-MIGRATIONS: Mapping[int, Migration] = {1: add_scheduling_tables, 2: add_sessions}
+MIGRATIONS: Mapping[int, Migration] = {
+    1: add_scheduling_tables,
+    2: add_sessions,
+    3: add_notifications,
+}
 
 
 def ensure_schema(

@@ -18,7 +18,8 @@ from sqlalchemy import (
 
 # 2: schedules, ticks and leases (`schedule_tables.py`).
 # 3: the dashboard's sessions (`sessions` below).
-SCHEMA_VERSION = 3
+# 4: the notification outbox (`notify_tables.py`).
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from progress import schema as t
 from progress.commit import GroupCommitter, Tx
+from progress.deliveries import DeliveryOps
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import BatchExists
 from progress.feed import LogFeed
@@ -62,12 +63,13 @@ class NewJob:
 _CHUNK = 2000
 
 
-class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickReads, TickOps):
+class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickReads, TickOps, DeliveryOps):
     """The durable progress store shared by runners, the sheet writer and every reader.
 
     Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`;
     every read (snapshots, events, waiting) in `StoreReads`; named leases in `LeaseOps`;
-    schedules and their ticks in `ScheduleOps`, `TickOps` and `TickReads`.
+    schedules and their ticks in `ScheduleOps`, `TickOps` and `TickReads`; sending the
+    notification outbox in `DeliveryOps` (recording it: `outbox.py`, in the outcome's write).
     """
 
     def __init__(

@@ -19,8 +19,10 @@ from progress.errors import ProgressError, UnknownBatch
 from sheetbatch import __version__
 from sheetbatch.config import ConfigError, Settings, load_settings
 from sheetbatch.console import BatchView, run_in_thread, summary_line
+from sheetbatch.notify_cli import deliver_run_notifications
 from sheetbatch.report import print_header, print_nothing_to_do, print_summary, written_json
 from sheetbatch.service import prepare_batch, services_for, store_for
+from sheetbatch.webhook_client import webhook_refusal
 from sheets_integration.batch import NothingToDo, RunResult
 from sheets_integration.errors import SheetError
 from sheets_integration.selection import rows_text
@@ -94,10 +96,12 @@ def execute_run(
     force: bool,
     as_json: bool,
     encoding: str | None = None,
+    notify: tuple[str, ...] = (),
 ) -> int:
     """Run one sheet's batch with live progress; the exit code (0, 1 failed rows, 2 bad input).
 
-    Exit 1 also when the final statuses could not be written into the sheet.
+    Exit 1 also when the final statuses could not be written into the sheet. The batch's
+    notifications are tried for up to 10 s before it returns (the rest stays pending).
     """
     console = Console(stderr=True)
     store = _open_store(settings)
@@ -113,6 +117,7 @@ def execute_run(
                     retry_failed=retry_failed,
                     force=force,
                     encoding=encoding,
+                    notify=notify,
                 )
             except NothingToDo as done:
                 print_nothing_to_do(console, done, sheet, as_json=as_json)
@@ -129,6 +134,8 @@ def execute_run(
             result: RunResult | None = outcome.get("result")
             final: dict[str, Any] = result.snapshot if result else store.batch(batch_id)
             written = result.written if result else WriteOutcome(written=False)
+            if not deliver_run_notifications(store, settings, batch_id):
+                console.print("some notifications are pending: `sheetbatch notify send` sends them")
     finally:
         store.close()
     if as_json:
@@ -224,6 +231,12 @@ def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet
     type=click.Path(dir_okay=False),
     help="Google service-account (or authorized-user) JSON file, for Google Sheets.",
 )
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="Webhook URL told the batch's outcome (repeatable; adds to [notify] urls).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final batch snapshot as JSON.")
 @click.pass_context
 def run(
@@ -242,6 +255,7 @@ def run(
     overwrite: tuple[str, ...],
     encoding: str | None,
     credentials: str | None,
+    notify: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Process the rows of SHEET with live progress.
@@ -272,6 +286,10 @@ def run(
         added["overwrite"] = (*settings.overwrite, *overwrite)
     if added:
         settings = _settings(ctx, **flags, **added)
+    for url in notify:
+        refusal = webhook_refusal(url, settings.allow_hosts)
+        if refusal is not None:
+            _fail(f"--notify {url[:80]}: {refusal}")
     sys.exit(
         execute_run(
             ctx,
@@ -282,6 +300,7 @@ def run(
             force=force,
             as_json=as_json,
             encoding=encoding,
+            notify=notify,
         )
     )
 
@@ -396,9 +415,10 @@ def _register_serve() -> None:
 
 _register_serve()
 
+from sheetbatch.notify_cli import COMMANDS as _NOTIFY_COMMANDS  # noqa: E402
 from sheetbatch.schedule_cli import COMMANDS as _SCHEDULE_COMMANDS  # noqa: E402
 
-for _command in _SCHEDULE_COMMANDS:
+for _command in (*_SCHEDULE_COMMANDS, *_NOTIFY_COMMANDS):
     cli.add_command(_command)
 
 

@@ -16,6 +16,7 @@ from pipeline.fetcher import Fetcher
 from pipeline.phase import Pipeline
 from pipeline.registry import load_pipeline
 from progress import Store, open_store
+from progress.notify_model import Targets
 from sheetbatch.config import Settings
 from sheets_integration.batch import BatchProcessor, RunOptions, RunResult
 from sheets_integration.errors import SheetError
@@ -96,11 +97,12 @@ def run_options(
     force: bool = False,
     output_columns: Mapping[str, str] | None = None,
     overwrite: Sequence[str] = (),
+    notify: Sequence[str] = (),
 ) -> RunOptions:
     """RunOptions from the settings and the per-run choices.
 
     `output_columns` are added to (and take precedence over) the configured ones;
-    `overwrite` adds to the configured columns.
+    `overwrite` adds to the configured columns; `notify` URLs to `[notify] urls`.
     """
     mapping = dict(settings.output_columns)
     mapping.update(output_columns or {})
@@ -114,7 +116,13 @@ def run_options(
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
         columns={"Company": settings.company_column, "Website": settings.website_column},
+        notify=notify_targets(settings, notify),
     )
+
+
+def notify_targets(settings: Settings, urls: Sequence[str] = ()) -> Targets:
+    """Where outcomes go: `[notify] urls` and `urls`, for the `[notify] events` types."""
+    return Targets(tuple(dict.fromkeys((*settings.notify_urls, *urls))), settings.notify_events)
 
 
 @dataclass
@@ -154,6 +162,7 @@ def make_processor(
     force: bool = False,
     output_columns: Mapping[str, str] | None = None,
     overwrite: Sequence[str] = (),
+    notify: Sequence[str] = (),
 ) -> BatchProcessor:
     """The batch processor for an open sheet with the settings and per-run options."""
     ref = pipeline_ref or settings.pipeline
@@ -167,6 +176,7 @@ def make_processor(
             force=force,
             output_columns=output_columns,
             overwrite=overwrite,
+            notify=notify,
         ),
         services=services,
         pipeline_ref=ref,
@@ -187,6 +197,7 @@ def prepare_batch(
     overwrite: Sequence[str] = (),
     encoding: str | None = None,
     batch_id: str | None = None,
+    notify: Sequence[str] = (),
 ) -> PreparedBatch:
     """Open the sheet, select its rows and create (or resume) the batch in the store.
 
@@ -209,6 +220,7 @@ def prepare_batch(
             force=force,
             output_columns=output_columns,
             overwrite=overwrite,
+            notify=notify,
         )
         batch_id = processor.prepare(batch_id)
     except BaseException:
