@@ -98,7 +98,6 @@ def test_run_delivers_before_it_exits_and_redeliver_sends_it_again(
         (delivery,) = _deliveries(tmp_path, "--batch", batch_id)
         assert delivery["state"] == "delivered" and delivery["url"] == hook.url
         assert delivery["type"] == "batch.completed"
-        allow = ("--allow-host", hook.allow)
         again = sheetbatch(
             [
                 *("notify", "redeliver", str(delivery["id"])),
