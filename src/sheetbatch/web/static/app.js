@@ -516,7 +516,36 @@
     document.getElementById("retry-btn").addEventListener("click",
       () => act(`/api/batches/${encodeURIComponent(batchId)}/retry`, "Retry"));
     setInterval(() => { if (state.batch && state.batch.status === "running") scheduleRender(); }, 1000);
+    followNotifications(batchId, () => state.batch && state.batch.status);
     stream.start(null);
+  }
+
+  // The batch's notifications and their delivery state: read every few seconds while any
+  // is pending or the batch runs (deliveries are not log events).
+  function followNotifications(batchId, status) {
+    const tbody = document.querySelector("#notifications tbody");
+    const none = document.getElementById("no-notifications");
+    async function load() {
+      let pending = true;
+      try {
+        const body = await api(`/api/batches/${encodeURIComponent(batchId)}/notifications`);
+        const rows = body.notifications.map((n) => {
+          const last = n.attempts.length ? n.attempts[n.attempts.length - 1] : null;
+          const lastText = last ? (last.error || `HTTP ${last.status}`) : "";
+          return el("tr", { "data-id": n.id, "data-state": n.state },
+            el("td", { text: n.type }), el("td", { class: "url", text: shown(n.url) }),
+            el("td", {}, el("span", { class: "badge", "data-status": n.state, text: n.state })),
+            el("td", { text: String(n.attempts.length) }), el("td", { text: shown(lastText) }));
+        });
+        tbody.replaceChildren(...rows);
+        none.hidden = rows.length > 0;
+        pending = body.notifications.some((n) => n.state === "pending");
+      } catch (err) {
+        console.warn("sheetbatch: loading notifications failed", err);
+      }
+      setTimeout(load, pending || status() === "running" || !status() ? 2000 : 15000);
+    }
+    load();
   }
 
   // ------------------------------------------------------------------ batches list
@@ -657,6 +686,9 @@
         const overwrite = document.getElementById("overwrite").value
           .split(",").map((c) => c.trim()).filter((c) => c);
         if (overwrite.length) body.overwrite = overwrite;
+        const notify = document.getElementById("notify").value
+          .split(/[\s,]+/).map((u) => u.trim()).filter((u) => u);
+        if (notify.length) body.notify = notify;
         const answer = await api("/api/batches", { method: "POST", body });
         if (answer.nothing_to_do) {
           noteBox.textContent = shown(answer.message); // it quotes the sheet's own cells
