@@ -157,7 +157,9 @@ class Notifier:
             log.warning(
                 "notification %s: the claim was taken over; attempt not recorded", delivery.id
             )
-        level = logging.INFO if decision.state is NotifyState.DELIVERED else logging.WARNING
+        # A retry is routine (INFO); an end without delivery is worth a WARNING.
+        ended = decision.state in (NotifyState.FAILED, NotifyState.DISABLED)
+        level = logging.WARNING if ended else logging.INFO
         log.log(
             level,
             "notification %s (%s) to %s: %s -> %s",
@@ -207,10 +209,10 @@ class Notifier:
             if not pending:
                 return True
             now = self.clock()
-            if now >= deadline:
-                return False
             due = min(d.next_attempt for d in pending)
-            self.sleep(max(0.05, min(due, deadline) - now))
+            if due > deadline:
+                return False  # not due within the time given: the next drainer sends it
+            self.sleep(max(0.05, due - now))
 
     # ------------------------------------------------------------------ runtime
     def run(self, interval: float = 1.0) -> None:
