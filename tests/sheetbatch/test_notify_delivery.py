@@ -9,6 +9,7 @@ no real waiting, while every request is a real HTTP request to a real server.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -312,3 +313,21 @@ def test_the_webhook_body_is_type_timestamp_and_data_with_a_link(store: Store) -
     assert {"started", "finished", "elapsed", "pipeline", "sheet", "schedule_id", "tick_id"} <= set(
         data
     )
+
+
+def test_at_most_64_kb_of_an_answer_is_read(sqlite_db: str, clock: Clock) -> None:
+    huge = Receiver([("status", 200, {}, b"x" * 50_000_000)])
+    store = open_store(sqlite_db, clock=clock)
+    try:
+        batch_id = finished_batch(store, [huge.url])
+        notifier(store, clock, huge.allow).drain()
+        (delivery,) = store.notifications(batch_id=batch_id)
+        for _ in range(100):  # the receiver's write fails soon after the sender hung up
+            if huge.cut_off:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        store.close()
+        huge.close()
+    assert delivery.state is NotifyState.DELIVERED
+    assert huge.cut_off == 1  # the sender hung up long before 50 MB

@@ -1,13 +1,13 @@
 """A webhook receiver for tests: a real HTTP server on 127.0.0.1 that answers as told.
 
 `answers` is a list consumed one request at a time: a status code, `("hang", seconds)` to
-answer 200 only after that long, or `("status", code, {headers})`; once it is used up every
-request gets 200. Every request is kept (headers lower-cased, raw body).
+answer 200 only after that long, `("status", code, {headers})`, or `("status", code,
+{headers}, body)`; once it is used up every request gets 200. Every request is kept (headers
+lower-cased, raw body); `cut_off` counts answers the client stopped reading.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -37,6 +37,7 @@ class Receiver:
         self.requests: list[Received] = []
         self.arrived = threading.Condition()
         self.release = threading.Event()
+        self.cut_off = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,19 +51,22 @@ class Receiver:
                     answer = receiver.answers.pop(0) if receiver.answers else 200
                     receiver.arrived.notify_all()
                 headers: dict[str, str] = {}
+                payload = b'{"ok": true}'
                 if isinstance(answer, tuple) and answer[0] == "hang":
                     receiver.release.wait(answer[1])
                     answer = 200
                 elif isinstance(answer, tuple):
-                    _, answer, headers = answer
-                payload = b'{"ok": true}'
+                    _, answer, headers, *more = answer
+                    payload = more[0] if more else payload
                 self.send_response(int(answer))
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                with contextlib.suppress(OSError):
+                try:
                     self.wfile.write(payload)
+                except OSError:
+                    receiver.cut_off += 1
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

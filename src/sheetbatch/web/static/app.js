@@ -297,6 +297,7 @@
         if (ev.type === "batch_finished") {
           state.batch.status = ev.data.status;
           state.batch.finished = ev.time;
+          notifications.refresh(); // its outcome's notifications exist from now on
         } else if (ev.type === "batch_reopened") {
           state.batch.status = "running";
           state.batch.finished = null;
@@ -485,6 +486,7 @@
       document.body.dataset.ready = "1";
     }
 
+    const notifications = followNotifications(batchId);
     const stream = new LiveStream(`/events/batches/${encodeURIComponent(batchId)}`, {
       snapshot(data) {
         state.batch = data.batch;
@@ -516,17 +518,18 @@
     document.getElementById("retry-btn").addEventListener("click",
       () => act(`/api/batches/${encodeURIComponent(batchId)}/retry`, "Retry"));
     setInterval(() => { if (state.batch && state.batch.status === "running") scheduleRender(); }, 1000);
-    followNotifications(batchId, () => state.batch && state.batch.status);
     stream.start(null);
   }
 
-  // The batch's notifications and their delivery state: read every few seconds while any
-  // is pending or the batch runs (deliveries are not log events).
-  function followNotifications(batchId, status) {
+  // The batch's notifications and their delivery state (deliveries are not log events):
+  // read on load and when the batch finishes, then every 3 s while any is pending.
+  function followNotifications(batchId) {
     const tbody = document.querySelector("#notifications tbody");
     const none = document.getElementById("no-notifications");
+    let timer = null;
     async function load() {
-      let pending = true;
+      clearTimeout(timer);
+      let pending = false;
       try {
         const body = await api(`/api/batches/${encodeURIComponent(batchId)}/notifications`);
         const rows = body.notifications.map((n) => {
@@ -542,10 +545,12 @@
         pending = body.notifications.some((n) => n.state === "pending");
       } catch (err) {
         console.warn("sheetbatch: loading notifications failed", err);
+        pending = true; // try again
       }
-      setTimeout(load, pending || status() === "running" || !status() ? 2000 : 15000);
+      if (pending) timer = setTimeout(load, 3000);
     }
     load();
+    return { refresh: load };
   }
 
   // ------------------------------------------------------------------ batches list
