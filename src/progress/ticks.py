@@ -163,7 +163,8 @@ def finish_ticks_of_batch(tx: Tx, batch_id: str, status: str, counts: BatchCount
 
 def batch_outcome(status: str, counts: BatchCounts) -> tuple[TickState, TickReason | None, str]:
     """What a finished batch makes of its tick: succeeded, or failed with why."""
-    detail = f"{counts.total} rows: {counts.n_succeeded} succeeded, {counts.n_failed} failed" + (
+    rows = "1 row" if counts.total == 1 else f"{counts.total} rows"
+    detail = f"{rows}: {counts.n_succeeded} succeeded, {counts.n_failed} failed" + (
         f", {counts.n_cancelled} cancelled" if counts.n_cancelled else ""
     )
     if status == "cancelled":

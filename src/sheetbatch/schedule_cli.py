@@ -169,7 +169,9 @@ def show(ctx: click.Context, schedule_id: str, db: str | None, as_json: bool) ->
 def _tick_line(t: dict[str, Any]) -> str:
     reason = f" {t['reason']}" if t["reason"] else ""
     detail = f" ({t['detail']})" if t["detail"] else ""
-    batch = f" batch {t['batch_id']} ({t['rows']} rows)" if t["batch_id"] else ""
+    # A finished tick's detail counts its rows; a running one says how many it selected.
+    rows = "" if t["detail"] else f" ({t['rows']} row{'' if t['rows'] == 1 else 's'})"
+    batch = f" batch {t['batch_id']}{rows}" if t["batch_id"] else ""
     return f"{t['scheduled_for']}  {t['state']:<9}{reason}{batch}{detail}"
 
 

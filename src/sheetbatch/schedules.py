@@ -108,6 +108,9 @@ def check_sheet(spec: str, *, must_exist: bool) -> str:
         path = split[0] if split is not None else Path(text).expanduser()
         if not path.is_file():
             raise ScheduleError(f"sheet not found: {text} (relative to {Path.cwd()})", "sheet")
+        # Kept absolute: the scheduler that runs it may have started in another directory.
+        worksheet = split[1] if split is not None else None
+        return str(path.resolve()) + (f"#{worksheet}" if worksheet else "")
     return text
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pipeline.phase import Pipeline
@@ -40,6 +41,11 @@ from sheets_integration.sheet import Sheet, Table
 from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
 
 log = logging.getLogger(__name__)
+
+
+_ORPHAN_REASON = "its job id never reached the sheet (the run that queued it stopped first)"
+# A never-started batch of another host's process counts as left behind after this long.
+_ORPHAN_AGE = 600.0
 
 
 class BatchBusy(SheetError):
@@ -143,23 +149,40 @@ class BatchProcessor:
             selection = Selection()
             selected, copies = self._select(table, known, selection)
         batch_id, keep, settled = self._resumable(table, selected, copies, known)
+        self._withdraw_orphans(table, batch_id)
         fresh = [i for i in selected if i not in keep and i not in settled]
-        new_jobs = self._assign(table, fresh, selection)
-        selection.queued = len(new_jobs)
+        planned = self._plan(table, fresh)
         selection.resumed = len(keep)
-        selection.copies = sum(1 for job in new_jobs if job.row - 2 in copies)
-        if not new_jobs and not keep:
+        if not planned and not keep:
             # Writing the store's results is all this run has to do: if it fails, say so.
             self._write_settled(settled, selection, required=True)
             raise NothingToDo(self.sheet.name, selection)
+        # The jobs are recorded before their ids are written into the sheet: a process that
+        # dies in between leaves jobs the next run withdraws, never ids in the sheet that no
+        # store knows (which would read as the operator's own values).
         if batch_id is None and key is not None:
             try:
-                batch_id = self._record(None, new_jobs, keep, key=key)
+                batch_id = self._record(None, planned, keep, key=key)
             except BatchExists:
                 # The same key created at the same moment by another process: that batch.
                 return key
         else:
-            batch_id = self._record(batch_id, new_jobs, keep)
+            batch_id = self._record(batch_id, planned, keep)
+        try:
+            landed = self._assign(table, planned, selection)
+        except BaseException:
+            self._withdraw(planned, "its job id could not be written into the sheet")
+            raise
+        self._withdraw(
+            [job for job in planned if job.job_id not in landed],
+            "its row moved while job ids were written; it waits for the next run",
+        )
+        selection.queued = len(landed)
+        selection.copies = sum(
+            1 for job in planned if job.job_id in landed and job.row - 2 in copies
+        )
+        if not landed and not keep:
+            raise NothingToDo(self.sheet.name, selection)
         self._write_settled(settled, selection, required=False)
         return batch_id
 
@@ -199,6 +222,7 @@ class BatchProcessor:
                     "force": self.options.force,
                     "output_columns": dict(self.options.output_columns),
                     "overwrite": list(self.options.overwrite),
+                    "prepared_by": self.owner,
                     **(
                         {"notify": self.options.notify.to_json()}
                         if self.options.notify.urls
@@ -338,12 +362,27 @@ class BatchProcessor:
             f"{self.sheet.name}: batch {batch_id} of this sheet",
         )
 
-    def _assign(self, table: Table, rows: list[int], selection: Selection) -> list[NewJob]:
-        """Write a new job id into each row's Job ID cell; the jobs that landed."""
+    def _plan(self, table: Table, rows: list[int]) -> list[NewJob]:
+        """A new job for each row, with its id, inputs and label as read."""
+        inputs = [self.column_for(n) for n in self.pipeline.inputs]
+        jobs = []
+        for i in rows:
+            # Input values are what a cell links to (a hyperlinked website: its target).
+            values = {n: table.target(i, self.column_for(n)) for n in self.pipeline.inputs}
+            label = table.cell(i, inputs[0]) if inputs else ""
+            jobs.append(NewJob(row=i + 2, inputs=values, label=label, job_id=new_job_id()))
+        return jobs
+
+    def _assign(self, table: Table, jobs: list[NewJob], selection: Selection) -> set[str]:
+        """Write each job's id into its row's Job ID cell; the ids that landed.
+
+        A row the operator moved meanwhile is found again by its content; one that cannot be
+        found keeps no id (its job is withdrawn and the row waits for the next run).
+        """
         inputs = [self.column_for(n) for n in self.pipeline.inputs]
         job_column = self.columns.job_id
-        pending = {i: new_job_id() for i in rows}
-        landed: dict[int, str] = {}
+        pending = {job.row - 2: str(job.job_id) for job in jobs}
+        landed: set[str] = set()
         for _attempt in range(3):
             if not pending:
                 break
@@ -357,9 +396,7 @@ class BatchProcessor:
                 for i in pending
             }
             refused = self.sheet.assign_job_ids(pending, expected, job_column=job_column)
-            for i, job_id in pending.items():
-                if i not in refused:
-                    landed[i] = job_id
+            landed.update(job_id for i, job_id in pending.items() if i not in refused)
             if not refused:
                 pending = {}
                 break
@@ -380,13 +417,53 @@ class BatchProcessor:
                 "%s moved while being assigned job ids; they wait for the next run",
                 rows_text(len(pending)),
             )
-        jobs = []
-        for i, job_id in sorted(landed.items()):
-            # Input values are what a cell links to (a hyperlinked website: its target).
-            values = {n: table.target(i, self.column_for(n)) for n in self.pipeline.inputs}
-            label = table.cell(i, inputs[0]) if inputs else ""
-            jobs.append(NewJob(row=i + 2, inputs=values, label=label, job_id=job_id))
-        return jobs
+        return landed
+
+    def _withdraw(self, jobs: Sequence[NewJob], reason: str) -> None:
+        """Cancel recorded jobs whose ids never reached the sheet (they never started)."""
+        for job in jobs:
+            self.store.cancel_job(str(job.job_id), reason)
+
+    def _withdraw_orphans(self, table: Table, resumed: str | None) -> None:
+        """Withdraw what a run that died between recording jobs and writing their ids left.
+
+        In the batch being resumed: queued jobs that never started and whose ids are not in
+        the sheet. Other running batches of this sheet that never started a job, none of
+        whose ids is in the sheet, and whose preparing process is gone: cancelled whole.
+        """
+        in_sheet = table.job_rows(self.columns.job_id)
+        if resumed is not None:
+            for job in self.store.jobs(batch_id=resumed, statuses=[JobStatus.QUEUED.value]):
+                if job["attempts"] == 0 and job["job_id"] not in in_sheet:
+                    self.store.cancel_job(job["job_id"], _ORPHAN_REASON)
+        for batch in self.store.batches(status="running", sheet=self.sheet.name):
+            if batch["batch_id"] == resumed or batch["started"] is not None:
+                continue
+            options = batch.get("options") or {}
+            if self.sheet_spec and options.get("sheet_spec") not in (None, self.sheet_spec):
+                continue
+            if not self._preparer_gone(options.get("prepared_by"), batch["created"]):
+                continue
+            if any(job_id in in_sheet for job_id in self.store.job_ids(batch["batch_id"])):
+                continue
+            self.store.cancel_batch(batch["batch_id"], _ORPHAN_REASON)
+            log.warning(
+                "batch %s of %s never wrote its job ids into the sheet (its run stopped "
+                "first); cancelled",
+                batch["batch_id"],
+                self.sheet.name,
+            )
+
+    def _preparer_gone(self, owner: object, created: str | None) -> bool:
+        alive = owner_alive(owner, me=self.owner) if isinstance(owner, str) else None
+        if alive is not None:
+            return not alive
+        # Another host's process (or an older store): only a batch left long enough.
+        try:
+            age = self.store.clock() - datetime.fromisoformat(str(created)).timestamp()
+        except ValueError:
+            return False
+        return age > _ORPHAN_AGE
 
     # ------------------------------------------------------------------ run
     def make_writer(self, batch_id: str) -> SheetWriter:

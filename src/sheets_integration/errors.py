@@ -16,7 +16,14 @@ _HEADER_NAMES_SHOWN = 30
 
 
 class SheetError(Exception):
-    """Root of every error the sheet backends raise."""
+    """Root of every error the sheet backends raise.
+
+    `retry_later` says whether trying the same write again may succeed without anyone
+    acting (a locked file, Google unavailable): a writer retries those, and gives up at
+    once on the others (the worksheet deleted, the Job ID column gone, access revoked).
+    """
+
+    retry_later: bool = False
 
 
 class SheetNotFound(SheetError):
@@ -59,6 +66,8 @@ class SheetLocked(SheetError):
     Writing anyway would be lost when that program saves, so the caller should retry later.
     """
 
+    retry_later = True
+
     def __init__(self, sheet: str, holder: str) -> None:
         super().__init__(
             f"{sheet} is locked by {holder}; close it there (or delete a stale lock file)"
@@ -68,7 +77,9 @@ class SheetLocked(SheetError):
 
 
 class SheetWriteError(SheetError):
-    """Writing the spreadsheet failed; the file on disk is unchanged."""
+    """Writing the spreadsheet failed; the file on disk is unchanged (a full disk may clear)."""
+
+    retry_later = True
 
     def __init__(
         self, sheet: str, problem: str, hint: str = "check the disk and try again"

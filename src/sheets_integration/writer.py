@@ -20,12 +20,13 @@ from tenacity import (
     RetryCallState,
     RetryError,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
 )
 
 from progress import Store
 from sheets_integration.columns import RunColumns
+from sheets_integration.errors import SheetError
 from sheets_integration.selection import rows_text
 from sheets_integration.sheet import CellValue, Sheet, cell_text
 
@@ -122,6 +123,11 @@ class WriteOutcome:
     error: str = ""
     #: Rows with cells that could not be written (merged, protected), named in their Error.
     partial: int = 0
+
+
+def _may_clear(exc: BaseException) -> bool:
+    """Whether a failed flush may succeed when tried again with nobody acting."""
+    return not isinstance(exc, SheetError) or exc.retry_later
 
 
 @dataclass
@@ -306,15 +312,9 @@ class SheetWriter:
         try:
             report = self._final_flush()
         except RetryError as exhausted:
-            unwritten = self.pending_rows()
-            log.error(
-                "could not write the final statuses of %s to %s; they are kept in the store: "
-                "run `sheetbatch run` again to write them",
-                rows_text(unwritten),
-                self.sheet.name,
-            )
-            error = str(exhausted.last_attempt.exception())
-            return WriteOutcome(written=False, unwritten=unwritten, error=error)
+            return self._not_written(exhausted.last_attempt.exception())
+        except SheetError as refused:  # one that waiting would not clear: not retried
+            return self._not_written(refused)
         if report.missing and report.rows == 0:
             return WriteOutcome(
                 written=False,
@@ -324,6 +324,16 @@ class SheetWriter:
                 f"{self._columns.job_id} (column cleared or renamed?)",
             )
         return WriteOutcome(missing=len(report.missing), partial=len(self._unwritable))
+
+    def _not_written(self, error: BaseException | None) -> WriteOutcome:
+        unwritten = self.pending_rows()
+        log.error(
+            "could not write the final statuses of %s to %s; they are kept in the store: "
+            "run `sheetbatch run` again to write them",
+            rows_text(unwritten),
+            self.sheet.name,
+        )
+        return WriteOutcome(written=False, unwritten=unwritten, error=str(error))
 
     def _final_flush(self) -> FlushReport:
         """The full flush, retried after `retry_delays` while it fails; RetryError at last."""
@@ -336,9 +346,10 @@ class SheetWriter:
             )
 
         retrying = Retrying(
-            # Whatever the sheet raised: nothing is lost by trying again (the cursor only
-            # moves after a write succeeded).
-            retry=retry_if_exception_type(Exception),
+            # Nothing is lost by trying again (the cursor only moves after a write
+            # succeeded), but a sheet that cannot take the write until someone acts (the
+            # worksheet deleted, the Job ID column gone, access revoked) is not asked again.
+            retry=retry_if_exception(_may_clear),
             stop=stop_after_attempt(len(delays) + 1),
             # (asked after the last attempt too, before tenacity decides to stop)
             wait=lambda state: (

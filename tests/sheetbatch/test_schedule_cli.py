@@ -53,6 +53,8 @@ def test_add_show_list_pause_resume_ticks_and_delete(tmp_path: Path) -> None:
     )
     paused = json.loads(sheetbatch(["schedule", "show", sid, "--json", *db], cwd=tmp_path).stdout)
     assert paused["paused"] is True
+    # Kept absolute: a scheduler started in another directory runs the same file.
+    assert paused["sheet"] == str((tmp_path / "leads.csv").resolve())
     sheetbatch(["schedule", "resume", sid, *db], cwd=tmp_path)
     trig = sheetbatch(["schedule", "trigger", sid, "--json", *db], cwd=tmp_path)
     assert trig.returncode == 0 and "no scheduler is running" in trig.stderr

@@ -4,6 +4,9 @@ the final flush must keep."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from openpyxl import Workbook, load_workbook
 
 from pipeline.registry import load_pipeline
 from progress import Store, open_store
+from progress.store import NewJob
 from sheets_integration.batch import BatchProcessor, NothingToDo, RunOptions
 from sheets_integration.csv_sheet import CsvSheet
 from sheets_integration.errors import MergedTarget
@@ -244,3 +248,78 @@ def test_score_lands_as_a_number_in_xlsx(store: Store, tmp_path: Path) -> None:
     assert score.data_type == "n" and isinstance(score.value, int)
     name = sheet.cell(row=2, column=header.index("Name") + 1)
     assert name.data_type == "s" and name.value == "Acme"
+
+
+class _DiesAfterWritingIds(CsvSheet):
+    """A CSV sheet whose process dies right after the job ids reached the file."""
+
+    def assign_job_ids(self, *args: Any, **kwargs: Any) -> set[int]:
+        super().assign_job_ids(*args, **kwargs)
+        raise _ProcessDied
+
+
+class _ProcessDied(BaseException):
+    pass
+
+
+def _dead_owner() -> str:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return f"{socket.gethostname()}:{child.pid}:gone"
+
+
+def test_every_job_id_in_the_sheet_is_known_to_the_store_even_if_the_run_dies_at_once(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "companies.csv"
+    write_csv(path, ["Company", "Website"], [["Acme", "https://acme.test"], ["Beta", ""]])
+    with pytest.raises(_ProcessDied):
+        processor(store, _DiesAfterWritingIds(path)).prepare()
+    ids = [row["Job ID"] for row in read_csv(path)]
+    assert all(ids) and all(store.find_job(job_id) for job_id in ids)
+    # The next run takes the rows as its own (no "values sheetbatch did not write") and
+    # finishes each of them once.
+    run_batch(store, CsvSheet(path))
+    assert [row["Status"] for row in read_csv(path)] == ["completed", "completed"]
+    succeeded = store.jobs(statuses=["succeeded"])
+    assert sorted(j["label"] for j in succeeded) == ["Acme", "Beta"]
+
+
+def test_a_batch_left_by_a_run_that_died_before_writing_its_ids_is_withdrawn(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "companies.csv"
+    write_csv(path, ["Company", "Website"], [["Acme", "https://acme.test"], ["Beta", ""]])
+    before = path.read_bytes()
+    # What a process killed between recording its jobs and writing their ids leaves.
+    orphan = store.create_batch(
+        sheet=CsvSheet(path).name,
+        pipeline="noop",
+        phases=["noop"],
+        jobs=[NewJob(row=2, inputs={}, label="Acme"), NewJob(row=3, inputs={}, label="Beta")],
+        options={"prepared_by": _dead_owner()},
+    )
+    assert path.read_bytes() == before
+    _, batch_id = run_batch(store, CsvSheet(path))
+    assert batch_id != orphan
+    left = store.batch(orphan)
+    assert left["status"] != "running" and left["counts"]["cancelled"] == 2
+    assert [row["Status"] for row in read_csv(path)] == ["completed", "completed"]
+    assert store.batch(batch_id)["counts"]["succeeded"] == 2
+
+
+def test_a_never_started_batch_of_a_live_process_is_left_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "companies.csv"
+    write_csv(path, ["Company", "Website"], [["Acme", "https://acme.test"]])
+    # Another live process (this one) recorded its jobs and is about to write their ids.
+    busy = store.create_batch(
+        sheet=CsvSheet(path).name,
+        pipeline="noop",
+        phases=["noop"],
+        jobs=[NewJob(row=2, inputs={}, label="Acme")],
+        options={"prepared_by": f"{socket.gethostname()}:{os.getppid()}:alive"},
+    )
+    run_batch(store, CsvSheet(path))
+    assert store.batch(busy)["status"] == "running"

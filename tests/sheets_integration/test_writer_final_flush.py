@@ -88,3 +88,17 @@ def test_no_delays_means_one_attempt(store: Store, tmp_path: Path) -> None:
     writer.retry_delays = ()
     outcome = writer.stop(final_flush=True)
     assert not outcome.written and slept == []
+
+
+def test_a_sheet_that_cannot_take_the_write_until_someone_acts_is_not_asked_again(
+    store: Store, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", ["Company", "Website"], [["A", "a.test"]])
+    writer = finished_batch(store, path)
+    path.unlink()  # the operator deleted (or moved) the file before the final flush
+    slept: list[float] = []
+    writer.sleep = slept.append
+    outcome = writer.stop(final_flush=True)
+    assert not outcome.written and outcome.unwritten == 1
+    assert "not found" in outcome.error
+    assert slept == []  # one attempt: waiting would not bring the file back
