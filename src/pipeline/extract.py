@@ -2,7 +2,8 @@
 
 Sources, strongest first: JSON-LD (Organization and its kin, `@graph`, lists), microdata,
 OpenGraph and meta tags, `mailto:`/`tel:` links, `<address>`, and the visible text (emails,
-including the common `name [at] site [dot] com` obfuscations).
+including the common `name [at] site [dot] com` obfuscations). Emails and phones are judged
+in `contacts`, social profiles in `socials`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
+from pipeline.contacts import EMAIL, dedupe_phones, find_emails, valid_email
+from pipeline.socials import add_social, best_profile, social_profile
 from pipeline.urls import host_of, registrable_domain
 
 logger = logging.getLogger(__name__)
@@ -40,57 +43,6 @@ _ORG_WORDS = ("organization", "corporation", "business", "company", "store", "ng
 _ORG_TYPES = frozenset(
     {"restaurant", "professionalservice", "dentist", "attorney", "hotel", "bank", "airline"}
 )
-_FILE_SUFFIXES = frozenset(
-    [
-        "png",
-        "jpg",
-        "jpeg",
-        "gif",
-        "svg",
-        "webp",
-        "avif",
-        "ico",
-        "bmp",
-        "tif",
-        "tiff",
-        "css",
-        "js",
-        "mjs",
-        "json",
-        "map",
-        "pdf",
-        "mp4",
-        "webm",
-        "mov",
-        "mp3",
-        "woff",
-        "woff2",
-        "ttf",
-        "otf",
-        "eot",
-        "zip",
-        "gz",
-    ]
-)
-_PLACEHOLDER_DOMAINS = frozenset({"example.com", "example.org", "example.net", "domain.com"})
-_EMAIL = re.compile(
-    r"(?<![\w.%+-])([a-z0-9][a-z0-9._%+-]{0,63})@((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
-    r"[a-z]{2,24})(?![\w-])",
-    re.IGNORECASE,
-)
-_AT = r"\s*(?:\[\s*at\s*\]|\(\s*at\s*\)|\{\s*at\s*\}|<\s*at\s*>)\s*"
-_DOT = r"(?:\s*(?:\[\s*dot\s*\]|\(\s*dot\s*\)|\{\s*dot\s*\}|<\s*dot\s*>)\s*|\.)"
-_OBFUSCATED = re.compile(
-    rf"(?<![\w.+-])([a-z0-9][a-z0-9_%+-]*(?:{_DOT}[a-z0-9_%+-]+)*){_AT}"
-    rf"([a-z0-9-]+(?:{_DOT}[a-z0-9-]+)+)",
-    re.IGNORECASE,
-)
-# "name at site dot com" is only an address when the whole of it sits in brackets.
-_WORDY = re.compile(
-    r"[(\[{<]\s*([a-z0-9][a-z0-9._%+-]*)\s+at\s+([a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)+)\s*[)\]}>]",
-    re.IGNORECASE,
-)
-_DOT_WORD = re.compile(_DOT + r"|\s+dot\s+", re.IGNORECASE)
 
 
 @dataclass
@@ -168,18 +120,18 @@ def extract_page(html: str, url: str) -> PageInfo:
             matches = re.sub(r"\D", "", shown) == re.sub(r"\D", "", number)
             phones.append(shown if matches and shown else number)
         else:
-            _add_social(info.socials, urljoin(url, href))
+            add_social(info.socials, urljoin(url, href))
     for node in tree.css('[itemprop="email"], [itemprop="telephone"]'):
         value = node.attributes.get("content") or node.text()
         target = emails if node.attributes.get("itemprop") == "email" else phones
         target.append((value or "").removeprefix("mailto:").removeprefix("tel:"))
     if org:
         for same in _strs(org.get("sameAs")):
-            _add_social(info.socials, same, front=True)
+            add_social(info.socials, same, front=True)
 
     emails += find_emails(_visible_text(tree))
-    info.emails = _dedupe([e for e in (_valid_email(x) for x in emails) if e])
-    info.phones = _dedupe_phones(phones)
+    info.emails = _dedupe([e for e in (valid_email(x) for x in emails) if e])
+    info.phones = dedupe_phones(phones)
     info.address, info.address_rank = _address(org, nodes, tree)
     return info
 
@@ -199,191 +151,15 @@ def merge_pages(pages: Sequence[PageInfo]) -> CompanyInfo:
     emails = _dedupe([e for page in pages for e in page.emails])
     own = [e for e in emails if registrable_domain(e.rsplit("@", 1)[1]) in domains]
     merged.emails = (own or emails)[:MAX_EMAILS]
-    merged.phones = _dedupe_phones([ph for page in pages for ph in page.phones])[:MAX_PHONES]
+    merged.phones = dedupe_phones([ph for page in pages for ph in page.phones])[:MAX_PHONES]
     candidates: dict[str, list[str]] = {}
     for page in pages:
         for network, urls in page.socials.items():
             candidates.setdefault(network, []).extend(urls)
-    merged.socials = {net: _best_profile(net, urls) for net, urls in candidates.items() if urls}
+    merged.socials = {net: best_profile(net, urls) for net, urls in candidates.items() if urls}
     best = max(pages, key=lambda p: p.address_rank, default=None)
     merged.address = best.address if best and best.address_rank else None
     return merged
-
-
-# --- emails ---------------------------------------------------------------------------------
-
-
-def find_emails(text: str) -> list[str]:
-    """Email addresses in plain text, including `name [at] site [dot] com`-style obfuscations.
-
-    The wordy form `name at site dot com` counts only when the whole address is bracketed.
-    Results are lower-cased, validated, deduplicated, in order of appearance.
-    """
-    found: list[tuple[int, str]] = []
-    for match in _EMAIL.finditer(text):
-        found.append((match.start(), f"{match.group(1)}@{match.group(2)}"))
-    for match in _OBFUSCATED.finditer(text):
-        local = _DOT_WORD.sub(".", match.group(1))
-        found.append((match.start(), f"{local}@{_DOT_WORD.sub('.', match.group(2))}"))
-    for match in _WORDY.finditer(text):
-        found.append((match.start(), f"{match.group(1)}@{_DOT_WORD.sub('.', match.group(2))}"))
-    valid = (_valid_email(email) for _, email in sorted(found))
-    return _dedupe([email for email in valid if email])
-
-
-def _valid_email(raw: str) -> str | None:
-    email = raw.strip().strip("<>.,;:").lower()
-    match = _EMAIL.fullmatch(email)
-    if match is None:
-        return None
-    local, domain = match.group(1), match.group(2)
-    if ".." in local or local.endswith(".") or domain.rsplit(".", 1)[1] in _FILE_SUFFIXES:
-        return None  # "logo@2x.png", "bg@retina.jpg"
-    if domain in _PLACEHOLDER_DOMAINS or re.fullmatch(r"[0-9a-f]{24,}", local):
-        return None  # placeholders and tracking ids (sentry keys)
-    return email
-
-
-# --- phones ---------------------------------------------------------------------------------
-
-
-def _dedupe_phones(phones: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    result: list[str] = []
-    for raw in phones:
-        phone = re.sub(r"\s+", " ", raw).strip()
-        phone = re.sub(r"[^0-9+()./ -]", "", phone).strip(" -./")
-        digits = re.sub(r"\D", "", phone)
-        if not 6 <= len(digits) <= 15:
-            continue
-        key = digits.removeprefix("00") if phone.startswith("00") else digits
-        if key not in seen:
-            seen.add(key)
-            result.append(phone)
-    return result
-
-
-# --- social profiles ------------------------------------------------------------------------
-
-_NOT_PROFILES: dict[str, frozenset[str]] = {
-    "x": frozenset(
-        [
-            "share",
-            "intent",
-            "home",
-            "search",
-            "hashtag",
-            "i",
-            "explore",
-            "login",
-            "signup",
-            "settings",
-            "tos",
-        ]
-    ),
-    "facebook": frozenset(
-        [
-            "sharer",
-            "sharer.php",
-            "share",
-            "share.php",
-            "dialog",
-            "plugins",
-            "login",
-            "tr",
-            "events",
-            "groups",
-        ]
-    ),
-    "github": frozenset(
-        [
-            "features",
-            "about",
-            "pricing",
-            "login",
-            "join",
-            "sponsors",
-            "marketplace",
-            "topics",
-            "explore",
-            "site",
-            "security",
-            "enterprise",
-            "orgs",
-            "collections",
-            "trending",
-        ]
-    ),
-    "instagram": frozenset(["p", "reel", "reels", "explore", "accounts", "stories", "tv", "share"]),
-}
-_HANDLE = {
-    "x": r"[A-Za-z0-9_]{1,15}",
-    "github": r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})",
-    "instagram": r"[A-Za-z0-9_.]{1,30}",
-    "facebook": r"[A-Za-z0-9.\-]{2,80}",
-}
-
-
-def social_profile(url: str) -> tuple[str, str] | None:
-    """`(network, canonical profile URL)` for a profile link, or None for anything else.
-
-    Networks: linkedin, x, facebook, github, instagram, youtube. Share, intent and post links
-    are not profiles.
-    """
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    host = (parts.hostname or "").lower()
-    host = re.sub(r"^(?:www|m|mobile|web|[a-z]{2}(?:-[a-z]{2})?)\.", "", host)
-    segs = [unquote(s) for s in parts.path.split("/") if s]
-    if parts.scheme not in ("http", "https") or not segs:
-        return None
-    first = segs[0].lower()
-    if host == "linkedin.com":
-        if first in ("company", "in", "school", "showcase") and len(segs) >= 2:
-            return "linkedin", f"https://www.linkedin.com/{first}/{segs[1]}"
-        return None
-    network = {"twitter.com": "x", "x.com": "x", "facebook.com": "facebook", "fb.com": "facebook"}
-    network |= {"github.com": "github", "instagram.com": "instagram"}
-    if host in network:
-        name = network[host]
-        if name == "facebook" and first == "profile.php":
-            query = re.search(r"(?:^|&)id=(\d+)", parts.query)
-            if query is None:
-                return None
-            return name, f"https://www.facebook.com/profile.php?id={query.group(1)}"
-        if name == "github" and len(segs) > 1:
-            return None  # a repository or a page, not the owner's profile
-        if first in _NOT_PROFILES[name] or not re.fullmatch(_HANDLE[name], segs[0]):
-            return None
-        prefix = {"facebook": "https://www.facebook.com", "instagram": "https://www.instagram.com"}
-        return name, f"{prefix.get(name, f'https://{host}')}/{segs[0]}"
-    if host == "youtube.com":
-        if first in ("channel", "c", "user") and len(segs) >= 2:
-            return "youtube", f"https://www.youtube.com/{first}/{segs[1]}"
-        if first.startswith("@") and len(first) > 1:
-            return "youtube", f"https://www.youtube.com/{segs[0]}"
-    return None
-
-
-def _add_social(socials: dict[str, list[str]], url: str, *, front: bool = False) -> None:
-    profile = social_profile(url)
-    if profile is None:
-        return
-    urls = socials.setdefault(profile[0], [])
-    if profile[1] in urls:
-        return
-    if front:
-        urls.insert(0, profile[1])
-    else:
-        urls.append(profile[1])
-
-
-def _best_profile(network: str, urls: Sequence[str]) -> str:
-    if network == "linkedin":  # the company page over a founder's personal profile
-        return sorted(urls, key=lambda u: "/in/" in u)[0]
-    return urls[0]
 
 
 # --- addresses ------------------------------------------------------------------------------
@@ -434,7 +210,7 @@ def _address(
             line
             for line in lines
             if line
-            and not _EMAIL.search(line)
+            and not EMAIL.search(line)
             and not re.match(r"(?i)(phone|tel|fax|e-?mail|mobile|web)\b", line)
             and not re.fullmatch(r"[0-9+()./ -]{6,}", line)
         ]

@@ -10,27 +10,25 @@ requests per host and honours robots.txt for crawling.
 
 from __future__ import annotations
 
-import codecs
 import logging
 import re
 import ssl
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-import certifi
 import httpcore
 import idna
 from protego import Protego
 
+from pipeline.bodies import content_type, decompressor, encoding_of, looks_like_html, too_large
 from pipeline.errors import BlockedAddress, FetchError, TransientFetchError
 from pipeline.guard import GuardedBackend, HostPolicy, Resolver, is_ip, system_resolve
+from pipeline.pools import HostSlots, ShardedPool
 
 logger = logging.getLogger(__name__)
 
@@ -57,55 +55,6 @@ _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 _ASCII_HOST = re.compile(r"[A-Za-z0-9.-]+")
 
 
-class _ShardedPool:
-    """Connection pools whose every connection is vetted, with origins spread over shards.
-
-    httpcore's pool does work proportional to its connections on every request, under one
-    lock; many threads crawling many sites contend less on several small pools. httpcore is
-    used directly, without httpx's client layer (cookies, auth, URL models, redirects - all
-    unwanted here): a request costs 40 % less CPU, which is GIL time 32 workers share.
-    """
-
-    def __init__(
-        self,
-        backend: httpcore.NetworkBackend,
-        max_connections: int,
-        shards: int,
-        verify: ssl.SSLContext | bool,
-    ) -> None:
-        per_shard = max(1, max_connections // shards)
-        # Loading CA certificates is slow: one context for every shard.
-        if isinstance(verify, ssl.SSLContext):
-            context = verify
-        elif verify:
-            context = ssl.create_default_context(cafile=certifi.where())
-        else:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        self._shards = [
-            httpcore.ConnectionPool(
-                ssl_context=context,
-                max_connections=per_shard,
-                # A crawler seldom returns to a site after a few seconds: a small, short-lived
-                # idle pool is faster to scan than a large one.
-                max_keepalive_connections=min(16, per_shard),
-                # A row's requests to its site follow each other closely; a finished row's
-                # connections are dead weight that every request of the pool would scan.
-                keepalive_expiry=1.0,
-                network_backend=backend,
-            )
-            for _ in range(shards)
-        ]
-
-    def pool(self, origin: tuple[str, str, int]) -> httpcore.ConnectionPool:
-        return self._shards[hash(origin) % len(self._shards)]
-
-    def close(self) -> None:
-        for shard in self._shards:
-            shard.close()
-
-
 @dataclass(frozen=True)
 class Page:
     """A fetched document: the final URL after redirects, status, headers and decoded text."""
@@ -116,31 +65,6 @@ class Page:
     text: str
     content_type: str = ""
     redirects: tuple[str, ...] = field(default=())
-
-
-class _HostSlots:
-    """At most `limit` concurrent requests per host:port; waiting is bounded by a deadline."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._active: dict[str, int] = {}
-        self._cond = threading.Condition()
-
-    def acquire(self, key: str, timeout: float) -> bool:
-        with self._cond:
-            ok = self._cond.wait_for(lambda: self._active.get(key, 0) < self._limit, timeout)
-            if ok:
-                self._active[key] = self._active.get(key, 0) + 1
-            return ok
-
-    def release(self, key: str) -> None:
-        with self._cond:
-            count = self._active.get(key, 0) - 1
-            if count <= 0:
-                self._active.pop(key, None)
-            else:
-                self._active[key] = count
-            self._cond.notify_all()
 
 
 class _DisallowAll:
@@ -192,10 +116,10 @@ class Fetcher:
         self.max_redirects = max_redirects
         self.user_agent = user_agent
         self._clock = clock
-        self._slots = _HostSlots(per_host)
+        self._slots = HostSlots(per_host)
         backend = GuardedBackend(self.policy, resolve or system_resolve)
         # No proxy settings are read from the environment: a proxy would bypass the guard.
-        self._pools = _ShardedPool(backend, max_connections, shards=16, verify=verify)
+        self._pools = ShardedPool(backend, max_connections, shards=16, verify=verify)
         self._user_agent = user_agent.encode("ascii")
         self._robots: OrderedDict[str, _RobotsRules] = OrderedDict()
         self._robots_size = robots_cache_size
@@ -291,14 +215,14 @@ class Fetcher:
             raise TransientFetchError(f"HTTP {status}")
         if not 200 <= status < 300:
             raise FetchError(f"HTTP {status}")
-        mime, charset = _content_type(headers.get("content-type", ""))
+        mime, charset = content_type(headers.get("content-type", ""))
         if accept_html_only and mime and mime not in HTML_TYPES:
             raise FetchError(f"not HTML ({mime})")
         limit = self.max_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise FetchError(_too_large(limit))
-        decoder = _decoder(headers.get("content-encoding", ""))
+            raise FetchError(too_large(limit))
+        decoder = decompressor(headers.get("content-encoding", ""))
         chunks: list[bytes] = []
         size = 0
         for raw in response.iter_stream():
@@ -307,7 +231,7 @@ class Fetcher:
             chunk = raw if decoder is None else decoder.decompress(raw, limit + 1 - size)
             size += len(chunk)
             if size > limit or (decoder is not None and decoder.unconsumed_tail):
-                raise FetchError(_too_large(limit))
+                raise FetchError(too_large(limit))
             chunks.append(chunk)
             if self._clock() > deadline:
                 raise TransientFetchError("timed out")
@@ -315,11 +239,11 @@ class Fetcher:
             chunks.append(decoder.flush())
             size += len(chunks[-1])
             if size > limit:
-                raise FetchError(_too_large(limit))
+                raise FetchError(too_large(limit))
         body = b"".join(chunks)
-        if accept_html_only and not mime and not _looks_like_html(body):
+        if accept_html_only and not mime and not looks_like_html(body):
             raise FetchError("not HTML (unknown type)")
-        text = body.decode(_encoding(charset, body), errors="replace")
+        text = body.decode(encoding_of(charset, body), errors="replace")
         logger.debug("fetched %s (%s, %d bytes)", url, status, size)
         return "", Page(url, status, headers, text, mime or "text/html")
 
@@ -390,73 +314,6 @@ def _clean_url(url: str) -> str:
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = quote(parts.path or "/", safe=_URL_SAFE)
     return urlunsplit((scheme, netloc, path, quote(parts.query, safe=_URL_SAFE), ""))
-
-
-def _too_large(limit: int) -> str:
-    if limit % (1024 * 1024) == 0:
-        return f"page too large (> {limit // (1024 * 1024)} MB)"
-    return f"page too large (> {limit} bytes)"
-
-
-def _content_type(header: str) -> tuple[str, str]:
-    mime, _, params = header.partition(";")
-    match = re.search(r"charset\s*=\s*\"?([\w.:-]+)", params, re.IGNORECASE)
-    return mime.strip().lower(), match.group(1) if match else ""
-
-
-def _looks_like_html(body: bytes) -> bool:
-    head = body[:512].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--"))
-
-
-def _encoding(charset: str, body: bytes) -> str:
-    if body.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    candidates = [charset]
-    match = re.search(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", body[:4096], re.IGNORECASE)
-    if match:
-        candidates.append(match.group(1).decode("ascii", "replace"))
-    for candidate in candidates:
-        if not candidate:
-            continue
-        try:
-            return codecs.lookup(candidate).name
-        except LookupError:
-            continue
-    return "utf-8"
-
-
-def _decoder(encoding: str) -> Any:
-    """A zlib decompressor for a Content-Encoding we asked for, None for none; else refuse."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return None
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return _Deflate()
-    raise FetchError(f"unsupported content encoding {encoding[:40]!r}")
-
-
-class _Deflate:
-    """HTTP "deflate": zlib-wrapped per the RFC, raw deflate from some servers."""
-
-    def __init__(self) -> None:
-        self._inner: Any = None
-        self.unconsumed_tail = b""
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        if self._inner is None:
-            zlib_wrapped = (
-                len(data) >= 2 and (data[0] & 0x0F) == 8 and (data[0] << 8 | data[1]) % 31 == 0
-            )
-            self._inner = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
-        out: bytes = self._inner.decompress(data, max_length)
-        self.unconsumed_tail = self._inner.unconsumed_tail
-        return out
-
-    def flush(self) -> bytes:
-        return b"" if self._inner is None else bytes(self._inner.flush())
 
 
 def _translate(exc: Exception) -> FetchError:

@@ -31,11 +31,15 @@ class Phase:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """An ordered list of phases plus the input columns it reads."""
+    """An ordered list of phases plus the input columns it reads.
+
+    `inputs` names the columns a job's inputs come from (each must be in the sheet); empty,
+    the default, means the whole row: every column the run does not write itself.
+    """
 
     name: str
     phases: Sequence[Phase]
-    inputs: Sequence[str] = ("Company", "Website")
+    inputs: Sequence[str] = ()
     # Input columns a row must have non-empty, or it fails alone with a clear reason.
     required: Sequence[str] = ()
 

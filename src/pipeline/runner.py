@@ -17,7 +17,7 @@ from pipeline.cells import clean_text
 from pipeline.context import JobContext
 from pipeline.errors import JobCancelled, PhaseError, PhaseTimeout
 from pipeline.phase import Phase, Pipeline
-from progress import JobStatus, Store
+from progress import JobSnapshot, JobStatus, Store
 from progress.errors import IllegalTransition, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -95,12 +95,14 @@ class JobRunner:
         self._cancel_cache[batch_id] = (now, flag)
         return flag
 
-    def run(self, job: Mapping[str, Any]) -> JobStatus:
-        """Run a job already moved to running (by `claim_next`/`start_job`); its final status."""
-        job_id = str(job["job_id"])
-        batch_id = str(job["batch_id"])
+    def run(self, job: JobSnapshot, *, epoch: int | None = None) -> JobStatus:
+        """Run a job already moved to running (by `claim_next`/`start_job`/`claim_job`); its
+        final status. With `epoch` (a fenced claim) every write names it and is refused once
+        the job was claimed again."""
+        job_id = job["job_id"]
+        batch_id = job["batch_id"]
         try:
-            return self._run(job_id, batch_id, job)
+            return self._run(job_id, batch_id, job, epoch)
         except LeaseLost:
             # Another worker owns the job now (our lease expired): its record wins.
             log.warning("[job %s] lease lost; abandoning this attempt", job_id)
@@ -109,35 +111,35 @@ class JobRunner:
             # A queued boundary write found the batch stopped and cancelled the job; the
             # job's final write is then refused. The store's record is the truth.
             final = self.store.job(job_id)["status"]
-            if final == JobStatus.RUNNING.value:
+            if final is JobStatus.RUNNING:
                 raise
             log.info("[job %s] ended as %s meanwhile", job_id, final)
-            return JobStatus(final)
+            return final
 
-    def _run(self, job_id: str, batch_id: str, job: Mapping[str, Any]) -> JobStatus:
+    def _run(self, job_id: str, batch_id: str, job: JobSnapshot, epoch: int | None) -> JobStatus:
         store, owner = self.store, self.owner
-        inputs: Mapping[str, str] = job.get("inputs") or {}
+        inputs: Mapping[str, str] = job["inputs"]
         missing = [c for c in self.pipeline.required if not str(inputs.get(c, "")).strip()]
         if missing:
             reason = f"no {missing[0].lower()} (column {missing[0]!r} is empty)"
             log.info("[job %s] %s", job_id, reason)
-            store.fail_job(job_id, phase="input", reason=reason, owner=owner)
+            store.fail_job(job_id, phase="input", reason=reason, owner=owner, epoch=epoch)
             return JobStatus.FAILED
         results: dict[str, Any] = {}
         phases = list(self.pipeline.phases)
         count = len(phases)
         if self._is_cancelled(batch_id):
-            store.cancel_job(job_id, "batch cancelled", owner=owner)
+            store.cancel_job(job_id, "batch cancelled", owner=owner, epoch=epoch)
             return JobStatus.CANCELLED
         # Phase starts and boundaries are queued, not waited for: they commit in order
         # before this job's final (waited-for) write, which reports anything that went wrong.
-        store.phase_started(job_id, 1, count, phases[0].name, owner=owner, wait=False)
+        store.phase_started(job_id, 1, count, phases[0].name, owner=owner, epoch=epoch, wait=False)
         for index, phase in enumerate(phases, start=1):
             started = self.clock()
             try:
-                produced = self._run_phase(phase, job_id, batch_id, inputs, results)
+                produced = self._run_phase(phase, job_id, batch_id, inputs, results, epoch)
             except JobCancelled:
-                store.cancel_job(job_id, "batch cancelled", owner=owner)
+                store.cancel_job(job_id, "batch cancelled", owner=owner, epoch=epoch)
                 return JobStatus.CANCELLED
             except Exception as exc:
                 reason = short_reason(exc)
@@ -151,7 +153,7 @@ class JobRunner:
                         reason,
                         traceback.format_exc(),
                     )
-                store.fail_job(job_id, phase=phase.name, reason=reason, owner=owner)
+                store.fail_job(job_id, phase=phase.name, reason=reason, owner=owner, epoch=epoch)
                 return JobStatus.FAILED
             results.update(produced)
             seconds = self.clock() - started
@@ -161,22 +163,28 @@ class JobRunner:
                     for column, key in self.pipeline.output_columns.items()
                 }
                 store.succeed_job(
-                    job_id, outputs, owner=owner, phase_seconds=seconds, results=_storable(results)
+                    job_id,
+                    outputs,
+                    owner=owner,
+                    epoch=epoch,
+                    phase_seconds=seconds,
+                    results=_storable(results),
                 )
                 return JobStatus.SUCCEEDED
             # A phase boundary: the place where a cancelled batch stops its running jobs
             # (the boundary write itself also cancels the job if the batch was stopped).
             if self._is_cancelled(batch_id):
                 store.phase_finished(
-                    job_id, seconds=seconds, results=_storable(results), owner=owner
+                    job_id, seconds=seconds, results=_storable(results), owner=owner, epoch=epoch
                 )
-                store.cancel_job(job_id, "batch cancelled", owner=owner)
+                store.cancel_job(job_id, "batch cancelled", owner=owner, epoch=epoch)
                 return JobStatus.CANCELLED
             store.advance(
                 job_id,
                 seconds=seconds,
                 results=_storable(results),
                 owner=owner,
+                epoch=epoch,
                 next_phase=(index + 1, count, phases[index].name),
                 wait=False,
             )
@@ -189,6 +197,7 @@ class JobRunner:
         batch_id: str,
         inputs: Mapping[str, str],
         results: dict[str, Any],
+        epoch: int | None = None,
     ) -> Mapping[str, Any]:
         last_report = [float("-inf")]
 
@@ -198,7 +207,9 @@ class JobRunner:
             if fraction >= 1.0 or now - last_report[0] < self.progress_interval:
                 return
             last_report[0] = now
-            self.store.phase_progress(job_id, fraction, message, owner=self.owner, wait=False)
+            self.store.phase_progress(
+                job_id, fraction, message, owner=self.owner, epoch=epoch, wait=False
+            )
 
         def attempt() -> Mapping[str, Any]:
             ctx = JobContext(

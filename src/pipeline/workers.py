@@ -5,13 +5,43 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pipeline.runner import JobRunner, short_reason
-from progress import Store
+from progress import JobStatus, Store
 from progress.errors import ProgressError
 from progress.owners import owner_alive
 
 log = logging.getLogger(__name__)
+
+
+class BatchExecutor(Protocol):
+    """What runs a batch's queued jobs: this process's `WorkerPool`, or the celery executor
+    (`sheetbatch.dispatch`) whose rows run on other processes."""
+
+    def run_batch(self, batch_id: str) -> None:
+        """Run the batch's queued jobs; return when none is left (or after `stop()`)."""
+
+    def stop(self) -> None:
+        """Take no new job."""
+
+
+def record_crash(
+    store: Store, job_id: str, exc: Exception, *, owner: str, epoch: int | None = None
+) -> None:
+    """Fail a job whose runner crashed (`internal error: …`), fenced by owner (and epoch);
+    when even that cannot be written, its lease expires and it is requeued."""
+    log.exception("[job %s] runner failed", job_id)
+    try:
+        store.fail_job(
+            job_id,
+            phase=None,
+            reason=f"internal error: {short_reason(exc)}",
+            owner=owner,
+            epoch=epoch,
+        )
+    except ProgressError:
+        log.exception("[job %s] could not record the failure; its lease will expire", job_id)
 
 
 @dataclass
@@ -60,7 +90,7 @@ class WorkerPool:
                     thread.join()
                 # A job requeued while the workers drained (a lost lease) needs another round.
                 if self._stop.is_set() or not self.store.jobs(
-                    batch_id=batch_id, statuses=["queued"], limit=1
+                    batch_id=batch_id, statuses=[JobStatus.QUEUED], limit=1
                 ):
                     break
         finally:
@@ -87,18 +117,7 @@ class WorkerPool:
                 self.runner.run(job)
             except Exception as exc:
                 # A loop boundary: record the failure rather than leave the job running.
-                log.exception("[job %s] runner failed", job_id)
-                try:
-                    self.store.fail_job(
-                        job_id,
-                        phase=None,
-                        reason=f"internal error: {short_reason(exc)}",
-                        owner=self.owner,
-                    )
-                except ProgressError:
-                    log.exception(
-                        "[job %s] could not record the failure; its lease will expire", job_id
-                    )
+                record_crash(self.store, job_id, exc, owner=self.owner)
             finally:
                 with self._lock:
                     self._active.discard(job_id)

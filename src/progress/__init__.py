@@ -12,14 +12,20 @@ from progress.errors import (
     UnknownBatch,
     UnknownJob,
 )
+from progress.snapshots import BatchSnapshot, JobCounts, JobSnapshot, LogEvent, PhaseRef
 from progress.status import BatchStatus, EventType, JobStatus
 from progress.store import Store, open_store
 
 __all__ = [
+    "BatchSnapshot",
     "BatchStatus",
     "EventType",
     "IllegalTransition",
+    "JobCounts",
+    "JobSnapshot",
     "JobStatus",
+    "LogEvent",
+    "PhaseRef",
     "ProgressError",
     "SchemaVersionError",
     "Store",

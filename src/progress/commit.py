@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -104,7 +104,11 @@ class Tx:
         self.sql.set_head(self.head)
 
 
-def _database_locked(exc: BaseException) -> bool:
+def _transient(exc: BaseException) -> bool:
+    """SQLite's "database is locked", or a connection cut under the transaction (PostgreSQL
+    backend terminated or restarted): the whole group is rolled back and runs again."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
     return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
 
 
@@ -145,9 +149,11 @@ class GroupCommitter:
         self._queue: list[_Write[Any]] = []
         self._leading = False
         # SQLite answers "database is locked" past its busy timeout: a transient condition
-        # under heavy multi-process load, not a verdict. Three attempts, 50 then 100 ms apart.
+        # under heavy multi-process load, not a verdict; so is a PostgreSQL connection cut
+        # under a transaction (the pool pre-pings a fresh one). Three attempts, 50 then
+        # 100 ms apart.
         self._retrying = Retrying(
-            retry=retry_if_exception(_database_locked),
+            retry=retry_if_exception(_transient),
             stop=stop_after_attempt(3),
             wait=wait_incrementing(start=0.05, increment=0.05),
             sleep=sleep,
@@ -227,7 +233,9 @@ class GroupCommitter:
 
         try:
             outcomes, appended = self._retrying(attempt)
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+                raise
             raise StoreUnavailable(f"progress store write failed: {exc.orig}") from exc
         for write, (result, error) in zip(group, outcomes, strict=True):
             write.result, write.error = result, error
@@ -243,7 +251,7 @@ class GroupCommitter:
         try:
             result = write.fn(tx)
         except Exception as exc:
-            if isinstance(exc, OperationalError):
+            if isinstance(exc, OperationalError) or _transient(exc):
                 raise
             if savepoint is None and not isinstance(exc, ProgressError):
                 raise _NeedsSavepoints from exc

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
-from progress.errors import StoreNotFound, StoreUnavailable
+from progress.errors import STORE_SETTING, StoreNotFound, StoreUnavailable
 
 DEFAULT_URL = "sqlite:///.sheetbatch/progress.db"
 
@@ -29,7 +29,7 @@ def normalize_url(url: str) -> str:
     """
     text = url.strip()
     if not text.lower().startswith(_SCHEMES):
-        raise StoreUnavailable(f"--db: {url!r} is not a store URL; use {_URL_FORMS}")
+        raise StoreUnavailable(f"{url!r} is not a store URL; use {_URL_FORMS}", about_url=True)
     if text.startswith("postgres://"):
         text = "postgresql://" + text[len("postgres://") :]
     if text.startswith("postgresql://"):
@@ -61,13 +61,13 @@ def create_store_engine(url: str, *, create: bool = True) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise StoreUnavailable(f"--db: not a database URL: {url!r}") from exc
+        raise StoreUnavailable(f"not a database URL: {url!r}", about_url=True) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:"):
             raise StoreUnavailable(
-                "--db: an in-memory SQLite database cannot be shared; use a file"
+                "an in-memory SQLite database cannot be shared; use a file", about_url=True
             )
         _check_sqlite_file(Path(database), default=url == DEFAULT_URL, create=create)
         engine = create_engine(
@@ -83,17 +83,17 @@ def create_store_engine(url: str, *, create: bool = True) -> Engine:
         return create_engine(
             url, pool_size=10, max_overflow=40, pool_pre_ping=True, pool_recycle=1800
         )
-    raise StoreUnavailable(f"--db: unsupported database {backend!r}; use {_URL_FORMS}")
+    raise StoreUnavailable(f"unsupported database {backend!r}; use {_URL_FORMS}", about_url=True)
 
 
 def _check_sqlite_file(path: Path, *, default: bool, create: bool) -> None:
     if path.is_dir():
-        raise StoreUnavailable(f"--db: {path} is a directory; name a file in it")
+        raise StoreUnavailable(f"{path} is a directory; name a file in it", about_url=True)
     if path.exists():
         return
     if not create:
         raise StoreNotFound(
-            f"no progress store at {path}; run `sheetbatch run` first, or point --db at one"
+            f"no progress store at {path}; run a batch first, or point {STORE_SETTING} at one"
         )
     directory = path.parent
     if default:
@@ -106,7 +106,8 @@ def _check_sqlite_file(path: Path, *, default: bool, create: bool) -> None:
     elif not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         raise StoreUnavailable(
-            f"--db: {directory} {what}; create it first, or point --db at another file"
+            f"{directory} {what}; create it first, or point {STORE_SETTING} at another file",
+            about_url=True,
         )
 
 

@@ -35,8 +35,21 @@ class SchemaVersionError(ProgressError):
     """The database was written by a schema this version cannot read or upgrade."""
 
 
+# How the store's messages name the setting that chose the database. They speak of no
+# front end's flags: each front end says it its own way (the CLI: `--db`, see `cli_errors`).
+STORE_SETTING = "the store URL"
+
+
 class StoreUnavailable(ProgressError):
-    """The database could not be reached or opened."""
+    """The database could not be reached or opened.
+
+    `about_url` is True when the store URL itself is at fault (malformed, a directory, an
+    unsupported database), so a front end can name the setting it came from.
+    """
+
+    def __init__(self, message: str, *, about_url: bool = False) -> None:
+        super().__init__(message)
+        self.about_url = about_url
 
 
 class StoreNotFound(StoreUnavailable):
@@ -46,9 +59,19 @@ class StoreNotFound(StoreUnavailable):
 class LeaseLost(ProgressError):
     """A worker wrote to a job it no longer holds (its lease expired and it was requeued)."""
 
-    def __init__(self, job_id: str, owner: str, holder: str | None) -> None:
-        super().__init__(f"job {job_id}: lease held by {holder!r}, not {owner!r}")
+    def __init__(
+        self,
+        job_id: str,
+        owner: str,
+        holder: str | None,
+        epoch: int | None = None,
+        current: int | None = None,
+    ) -> None:
+        at = "" if epoch is None else f" at epoch {current}, not {epoch}"
+        super().__init__(f"job {job_id}: lease held by {holder!r}{at}, not {owner!r}")
         self.job_id = job_id
+        self.epoch = epoch
+        self.current = current
 
 
 class UnknownSchedule(ProgressError):
@@ -72,7 +95,7 @@ class DuplicateSchedule(ProgressError):
 
     def __init__(self, name: str, schedule_id: str) -> None:
         super().__init__(
-            f"a schedule named {name!r} exists already ({schedule_id}); choose another --name"
+            f"a schedule named {name!r} exists already ({schedule_id}); choose another name"
         )
         self.name = name
         self.schedule_id = schedule_id

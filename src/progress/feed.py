@@ -14,11 +14,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+
+from progress.snapshots import LogEvent
 
 log = logging.getLogger(__name__)
 
-Event = dict[str, Any]
+Event = LogEvent
 
 _FOLLOW_WINDOW = 30.0  # seconds the buffer keeps filling after the last follower read
 

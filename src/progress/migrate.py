@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
 
 from progress import schema as t
-from progress.errors import SchemaVersionError, StoreNotFound, StoreUnavailable
+from progress.errors import STORE_SETTING, SchemaVersionError, StoreNotFound, StoreUnavailable
 from progress.notify_tables import add_notifications
 from progress.schedule_tables import add_scheduling_tables
 
@@ -24,11 +24,28 @@ def add_sessions(conn: Connection) -> None:
     t.sessions.create(conn, checkfirst=True)
 
 
+def add_job_fencing(conn: Connection) -> None:
+    """Schema 3 -> 4: a job's lease epoch and dispatch time, a batch's executor (issue 13)."""
+    have = {
+        table: {c["name"] for c in inspect(conn).get_columns(table)}
+        for table in (t.jobs.name, t.batches.name)
+    }
+    added = (
+        (t.jobs.name, "lease_epoch", "INTEGER NOT NULL DEFAULT 0"),
+        (t.jobs.name, "dispatched", "FLOAT"),
+        (t.batches.name, "executor", "VARCHAR(20) NOT NULL DEFAULT 'local'"),
+    )
+    for table, column, kind in added:
+        if column not in have[table]:
+            conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
+
+
 # from_version -> the step that upgrades a database to from_version + 1.
 MIGRATIONS: Mapping[int, Migration] = {
     1: add_scheduling_tables,
     2: add_sessions,
-    3: add_notifications,
+    3: add_job_fencing,
+    4: add_notifications,
 }
 
 
@@ -54,7 +71,7 @@ def ensure_schema(
             raise
         raise StoreUnavailable(
             f"cannot open the progress store {where}: {_first_line(exc.orig)}; "
-            "point --db at a sheetbatch progress store, or at a new file"
+            f"point {STORE_SETTING} at a sheetbatch progress store, or at a new file"
         ) from exc
 
 
@@ -80,8 +97,8 @@ def _ensure_schema(
                     )
                 if not create:
                     raise StoreNotFound(
-                        f"no progress store at {where}; run `sheetbatch run` first, "
-                        "or point --db at one"
+                        f"no progress store at {where}; run a batch first, "
+                        f"or point {STORE_SETTING} at one"
                     )
                 t.metadata.create_all(conn)
                 conn.execute(t.meta.insert().values(key="schema_version", value=str(target)))
@@ -99,14 +116,14 @@ def _ensure_schema(
         if version > target:
             raise SchemaVersionError(
                 f"{where} has schema version {version}, but this sheetbatch understands up to "
-                f"{target}: upgrade sheetbatch, or point --db at another database"
+                f"{target}: upgrade sheetbatch, or point {STORE_SETTING} at another database"
             )
         while version < target:
             step = migrations.get(version)
             if step is None:
                 raise SchemaVersionError(
                     f"{where} has schema version {version} and there is no upgrade path to "
-                    f"{target}: export it with `sheetbatch events --json` and use a new database"
+                    f"{target}: export its events and use a new database"
                 )
             log.warning("upgrading the progress store schema %s -> %s", version, version + 1)
             step(conn)

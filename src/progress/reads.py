@@ -16,7 +16,14 @@ from sqlalchemy.engine import Engine
 from progress import schema as t
 from progress.errors import UnknownBatch, UnknownJob
 from progress.feed import LogFeed
-from progress.snapshots import batch_snapshot, event_dict, job_snapshot
+from progress.snapshots import (
+    BatchSnapshot,
+    JobSnapshot,
+    LogEvent,
+    batch_snapshot,
+    event_dict,
+    job_snapshot,
+)
 from progress.status import BatchStatus, JobStatus
 
 _JOB_BY_ID = select(t.jobs).where(t.jobs.c.job_id == bindparam("jid"))
@@ -82,13 +89,13 @@ class StoreReads:
         with self.engine.connect() as conn:
             return log_head(conn)
 
-    def job(self, job_id: str) -> dict[str, Any]:
+    def job(self, job_id: str) -> JobSnapshot:
         """The job's snapshot; raises UnknownJob."""
         with self.engine.connect() as conn:
             row = job_row(conn, job_id)
         return job_snapshot(row)
 
-    def find_job(self, job_id: str) -> dict[str, Any] | None:
+    def find_job(self, job_id: str) -> JobSnapshot | None:
         """The job's snapshot, or None when unknown."""
         try:
             return self.job(job_id)
@@ -99,17 +106,17 @@ class StoreReads:
         self,
         *,
         batch_id: str | None = None,
-        statuses: Sequence[str] | None = None,
+        statuses: Sequence[JobStatus] | None = None,
         job_ids: Sequence[str] | None = None,
         after_row: tuple[str, int] | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[JobSnapshot]:
         """Job snapshots, ordered by (batch, row), optionally filtered and paginated."""
         query = select(t.jobs).order_by(t.jobs.c.batch_id, t.jobs.c.row, t.jobs.c.job_id)
         if batch_id is not None:
             query = query.where(t.jobs.c.batch_id == batch_id)
         if statuses:
-            query = query.where(t.jobs.c.status.in_(list(statuses)))
+            query = query.where(t.jobs.c.status.in_([JobStatus(s).value for s in statuses]))
         if job_ids is not None:
             query = query.where(t.jobs.c.job_id.in_(list(job_ids)))
         if after_row is not None:
@@ -128,19 +135,19 @@ class StoreReads:
         with self.engine.connect() as conn:
             return [str(v) for v in conn.execute(query).scalars()]
 
-    def batch(self, batch_id: str) -> dict[str, Any]:
+    def batch(self, batch_id: str) -> BatchSnapshot:
         """The batch's snapshot with counts, percent, elapsed and ETA; raises UnknownBatch."""
         with self.engine.connect() as conn:
             row = batch_row(conn, batch_id)
         return batch_snapshot(row, self.clock())
 
     def batches(
-        self, *, status: str | None = None, sheet: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+        self, *, status: BatchStatus | None = None, sheet: str | None = None, limit: int = 100
+    ) -> list[BatchSnapshot]:
         """Batch snapshots, newest first."""
         query = select(t.batches).order_by(t.batches.c.created.desc()).limit(limit)
         if status is not None:
-            query = query.where(t.batches.c.status == status)
+            query = query.where(t.batches.c.status == BatchStatus(status).value)
         if sheet is not None:
             query = query.where(t.batches.c.sheet == sheet)
         now = self.clock()
@@ -181,7 +188,7 @@ class StoreReads:
         batch_id: str | None = None,
         job_id: str | None = None,
         limit: int = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> list[LogEvent]:
         """Events with id > `after` in log order from the database, optionally filtered."""
         query = select(t.events).where(t.events.c.id > after).order_by(t.events.c.id).limit(limit)
         if batch_id is not None:
@@ -215,7 +222,7 @@ class StoreReads:
         batch_id: str | None = None,
         job_id: str | None = None,
         limit: int = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> list[LogEvent]:
         """Like `events_after`, served from the process's feed buffer when it reaches back.
 
         For live followers (SSE streams) after `wait()`: the buffer holds every event up to
@@ -225,7 +232,7 @@ class StoreReads:
         buffered = self.feed.buffered_after(after, 1_000_000)
         if buffered is None:
             return self.events_after(after, batch_id=batch_id, job_id=job_id, limit=limit)
-        out: list[dict[str, Any]] = []
+        out: list[LogEvent] = []
         for event in buffered:
             if (batch_id is None or event["batch_id"] == batch_id) and (
                 job_id is None or event["job_id"] == job_id
@@ -235,7 +242,7 @@ class StoreReads:
                     break
         return out
 
-    def _read_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+    def _read_after(self, after: int, limit: int) -> list[LogEvent]:
         # The feed's reader: the whole log, unfiltered.
         return self.events_after(after, limit=limit)
 

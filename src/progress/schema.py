@@ -18,8 +18,13 @@ from sqlalchemy import (
 
 # 2: schedules, ticks and leases (`schedule_tables.py`).
 # 3: the dashboard's sessions (`sessions` below).
-# 4: the notification outbox (`notify_tables.py`).
-SCHEMA_VERSION = 4
+# 4: fenced job claims: a job's lease epoch, when it was last dispatched to a worker queue,
+#    and the executor a batch runs on (`migrate.add_job_fencing`).
+# 5: the notification outbox (`notify_tables.py`).
+SCHEMA_VERSION = 5
+
+# Every job, batch, schedule and tick id: URL-safe, and it fits the String(64) key columns.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 metadata = MetaData()
 
@@ -73,6 +78,8 @@ batches = Table(
     Column("finished", Float, nullable=True),
     Column("updated", Float, nullable=False),
     Column("last_event_id", BigInteger, nullable=False, default=0),
+    # "local" (the in-process pool) or "celery" (rows nudged to workers through a broker).
+    Column("executor", String(20), nullable=False, default="local", server_default="local"),
     Index("ix_sb_batches_status", "status", "created"),
 )
 
@@ -97,6 +104,11 @@ jobs = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_owner", String(200), nullable=True),
     Column("lease_expires", Float, nullable=True),
+    # Bumped by every claim: a worker's writes name the epoch it claimed at, and are refused
+    # once the job was claimed again (its lease expired and another worker took it).
+    Column("lease_epoch", Integer, nullable=False, default=0, server_default="0"),
+    # When a nudge for this queued job was last sent to the broker (celery executor only).
+    Column("dispatched", Float, nullable=True),
     Column("created", Float, nullable=False),
     Column("started", Float, nullable=True),
     Column("finished", Float, nullable=True),

@@ -1,11 +1,99 @@
-"""Turning projection rows into the snapshots every reader shows (JSON-ready dicts)."""
+"""The snapshots every reader shows, typed: what a job or batch looks like at one moment.
+
+`JobSnapshot`, `BatchSnapshot` and `LogEvent` are TypedDicts: they are the JSON the API,
+the SSE streams and the dashboard send unchanged (statuses are `str` enums), and mypy checks
+every reader's keys. The functions here turn projection rows into them.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, overload
+
+from progress.status import BatchStatus, JobStatus
 
 
+class PhaseRef(TypedDict):
+    """Which phase a job is in: 1-based `index` of `count`, and its name."""
+
+    index: int
+    count: int
+    name: str
+
+
+class JobSnapshot(TypedDict):
+    """A job's current state, as the store's projection holds it."""
+
+    job_id: str
+    batch_id: str
+    row: int
+    label: str
+    inputs: dict[str, Any]
+    status: JobStatus
+    phase: PhaseRef | None
+    fraction: float
+    progress: float
+    message: str
+    error: str | None
+    error_phase: str | None
+    results: dict[str, Any]
+    phase_seconds: dict[str, Any]
+    attempts: int
+    created: str
+    started: str | None
+    finished: str | None
+    updated: str
+    last_event_id: int
+
+
+class JobCounts(TypedDict):
+    """How many of a batch's jobs are in each status."""
+
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class BatchSnapshot(TypedDict):
+    """A batch's state: counts per status, processed, percent, elapsed and ETA in seconds."""
+
+    batch_id: str
+    sheet: str
+    pipeline: str
+    phases: list[str]
+    status: BatchStatus
+    total: int
+    counts: JobCounts
+    processed: int
+    percent: float
+    elapsed_seconds: float | None
+    eta_seconds: float | None
+    cancel_requested: bool
+    options: dict[str, Any]
+    created: str
+    started: str | None
+    finished: str | None
+    updated: str
+    last_event_id: int
+
+
+class LogEvent(TypedDict):
+    """An event as readers see it: id (the cursor), type, batch_id, job_id, time, data."""
+
+    id: int
+    type: str
+    batch_id: str
+    job_id: str | None
+    time: str
+    data: dict[str, Any]
+
+
+@overload
+def iso(ts: float) -> str: ...
+@overload
+def iso(ts: float | None) -> str | None: ...
 def iso(ts: float | None) -> str | None:
     """A store timestamp (epoch seconds) as ISO 8601 UTC, or None."""
     if ts is None:
@@ -13,25 +101,26 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_dict(row: Any) -> dict[str, Any]:
-    """An event as readers see it: id (the cursor), type, batch_id, job_id, time, data."""
+def event_dict(row: Any) -> LogEvent:
+    """An event row as a `LogEvent`."""
     return {
         "id": int(row.id),
         "type": row.type,
         "batch_id": row.batch_id,
         "job_id": row.job_id,
-        "time": iso(row.time),
+        "time": iso(float(row.time)),
         "data": row.data,
     }
 
 
-def job_snapshot(row: Any) -> dict[str, Any]:
-    """A job's current state: status, phase {index, count, name}, fraction, error, results."""
-    phase = None
+def job_snapshot(row: Any) -> JobSnapshot:
+    """A job row as a `JobSnapshot`: status, phase {index, count, name}, fraction, error."""
+    status = JobStatus(row.status)
+    phase: PhaseRef | None = None
     if row.phase_index:
         phase = {"index": row.phase_index, "count": row.phase_count, "name": row.phase_name}
     # Overall progress of the job: a failed job is NOT reported as done.
-    if row.status == "succeeded":
+    if status is JobStatus.SUCCEEDED:
         progress = 1.0
     elif row.phase_count and row.phase_index:
         progress = ((row.phase_index - 1) + (row.fraction or 0.0)) / row.phase_count
@@ -43,7 +132,7 @@ def job_snapshot(row: Any) -> dict[str, Any]:
         "row": row.row,
         "label": row.label,
         "inputs": row.inputs,
-        "status": row.status,
+        "status": status,
         "phase": phase,
         "fraction": row.fraction,
         "progress": round(progress, 4),
@@ -53,17 +142,17 @@ def job_snapshot(row: Any) -> dict[str, Any]:
         "results": row.results,
         "phase_seconds": row.phase_seconds,
         "attempts": row.attempts,
-        "created": iso(row.created),
+        "created": iso(float(row.created)),
         "started": iso(row.started),
         "finished": iso(row.finished),
-        "updated": iso(row.updated),
+        "updated": iso(float(row.updated)),
         "last_event_id": int(row.last_event_id),
     }
 
 
-def batch_snapshot(row: Any, now: float) -> dict[str, Any]:
-    """A batch's state: counts per status, processed, percent, elapsed and ETA in seconds."""
-    counts = {
+def batch_snapshot(row: Any, now: float) -> BatchSnapshot:
+    """A batch row as a `BatchSnapshot` at time `now` (for elapsed and ETA)."""
+    counts: JobCounts = {
         "queued": row.n_queued,
         "running": row.n_running,
         "succeeded": row.n_succeeded,
@@ -88,7 +177,7 @@ def batch_snapshot(row: Any, now: float) -> dict[str, Any]:
         "sheet": row.sheet,
         "pipeline": row.pipeline,
         "phases": row.phases,
-        "status": row.status,
+        "status": BatchStatus(row.status),
         "total": total,
         "counts": counts,
         "processed": processed,
@@ -97,9 +186,9 @@ def batch_snapshot(row: Any, now: float) -> dict[str, Any]:
         "eta_seconds": eta,
         "cancel_requested": bool(row.cancel_requested),
         "options": row.options,
-        "created": iso(row.created),
+        "created": iso(float(row.created)),
         "started": iso(row.started),
         "finished": iso(row.finished),
-        "updated": iso(row.updated),
+        "updated": iso(float(row.updated)),
         "last_event_id": int(row.last_event_id),
     }

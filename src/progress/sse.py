@@ -43,8 +43,8 @@ from sqlalchemy import select
 
 from progress import schema as t
 from progress.reads import batch_row, job_row, log_head
-from progress.snapshots import batch_snapshot, job_snapshot
-from progress.status import BatchStatus, EventType, JobStatus
+from progress.snapshots import LogEvent, batch_snapshot, job_snapshot
+from progress.status import BatchStatus, EventType
 from progress.steps import Step, StepCache
 from progress.store import Store
 
@@ -70,7 +70,7 @@ _JOB_ENDINGS = frozenset(
     {EventType.JOB_SUCCEEDED.value, EventType.JOB_FAILED.value, EventType.JOB_CANCELLED.value}
 )
 
-Event = dict[str, Any]
+Event = LogEvent
 
 
 # --------------------------------------------------------------------------- wire format
@@ -220,7 +220,7 @@ def read_snapshot(store: Store, scope: Scope, *, rows: int = SNAPSHOT_ROWS) -> S
             now = store.clock()
             if scope.job_id is not None:
                 job = job_snapshot(job_row(conn, scope.job_id))
-                return Snapshot(cursor, {"job": job}, JobStatus(job["status"]).terminal)
+                return Snapshot(cursor, {"job": job}, job["status"].terminal)
             if scope.batch_id is not None:
                 batch = batch_snapshot(batch_row(conn, scope.batch_id), now)
                 jobs = [
@@ -235,7 +235,7 @@ def read_snapshot(store: Store, scope: Scope, *, rows: int = SNAPSHOT_ROWS) -> S
                 more = len(jobs) > rows
                 jobs = jobs[:rows]
                 next_cursor = f"{scope.batch_id}.{jobs[-1]['row']}" if more and jobs else None
-                finished = batch["status"] != BatchStatus.RUNNING.value
+                finished = batch["status"] is not BatchStatus.RUNNING
                 state = {"batch": batch, "jobs": jobs, "jobs_next_cursor": next_cursor}
                 return Snapshot(cursor, state, finished)
             batches = [
@@ -253,12 +253,10 @@ def already_finished(store: Store, scope: Scope, cursor: int) -> bool:
     """Whether the scope's job or batch is finished by an event at or before `cursor`."""
     if scope.job_id is not None:
         job = store.job(scope.job_id)
-        return JobStatus(job["status"]).terminal and int(job["last_event_id"]) <= cursor
+        return job["status"].terminal and int(job["last_event_id"]) <= cursor
     if scope.batch_id is not None:
         batch = store.batch(scope.batch_id)
-        return (
-            batch["status"] != BatchStatus.RUNNING.value and int(batch["last_event_id"]) <= cursor
-        )
+        return batch["status"] is not BatchStatus.RUNNING and int(batch["last_event_id"]) <= cursor
     return False
 
 
@@ -284,11 +282,11 @@ class LogReader(Protocol):
 
     def events_after(
         self, after: int, *, batch_id: str | None = ..., job_id: str | None = ..., limit: int = ...
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[LogEvent]: ...
 
     def follow(
         self, after: int, *, batch_id: str | None = ..., job_id: str | None = ..., limit: int = ...
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[LogEvent]: ...
 
 
 @dataclass

@@ -47,6 +47,8 @@ class JobRow(NamedTuple):
     attempts: int
     lease_owner: str | None
     lease_expires: float | None
+    lease_epoch: int
+    dispatched: float | None
     created: float
     started: float | None
     finished: float | None
@@ -102,6 +104,15 @@ class _Sql:
         self.cancel_requested = self.render(
             f'SELECT "cancel_requested" FROM {batches} WHERE "batch_id" = :bid'
         )
+        # The claim itself: one conditional UPDATE that succeeds only for a runnable job (queued,
+        # or running under a lease that expired) and bumps its lease epoch. On PostgreSQL the
+        # condition is re-checked after a concurrent heartbeat commits, so a renewed lease is
+        # never taken over.
+        self.claim = self.render(
+            f'UPDATE {jobs} SET "lease_epoch" = "lease_epoch" + 1 WHERE "job_id" = :jid AND '
+            f'("status" = :queued OR ("status" = :running AND '
+            f'("lease_expires" IS NULL OR "lease_expires" < :now))) RETURNING "lease_epoch"'
+        )
         self._jobs, self._batches, self._counts = jobs, batches, counts
 
     def render(self, sql: str) -> str:
@@ -137,6 +148,8 @@ class HotStatements:
         self._sql = _sql(conn.dialect.name)
         self._decode = not self._sql.postgresql  # psycopg decodes json columns itself
         driver: Any = conn.connection.driver_connection
+        self._driver = driver
+        self._dialect = conn.dialect
         self._cursor: Any = driver.cursor()
         self._driver_error: type[Exception] = conn.dialect.dbapi.Error  # type: ignore[union-attr]
 
@@ -148,7 +161,12 @@ class HotStatements:
         except self._driver_error as exc:
             # The same exception types SQLAlchemy would raise (OperationalError for a locked
             # database...), so callers handle one set of errors whichever way a statement ran.
-            raise DBAPIError.instance(sql, params, exc, self._driver_error) from exc
+            # A cut connection (a killed backend, a restart) is flagged as SQLAlchemy flags
+            # its own, so the group committer retries the transaction on a new connection.
+            lost = bool(self._dialect.is_disconnect(exc, self._driver, self._cursor))  # type: ignore[arg-type]
+            raise DBAPIError.instance(
+                sql, params, exc, self._driver_error, connection_invalidated=lost
+            ) from exc
 
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
         return self._execute(sql, params).fetchone()
@@ -212,6 +230,19 @@ class HotStatements:
     def batch_counts(self, batch_id: str) -> BatchCounts | None:
         row = self._one(self._sql.batch_counts, {"bid": batch_id})
         return None if row is None else _counts(row)
+
+    def claim(self, job_id: str, now: float) -> int | None:
+        """Bump the job's lease epoch if it is claimable at `now`; the new epoch, or None."""
+        row = self._one(
+            self._sql.claim,
+            {
+                "jid": job_id,
+                "now": now,
+                "queued": JobStatus.QUEUED.value,
+                "running": JobStatus.RUNNING.value,
+            },
+        )
+        return None if row is None else int(row[0])
 
     def cancel_requested(self, batch_id: str) -> bool:
         row = self._one(self._sql.cancel_requested, {"bid": batch_id})

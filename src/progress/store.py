@@ -21,19 +21,20 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.engine import Engine
 
 from progress import schema as t
+from progress.claims import JobClaims
 from progress.commit import GroupCommitter, Tx
 from progress.deliveries import DeliveryOps
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import BatchExists
 from progress.feed import LogFeed
-from progress.leases import LeaseOps
+from progress.leases import fence
 from progress.migrate import ensure_schema
 from progress.reads import StoreReads, batch_row
+from progress.schedule_model import Fence
 from progress.schedules import ScheduleOps
 from progress.status import BatchStatus, EventType, JobStatus
 from progress.tick_reads import TickReads
 from progress.ticks import TickOps
-from progress.transitions import JobTransitions
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,14 @@ class NewJob:
 _CHUNK = 2000
 
 
-class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickReads, TickOps, DeliveryOps):
+class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps):
     """The durable progress store shared by runners, the sheet writer and every reader.
 
-    Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`;
-    every read (snapshots, events, waiting) in `StoreReads`; named leases in `LeaseOps`;
-    schedules and their ticks in `ScheduleOps`, `TickOps` and `TickReads`; sending the
-    notification outbox in `DeliveryOps` (recording it: `outbox.py`, in the outcome's write).
+    Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`,
+    fenced claims and the workers' registry in `JobClaims`, named leases in `LeaseOps`;
+    every read (snapshots, events, waiting) in `StoreReads`; schedules and their ticks in
+    `ScheduleOps`, `TickOps` and `TickReads`; sending the notification outbox in
+    `DeliveryOps` (recording it: `outbox.py`, in the outcome's write).
     """
 
     def __init__(
@@ -368,9 +370,14 @@ class Store(JobTransitions, StoreReads, LeaseOps, ScheduleOps, TickReads, TickOp
         return outcome
 
     # ------------------------------------------------------------------ cursors
-    def set_cursor(self, name: str, position: int) -> None:
-        """Save a named reader's position; it never moves backwards."""
+    def set_cursor(self, name: str, position: int, *, guard: Fence | None = None) -> None:
+        """Save a named reader's position; it never moves backwards.
+
+        With `guard` the move is refused (NotLeader) unless that lease is still held.
+        """
         with self._write_lock, self._write_engine.begin() as conn:
+            if guard is not None:
+                fence(conn, guard, self.clock())
             current = conn.execute(
                 select(t.cursors.c.position).where(t.cursors.c.name == name).with_for_update()
             ).scalar_one_or_none()

@@ -34,7 +34,7 @@ from progress.schedule_model import (
 from progress.schedule_tables import schedules, ticks
 from progress.schedules import emit_schedule, schedule_row
 from progress.statements import BatchCounts
-from progress.status import ScheduleEventType
+from progress.status import BatchStatus, ScheduleEventType
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def batch_outcome(status: str, counts: BatchCounts) -> tuple[TickState, TickReas
     detail = f"{rows}: {counts.n_succeeded} succeeded, {counts.n_failed} failed" + (
         f", {counts.n_cancelled} cancelled" if counts.n_cancelled else ""
     )
-    if status == "cancelled":
+    if BatchStatus(status) is BatchStatus.CANCELLED:
         return TickState.FAILED, TickReason.CANCELLED, detail
     if counts.n_failed or counts.n_cancelled:
         return TickState.FAILED, TickReason.ROWS_FAILED, detail
@@ -316,7 +316,7 @@ class TickOps:
             )
             launched = tick_row(tx.conn, tick_id)
             _emit_tick(tx, ScheduleEventType.TICK_LAUNCHED, launched)
-            if batch is not None and batch[0] != "running":
+            if batch is not None and BatchStatus(batch[0]) is not BatchStatus.RUNNING:
                 state, reason, detail = batch_outcome(batch[0], batch[1])
                 return _finish(tx, launched, state, reason, detail)
             return launched

@@ -18,7 +18,7 @@ from progress import schema as t
 from progress.commit import GroupCommitter, Tx
 from progress.errors import IllegalTransition, LeaseLost
 from progress.outbox import record_batch_outcome
-from progress.snapshots import job_snapshot
+from progress.snapshots import JobSnapshot, job_snapshot
 from progress.statements import BatchCounts, JobRow
 from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStatus
 from progress.ticks import finish_ticks_of_batch
@@ -35,6 +35,7 @@ _REQUEUED_VALUES: dict[str, Any] = {
     "finished": None,
     "lease_owner": None,
     "lease_expires": None,
+    "dispatched": None,
     "results": {},
     "phase_seconds": {},
 }
@@ -115,7 +116,9 @@ class JobTransitions:
             counts = tx.sql.batch_counts(batch_id)
         if counts is None or counts.status == BatchStatus.RUNNING.value:
             return
-        event_id = tx.emit(EventType.BATCH_REOPENED, batch_id, None, {"status": "running"})
+        event_id = tx.emit(
+            EventType.BATCH_REOPENED, batch_id, None, {"status": BatchStatus.RUNNING.value}
+        )
         tx.conn.execute(
             update(t.batches)
             .where(t.batches.c.batch_id == batch_id)
@@ -129,12 +132,20 @@ class JobTransitions:
         )
 
     @staticmethod
-    def _running_job(tx: Tx, job_id: str, owner: str | None) -> JobRow:
+    def _running_job(tx: Tx, job_id: str, owner: str | None, epoch: int | None = None) -> JobRow:
+        """The running job, when `owner` (at `epoch`, when given) still holds its lease.
+
+        The check runs in the write's own transaction, after the log head was locked: a
+        claim that moved the lease on commits either before it (the write is refused) or
+        after the write.
+        """
         job = tx.sql.job(job_id)
         if job.status != JobStatus.RUNNING.value:
             raise IllegalTransition(job_id, job.status, "running (phase event)")
-        if owner is not None and job.lease_owner != owner:
-            raise LeaseLost(job_id, owner, job.lease_owner)
+        if owner is not None and (
+            job.lease_owner != owner or (epoch is not None and job.lease_epoch != epoch)
+        ):
+            raise LeaseLost(job_id, owner, job.lease_owner, epoch, job.lease_epoch)
         return job
 
     def _cancel(self, tx: Tx, job: Any, reason: str) -> int:
@@ -159,25 +170,28 @@ class JobTransitions:
         )
 
     # ------------------------------------------------------------------ starting
-    def claim_next(self, batch_id: str, owner: str, lease_seconds: float) -> dict[str, Any] | None:
+    def claim_next(self, batch_id: str, owner: str, lease_seconds: float) -> JobSnapshot | None:
         """Move the batch's first queued job to running under `owner`'s lease, or None."""
 
-        def _op(tx: Tx) -> dict[str, Any] | None:
+        def _op(tx: Tx) -> JobSnapshot | None:
             job = tx.sql.first_queued(batch_id)
             return None if job is None else self._start(tx, job, owner, lease_seconds)
 
         return self._apply(_op)
 
-    def start_job(self, job_id: str, owner: str, lease_seconds: float) -> dict[str, Any]:
+    def start_job(self, job_id: str, owner: str, lease_seconds: float) -> JobSnapshot:
         """Move a queued job to running under `owner`'s lease (for workers given a job id)."""
         return self._apply(lambda tx: self._start(tx, tx.sql.job(job_id), owner, lease_seconds))
 
-    def _start(self, tx: Tx, job: JobRow, owner: str, lease_seconds: float) -> dict[str, Any]:
-        """Start the job; its snapshot as running."""
+    def _start(
+        self, tx: Tx, job: JobRow, owner: str, lease_seconds: float, epoch: int | None = None
+    ) -> JobSnapshot:
+        """Start the job under a new lease epoch (`epoch`, or the next one); its snapshot."""
         values: dict[str, Any] = {
             "attempts": job.attempts + 1,
             "lease_owner": owner,
             "lease_expires": tx.now + lease_seconds,
+            "lease_epoch": job.lease_epoch + 1 if epoch is None else epoch,
             "started": tx.now,
         }
         event_id = self._move(
@@ -202,12 +216,13 @@ class JobTransitions:
         name: str,
         *,
         owner: str | None = None,
+        epoch: int | None = None,
         wait: bool = True,
     ) -> int | None:
         """Record that phase `index` (1-based) of `count`, `name`, began (queued: see advance)."""
 
         def _op(tx: Tx) -> int:
-            job = self._running_job(tx, job_id, owner)
+            job = self._running_job(tx, job_id, owner, epoch)
             values = self._start_phase(tx, job, index, count, name)
             tx.sql.update_job(job_id, {"updated": tx.now, "last_event_id": tx.head, **values})
             return tx.head
@@ -224,6 +239,7 @@ class JobTransitions:
         message: str = "",
         *,
         owner: str | None = None,
+        epoch: int | None = None,
         wait: bool = True,
     ) -> int | None:
         """Record progress within the current phase (0..1) and a short message.
@@ -234,7 +250,7 @@ class JobTransitions:
         """
 
         def _op(tx: Tx) -> int:
-            job = self._running_job(tx, job_id, owner)
+            job = self._running_job(tx, job_id, owner, epoch)
             # Phase events change no count, so only the job's row is touched.
             event_id = tx.emit(
                 EventType.PHASE_PROGRESS,
@@ -273,6 +289,7 @@ class JobTransitions:
         seconds: float,
         results: Mapping[str, Any] | None = None,
         owner: str | None = None,
+        epoch: int | None = None,
         next_phase: tuple[int, int, str] | None = None,
     ) -> int:
         """Record that the current phase ended well, with the job's results so far.
@@ -282,7 +299,7 @@ class JobTransitions:
         """
 
         def _op(tx: Tx) -> int:
-            job = self._running_job(tx, job_id, owner)
+            job = self._running_job(tx, job_id, owner, epoch)
             values = self._finish_phase(tx, job, seconds, results)
             if next_phase is not None:
                 values.update(self._start_phase(tx, job, *next_phase))
@@ -299,6 +316,7 @@ class JobTransitions:
         next_phase: tuple[int, int, str],
         results: Mapping[str, Any] | None = None,
         owner: str | None = None,
+        epoch: int | None = None,
         wait: bool = True,
     ) -> bool | None:
         """A phase boundary in one transaction: finish the current phase, then start the next.
@@ -311,7 +329,7 @@ class JobTransitions:
         """
 
         def _op(tx: Tx) -> bool:
-            job = self._running_job(tx, job_id, owner)
+            job = self._running_job(tx, job_id, owner, epoch)
             values = self._finish_phase(tx, job, seconds, results)
             if tx.sql.cancel_requested(job.batch_id):
                 tx.sql.update_job(job_id, {"updated": tx.now, **values})
@@ -381,6 +399,7 @@ class JobTransitions:
         outputs: Mapping[str, Any],
         *,
         owner: str | None = None,
+        epoch: int | None = None,
         phase_seconds: float | None = None,
         results: Mapping[str, Any] | None = None,
     ) -> int:
@@ -390,7 +409,7 @@ class JobTransitions:
         """
 
         def _op(tx: Tx) -> int:
-            job = self._running_job(tx, job_id, owner)
+            job = self._running_job(tx, job_id, owner, epoch)
             values: dict[str, Any] = {}
             if phase_seconds is not None:
                 values = self._finish_phase(tx, job, phase_seconds, results)
@@ -415,11 +434,17 @@ class JobTransitions:
         return self._apply(_op)
 
     def fail_job(
-        self, job_id: str, *, phase: str | None, reason: str, owner: str | None = None
+        self,
+        job_id: str,
+        *,
+        phase: str | None,
+        reason: str,
+        owner: str | None = None,
+        epoch: int | None = None,
     ) -> int:
         """Finish a running job as failed, with the phase and a short human reason."""
         return self._apply(
-            lambda tx: self._fail(tx, self._running_job(tx, job_id, owner), phase, reason)
+            lambda tx: self._fail(tx, self._running_job(tx, job_id, owner, epoch), phase, reason)
         )
 
     def _fail(self, tx: Tx, job: Any, phase: str | None, reason: str) -> int:
@@ -440,18 +465,19 @@ class JobTransitions:
         )
 
     def cancel_job(
-        self, job_id: str, reason: str = "cancelled", *, owner: str | None = None
+        self,
+        job_id: str,
+        reason: str = "cancelled",
+        *,
+        owner: str | None = None,
+        epoch: int | None = None,
     ) -> int:
-        """Cancel a queued or running job."""
+        """Cancel a queued or running job (a running one only by its lease holder, if named)."""
 
         def _op(tx: Tx) -> int:
             job = tx.sql.job(job_id)
-            if (
-                owner is not None
-                and job.status == JobStatus.RUNNING.value
-                and job.lease_owner != owner
-            ):
-                raise LeaseLost(job_id, owner, job.lease_owner)
+            if owner is not None and job.status == JobStatus.RUNNING.value:
+                job = self._running_job(tx, job_id, owner, epoch)
             return self._cancel(tx, job, reason)
 
         return self._apply(_op)

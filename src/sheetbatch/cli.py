@@ -4,54 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich.console import Console
 
-from pipeline.errors import PipelineError
-from progress import Store
-from progress.errors import ProgressError, UnknownBatch
+from progress import JobStatus
 from sheetbatch import __version__
-from sheetbatch.config import ConfigError, Settings, load_settings
-from sheetbatch.console import BatchView, run_in_thread, summary_line
-from sheetbatch.notify_cli import deliver_run_notifications
-from sheetbatch.report import print_header, print_nothing_to_do, print_summary, written_json
-from sheetbatch.service import prepare_batch, services_for, store_for
+from sheetbatch.cli_errors import CommandError, CommandGroup
+from sheetbatch.config import Settings, load_settings
+from sheetbatch.console import summary_line
+from sheetbatch.live_run import execute_run
+from sheetbatch.service import store_for
 from sheetbatch.webhook_client import webhook_refusal
-from sheets_integration.batch import NothingToDo, RunResult
-from sheets_integration.errors import SheetError
+from sheetbatch.worker_cli import print_workers, worker_command
 from sheets_integration.selection import rows_text
-from sheets_integration.writer import WriteOutcome
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_FAILED_ROWS, EXIT_BAD_INPUT = 0, 1, 2
-EXIT_INTERRUPTED = 130
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     files = ctx.obj.get("config_files") if ctx.obj else None
-    try:
-        return load_settings(config_files=files, overrides=overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
-
-
-def _open_store(settings: Settings, *, create: bool = True) -> Store:
-    try:
-        return store_for(settings, create=create)
-    except ProgressError as exc:
-        _fail(str(exc))
+    return load_settings(config_files=files, overrides=overrides)
 
 
 def _configure_logging(verbose: int) -> None:
@@ -66,9 +41,17 @@ def _configure_logging(verbose: int) -> None:
 
 
 db_option = click.option("--db", help="Progress store URL (sqlite:///path or postgresql://…).")
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["local", "celery"]),
+    help="Where rows run: this process (local) or `sheetbatch worker` processes (celery).",
+)
+broker_option = click.option(
+    "--broker", help="The Celery broker URL (amqp://…) for --executor celery."
+)
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 @click.version_option(__version__, prog_name="sheetbatch")
 @click.option(
     "--config",
@@ -84,111 +67,6 @@ def cli(ctx: click.Context, config_files: tuple[Path, ...], verbose: int) -> Non
     ctx.ensure_object(dict)
     ctx.obj["config_files"] = list(config_files) or None
     _configure_logging(verbose)
-
-
-def execute_run(
-    ctx: click.Context,
-    settings: Settings,
-    sheet: str,
-    *,
-    pipeline: str | None,
-    retry_failed: bool,
-    force: bool,
-    as_json: bool,
-    encoding: str | None = None,
-    notify: tuple[str, ...] = (),
-) -> int:
-    """Run one sheet's batch with live progress; the exit code (0, 1 failed rows, 2 bad input).
-
-    Exit 1 also when the final statuses could not be written into the sheet. The batch's
-    notifications are tried for up to 10 s before it returns (the rest stays pending).
-    """
-    console = Console(stderr=True)
-    store = _open_store(settings)
-    try:
-        with services_for(settings) as services:
-            try:
-                prepared = prepare_batch(
-                    store,
-                    settings,
-                    sheet,
-                    services,
-                    pipeline_ref=pipeline,
-                    retry_failed=retry_failed,
-                    force=force,
-                    encoding=encoding,
-                    notify=notify,
-                )
-            except NothingToDo as done:
-                print_nothing_to_do(console, done, sheet, as_json=as_json)
-                return EXIT_OK
-            except (SheetError, PipelineError, ProgressError, ValueError) as exc:
-                _fail(str(exc))
-            batch_id = prepared.batch_id
-            if not as_json:
-                print_header(console, store.batch(batch_id), prepared)
-            thread, outcome = run_in_thread(prepared.execute)
-            interrupted = _follow(store, batch_id, console, thread, quiet=as_json)
-            if "error" in outcome:
-                raise outcome["error"]
-            result: RunResult | None = outcome.get("result")
-            final: dict[str, Any] = result.snapshot if result else store.batch(batch_id)
-            written = result.written if result else WriteOutcome(written=False)
-            if not deliver_run_notifications(store, settings, batch_id):
-                console.print("some notifications are pending: `sheetbatch notify send` sends them")
-    finally:
-        store.close()
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    **final,
-                    "selection": prepared.selection.as_json(),
-                    "sheet_written": written_json(written),
-                },
-                sort_keys=True,
-            )
-        )
-    else:
-        print_summary(console, final, prepared, written)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    if not written.written:
-        return EXIT_FAILED_ROWS
-    return (
-        EXIT_OK
-        if final["counts"]["failed"] == 0 and final["counts"]["cancelled"] == 0
-        else EXIT_FAILED_ROWS
-    )
-
-
-def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet: bool) -> bool:
-    """Show progress until the batch thread ends; Ctrl-C cancels cleanly (twice: exit now)."""
-    interrupted = False
-
-    def on_sigint(_signum: int, _frame: Any) -> None:
-        nonlocal interrupted
-        if interrupted:
-            console.print("[red]interrupted twice: exiting now; run again to resume[/]")
-            os._exit(EXIT_INTERRUPTED)
-        interrupted = True
-        console.print(
-            "[yellow]cancelling: running rows stop at their next phase "
-            "(Ctrl-C again to exit now)[/]"
-        )
-        store.cancel_batch(batch_id, "cancelled by Ctrl-C")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        if quiet:
-            while thread.is_alive():
-                thread.join(0.2)
-        else:
-            BatchView(store, batch_id, console).follow(lambda: not thread.is_alive())
-            thread.join()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return interrupted
 
 
 @cli.command()
@@ -231,6 +109,8 @@ def _follow(store: Store, batch_id: str, console: Console, thread: Any, *, quiet
     type=click.Path(dir_okay=False),
     help="Google service-account (or authorized-user) JSON file, for Google Sheets.",
 )
+@executor_option
+@broker_option
 @click.option(
     "--notify",
     multiple=True,
@@ -255,6 +135,8 @@ def run(
     overwrite: tuple[str, ...],
     encoding: str | None,
     credentials: str | None,
+    executor: str | None,
+    broker: str | None,
     notify: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -270,6 +152,8 @@ def run(
         "credentials": credentials,
         "company_column": company_column,
         "website_column": website_column,
+        "executor": executor,
+        "broker_url": broker,
     }
     settings = _settings(ctx, **flags)
     # --allow-host, --output-column and --overwrite add to what the configuration says
@@ -289,8 +173,8 @@ def run(
     for url in notify:
         refusal = webhook_refusal(url, settings.allow_hosts)
         if refusal is not None:
-            _fail(f"--notify {url[:80]}: {refusal}")
-    sys.exit(
+            raise CommandError(f"--notify {url[:80]}: {refusal}")
+    ctx.exit(
         execute_run(
             ctx,
             settings,
@@ -308,12 +192,18 @@ def run(
 @cli.command()
 @click.argument("batch_id", required=False)
 @db_option
+@click.option("--workers", "workers", is_flag=True, help="List the distributed workers instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bool) -> None:
-    """Show one batch (with its failed rows), or the latest batches."""
-    store = _open_store(_settings(ctx, db=db), create=False)
+def status(
+    ctx: click.Context, batch_id: str | None, db: str | None, workers: bool, as_json: bool
+) -> None:
+    """Show one batch (with its failed rows), the latest batches, or the workers."""
+    store = store_for(_settings(ctx, db=db), create=False)
     try:
+        if workers:
+            print_workers(store, as_json=as_json)
+            return
         if batch_id is None:
             batches = store.batches(limit=20)
             if as_json:
@@ -324,21 +214,18 @@ def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bo
             for b in batches:
                 click.echo(f"{b['batch_id']}  {b['status']:<9}  {summary_line(b)}  {b['sheet']}")
             return
-        try:
-            snap = store.batch(batch_id)
-        except UnknownBatch as exc:
-            _fail(str(exc))
+        snap = store.batch(batch_id)
         if as_json:
             click.echo(json.dumps(snap, sort_keys=True))
             return
         click.echo(f"{snap['batch_id']}  {snap['status']}  {snap['sheet']}  ({snap['pipeline']})")
         click.echo(f"  {summary_line(snap)}")
-        for job in store.jobs(batch_id=batch_id, statuses=["failed", "running"]):
-            where = (
-                job["error"]
-                if job["status"] == "failed"
-                else (job.get("phase") or {}).get("name", "")
-            )
+        for job in store.jobs(batch_id=batch_id, statuses=[JobStatus.FAILED, JobStatus.RUNNING]):
+            phase = job["phase"]
+            if job["status"] is JobStatus.FAILED:
+                where = job["error"] or ""
+            else:
+                where = phase["name"] if phase else ""
             click.echo(f"  row {job['row']:>5}  {job['status']:<9} {job['label']}: {where}")
     finally:
         store.close()
@@ -352,12 +239,9 @@ def status(ctx: click.Context, batch_id: str | None, db: str | None, as_json: bo
 @click.pass_context
 def events(ctx: click.Context, batch_id: str, after: int, db: str | None, as_json: bool) -> None:
     """Print a batch's events from the log, oldest first."""
-    store = _open_store(_settings(ctx, db=db), create=False)
+    store = store_for(_settings(ctx, db=db), create=False)
     try:
-        try:
-            store.batch(batch_id)
-        except UnknownBatch as exc:
-            _fail(str(exc))
+        store.batch(batch_id)  # UnknownBatch: said by the group, exit 2
         cursor = after
         while True:
             page = store.events_after(cursor, batch_id=batch_id, limit=2000)
@@ -383,12 +267,9 @@ def events(ctx: click.Context, batch_id: str, after: int, db: str | None, as_jso
 @click.pass_context
 def cancel(ctx: click.Context, batch_id: str, db: str | None) -> None:
     """Cancel a batch: queued rows at once, running rows at their next phase."""
-    store = _open_store(_settings(ctx, db=db), create=False)
+    store = store_for(_settings(ctx, db=db), create=False)
     try:
-        try:
-            n = store.cancel_batch(batch_id)
-        except UnknownBatch as exc:
-            _fail(str(exc))
+        n = store.cancel_batch(batch_id)
         click.echo(f"{batch_id}: cancel requested ({rows_text(n)} queued cancelled)")
     finally:
         store.close()
@@ -403,7 +284,7 @@ def demo(ctx: click.Context, db: str | None, concurrency: int | None) -> None:
     from sheetbatch.demo import run_demo
 
     settings = _settings(ctx, db=db, concurrency=concurrency, flush_interval=0.5)
-    sys.exit(run_demo(ctx, settings))
+    ctx.exit(run_demo(ctx, settings))
 
 
 def _register_serve() -> None:
@@ -417,6 +298,8 @@ _register_serve()
 
 from sheetbatch.notify_cli import COMMANDS as _NOTIFY_COMMANDS  # noqa: E402
 from sheetbatch.schedule_cli import COMMANDS as _SCHEDULE_COMMANDS  # noqa: E402
+
+cli.add_command(worker_command)
 
 for _command in (*_SCHEDULE_COMMANDS, *_NOTIFY_COMMANDS):
     cli.add_command(_command)

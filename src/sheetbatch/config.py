@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from sheetbatch.errors import SheetbatchError
+
 # Every notification type (progress.notify_model.NotifyEvent), the default of [notify] events.
 NOTIFY_EVENTS = (
     "batch.completed",
@@ -29,7 +31,7 @@ NOTIFY_EVENTS = (
 )
 
 
-class ConfigError(Exception):
+class ConfigError(SheetbatchError):
     """A setting is missing, unknown or of the wrong kind; the message names key and source."""
 
 
@@ -89,6 +91,10 @@ class Settings:
     notify_timeout: float = 10.0
     notify_max_age: float = 86400.0
     webhook_secret: str = field(default="", repr=False)
+    # [executor]
+    executor: str = "local"
+    broker_url: str = field(default="amqp://guest:guest@127.0.0.1:5672//", repr=False)
+    redispatch_seconds: float = 300.0
 
 
 # config file layout: section -> {key in file: Settings field}
@@ -143,7 +149,14 @@ SECTIONS: dict[str, dict[str, str]] = {
         "timeout": "notify_timeout",
         "max_age": "notify_max_age",
     },
+    "executor": {
+        "kind": "executor",
+        "broker_url": "broker_url",
+        "redispatch_seconds": "redispatch_seconds",
+    },
 }
+#: Where a batch's rows run: this process's pool, or Celery workers (PostgreSQL store only).
+EXECUTORS = ("local", "celery")
 # Array-of-tables sections read elsewhere: [[schedule]] (sheetbatch.schedule_config).
 LIST_SECTIONS = frozenset({"schedule"})
 # Settings where 0 means "off".
@@ -308,6 +321,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise ConfigError(f"{source}: {url[:60]!r} is not an http(s) URL")
     if name == "webhook_secret" and result:
         _check_secret(result, source)
+    if name == "executor" and result not in EXECUTORS:
+        raise ConfigError(
+            f"{source}: executor must be one of {', '.join(EXECUTORS)}, not {value!r}"
+        )
     if kind in ("int", "float") and (result < 0 or (result == 0 and name not in _ZERO_ALLOWED)):
         raise ConfigError(f"{source}: {name} must be greater than 0, not {value!r}")
     return result

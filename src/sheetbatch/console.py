@@ -13,19 +13,19 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Column, Table
 
-from progress import Store
+from progress import BatchSnapshot, JobStatus, Store
 from sheets_integration.selection import rows_text
 
 
-def _eta_text(snapshot: dict[str, Any]) -> str:
-    eta = snapshot.get("eta_seconds")
+def _eta_text(snapshot: BatchSnapshot) -> str:
+    eta = snapshot["eta_seconds"]
     if eta is None:
         return "ETA --:--"
     minutes, seconds = divmod(round(eta), 60)
     return f"ETA {minutes:d}:{seconds:02d}"
 
 
-def done_text(snapshot: dict[str, Any]) -> str:
+def done_text(snapshot: BatchSnapshot) -> str:
     """ "24 of 200 rows done (12%)": rows that ran to an end; cancelled rows are not done.
 
     The percentage is rounded down, so it never says 100% before every row is done.
@@ -37,16 +37,17 @@ def done_text(snapshot: dict[str, Any]) -> str:
     return f"{done} of {rows_text(total)} done ({percent}%)"
 
 
-def summary_line(snapshot: dict[str, Any]) -> str:
+def summary_line(snapshot: BatchSnapshot) -> str:
     """One line of counts: "12 of 50 rows done (24%) · succeeded 10 · failed 2 · running 8"."""
     return " · ".join(count_phrases(snapshot))
 
 
-def count_phrases(snapshot: dict[str, Any]) -> list[str]:
+def count_phrases(snapshot: BatchSnapshot) -> list[str]:
     """The phrases of `summary_line`: done, succeeded, failed, then the other non-zero counts."""
     c = snapshot["counts"]
     phrases = [done_text(snapshot), f"succeeded {c['succeeded']}", f"failed {c['failed']}"]
-    phrases += [f"{name} {c[name]}" for name in ("running", "queued", "cancelled") if c[name]]
+    others = (("running", c["running"]), ("queued", c["queued"]), ("cancelled", c["cancelled"]))
+    phrases += [f"{name} {n}" for name, n in others if n]
     return phrases
 
 
@@ -105,16 +106,16 @@ class BatchView:
         table.add_column("phase", ratio=1, no_wrap=True)
         table.add_column("", ratio=2, no_wrap=True)
         for job in self.store.jobs(
-            batch_id=self.batch_id, statuses=["running"], limit=self.active_rows
+            batch_id=self.batch_id, statuses=[JobStatus.RUNNING], limit=self.active_rows
         ):
-            phase = job.get("phase")
+            phase = job["phase"]
             where = f"{phase['index']}/{phase['count']} {phase['name']}" if phase else "starting"
             table.add_row(
                 str(job["row"]), job["label"] or job["job_id"], where, job["message"] or ""
             )
         return table
 
-    def _update(self) -> dict[str, Any]:
+    def _update(self) -> BatchSnapshot:
         snapshot = self.store.batch(self.batch_id)
         c = snapshot["counts"]
         done = c["succeeded"] + c["failed"]
@@ -129,7 +130,7 @@ class BatchView:
         )
         return snapshot
 
-    def follow(self, done: Callable[[], bool]) -> dict[str, Any]:
+    def follow(self, done: Callable[[], bool]) -> BatchSnapshot:
         """Draw until `done()` is true; returns the last snapshot."""
         cursor = self.store.last_event_id()
         if not self.console.is_terminal:
@@ -148,7 +149,7 @@ class BatchView:
                 cursor = self.store.wait(cursor, timeout=0.25)
                 time.sleep(0.05)  # coalesce bursts of events into one redraw
 
-    def _follow_plain(self, done: Callable[[], bool], cursor: int) -> dict[str, Any]:
+    def _follow_plain(self, done: Callable[[], bool], cursor: int) -> BatchSnapshot:
         last_line = ""
         last_time = 0.0
         while True:

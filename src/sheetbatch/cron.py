@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from sheetbatch.errors import SheetbatchError
+
 MACROS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -35,7 +37,7 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
 _HORIZON_DAYS = 366 * 29
 
 
-class CronError(ValueError):
+class CronError(SheetbatchError, ValueError):
     """A cron expression that cannot be parsed; the message names the field."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from sheetbatch.config import Settings
+from sheetbatch.live_run import execute_run
 from sheetbatch.sites import SiteServer, render_example_csv
 
 # Package data: the same files in a checkout and in an installed wheel.
@@ -21,8 +22,6 @@ DEMO_DIR = Path(".sheetbatch") / "demo"
 
 def run_demo(ctx: click.Context, settings: Settings, *, examples: Path = EXAMPLES) -> int:
     """Run the demo; the exit code of the run (the examples include rows that must fail)."""
-    from sheetbatch.cli import execute_run
-
     template = examples / "companies.csv"
     if not template.is_file():
         raise click.ClickException(f"the bundled examples are missing: {template}")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from progress import BatchSnapshot
 from sheetbatch.console import count_phrases, fit
 from sheetbatch.service import PreparedBatch
 from sheets_integration.batch import NothingToDo
@@ -58,7 +59,7 @@ def print_nothing_to_do(console: Console, done: NothingToDo, sheet: str, *, as_j
     _lines(console, reasons, lead=f"nothing to do in {done.sheet}:")
 
 
-def print_header(console: Console, snap: dict[str, Any], prepared: PreparedBatch) -> None:
+def print_header(console: Console, snap: BatchSnapshot, prepared: PreparedBatch) -> None:
     """The batch starting: its rows, pipeline, and the rows it leaves alone."""
     selection = prepared.selection
     what = [f"{rows_text(snap['total'])} of {snap['sheet']}"]
@@ -73,10 +74,10 @@ def print_header(console: Console, snap: dict[str, Any], prepared: PreparedBatch
 
 
 def print_summary(
-    console: Console, snap: dict[str, Any], prepared: PreparedBatch, written: WriteOutcome
+    console: Console, snap: BatchSnapshot, prepared: PreparedBatch, written: WriteOutcome
 ) -> None:
     """The batch's end: counts, rows left alone, and whether the results are in the sheet."""
-    elapsed = snap.get("elapsed_seconds") or 0.0
+    elapsed = snap["elapsed_seconds"] or 0.0
     _lines(console, count_phrases(snap), lead=f"{snap['status']} in {elapsed:.1f}s:")
     skipped = prepared.selection.phrases()
     if skipped:

@@ -9,20 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from progress import Store, open_store
-from progress.errors import ProgressError, UnknownSchedule
-from sheetbatch.config import ConfigError, Settings, load_settings
+from progress.schedule_model import TickState
+from sheetbatch.cli_errors import CommandError
+from sheetbatch.config import Settings, load_settings
 from sheetbatch.schedule_config import apply_declared, declared_schedules
 from sheetbatch.schedules import (
-    ScheduleError,
     ScheduleInput,
     add_schedule,
     leader_status,
@@ -34,35 +33,19 @@ from sheets_integration.errors import SheetError
 
 log = logging.getLogger(__name__)
 
-EXIT_BAD_INPUT = 2
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_BAD_INPUT)
-
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     files = (ctx.obj or {}).get("config_files")
-    try:
-        return load_settings(config_files=files, overrides=overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
+    return load_settings(config_files=files, overrides=overrides)
 
 
 @contextmanager
 def _store(ctx: click.Context, db: str | None) -> Iterator[tuple[Store, Settings]]:
+    # An unknown schedule, bad input or a store that cannot be opened: said by the group.
     settings = _settings(ctx, db=db)
-    try:
-        store = open_store(settings.db)
-    except ProgressError as exc:
-        _fail(str(exc))
+    store = open_store(settings.db)
     try:
         yield store, settings
-    except UnknownSchedule as exc:
-        _fail(f"{exc}; see `sheetbatch schedule list`")
-    except ScheduleError as exc:
-        _fail(str(exc))
     finally:
         store.close()
 
@@ -237,8 +220,8 @@ def trigger(
             _echo_json(tick.to_json())
         else:
             click.echo(f"{tick.tick_id}: {_tick_line(tick.to_json())}")
-        if wait and tick.state.value in ("failed", "running", "queued"):
-            sys.exit(1)
+        if wait and tick.state in (TickState.FAILED, TickState.RUNNING, TickState.QUEUED):
+            ctx.exit(1)
 
 
 def _wait_for_tick(store: Store, tick_id: str, timeout: float) -> Any:
@@ -281,8 +264,8 @@ def preview_command(ctx: click.Context, schedule_id: str, db: str | None, as_jso
         row = store.find_schedule(schedule_id)
         try:
             found = preview(store, settings, row)
-        except SheetError as exc:
-            _fail(str(exc))
+        except SheetError as exc:  # the sheet cannot be read: the command's bad input
+            raise CommandError(str(exc)) from exc
         if as_json:
             _echo_json(found)
             return
@@ -318,20 +301,11 @@ def scheduler_command(
     settings = _settings(ctx, **flags)
     if allow_host:
         settings = _settings(ctx, **flags, allow_hosts=(*settings.allow_hosts, *allow_host))
+    declared = declared_schedules((ctx.obj or {}).get("config_files"))
+    store = open_store(settings.db)
     try:
-        declared = declared_schedules((ctx.obj or {}).get("config_files"))
-    except ConfigError as exc:
-        _fail(str(exc))
-    try:
-        store = open_store(settings.db)
-    except ProgressError as exc:
-        _fail(str(exc))
-    try:
-        try:
-            for name, what in apply_declared(store, settings, declared):
-                log.info("config schedule %r: %s", name, what)
-        except ConfigError as exc:
-            _fail(str(exc))
+        for name, what in apply_declared(store, settings, declared):
+            log.info("config schedule %r: %s", name, what)
         scheduler = Scheduler(store, settings)
         stop = threading.Event()
 
@@ -356,7 +330,7 @@ def scheduler_command(
         notifier.stop()
     finally:
         store.close()
-    sys.exit(0 if clean else 1)
+    ctx.exit(0 if clean else 1)
 
 
 COMMANDS = (schedule_group, scheduler_command)

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipeline.runner import short_reason
-from progress import Store
+from progress import BatchStatus, Store
 from progress.errors import IllegalTickTransition, NotLeader, ProgressError, UnknownBatch
 from progress.owners import new_owner
 from progress.schedule_model import (
@@ -223,7 +223,7 @@ class Scheduler:
         if member is None or not member.held(now):
             return False
         try:
-            running = bool(self.store.batch(batch_id)["status"] == "running")
+            running = self.store.batch(batch_id)["status"] is BatchStatus.RUNNING
         except UnknownBatch:
             return now - tick.updated < 2 * self.ttl
         return running

@@ -21,6 +21,7 @@ from progress import Store
 from progress.errors import DuplicateSchedule
 from progress.schedule_model import Catchup, NewSchedule, Overlap, ScheduleRow, TickRow
 from sheetbatch.config import Settings
+from sheetbatch.errors import ScheduleError as ScheduleError  # re-exported: its home was here
 from sheetbatch.timetable import (
     CronTrigger,
     IntervalTrigger,
@@ -39,14 +40,6 @@ log = logging.getLogger(__name__)
 
 MAX_NAME = 200
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,199}$")
-
-
-class ScheduleError(ValueError):
-    """Input a schedule cannot be made of; `field` names the option or key at fault."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -40,20 +40,18 @@ from typing import Any
 
 import click
 
+from sheetbatch.cli_errors import CommandError
 from sheetbatch.config import ConfigError, Settings, load_settings
 from sheetbatch.web.auth import bind_refusal
 
 # Under `python -m sheetbatch.serve` this module is __main__; its log lines keep its name.
 log = logging.getLogger("sheetbatch.serve" if __name__ == "__main__" else __name__)
 
-EXIT_BAD_INPUT = 2
 DEFAULT_SHUTDOWN_TIMEOUT = 25.0
 
 
-class BadServeInput(click.ClickException):
+class BadServeInput(CommandError):
     """A setting that keeps the server from starting (exit code 2)."""
-
-    exit_code = EXIT_BAD_INPUT
 
 
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,6 +90,12 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "(repeatable; also [server] sheet_dirs; default: none, Google Sheets only).",
         ),
         click.option(
+            "--executor",
+            type=click.Choice(["local", "celery"]),
+            help="Where submitted batches' rows run (celery: `sheetbatch worker` processes).",
+        ),
+        click.option("--broker", help="The Celery broker URL (amqp://…) for --executor celery."),
+        click.option(
             "--no-scheduler",
             is_flag=True,
             default=False,
@@ -117,6 +121,8 @@ def _settings(config_files: list[Path] | None, opts: dict[str, Any]) -> Settings
         "db": opts.get("db"),
         "concurrency": opts.get("concurrency"),
         "ping_interval": opts.get("ping_interval"),
+        "executor": opts.get("executor"),
+        "broker_url": opts.get("broker"),
     }
     try:
         settings = load_settings(config_files=config_files, overrides=overrides)
@@ -127,6 +133,11 @@ def _settings(config_files: list[Path] | None, opts: dict[str, Any]) -> Settings
         settings = load_settings(config_files=config_files, overrides=overrides)
     except ConfigError as exc:
         raise BadServeInput(str(exc)) from exc
+    if settings.executor == "celery" and settings.db.startswith("sqlite"):
+        raise BadServeInput(
+            "executor celery needs a PostgreSQL store (--db postgresql://…): workers in other "
+            "processes and on other machines share it; a SQLite file is one machine's"
+        )
     refusal = bind_refusal(settings.host, settings.api_token)
     if refusal is not None:
         raise BadServeInput(refusal)
@@ -141,7 +152,8 @@ def _child_argv(config_files: list[Path] | None, verbose: int, opts: dict[str, A
     for path in config_files or []:
         argv += ["--config", str(path)]
     argv += ["-v"] * verbose
-    for name in ("host", "port", "db", "concurrency", "ping_interval", "shutdown_timeout"):
+    names = ("host", "port", "db", "concurrency", "ping_interval", "shutdown_timeout")
+    for name in (*names, "executor", "broker"):
         value = opts.get(name)
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]

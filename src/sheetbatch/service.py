@@ -15,9 +15,12 @@ from typing import Any
 from pipeline.fetcher import Fetcher
 from pipeline.phase import Pipeline
 from pipeline.registry import load_pipeline
-from progress import Store, open_store
+from pipeline.workers import BatchExecutor
+from progress import BatchSnapshot, Store, open_store
+from progress.engine import is_sqlite
 from progress.notify_model import Targets
 from sheetbatch.config import Settings
+from sheetbatch.errors import ExecutorRefused
 from sheets_integration.batch import BatchProcessor, RunOptions, RunResult
 from sheets_integration.errors import SheetError
 from sheets_integration.locate import backend_name
@@ -125,13 +128,44 @@ def notify_targets(settings: Settings, urls: Sequence[str] = ()) -> Targets:
     return Targets(tuple(dict.fromkeys((*settings.notify_urls, *urls))), settings.notify_events)
 
 
+def executor_for(store: Store, settings: Settings) -> BatchExecutor | None:
+    """The executor the settings choose: None for the local pool (the batch processor's
+    own), or the celery executor, after checking that it can run here (a PostgreSQL store,
+    a broker that answers: ExecutorRefused / BrokerUnavailable otherwise, nothing sent)."""
+    if settings.executor == "local":
+        return None
+    if is_sqlite(store.engine):
+        raise ExecutorRefused(
+            "executor celery needs a PostgreSQL store (--db postgresql://…): workers in "
+            "other processes and on other machines share it; a SQLite file is one machine's"
+        )
+    from functools import partial
+
+    from sheetbatch.celery_app import check_broker, create_celery, publish
+    from sheetbatch.dispatch import CeleryExecutor
+    from sheetbatch.reconciler import Reconciler
+
+    app = create_celery(settings.broker_url)
+    check_broker(app)
+    reconciler = Reconciler(
+        store,
+        partial(publish, app),
+        lease_seconds=settings.lease_seconds,
+        redispatch_seconds=settings.redispatch_seconds,
+        max_attempts=settings.max_attempts,
+    )
+    return CeleryExecutor(store, app, reconciler)
+
+
 @dataclass
 class PreparedBatch:
-    """A batch ready to run: its id, the processor that runs it, what became of each row."""
+    """A batch ready to run: its id, the processor that runs it, what became of each row,
+    and the executor its rows run on (None: this process's pool)."""
 
     batch_id: str
     processor: BatchProcessor
     pipeline: Pipeline
+    executor: BatchExecutor | None = None
 
     @property
     def selection(self) -> Selection:
@@ -141,11 +175,11 @@ class PreparedBatch:
     def execute(self) -> RunResult:
         """Run to the end, then release the sheet; the final snapshot and write outcome."""
         try:
-            return self.processor.execute(self.batch_id)
+            return self.processor.execute(self.batch_id, pool=self.executor)
         finally:
             self.processor.sheet.close()
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> BatchSnapshot:
         """Run to the end, then release the sheet; the final batch snapshot."""
         return self.execute().snapshot
 
@@ -207,6 +241,7 @@ def prepare_batch(
     """
     ref = pipeline_ref or settings.pipeline
     load_pipeline(ref)  # an unknown pipeline is refused before the sheet is opened
+    executor = executor_for(store, settings)  # so is an executor that cannot run here
     sheet = open_sheet(sheet_spec, settings, encoding=encoding)
     try:
         processor = make_processor(
@@ -226,4 +261,6 @@ def prepare_batch(
     except BaseException:
         sheet.close()
         raise
-    return PreparedBatch(batch_id=batch_id, processor=processor, pipeline=processor.pipeline)
+    return PreparedBatch(
+        batch_id=batch_id, processor=processor, pipeline=processor.pipeline, executor=executor
+    )

@@ -46,7 +46,7 @@ MEANINGS: dict[str, str] = {
     "public_url": "The URL users reach the server at; `https://` makes session cookies Secure.",
     "trusted_proxies": "Reverse proxies (IP or CIDR) whose X-Forwarded-For/-Proto are believed.",
     "max_connections": "Connections open at once (capped by the open-file limit); beyond: 503.",
-    "header_timeout": "Seconds a client has to send its request headers (and idle keep-alive).",
+    "header_timeout": "Seconds to send request headers (idle keep-alive too), and again the body.",
     "sheets_api_url": "A Sheets API base URL instead of Google's (emulators, tests).",
     "credentials": "The service-account or authorized-user JSON file for Google Sheets.",
     "read_per_minute": "Google Sheets read requests per minute per credential (client side).",
@@ -68,6 +68,11 @@ MEANINGS: dict[str, str] = {
     "notify_max_age": "Seconds a notification is retried (backoff with jitter) before it fails.",
     "webhook_secret": "The Standard Webhooks signing secret (`whsec_<base64>`); without it "
     "webhooks go unsigned. A secret: from the environment only.",
+    "executor": "Where rows run: `local` (this process's pool) or `celery` (worker processes "
+    "through a broker; needs a PostgreSQL store).",
+    "broker_url": "The Celery broker (RabbitMQ) for `executor = celery` and `sheetbatch worker`.",
+    "redispatch_seconds": "Seconds a queued celery row waits after its nudge before the "
+    "reconciler nudges it again.",
 }
 
 BEGIN = "<!-- settings table: made by `python -m sheetbatch.settings_table --write README.md` -->"

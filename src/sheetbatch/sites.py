@@ -45,7 +45,7 @@ from urllib.parse import unquote
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Site", "SiteServer", "load_sites", "render_example_csv", "synthetic_sites"]
+__all__ = ["Site", "SiteServer", "load_sites", "render_example_csv"]
 
 _PLACEHOLDER = re.compile(r"\{(site:([A-Za-z0-9_.-]+)|dead)\}")
 
@@ -266,6 +266,8 @@ class SiteServer:
     @classmethod
     def synthetic(cls, n_sites: int, latency: float = 0.0) -> SiteServer:
         """A server for `n_sites` generated company sites named `site00001`, `site00002`, ..."""
+        from sheetbatch.synthetic_sites import synthetic_sites  # it builds on `Site`
+
         return cls(latency=latency, sites=synthetic_sites(n_sites))
 
     def __enter__(self) -> SiteServer:
@@ -397,59 +399,6 @@ def render_example_csv(template_path: str | Path, server: SiteServer) -> str:
     return server.expand(Path(template_path).read_text(encoding="utf-8"))
 
 
-_SYNTHETIC_HOME = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{title} | Home</title>
-<meta name="description" content="{title} builds tools for team number {n}.">
-<meta property="og:site_name" content="{title}">
-<script type="application/ld+json">
-{{"@context": "https://schema.org", "@type": "Organization", "name": "{title}",
-  "url": "https://{domain}/", "telephone": "+1 555 01{n4}",
-  "address": {{"@type": "PostalAddress", "streetAddress": "{n} Main Street",
-    "postalCode": "9{n4}", "addressLocality": "Springfield", "addressCountry": "US"}},
-  "sameAs": ["https://www.linkedin.com/company/{slug}", "https://github.com/{slug}"]}}
-</script></head>
-<body><header><nav><a href="/">Home</a> <a href="/about">About us</a>
-<a href="/contact">Contact</a> <a href="/blog">Blog</a></nav></header>
-<main><h1>{title}</h1><p>Welcome to {title}.</p></main></body></html>
-"""
-
-_SYNTHETIC_ABOUT = """<!doctype html>
-<html><head><title>About {title}</title></head><body><h1>About us</h1>
-<p>{title} was founded in {year}. We are a small team.</p></body></html>
-"""
-
-_SYNTHETIC_CONTACT = """<!doctype html>
-<html><head><title>Contact {title}</title></head><body><h1>Contact</h1>
-<p>Write to <a href="mailto:hello@{domain}">hello@{domain}</a>
-or call <a href="tel:+15550{n4}">+1 555 0{n4}</a>.</p>
-<address>{n} Main Street<br>9{n4} Springfield<br>USA</address></body></html>
-"""
-
-
-def synthetic_sites(n_sites: int) -> list[Site]:
-    """`n_sites` generated company sites (home, about, contact, robots.txt), in memory."""
-    sites = []
-    for n in range(1, n_sites + 1):
-        slug = f"company-{n:05d}"
-        values = {
-            "n": n,
-            "n4": f"{n % 10000:04d}",
-            "title": f"Company {n:05d}",
-            "slug": slug,
-            "domain": f"{slug}.test",
-            "year": 1950 + n % 70,
-        }
-        files = {
-            "/index.html": _SYNTHETIC_HOME.format(**values).encode(),
-            "/about.html": _SYNTHETIC_ABOUT.format(**values).encode(),
-            "/contact.html": _SYNTHETIC_CONTACT.format(**values).encode(),
-            "/robots.txt": b"User-agent: *\nDisallow: /private/\n",
-        }
-        sites.append(Site(name=f"site{n:05d}", files=files))
-    return sites
-
-
 def main(argv: list[str] | None = None) -> None:
     """Serve sites from another process (benchmarks keep them off the measured process's GIL).
 
@@ -459,6 +408,8 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import json
     import sys
+
+    from sheetbatch.synthetic_sites import synthetic_sites
 
     parser = argparse.ArgumentParser(prog="python -m sheetbatch.sites", description=main.__doc__)
     parser.add_argument("root", nargs="?", help="a directory of site folders")

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from pipeline.errors import PipelineError
-from progress import Store
+from progress import BatchSnapshot, BatchStatus, Store
 from progress.errors import BatchExists, NotLeader, ProgressError, UnknownBatch
 from progress.schedule_model import (
     Fence,
@@ -28,8 +27,7 @@ from progress.schedule_model import (
 from sheetbatch.config import Settings
 from sheetbatch.launcher import InProcessLauncher, LaunchRequest
 from sheetbatch.service import make_processor, notify_targets, open_sheet
-from sheets_integration.batch import BatchBusy
-from sheets_integration.errors import SheetError, SheetLocked, SheetNotFound
+from sheets_integration.errors import BatchBusy, SheetError, SheetLocked, SheetNotFound
 from sheets_integration.locate import backend_name
 from sheets_integration.selection import NothingToDo, Selection
 from sheets_integration.sheet import Sheet, Table
@@ -219,7 +217,7 @@ class TickRunner:
         tick = self.store.adopt_tick(tick.tick_id, scheduler=self.owner, guard=guard)
         batch_id = tick.batch_id or tick_batch_id(tick.tick_id)
         try:
-            snapshot: dict[str, Any] | None = self.store.batch(batch_id)
+            snapshot: BatchSnapshot | None = self.store.batch(batch_id)
         except UnknownBatch:
             snapshot = None
         if snapshot is None:
@@ -237,12 +235,12 @@ class TickRunner:
             tick = self.store.launch_tick(
                 tick.tick_id, batch_id, rows=int(snapshot["total"]), guard=guard
             )
-        if snapshot["status"] == "running" and not self.launcher.is_running(batch_id):
+        if snapshot["status"] is BatchStatus.RUNNING and not self.launcher.is_running(batch_id):
             log.warning(
                 "tick %s: resuming batch %s of a scheduler that died", tick.tick_id, batch_id
             )
             request = LaunchRequest(
-                sheet=str((snapshot.get("options") or {}).get("sheet_spec") or schedule.sheet),
+                sheet=str(snapshot["options"].get("sheet_spec") or schedule.sheet),
                 pipeline=str(snapshot["pipeline"]),
                 retry_failed=bool(schedule.options.get("retry_failed", False)),
                 batch_id=batch_id,

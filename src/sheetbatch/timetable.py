@@ -21,13 +21,14 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sheetbatch.cron import CronError, CronExpression
+from sheetbatch.errors import SheetbatchError
 
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _GAP_LIMIT = timedelta(days=2)  # the longest clock jump on record is a day (Samoa, 2011)
 
 
-class TriggerError(ValueError):
+class TriggerError(SheetbatchError, ValueError):
     """A trigger that cannot be used: a bad cron expression, zone or duration."""
 
 

@@ -121,9 +121,10 @@ def refusal(exc: BaseException) -> dict[str, Any] | None:
     """The `refused` answer's fields for a preparation error; None when it is a crash."""
     from pipeline.errors import PipelineError
     from progress.errors import ProgressError, StoreUnavailable
-    from sheets_integration.batch import BatchBusy
+    from sheetbatch.errors import SheetbatchError
     from sheets_integration.errors import (
         BadColumnMapping,
+        BatchBusy,
         ForeignValues,
         MergedTarget,
         SheetError,
@@ -159,7 +160,7 @@ def refusal(exc: BaseException) -> dict[str, Any] | None:
         (BatchBusy, "busy"),
         (SheetError, "sheet"),
         (PipelineError, "pipeline"),
-        (StoreUnavailable, "unavailable"),
+        ((StoreUnavailable, SheetbatchError), "unavailable"),
         ((ProgressError, ValueError), "invalid"),
     ]
     for types, kind in kinds:
@@ -172,10 +173,11 @@ def refused_error(answer: dict[str, Any]) -> Exception:
     """The exception a worker's `refused` answer stands for (the one `prepare_batch` raised
     in the worker), for the server to raise as its own."""
     from pipeline.errors import PipelineError
-    from progress.errors import ProgressError, StoreUnavailable
-    from sheets_integration.batch import BatchBusy
+    from progress.errors import StoreUnavailable
+    from sheetbatch.errors import Refused
     from sheets_integration.errors import (
         BadColumnMapping,
+        BatchBusy,
         ForeignValues,
         MergedTarget,
         SheetError,
@@ -197,9 +199,9 @@ def refused_error(answer: dict[str, Any]) -> Exception:
         "sheet": SheetError,
         "pipeline": PipelineError,
         "unavailable": StoreUnavailable,
-        "invalid": ValueError,
+        "invalid": Refused,
     }
-    return simple.get(kind, ProgressError)(message)
+    return simple.get(kind, Refused)(message)
 
 
 def run_work(request: WorkRequest, out: Any) -> int:
@@ -254,7 +256,7 @@ def run_work(request: WorkRequest, out: Any) -> int:
             _cancel_on_stop(store, batch_id)
             out(event="prepared", batch_id=batch_id, requeued=requeued)
             result = prepared.execute()
-            status = result.snapshot.get("status")
+            status = result.snapshot["status"]
             written = result.written
             out(
                 event="finished",

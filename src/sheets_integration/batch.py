@@ -11,17 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pipeline.phase import Pipeline
 from pipeline.runner import JobRunner
-from pipeline.workers import WorkerPool
-from progress import Store
+from pipeline.workers import BatchExecutor, WorkerPool
+from progress import BatchSnapshot, JobSnapshot, Store
 from progress.errors import BatchExists, UnknownBatch
 from progress.notify_model import Targets
 from progress.owners import new_owner, owner_alive
-from progress.status import JobStatus
+from progress.status import BatchStatus, JobStatus
 from progress.store import NewJob, new_job_id
 from sheets_integration.columns import (
     RunColumns,
@@ -29,7 +28,8 @@ from sheets_integration.columns import (
     check_ownership,
     check_same_columns,
 )
-from sheets_integration.errors import MissingColumn, SheetError
+from sheets_integration.errors import BatchBusy, MissingColumn, SheetError
+from sheets_integration.orphans import Orphans
 from sheets_integration.selection import (
     NothingToDo,
     Selection,
@@ -37,19 +37,10 @@ from sheets_integration.selection import (
     select_rows,
     wants_processing,
 )
-from sheets_integration.sheet import Sheet, Table
+from sheets_integration.sheet import Sheet, Table, normalize_header
 from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
 
 log = logging.getLogger(__name__)
-
-
-_ORPHAN_REASON = "its job id never reached the sheet (the run that queued it stopped first)"
-# A never-started batch of another host's process counts as left behind after this long.
-_ORPHAN_AGE = 600.0
-
-
-class BatchBusy(SheetError):
-    """Another live process is running this sheet's batch right now."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,7 @@ class RunOptions:
 class RunResult:
     """A finished run: the batch's final snapshot and how its final sheet write went."""
 
-    snapshot: dict[str, Any]
+    snapshot: BatchSnapshot
     written: WriteOutcome
 
 
@@ -111,6 +102,18 @@ class BatchProcessor:
     def column_for(self, name: str) -> str:
         """The sheet column that feeds the pipeline input `name`."""
         return self.options.columns.get(name, name)
+
+    def input_columns(self, table: Table) -> dict[str, str]:
+        """Pipeline input name -> the sheet column it is read from: the pipeline's declared
+        inputs, or (none declared) the whole row: every column the run does not write."""
+        if self.pipeline.inputs:
+            return {name: self.column_for(name) for name in self.pipeline.inputs}
+        written = {normalize_header(column) for column in self.columns.targets.values()}
+        return {
+            column: column
+            for column in table.header
+            if column.strip() and normalize_header(column) not in written
+        }
 
     def _check_columns(self, table: Table) -> None:
         for name in self.pipeline.inputs:
@@ -149,7 +152,9 @@ class BatchProcessor:
             selection = Selection()
             selected, copies = self._select(table, known, selection)
         batch_id, keep, settled = self._resumable(table, selected, copies, known)
-        self._withdraw_orphans(table, batch_id)
+        Orphans(self.store, self.sheet.name, self.sheet_spec, self.owner).withdraw(
+            table, self.columns.job_id, batch_id
+        )
         fresh = [i for i in selected if i not in keep and i not in settled]
         planned = self._plan(table, fresh)
         selection.resumed = len(keep)
@@ -245,7 +250,7 @@ class BatchProcessor:
         return batch_id
 
     def _write_settled(
-        self, settled: Mapping[int, Mapping[str, Any]], selection: Selection, *, required: bool
+        self, settled: Mapping[int, JobSnapshot], selection: Selection, *, required: bool
     ) -> None:
         """Write the final state of rows finished in the store whose sheet never heard.
 
@@ -276,23 +281,23 @@ class BatchProcessor:
         log.info("%s finished in the store written, not redone", rows_text(len(cells)))
 
     def _select(
-        self, table: Table, known: Mapping[str, Mapping[str, Any]], selection: Selection
+        self, table: Table, known: Mapping[str, JobSnapshot], selection: Selection
     ) -> tuple[list[int], set[int]]:
         self.selection = selection
         return select_rows(
             table,
             known,
             self.columns,
-            {name: self.column_for(name) for name in self.pipeline.inputs},
+            self.input_columns(table),
             selection.skipped,
             retry_failed=self.options.retry_failed,
             force=self.options.force,
         )
 
-    def _known_jobs(self, table: Table) -> dict[str, dict[str, Any]]:
+    def _known_jobs(self, table: Table) -> dict[str, JobSnapshot]:
         """The store's snapshots of the jobs whose ids are in the sheet's Job ID column."""
         ids = sorted(table.job_rows(self.columns.job_id))
-        known: dict[str, dict[str, Any]] = {}
+        known: dict[str, JobSnapshot] = {}
         for start in range(0, len(ids), 500):
             for job in self.store.jobs(job_ids=ids[start : start + 500]):
                 known[job["job_id"]] = job
@@ -303,8 +308,8 @@ class BatchProcessor:
         table: Table,
         selected: list[int],
         copies: set[int],
-        known: Mapping[str, dict[str, Any]],
-    ) -> tuple[str | None, set[int], dict[int, dict[str, Any]]]:
+        known: Mapping[str, JobSnapshot],
+    ) -> tuple[str | None, set[int], dict[int, JobSnapshot]]:
         """What the store already knows of the selected rows.
 
         Returns an interrupted batch of this sheet to resume (or None), the rows whose jobs
@@ -318,13 +323,13 @@ class BatchProcessor:
         found = [known[job_id] for job_id in ids if job_id in known]
         if not found:
             return None, set(), {}
-        by_batch: dict[str, list[dict[str, Any]]] = {}
+        by_batch: dict[str, list[JobSnapshot]] = {}
         for job in found:
             by_batch.setdefault(job["batch_id"], []).append(job)
-        running = {b for b in by_batch if self.store.batch(b)["status"] == "running"}
-        final = {JobStatus.SUCCEEDED.value}
+        running = {b for b in by_batch if self.store.batch(b)["status"] is BatchStatus.RUNNING}
+        final = {JobStatus.SUCCEEDED}
         if not self.options.retry_failed:
-            final.add(JobStatus.FAILED.value)
+            final.add(JobStatus.FAILED)
         settled = {
             ids[j["job_id"]]: j
             for j in found
@@ -337,7 +342,7 @@ class BatchProcessor:
         self._refuse_other_columns(batch_id)
         jobs = by_batch[batch_id]
         if self.options.retry_failed:
-            failed = [j["job_id"] for j in jobs if j["status"] == JobStatus.FAILED.value]
+            failed = [j["job_id"] for j in jobs if j["status"] is JobStatus.FAILED]
             if failed:
                 self.store.retry_jobs(batch_id, failed)
         return batch_id, {ids[j["job_id"]] for j in jobs}, settled
@@ -354,7 +359,7 @@ class BatchProcessor:
 
     def _refuse_other_columns(self, batch_id: str) -> None:
         """A resumed batch keeps writing where it started: the same --output-column options."""
-        options = self.store.batch(batch_id).get("options") or {}
+        options = self.store.batch(batch_id)["options"]
         check_same_columns(
             options.get("output_columns") or {},
             self.columns,
@@ -364,11 +369,12 @@ class BatchProcessor:
 
     def _plan(self, table: Table, rows: list[int]) -> list[NewJob]:
         """A new job for each row, with its id, inputs and label as read."""
-        inputs = [self.column_for(n) for n in self.pipeline.inputs]
+        by_name = self.input_columns(table)
+        inputs = list(by_name.values())
         jobs = []
         for i in rows:
             # Input values are what a cell links to (a hyperlinked website: its target).
-            values = {n: table.target(i, self.column_for(n)) for n in self.pipeline.inputs}
+            values = {name: table.target(i, column) for name, column in by_name.items()}
             label = table.cell(i, inputs[0]) if inputs else ""
             jobs.append(NewJob(row=i + 2, inputs=values, label=label, job_id=new_job_id()))
         return jobs
@@ -379,7 +385,7 @@ class BatchProcessor:
         A row the operator moved meanwhile is found again by its content; one that cannot be
         found keeps no id (its job is withdrawn and the row waits for the next run).
         """
-        inputs = [self.column_for(n) for n in self.pipeline.inputs]
+        inputs = list(self.input_columns(table).values())
         job_column = self.columns.job_id
         pending = {job.row - 2: str(job.job_id) for job in jobs}
         landed: set[str] = set()
@@ -424,47 +430,6 @@ class BatchProcessor:
         for job in jobs:
             self.store.cancel_job(str(job.job_id), reason)
 
-    def _withdraw_orphans(self, table: Table, resumed: str | None) -> None:
-        """Withdraw what a run that died between recording jobs and writing their ids left.
-
-        In the batch being resumed: queued jobs that never started and whose ids are not in
-        the sheet. Other running batches of this sheet that never started a job, none of
-        whose ids is in the sheet, and whose preparing process is gone: cancelled whole.
-        """
-        in_sheet = table.job_rows(self.columns.job_id)
-        if resumed is not None:
-            for job in self.store.jobs(batch_id=resumed, statuses=[JobStatus.QUEUED.value]):
-                if job["attempts"] == 0 and job["job_id"] not in in_sheet:
-                    self.store.cancel_job(job["job_id"], _ORPHAN_REASON)
-        for batch in self.store.batches(status="running", sheet=self.sheet.name):
-            if batch["batch_id"] == resumed or batch["started"] is not None:
-                continue
-            options = batch.get("options") or {}
-            if self.sheet_spec and options.get("sheet_spec") not in (None, self.sheet_spec):
-                continue
-            if not self._preparer_gone(options.get("prepared_by"), batch["created"]):
-                continue
-            if any(job_id in in_sheet for job_id in self.store.job_ids(batch["batch_id"])):
-                continue
-            self.store.cancel_batch(batch["batch_id"], _ORPHAN_REASON)
-            log.warning(
-                "batch %s of %s never wrote its job ids into the sheet (its run stopped "
-                "first); cancelled",
-                batch["batch_id"],
-                self.sheet.name,
-            )
-
-    def _preparer_gone(self, owner: object, created: str | None) -> bool:
-        alive = owner_alive(owner, me=self.owner) if isinstance(owner, str) else None
-        if alive is not None:
-            return not alive
-        # Another host's process (or an older store): only a batch left long enough.
-        try:
-            age = self.store.clock() - datetime.fromisoformat(str(created)).timestamp()
-        except ValueError:
-            return False
-        return age > _ORPHAN_AGE
-
     # ------------------------------------------------------------------ run
     def make_writer(self, batch_id: str) -> SheetWriter:
         """The sheet writer of the batch, writing where `self.columns` says."""
@@ -476,6 +441,8 @@ class BatchProcessor:
             columns=self.columns,
             interval=self.options.flush_interval,
             on_flush=self.on_flush,
+            owner=self.owner,
+            lease_seconds=self.options.lease_seconds,
         )
 
     def make_pool(self) -> WorkerPool:
@@ -492,7 +459,7 @@ class BatchProcessor:
         )
 
     def execute(
-        self, batch_id: str, pool: WorkerPool | None = None, writer: SheetWriter | None = None
+        self, batch_id: str, pool: BatchExecutor | None = None, writer: SheetWriter | None = None
     ) -> RunResult:
         """Run the batch's jobs to the end with live sheet writes.
 
@@ -510,7 +477,7 @@ class BatchProcessor:
             written = writer.stop(final_flush=True)
         return RunResult(self.store.batch(batch_id), written)
 
-    def run(self, batch_id: str, pool: WorkerPool | None = None) -> dict[str, Any]:
+    def run(self, batch_id: str, pool: BatchExecutor | None = None) -> BatchSnapshot:
         """Run the batch's jobs to the end with live sheet writes; the final batch snapshot."""
         return self.execute(batch_id, pool).snapshot
 

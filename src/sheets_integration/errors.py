@@ -26,6 +26,10 @@ class SheetError(Exception):
     retry_later: bool = False
 
 
+class BatchBusy(SheetError):
+    """Another live process is running this sheet's batch right now."""
+
+
 class SheetNotFound(SheetError):
     """The spreadsheet (file, worksheet or Google spreadsheet) does not exist."""
 
@@ -147,3 +151,9 @@ def _shell_word(text: str) -> str:
     if text and all(ch.isalnum() or ch in "_-./" for ch in text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class WriterBusy(SheetError):
+    """Another live process holds this batch's sheet-writer lease: it writes the sheet."""
+
+    retry_later = True  # its lease ends when it stops or dies

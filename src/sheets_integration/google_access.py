@@ -25,8 +25,8 @@ from google.oauth2 import service_account
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient, ParamsType
 
-from sheets_integration.errors import SheetError
 from sheets_integration.google_errors import (
+    ApiUrlRefused,
     CredentialError,
     GoogleError,
     SheetSpecError,
@@ -181,9 +181,11 @@ def api_root(url: str) -> str:
     """
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SheetError(f"Sheets API URL {url!r} is not an http(s) URL; set {API_URL_ENV} right")
+        raise ApiUrlRefused(
+            f"Sheets API URL {url!r} is not an http(s) URL; set {API_URL_ENV} right"
+        )
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise SheetError(
+        raise ApiUrlRefused(
             f"Sheets API URL {url!r} uses plain http to a non-loopback host; use https"
         )
     return url.strip().rstrip("/")
@@ -244,7 +246,7 @@ class SheetsHTTPClient(HTTPClient):
         if endpoint.startswith(GOOGLE_API_ROOT + "/"):
             return self.api_root + endpoint[len(GOOGLE_API_ROOT) :]
         if self.api_root != GOOGLE_API_ROOT:
-            raise SheetError(f"refusing to call {endpoint}: only the Sheets API is re-rooted")
+            raise ApiUrlRefused(f"refusing to call {endpoint}: only the Sheets API is re-rooted")
         return endpoint
 
     def request(

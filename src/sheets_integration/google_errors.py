@@ -24,6 +24,10 @@ class SheetSpecError(SheetError, ValueError):
     """A SHEET argument that is not a Google Sheets URL, key or `key/worksheet`."""
 
 
+class ApiUrlRefused(SheetError):
+    """A Sheets API URL or endpoint the credential must not be sent to."""
+
+
 class CredentialError(SheetError):
     """The Google credential is missing, unreadable, or refused by Google."""
 

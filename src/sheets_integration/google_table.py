@@ -17,6 +17,7 @@ from typing import Any
 
 from gspread.utils import rowcol_to_a1
 
+from sheets_integration.errors import SheetError
 from sheets_integration.google_api import SheetsApi, whole_sheet
 from sheets_integration.google_tags import Tag, column_tags
 from sheets_integration.sheet import Table
@@ -34,7 +35,7 @@ _STRING = r'"((?:[^"]|"")*)"'
 _HYPERLINK = re.compile(rf"^=\s*HYPERLINK\s*\(\s*{_STRING}\s*(?:[,;].*)?\)\s*$", re.I | re.S)
 
 
-class WorksheetGone(Exception):
+class WorksheetGone(SheetError):
     """The worksheet's sheetId is no longer in the spreadsheet (deleted mid-run)."""
 
 

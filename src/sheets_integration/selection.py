@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from progress import JobSnapshot
 from sheets_integration.columns import RunColumns
 from sheets_integration.errors import SheetError
 from sheets_integration.sheet import Table
@@ -195,7 +196,7 @@ class NothingToDo(SheetError):
 
 def select_rows(
     table: Table,
-    known: Mapping[str, Mapping[str, Any]],
+    known: Mapping[str, JobSnapshot],
     columns: RunColumns,
     inputs: Mapping[str, str],
     skipped: Skipped,
@@ -228,7 +229,7 @@ def select_rows(
 
 def _copies(
     table: Table,
-    known: Mapping[str, Mapping[str, Any]],
+    known: Mapping[str, JobSnapshot],
     job_column: str,
     inputs: Mapping[str, str],
 ) -> set[int]:
@@ -246,11 +247,11 @@ def _copies(
 
 
 def owner_row(
-    table: Table, job: Mapping[str, Any], rows: Sequence[int], inputs: Mapping[str, str]
+    table: Table, job: JobSnapshot, rows: Sequence[int], inputs: Mapping[str, str]
 ) -> int:
     """Of the `rows` carrying a job's id, the one the store recorded the job for: the one
     whose input values are the job's (on the job's own row number if several are)."""
-    values: Mapping[str, str] = job.get("inputs") or {}
+    values: Mapping[str, str] = job["inputs"]
 
     def matches(i: int) -> bool:
         for name, value in values.items():

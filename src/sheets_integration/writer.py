@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from tenacity import (
     RetryCallState,
@@ -24,32 +23,34 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from progress import Store
+from progress import JobSnapshot, JobStatus, Store
+from progress.owners import owner_alive
+from progress.schedule_model import Fence
 from sheets_integration.columns import RunColumns
-from sheets_integration.errors import SheetError
+from sheets_integration.errors import SheetError, WriterBusy
 from sheets_integration.selection import rows_text
 from sheets_integration.sheet import CellValue, Sheet, cell_text
 
 log = logging.getLogger(__name__)
 
 
-def status_text(job: Mapping[str, Any]) -> str:
+def status_text(job: JobSnapshot) -> str:
     """What the Status cell says for a job snapshot: "processing (2/4 crawl)", "failed: …"."""
-    status = job["status"]
-    if status == "running":
-        phase = job.get("phase")
+    status = JobStatus(job["status"])
+    if status is JobStatus.RUNNING:
+        phase = job["phase"]
         if phase:
             return f"processing ({phase['index']}/{phase['count']} {phase['name']})"
         return "processing"
-    if status == "succeeded":
+    if status is JobStatus.SUCCEEDED:
         return "completed"
-    if status == "failed":
-        return f"failed: {job.get('error') or 'unknown error'}"
-    return str(status)
+    if status is JobStatus.FAILED:
+        return f"failed: {job['error'] or 'unknown error'}"
+    return status.value
 
 
 def row_cells(
-    job: Mapping[str, Any],
+    job: JobSnapshot,
     output_columns: Mapping[str, str],
     columns: RunColumns | None = None,
     *,
@@ -62,16 +63,17 @@ def row_cells(
     `notes` (cells that could not be written) are added to the Error cell.
     """
     columns = columns or RunColumns.resolve(list(output_columns))
-    updated = job.get("updated") or ""
-    error = (job.get("error") or "") if job["status"] == "failed" else ""
+    status = JobStatus(job["status"])
+    updated = job["updated"] or ""
+    error = (job["error"] or "") if status is JobStatus.FAILED else ""
     cells: dict[str, CellValue] = {
         columns.status: status_text(job),
         columns.updated: updated.replace("T", " ").rstrip("Z")[:19] + (" UTC" if updated else ""),
         columns.error: "; ".join(part for part in (error, *notes) if part),
     }
-    results = job.get("results") or {}
+    results = job["results"] or {}
     outputs = results.get("outputs") or {}
-    if job["status"] == "succeeded":
+    if status is JobStatus.SUCCEEDED:
         for column, key in output_columns.items():
             cells[columns.column(column)] = _output_value(outputs.get(column, ""), results.get(key))
     return cells
@@ -91,6 +93,11 @@ _WRITE_ROWS = 10_000
 
 def cursor_name(batch_id: str) -> str:
     return f"sheet:{batch_id}"
+
+
+def writer_lease(batch_id: str) -> str:
+    """The lease a batch's sheet writer holds: one process writes a batch's sheet at a time."""
+    return f"writer:{batch_id}"
 
 
 @dataclass
@@ -155,6 +162,10 @@ class SheetWriter:
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     failures: int = 0
+    #: With an owner, every flush first takes or renews the batch's writer lease (another
+    #: live holder: WriterBusy, nothing written) and moves the cursor fenced by its epoch.
+    owner: str | None = None
+    lease_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if self.columns is None:
@@ -194,6 +205,7 @@ class SheetWriter:
         """
         with self._lock:
             started = self.clock()
+            guard = self._lead()
             name = cursor_name(self.batch_id)
             cursor = self.store.get_cursor(name)
             changed, head = self._changed_since(cursor)
@@ -202,7 +214,7 @@ class SheetWriter:
                 unchanged = set(self.store.job_ids(self.batch_id)) - changed
             if not changed and not unchanged:
                 if head > cursor:
-                    self.store.set_cursor(name, head)
+                    self.store.set_cursor(name, head, guard=guard)
                 return FlushReport(cursor=head)
             outputs = list(self._columns.outputs.values())
             missing: set[str] = set()
@@ -211,7 +223,7 @@ class SheetWriter:
             for ids, fill_only in ((changed, ()), (unchanged, outputs)):
                 missing |= self._write(sorted(ids), fill_only, unwritable, fresh)
             self._note(missing, fresh)
-            self.store.set_cursor(name, head)
+            self.store.set_cursor(name, head, guard=guard)
             total = len(changed) + len(unchanged)
             report = FlushReport(
                 rows=total - len(missing),
@@ -223,6 +235,23 @@ class SheetWriter:
         if self.on_flush is not None:
             self.on_flush(report)
         return report
+
+    def _lead(self) -> Fence | None:
+        """Take or renew the writer lease (when this writer has an owner); its fence."""
+        if self.owner is None:
+            return None
+        name = writer_lease(self.batch_id)
+        epoch = self.store.acquire_lease(name, self.owner, self.lease_seconds)
+        if epoch is None:
+            lease = self.store.lease(name)
+            holder = lease.owner if lease is not None else None
+            if holder and owner_alive(holder, me=self.owner) is False:
+                # Its process is gone (this host): no need to wait out its lease.
+                self.store.release_lease(name, holder)
+                epoch = self.store.acquire_lease(name, self.owner, self.lease_seconds)
+            if epoch is None:
+                raise WriterBusy(f"{self.sheet.name}: {holder} writes this batch's sheet now")
+        return Fence(name, self.owner, epoch)
 
     def _write(
         self,
@@ -241,7 +270,7 @@ class SheetWriter:
         # Very large flushes (the final reconciliation of a big batch) go in pieces, so
         # memory stays flat; a normal flush is one piece, one write.
         for start in range(0, len(ids), _WRITE_ROWS):
-            jobs: dict[str, Mapping[str, Any]] = {}
+            jobs: dict[str, JobSnapshot] = {}
             piece = ids[start : start + _WRITE_ROWS]
             for i in range(0, len(piece), 500):
                 for job in self.store.jobs(job_ids=piece[i : i + 500]):
@@ -307,6 +336,13 @@ class SheetWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+        try:
+            return self._finish(final_flush)
+        finally:
+            if self.owner is not None:
+                self.store.release_lease(writer_lease(self.batch_id), self.owner)
+
+    def _finish(self, final_flush: bool) -> WriteOutcome:
         if not final_flush:
             return WriteOutcome(written=False, unwritten=self.pending_rows())
         try:
@@ -374,6 +410,8 @@ class SheetWriter:
                 self.flush()
                 last = head
                 self.failures = 0
+            except WriterBusy as busy:
+                log.info("%s; not writing", busy)
             except Exception as exc:
                 # A loop boundary: the cursor did not move, so the next flush writes it all.
                 self.failures += 1

@@ -24,7 +24,7 @@ from progress.sse import (
     read_snapshot,
 )
 from progress.status import EventType
-from progress.store import NewJob
+from tests.support.factory import make_batch
 
 PHASES = ["resolve", "crawl", "extract", "score"]
 
@@ -67,12 +67,7 @@ def parse(text: str) -> list[dict[str, Any]]:
 
 
 def new_batch(store: Store, n: int = 3, *, prefix: str = "r") -> tuple[str, list[str]]:
-    jobs = [
-        NewJob(row=i + 2, inputs={"Company": f"{prefix}{i}"}, label=f"{prefix}{i}")
-        for i in range(n)
-    ]
-    batch_id = store.create_batch(sheet=f"{prefix}.csv", pipeline="test", phases=PHASES, jobs=jobs)
-    return batch_id, [j.job_id for j in jobs]
+    return make_batch(store, n, sheet=f"{prefix}.csv", phases=PHASES, prefix=prefix)
 
 
 def drive(store: Store, job_id: str, *, fail: bool = False) -> None:

@@ -126,3 +126,14 @@ def test_encoding_names_a_real_option_that_reads_cp1252(tmp_path: Path) -> None:
     with_xlsx = sheetbatch(["run", "x.xlsx", *db, "--encoding", "cp1252"], cwd=tmp_path)
     assert with_xlsx.returncode == 2
     assert "--encoding applies to CSV files only" in one_error_line(with_xlsx.stderr)
+
+
+def test_unknown_ids_are_one_line_with_the_clis_hint_and_exit_2(tmp_path: Path) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'p.db'}"]
+    assert sheetbatch(["schedule", "list", *db], cwd=tmp_path).returncode == 0  # a store now
+    shown = sheetbatch(["schedule", "show", "s-nope", *db], cwd=tmp_path)
+    assert shown.returncode == 2
+    line = one_error_line(shown.stderr)
+    assert line == "error: unknown schedule 's-nope'; see `sheetbatch schedule list`"
+    cancelled = sheetbatch(["cancel", "b-nope", *db], cwd=tmp_path)
+    assert cancelled.returncode == 2 and "b-nope" in one_error_line(cancelled.stderr)

@@ -29,6 +29,8 @@ def other_value(name: str) -> tuple[str, object]:
     """A value unlike the default, as environment text and as the setting holds it."""
     default = getattr(Settings(), name)
     kind = KINDS[name]
+    if name == "executor":  # one of a few words
+        return "celery", "celery"
     if kind == "bool":
         return str(not default).lower(), not default
     if kind == "int":

@@ -13,9 +13,9 @@ from pipeline.errors import PipelineError
 from progress.errors import StoreUnavailable
 from sheetbatch.config import Settings
 from sheetbatch.worker import EXIT_REFUSED, refusal, refused_error, run_work, work_request
-from sheets_integration.batch import BatchBusy
 from sheets_integration.errors import (
     BadColumnMapping,
+    BatchBusy,
     ForeignValues,
     MergedTarget,
     SheetError,

@@ -14,31 +14,22 @@ from typing import Any
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from pipeline.registry import load_pipeline
-from progress import Store, open_store
+from progress import Store
 from progress.store import NewJob
-from sheets_integration.batch import BatchProcessor, NothingToDo, RunOptions
+from sheets_integration.batch import BatchProcessor, NothingToDo
 from sheets_integration.csv_sheet import CsvSheet
 from sheets_integration.errors import MergedTarget
 from sheets_integration.sheet import Sheet
 from sheets_integration.writer import row_cells
 from sheets_integration.xlsx_sheet import XlsxSheet
 from tests.support.cli import read_csv, write_csv
+from tests.support.factory import local_store, processor
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path / 'progress.db'}", poll_interval=0.02) as s:
+    with local_store(tmp_path) as s:
         yield s
-
-
-def processor(store: Store, sheet: Sheet, **options: Any) -> BatchProcessor:
-    return BatchProcessor(
-        store=store,
-        sheet=sheet,
-        pipeline=load_pipeline("noop"),
-        options=RunOptions(concurrency=2, flush_interval=0.05, **options),
-    )
 
 
 def run_batch(store: Store, sheet: Sheet, **options: Any) -> tuple[BatchProcessor, str]:

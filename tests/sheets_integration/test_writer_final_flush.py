@@ -9,28 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.registry import load_pipeline
-from progress import Store, open_store
-from sheets_integration.batch import BatchProcessor, RunOptions
+from progress import Store
 from sheets_integration.csv_sheet import CsvSheet
 from sheets_integration.writer import SheetWriter
 from tests.support.cli import read_csv, write_csv
+from tests.support.factory import local_store, processor
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path / 'progress.db'}", poll_interval=0.02) as s:
+    with local_store(tmp_path) as s:
         yield s
 
 
 def finished_batch(store: Store, path: Path) -> SheetWriter:
     """A batch of two rows run to the end, and its writer (nothing written yet)."""
-    batch = BatchProcessor(
-        store=store,
-        sheet=CsvSheet(path),
-        pipeline=load_pipeline("noop"),
-        options=RunOptions(concurrency=2, flush_interval=0.05),
-    )
+    batch = processor(store, CsvSheet(path))
     batch_id = batch.prepare()
     batch.make_pool().run_batch(batch_id)
     return batch.make_writer(batch_id)

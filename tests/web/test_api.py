@@ -13,10 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from progress import Store
-from progress.store import NewJob
 from sheetbatch.config import load_settings
 from sheetbatch.web import close_app, create_app, shutdown_app, web_context
 from sheetbatch.web.openapi import openapi_document
+from tests.support.factory import make_batch
 from tests.web.support import SLOW_PIPELINE, companies, wait_for, write_sheet
 
 
@@ -43,12 +43,6 @@ def app(
 @pytest.fixture
 def api(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def make_batch(store: Store, n: int = 3) -> tuple[str, list[str]]:
-    jobs = [NewJob(row=i + 2, inputs={"Company": f"c{i}"}, label=f"c{i}") for i in range(n)]
-    batch_id = store.create_batch(sheet="s.csv", pipeline="test", phases=["a", "b"], jobs=jobs)
-    return batch_id, [j.job_id for j in jobs]
 
 
 def error(response: Any) -> tuple[int, str | None]:

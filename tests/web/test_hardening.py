@@ -209,3 +209,19 @@ def test_with_a_low_open_file_limit_idle_sockets_do_not_starve_health(tmp_path: 
         for sock in sockets:
             sock.close()
         assert server.stop() == 0, server.output()
+
+
+def test_a_body_that_never_arrives_whole_is_408_and_the_connection_closed(
+    strict_server: Server,
+) -> None:
+    sock = _connect(strict_server)
+    started = time.monotonic()
+    sock.sendall(
+        b"POST /api/batches HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"sheet": '  # ... and the other 90 bytes never come
+    )
+    answer = _read_all(sock)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"not received within" in answer
+    assert time.monotonic() - started < HEADER_TIMEOUT + 5

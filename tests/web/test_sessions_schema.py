@@ -35,7 +35,7 @@ def test_a_schema_2_store_gains_the_sessions_table_and_keeps_its_schedules(db_ur
             version = conn.execute(
                 select(t.meta.c.value).where(t.meta.c.key == "schema_version")
             ).scalar_one()
-        assert int(version) == t.SCHEMA_VERSION  # through every later step too
+        assert int(version) == t.SCHEMA_VERSION >= 3
         assert upgraded.schedule(schedule.schedule_id).name == "nightly"
     finally:
         upgraded.close()

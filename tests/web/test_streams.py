@@ -6,14 +6,13 @@ import threading
 
 from progress import Store
 from progress.sse import Scope, event_stream, plan_stream
-from progress.store import NewJob
 from sheetbatch.web.sharing import FinishedCache, SnapshotCache
 from sheetbatch.web.streams import StreamHub
+from tests.support.factory import make_batch
 
 
 def _batch(store: Store, n: int) -> str:
-    jobs = [NewJob(row=i + 2, inputs={"Company": f"c{i}"}, label=f"c{i}") for i in range(n)]
-    return store.create_batch(sheet="s.csv", pipeline="t", phases=["a"], jobs=jobs)
+    return make_batch(store, n, pipeline="t", phases=["a"])[0]
 
 
 def test_streams_starting_together_share_one_snapshot_read(store: Store) -> None:

@@ -19,8 +19,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from progress import Store, open_store
-from progress.errors import StoreUnavailable
 from sheetbatch.config import Settings, load_settings
+from sheetbatch.web import error_map
 from sheetbatch.web.auth import Guard
 from sheetbatch.web.context import EXTENSION, WebContext, web_context
 from sheetbatch.web.errors import ApiError, TooLarge, TooManyRequests
@@ -132,19 +132,10 @@ def create_app(
             )
         return response
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:
-        headers = {}
-        if exc.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="sheetbatch"'
-        if isinstance(exc, TooManyRequests):
-            headers["Retry-After"] = str(exc.retry_after)
-        return jsonify(exc.body()), exc.status, headers
-
-    @app.errorhandler(StoreUnavailable)
-    def _store_down(exc: StoreUnavailable) -> tuple[Response, int]:
-        log.error("progress store unavailable: %s", exc)
-        return jsonify({"error": str(exc), "code": "unavailable", "field": None}), 503
+    app.register_error_handler(ApiError, _api_error)
+    # The library's exceptions (unknown ids, a busy batch, a sheet that cannot be used ...)
+    # answer through the one map; views hold no try/except of their own.
+    error_map.install(app, _api_error)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -167,6 +158,15 @@ def create_app(
         return jsonify(body), 500
 
     return app
+
+
+def _api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="sheetbatch"'
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    return jsonify(exc.body()), exc.status, headers
 
 
 def _bound_chunked_body() -> None:

@@ -2,7 +2,8 @@
 
 Reads answer the store's snapshots unchanged; writes call the same library functions as the
 CLI. Malformed input is a 400 and well-formed input the server cannot act on a 422, both as
-`{"error", "code", "field"}` naming the offending field.
+`{"error", "code", "field"}` naming the offending field; the library's errors answer through
+the app's one map (`error_map`).
 """
 
 from __future__ import annotations
@@ -10,32 +11,28 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from pipeline.errors import PipelineError
 from pipeline.registry import builtin_names
-from progress.errors import ProgressError, StoreUnavailable, UnknownBatch, UnknownJob
+from progress.schema import ID_PATTERN
+from progress.snapshots import BatchSnapshot
 from progress.status import BatchStatus, JobStatus
 from sheetbatch.web.context import web_context
-from sheetbatch.web.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
+from sheetbatch.web.errors import BadRequest, Invalid
 from sheetbatch.web.offload import offload
 from sheetbatch.web.openapi import openapi_document
-from sheetbatch.web.runner import RunnerClosed
 from sheetbatch.web.sheets import is_google
 from sheetbatch.webhook_client import webhook_refusal
-from sheets_integration.batch import BatchBusy, NothingToDo
-from sheets_integration.errors import BadColumnMapping, ForeignValues, MergedTarget, SheetError
+from sheets_integration.selection import NothingToDo
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _ID = re.compile(ID_PATTERN)
-_JOB_STATUSES = frozenset(s.value for s in JobStatus)
-_BATCH_STATUSES = frozenset(s.value for s in BatchStatus)
 MAX_PAGE = 500
 MAX_SHEET_SPEC = 4096
 BATCH_FIELDS: Mapping[str, type] = {
@@ -70,10 +67,14 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _statuses(allowed: frozenset[str]) -> list[str] | None:
+S = TypeVar("S", bound=StrEnum)
+
+
+def _statuses(kind: type[S]) -> list[S] | None:
     raw = request.args.getlist("status")
     if not raw:
         return None
+    allowed = {s.value: s for s in kind}
     values = [v.strip() for text in raw for v in text.split(",")]
     for value in values:
         if value not in allowed:
@@ -81,7 +82,7 @@ def _statuses(allowed: frozenset[str]) -> list[str] | None:
                 f"status must be one of {', '.join(sorted(allowed))}, not {value[:40]!r}",
                 field="status",
             )
-    return values
+    return [allowed[v] for v in values]
 
 
 def _batch_urls(batch_id: str) -> dict[str, str]:
@@ -95,11 +96,8 @@ def _batch_urls(batch_id: str) -> dict[str, str]:
     }
 
 
-def _snapshot_of_batch(batch_id: str) -> dict[str, Any]:
-    try:
-        return offload(web_context().store.batch, batch_id)
-    except UnknownBatch as exc:
-        raise NotFound(str(exc), field="batch_id") from exc
+def _snapshot_of_batch(batch_id: str) -> BatchSnapshot:
+    return offload(web_context().store.batch, batch_id)
 
 
 # ---------------------------------------------------------------------- progress
@@ -111,8 +109,8 @@ def progress_current() -> Response:
     def read() -> tuple[int, list[dict[str, Any]]]:
         cursor = store.last_event_id()
         out = []
-        for batch in store.batches(status=BatchStatus.RUNNING.value, limit=1000):
-            running = store.jobs(batch_id=batch["batch_id"], statuses=[JobStatus.RUNNING.value])
+        for batch in store.batches(status=BatchStatus.RUNNING, limit=1000):
+            running = store.jobs(batch_id=batch["batch_id"], statuses=[JobStatus.RUNNING])
             out.append({**batch, "running_jobs": running})
         return cursor, out
 
@@ -126,7 +124,7 @@ def progress_all() -> Response:
     batch_id = request.args.get("batch_id")
     if batch_id is not None:
         valid_id(batch_id, "batch_id")
-    statuses = _statuses(_JOB_STATUSES)
+    statuses = _statuses(JobStatus)
     limit = _int_arg("limit", 100, 1, MAX_PAGE)
     after: tuple[str, int] | None = None
     raw_cursor = request.args.get("cursor")
@@ -154,17 +152,14 @@ def progress_all() -> Response:
 def progress_job(job_id: str) -> Response:
     """One job's snapshot: 404 for an unknown id, 200 with status `queued` while it waits."""
     valid_id(job_id, "job_id")
-    try:
-        return jsonify(offload(web_context().store.job, job_id))
-    except UnknownJob as exc:
-        raise NotFound(str(exc), field="job_id") from exc
+    return jsonify(offload(web_context().store.job, job_id))
 
 
 # ---------------------------------------------------------------------- batches
 @bp.get("/batches")
 def batches() -> Response:
     """Batch snapshots, newest first, optionally of one status."""
-    statuses = _statuses(_BATCH_STATUSES)
+    statuses = _statuses(BatchStatus)
     if statuses is not None and len(statuses) > 1:
         raise BadRequest("give one batch status", field="status")
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
@@ -270,23 +265,9 @@ def start_batch() -> tuple[Response, int, dict[str, str]]:
             "selection": done.selection.as_json(),
         }
         return jsonify(body), 200, {}
-    except RunnerClosed as exc:
-        raise Unavailable(str(exc)) from exc
-    except BatchBusy as exc:
-        raise Conflict(str(exc), field="sheet") from exc
-    except (BadColumnMapping, ForeignValues, MergedTarget) as exc:
-        raise Invalid(str(exc), field="output_columns") from exc
-    except SheetError as exc:
-        raise Invalid(str(exc), field="sheet") from exc
-    except PipelineError as exc:
-        raise Invalid(str(exc), field="pipeline") from exc
-    except StoreUnavailable as exc:
-        raise Unavailable(str(exc)) from exc
-    except (ProgressError, ValueError) as exc:
-        raise Invalid(str(exc), field="sheet") from exc
     urls = _batch_urls(batch_id)
-    body = {"batch_id": batch_id, "batch": _snapshot_of_batch(batch_id), "urls": urls}
-    return jsonify(body), 202, {"Location": urls["self"]}
+    created = {"batch_id": batch_id, "batch": _snapshot_of_batch(batch_id), "urls": urls}
+    return jsonify(created), 202, {"Location": urls["self"]}
 
 
 @bp.get("/batches/<batch_id>")
@@ -300,10 +281,7 @@ def batch(batch_id: str) -> Response:
 def cancel(batch_id: str) -> tuple[Response, int]:
     """Cancel the batch: queued rows at once, running rows at their next phase."""
     valid_id(batch_id, "batch_id")
-    try:
-        n = offload(web_context().store.cancel_batch, batch_id)
-    except UnknownBatch as exc:
-        raise NotFound(str(exc), field="batch_id") from exc
+    n = offload(web_context().store.cancel_batch, batch_id)
     body = {"batch_id": batch_id, "cancelled_queued": n, "batch": _snapshot_of_batch(batch_id)}
     return jsonify(body), 202
 
@@ -315,16 +293,7 @@ def retry(batch_id: str) -> tuple[Response, int]:
     context = web_context()
     # The batch's sheet obeys the same rule as a new one (it may have come from the CLI).
     context.sheets.admit(context.runner.sheet_spec(_snapshot_of_batch(batch_id)))
-    try:
-        requeued = context.runner.retry(batch_id)
-    except UnknownBatch as exc:
-        raise NotFound(str(exc), field="batch_id") from exc
-    except RunnerClosed as exc:
-        raise Unavailable(str(exc)) from exc
-    except BatchBusy as exc:
-        raise Conflict(str(exc), field="batch_id") from exc
-    except (SheetError, PipelineError) as exc:
-        raise Invalid(f"cannot run the batch's sheet again: {exc}", field="batch_id") from exc
+    requeued = context.runner.retry(batch_id)
     body = {"batch_id": batch_id, "requeued": requeued, "batch": _snapshot_of_batch(batch_id)}
     return jsonify(body), 202
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from pipeline.registry import builtin_names
+from progress.schema import ID_PATTERN
 from sheetbatch.web.auth import COOKIE, token_matches
 from sheetbatch.web.context import web_context
 from sheetbatch.web.errors import TooManyRequests
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("dashboard", __name__)
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = re.compile(ID_PATTERN)
 # What may stay unescaped in a redirect target's path and query.
 _PATH_SAFE = "/-._~!$&'()*+,;=:@%"
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
 
-from progress.errors import StoreUnavailable, UnknownBatch, UnknownJob
 from progress.sse import (
     SSE_HEADERS,
     Scope,
@@ -25,7 +24,7 @@ from progress.sse import (
 )
 from sheetbatch.web.api import valid_id
 from sheetbatch.web.context import SOCKET_KEY, WebContext, web_context
-from sheetbatch.web.errors import BadRequest, NotFound, Unavailable
+from sheetbatch.web.errors import BadRequest, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +72,14 @@ def _stream(scope: Scope) -> Response:
     if context.hub.closed:
         raise Unavailable("the server is shutting down")
     cursor = request_cursor()
-    try:
-        plan = plan_stream(
-            context.store,
-            scope,
-            cursor,
-            snapshot=context.hub.snapshots,
-            head=context.hub.head,
-            finished=context.hub.finished,
-        )
-    except UnknownJob as exc:
-        raise NotFound(str(exc), field="job_id") from exc
-    except UnknownBatch as exc:
-        raise NotFound(str(exc), field="batch_id") from exc
-    except StoreUnavailable as exc:
-        raise Unavailable(str(exc)) from exc
+    plan = plan_stream(
+        context.store,
+        scope,
+        cursor,
+        snapshot=context.hub.snapshots,
+        head=context.hub.head,
+        finished=context.hub.finished,
+    )
     return stream_response(context, plan)
 
 

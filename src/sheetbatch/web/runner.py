@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from progress import Store
+from progress import BatchSnapshot, JobStatus, Store
 from progress.errors import StoreUnavailable
 from sheetbatch.config import Settings
+from sheetbatch.errors import RunnerClosed as RunnerClosed  # re-exported: its home was here
 from sheetbatch.web.offload import offload
 from sheetbatch.worker import STOP_REASON, WorkRequest, refused_error, work_request
 from sheets_integration.selection import NothingToDo
@@ -41,10 +42,6 @@ log = logging.getLogger(__name__)
 SHUTDOWN_REASON = STOP_REASON
 PREPARE_TIMEOUT = 600.0
 WORKER = [sys.executable, "-m", "sheetbatch.worker"]
-
-
-class RunnerClosed(Exception):
-    """The runner is shutting down and takes no new batch."""
 
 
 @dataclass(eq=False)
@@ -110,11 +107,11 @@ class BatchRunner:
             worker = self._workers.get(batch_id)
             return worker.proc.pid if worker is not None else None
 
-    def sheet_spec(self, snapshot: dict[str, Any]) -> str:
+    def sheet_spec(self, snapshot: BatchSnapshot) -> str:
         """How to open a batch's sheet again: the spec it was submitted with here, else the
         spec recorded in its options, else its sheet name."""
-        batch_id = str(snapshot["batch_id"])
-        options = snapshot.get("options") or {}
+        batch_id = snapshot["batch_id"]
+        options = snapshot["options"]
         return self._specs.get(batch_id) or str(options.get("sheet_spec") or snapshot["sheet"])
 
     # ------------------------------------------------------------------ actions
@@ -169,7 +166,7 @@ class BatchRunner:
                 raise RunnerClosed("the server is shutting down")
         snapshot = offload(self.store.batch, batch_id)
         # The batch keeps writing where it was started to (its recorded columns).
-        recorded = snapshot.get("options") or {}
+        recorded = snapshot["options"]
         request = work_request(
             self.settings,
             self._db_url,
@@ -370,7 +367,7 @@ class BatchRunner:
             )
             # The sheet's unfinished rows select the running batch again: it resumes.
             return batch_id, self._resume(worker, worker.restarts + 1, retry_failed=False)
-        if offload(self.store.jobs, batch_id=batch_id, statuses=["queued"], limit=1):
+        if offload(self.store.jobs, batch_id=batch_id, statuses=[JobStatus.QUEUED], limit=1):
             # Rows were requeued (a retry) as the worker drained: run them too. Their cells
             # may still say "failed", so they are selected as a retry selects them.
             return batch_id, self._resume(worker, worker.restarts, retry_failed=True)

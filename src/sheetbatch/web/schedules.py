@@ -17,10 +17,8 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from werkzeug.wrappers import Response as BaseResponse
 
 from pipeline.registry import builtin_names
-from progress.errors import UnknownSchedule
 from progress.sse import Scope, Snapshot, StreamPlan
 from sheetbatch.schedules import (
-    ScheduleError,
     ScheduleInput,
     add_schedule,
     change_schedule,
@@ -31,10 +29,9 @@ from sheetbatch.schedules import (
 )
 from sheetbatch.web.api import valid_id
 from sheetbatch.web.context import web_context
-from sheetbatch.web.errors import BadRequest, Invalid, NotFound, Unavailable
+from sheetbatch.web.errors import BadRequest, Invalid, Unavailable
 from sheetbatch.web.events import request_cursor, stream_response
 from sheetbatch.web.offload import offload
-from sheets_integration.errors import SheetError
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +95,7 @@ def _body(*, creating: bool) -> dict[str, Any]:
 
 def _find(schedule_id: str) -> Any:
     valid_id(schedule_id, "schedule_id")
-    try:
-        return offload(web_context().store.schedule, schedule_id)
-    except UnknownSchedule as exc:
-        raise NotFound(str(exc), field="schedule_id") from exc
+    return offload(web_context().store.schedule, schedule_id)
 
 
 def _urls(schedule_id: str) -> dict[str, str]:
@@ -162,10 +156,7 @@ def create() -> tuple[Response, int, dict[str, str]]:
         paused=bool(body.get("paused", False)),
         notify=tuple(body.get("notify", ())),
     )
-    try:
-        row = offload(add_schedule, context.store, context.settings, given, source="api")
-    except ScheduleError as exc:
-        raise Invalid(str(exc), field=exc.field) from exc
+    row = offload(add_schedule, context.store, context.settings, given, source="api")
     return jsonify(_view(row)), 201, {"Location": _urls(row.schedule_id)["self"]}
 
 
@@ -181,10 +172,7 @@ def change(schedule_id: str) -> Response:
     row = _find(schedule_id)
     body = _body(creating=False)
     context = web_context()
-    try:
-        after = offload(change_schedule, context.store, context.settings, row.schedule_id, body)
-    except ScheduleError as exc:
-        raise Invalid(str(exc), field=exc.field) from exc
+    after = offload(change_schedule, context.store, context.settings, row.schedule_id, body)
     return jsonify(_view(after, ticks=20))
 
 
@@ -228,10 +216,7 @@ def preview_rows(schedule_id: str) -> Response:
     context = web_context()
     # The preview shows the sheet's rows: only one from the allowed directories.
     context.sheets.admit(row.sheet)
-    try:
-        return jsonify(offload(preview, context.store, context.settings, row))
-    except SheetError as exc:
-        raise Invalid(str(exc), field="sheet") from exc
+    return jsonify(offload(preview, context.store, context.settings, row))
 
 
 @bp.get("/events/schedules/<schedule_id>")
@@ -253,11 +238,7 @@ def events(schedule_id: str) -> Response:
         store.schedule(schedule_id)
         return StreamPlan(scope, cursor=cursor)
 
-    try:
-        planned = offload(plan)
-    except UnknownSchedule as exc:
-        raise NotFound(str(exc), field="schedule_id") from exc
-    return stream_response(context, planned)
+    return stream_response(context, offload(plan))
 
 
 @bp.get("/schedules")

@@ -4,43 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-_ID = r"^[A-Za-z0-9_-]{1,64}$"
-_TICK_STATES = ["running", "queued", "succeeded", "failed", "skipped", "missed"]
-_REASONS = [
-    "no_new_rows",
-    "overlap",
-    "sheet_unreachable",
-    "paused",
-    "missed",
-    "catchup_skipped",
-    "error",
-    "rows_failed",
-    "cancelled",
-]
+from progress.schedule_model import Catchup, Overlap, TickReason, TickState
+from progress.schema import ID_PATTERN
+from sheetbatch.web.openapi_parts import error as _error
+from sheetbatch.web.openapi_parts import json_body as _json
+from sheetbatch.web.openapi_parts import nullable as _nullable
+from sheetbatch.web.openapi_parts import obj as _obj
+from sheetbatch.web.openapi_parts import ref as _ref
 
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
-
-
-def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "nullable": True, **extra}
-
-
-def _obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-    }
+# From the code, never copied.
+_ID = ID_PATTERN
+_TICK_STATES = [s.value for s in TickState]
+_REASONS = [r.value for r in TickReason]
 
 
 _TIME = {"type": "string", "format": "date-time"}
@@ -73,8 +48,8 @@ SCHEMAS: dict[str, Any] = {
             "pipeline": {"type": "string"},
             "options": {"type": "object"},
             "trigger": {"type": "object"},
-            "overlap": {"type": "string", "enum": ["skip", "queue"]},
-            "catchup": {"type": "string", "enum": ["latest", "none"]},
+            "overlap": {"type": "string", "enum": [o.value for o in Overlap]},
+            "catchup": {"type": "string", "enum": [c.value for c in Catchup]},
             "paused": {"type": "boolean"},
             "paused_reason": _nullable("string"),
             "notify": {"type": "array", "items": {"type": "string"}},
@@ -101,8 +76,8 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "maxLength": 200},
             "pipeline": {"type": "string"},
             "retry_failed": {"type": "boolean"},
-            "overlap": {"type": "string", "enum": ["skip", "queue"]},
-            "catchup": {"type": "string", "enum": ["latest", "none"]},
+            "overlap": {"type": "string", "enum": [o.value for o in Overlap]},
+            "catchup": {"type": "string", "enum": [c.value for c in Catchup]},
             "paused": {"type": "boolean"},
             "notify": {"type": "array", "items": {"type": "string"}},
         },

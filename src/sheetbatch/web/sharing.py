@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from progress import Store
+from progress import BatchStatus, Store
 from progress.sse import Scope, Snapshot, read_snapshot
 from sheetbatch.web.offload import offload
 
@@ -144,10 +144,10 @@ def _finished_state(store: Store, scope: Scope) -> tuple[bool, int]:
     """(finished, id of its last event) of a job or batch scope; (False, 0) for the log."""
     if scope.job_id is not None:
         job = store.job(scope.job_id)
-        return job["status"] in ("succeeded", "failed", "cancelled"), int(job["last_event_id"])
+        return job["status"].terminal, job["last_event_id"]
     if scope.batch_id is not None:
         batch = store.batch(scope.batch_id)
-        return batch["status"] != "running", int(batch["last_event_id"])
+        return batch["status"] is not BatchStatus.RUNNING, batch["last_event_id"]
     return False, 0
 
 

@@ -8,6 +8,8 @@ Imported only by the server process, after gevent patched the standard library.
   a new connection, or the next request on a keep-alive one - to the end of its headers;
   otherwise the connection is closed (idle) or answered 400 (headers half sent). A
   slowloris cannot hold a connection by trickling bytes: the deadline is total, not per read.
+  The body gets as long again, counted from its first read: one that is not all there by
+  then is answered `408` and the connection closed.
 - At most `max_connections` connections are open at once; one beyond is answered
   `503` with a JSON body and `Retry-After` at once, without reading its request, so a flood
   of idle sockets cannot exhaust the file descriptors that `/healthz` and streams need.
@@ -20,10 +22,12 @@ import json
 import logging
 import resource
 import socket
+import time
 from typing import Any
 
 import gevent
 from gevent.pywsgi import WSGIHandler, WSGIServer
+from werkzeug.exceptions import RequestTimeout
 
 from sheetbatch.web.context import SOCKET_KEY
 
@@ -35,6 +39,54 @@ RESERVED_FDS = 64
 
 class _HeaderTimeout(Exception):
     """The request's headers did not arrive in time."""
+
+
+class _BodyTimeout(Exception):
+    """The request's body did not arrive in time."""
+
+
+class BodyDeadline:
+    """A request's `wsgi.input` with a total deadline from its first read.
+
+    A body that has not arrived by then raises werkzeug's `RequestTimeout` in the view that
+    reads it (a 408 answer), and `expired()` is called so the connection, which still holds
+    the rest of the body, is closed rather than reused.
+    """
+
+    def __init__(self, stream: Any, seconds: float, expired: Any) -> None:
+        self._stream = stream
+        self._seconds = seconds
+        self._expired = expired
+        self._until: float | None = None
+
+    def _read(self, name: str, *args: Any) -> Any:
+        if self._until is None:
+            self._until = time.monotonic() + self._seconds
+        remaining = max(0.0, self._until - time.monotonic())
+        try:
+            with gevent.Timeout(remaining, _BodyTimeout):
+                return getattr(self._stream, name)(*args)
+        except _BodyTimeout:
+            self._expired()
+            raise RequestTimeout(
+                f"the request body was not received within {self._seconds:g} s"
+            ) from None
+
+    def read(self, *args: Any) -> bytes:
+        data: bytes = self._read("read", *args)
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        line: bytes = self._read("readline", *args)
+        return line
+
+    def readlines(self, *args: Any) -> list[bytes]:
+        lines: list[bytes] = self._read("readlines", *args)
+        return lines
+
+    def __iter__(self) -> Any:
+        while line := self.readline():
+            yield line
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -120,7 +172,17 @@ class Handler(WSGIHandler):  # type: ignore[misc]
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
         environ[SOCKET_KEY] = self.socket
+        environ["wsgi.input"] = BodyDeadline(
+            environ["wsgi.input"], self.header_timeout, self._body_expired
+        )
         return environ
+
+    def _body_expired(self) -> None:
+        self.close_connection = True
+        # pywsgi would read the rest of the body before answering (to reuse the connection):
+        # the flag it sets for an input in an unknown state makes it close instead.
+        self.wsgi_input._chunked_input_error = True
+        log.info("%s: request body not received in time; closing", self.client_address)
 
 
 class CappedServer(WSGIServer):  # type: ignore[misc]
