@@ -81,8 +81,14 @@ def execute_run(
             result: RunResult | None = outcome.get("result")
             final: BatchSnapshot = result.snapshot if result else store.batch(batch_id)
             written = result.written if result else WriteOutcome(written=False)
-            if not deliver_run_notifications(store, settings, batch_id):
-                console.print("some notifications are pending: `sheetbatch notify send` sends them")
+            if not as_json:
+                # The outcome first: the notifications may take a few seconds more.
+                print_summary(console, final, prepared, written)
+            if not deliver_run_notifications(store, settings, batch_id, console=console):
+                console.print(
+                    "some notifications are still pending: `sheetbatch notify send` sends "
+                    "them, as does a running `sheetbatch serve` or `sheetbatch scheduler`"
+                )
     finally:
         store.close()
     if as_json:
@@ -96,8 +102,6 @@ def execute_run(
                 sort_keys=True,
             )
         )
-    else:
-        print_summary(console, final, prepared, written)
     if interrupted:
         return EXIT_INTERRUPTED
     if not written.written:

@@ -53,12 +53,22 @@ def _store(settings: Settings) -> Store:
 
 
 def deliver_run_notifications(
-    store: Store, settings: Settings, batch_id: str, within: float = RUN_DELIVERY_SECONDS
+    store: Store,
+    settings: Settings,
+    batch_id: str,
+    within: float = RUN_DELIVERY_SECONDS,
+    *,
+    console: Any = None,
 ) -> bool:
     """`sheetbatch run`'s last step: try the batch's notifications for up to `within`
-    seconds; what is still pending is left for the next drainer. True when none is."""
-    if not store.notifications(batch_id=batch_id, states=[NotifyState.PENDING], limit=1):
+    seconds (saying so on `console`); what is still pending is left for the next drainer.
+    True when none is."""
+    pending = store.notifications(batch_id=batch_id, states=[NotifyState.PENDING])
+    if not pending:
         return True
+    if console is not None:
+        what = "1 notification" if len(pending) == 1 else f"{len(pending)} notifications"
+        console.print(f"sending {what} (for up to {within:g} s)")
     notifier = notifier_for(store, settings)
     try:
         return notifier.drain_batch(batch_id, within)
