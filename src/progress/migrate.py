@@ -11,6 +11,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
 
 from progress import schema as t
 from progress.errors import STORE_SETTING, SchemaVersionError, StoreNotFound, StoreUnavailable
+from progress.notify_tables import add_notifications
 from progress.schedule_tables import add_scheduling_tables
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ MIGRATIONS: Mapping[int, Migration] = {
     1: add_scheduling_tables,
     2: add_sessions,
     3: add_job_fencing,
+    4: add_notifications,
 }
 
 

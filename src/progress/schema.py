@@ -20,7 +20,8 @@ from sqlalchemy import (
 # 3: the dashboard's sessions (`sessions` below).
 # 4: fenced job claims: a job's lease epoch, when it was last dispatched to a worker queue,
 #    and the executor a batch runs on (`migrate.add_job_fencing`).
-SCHEMA_VERSION = 4
+# 5: the notification outbox (`notify_tables.py`).
+SCHEMA_VERSION = 5
 
 # Every job, batch, schedule and tick id: URL-safe, and it fits the String(64) key columns.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from progress import schema as t
 from progress.claims import JobClaims
 from progress.commit import GroupCommitter, Tx
+from progress.deliveries import DeliveryOps
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import BatchExists
 from progress.feed import LogFeed
@@ -65,13 +66,14 @@ _CHUNK = 2000
 FALLBACK_POLL = 2.0  # seconds between head reads while LISTEN/NOTIFY wakes the feed
 
 
-class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps):
+class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps):
     """The durable progress store shared by runners, the sheet writer and every reader.
 
     Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`,
     fenced claims and the workers' registry in `JobClaims`, named leases in `LeaseOps`;
     every read (snapshots, events, waiting) in `StoreReads`; schedules and their ticks in
-    `ScheduleOps`, `TickOps` and `TickReads`.
+    `ScheduleOps`, `TickOps` and `TickReads`; sending the notification outbox in
+    `DeliveryOps` (recording it: `outbox.py`, in the outcome's write).
     """
 
     def __init__(

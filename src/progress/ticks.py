@@ -21,6 +21,8 @@ from progress import schema as t
 from progress.commit import Tx
 from progress.errors import IllegalTickTransition, UnknownTick
 from progress.leases import fence
+from progress.notify_model import Targets
+from progress.outbox import record_missed, record_tick_failure
 from progress.schedule_model import (
     COUNTED_FAILURES,
     Fence,
@@ -75,8 +77,13 @@ def _finish(
     detail: str | None,
     *,
     pause_after: int = 0,
+    notify: Targets | None = None,
 ) -> TickRow:
-    """End a tick (with the schedule's failure count and self-pause in the same transaction)."""
+    """End a tick (with the schedule's failure count and self-pause in the same transaction).
+
+    A tick that could not run (`COUNTED_FAILURES`) records its `schedule.tick_failed`
+    notifications here too: to the schedule's URLs and `notify`'s (the configured ones).
+    """
     if tick.state.terminal:
         raise IllegalTickTransition(tick.tick_id, tick.state.value, state.value)
     values: dict[str, Any] = {
@@ -92,6 +99,8 @@ def _finish(
     done = tick_row(tx.conn, tick.tick_id)
     _emit_tick(tx, ScheduleEventType.TICK_FINISHED, done)
     _count_failure(tx, done, pause_after)
+    if done.state is TickState.FAILED and done.reason in COUNTED_FAILURES:
+        record_tick_failure(tx, done, notify)
     return done
 
 
@@ -203,10 +212,13 @@ class TickOps:
         scheduler: str,
         guard: Fence | None,
         cursor: float | None = None,
+        notify: Targets | None = None,
     ) -> list[TickRow]:
         """Claim a tick row for each planned due time and move the schedule's cursor, in one
         transaction (fenced by `guard`). Returns the ticks this call created; a due time that
-        already has its tick is left alone (someone claimed it before)."""
+        already has its tick is left alone (someone claimed it before). Due times recorded
+        `missed` make one `schedule.missed` notification (to the schedule's URLs and
+        `notify`'s)."""
 
         def _op(tx: Tx) -> list[TickRow]:
             if guard is not None:
@@ -242,6 +254,8 @@ class TickOps:
                 )
                 _emit_tick(tx, kind, tick)
                 created.append(tick)
+            missed = [tick for tick in created if tick.state is TickState.MISSED]
+            record_missed(tx, schedule_id, missed, notify)
             if cursor is not None and cursor > schedule.cursor:
                 tx.conn.execute(
                     update(schedules)
@@ -318,9 +332,11 @@ class TickOps:
         *,
         guard: Fence | None,
         pause_after: int = 0,
+        notify: Targets | None = None,
     ) -> TickRow:
         """End a running or queued tick (skipped, failed...); counts towards the schedule's
-        self-pause after `pause_after` consecutive failures (0: never)."""
+        self-pause after `pause_after` consecutive failures (0: never). A failure to run is
+        told to the schedule's URLs and `notify`'s (the configured ones)."""
         if not TickState(state).terminal:
             raise ValueError(f"{state} is not an end state")
 
@@ -328,7 +344,13 @@ class TickOps:
             if guard is not None:
                 fence(tx.conn, guard, tx.now)
             return _finish(
-                tx, tick_row(tx.conn, tick_id), state, reason, detail, pause_after=pause_after
+                tx,
+                tick_row(tx.conn, tick_id),
+                state,
+                reason,
+                detail,
+                pause_after=pause_after,
+                notify=notify,
             )
 
         return self._apply(_op)

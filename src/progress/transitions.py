@@ -17,6 +17,7 @@ from sqlalchemy import update
 from progress import schema as t
 from progress.commit import GroupCommitter, Tx
 from progress.errors import IllegalTransition, LeaseLost
+from progress.outbox import record_batch_outcome
 from progress.snapshots import JobSnapshot, job_snapshot
 from progress.statements import BatchCounts, JobRow
 from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStatus
@@ -106,6 +107,8 @@ class JobTransitions:
         )
         # A tick that launched this batch ends with it, in this same transaction.
         finish_ticks_of_batch(tx, batch_id, status.value, counts)
+        # Its notifications exist exactly when its outcome does: same transaction.
+        record_batch_outcome(tx, batch_id, status.value, counts)
 
     def _maybe_reopen_batch(self, tx: Tx, batch_id: str, counts: BatchCounts | None) -> None:
         """Reopen a finished batch that has work again."""

@@ -12,11 +12,12 @@ import click
 
 from progress import JobStatus
 from sheetbatch import __version__
-from sheetbatch.cli_errors import CommandGroup
+from sheetbatch.cli_errors import CommandError, CommandGroup
 from sheetbatch.config import Settings, load_settings
 from sheetbatch.console import summary_line
 from sheetbatch.live_run import execute_run
 from sheetbatch.service import store_for
+from sheetbatch.webhook_client import webhook_refusal
 from sheetbatch.worker_cli import print_workers, worker_command
 from sheets_integration.selection import rows_text
 
@@ -110,6 +111,12 @@ def cli(ctx: click.Context, config_files: tuple[Path, ...], verbose: int) -> Non
 )
 @executor_option
 @broker_option
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="Webhook URL told the batch's outcome (repeatable; adds to [notify] urls).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final batch snapshot as JSON.")
 @click.pass_context
 def run(
@@ -130,6 +137,7 @@ def run(
     credentials: str | None,
     executor: str | None,
     broker: str | None,
+    notify: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Process the rows of SHEET with live progress.
@@ -162,6 +170,10 @@ def run(
         added["overwrite"] = (*settings.overwrite, *overwrite)
     if added:
         settings = _settings(ctx, **flags, **added)
+    for url in notify:
+        refusal = webhook_refusal(url, settings.allow_hosts)
+        if refusal is not None:
+            raise CommandError(f"--notify {url[:80]}: {refusal}")
     ctx.exit(
         execute_run(
             ctx,
@@ -172,6 +184,7 @@ def run(
             force=force,
             as_json=as_json,
             encoding=encoding,
+            notify=notify,
         )
     )
 
@@ -283,11 +296,12 @@ def _register_serve() -> None:
 
 _register_serve()
 
+from sheetbatch.notify_cli import COMMANDS as _NOTIFY_COMMANDS  # noqa: E402
 from sheetbatch.schedule_cli import COMMANDS as _SCHEDULE_COMMANDS  # noqa: E402
 
 cli.add_command(worker_command)
 
-for _command in _SCHEDULE_COMMANDS:
+for _command in (*_SCHEDULE_COMMANDS, *_NOTIFY_COMMANDS):
     cli.add_command(_command)
 
 

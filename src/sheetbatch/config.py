@@ -21,6 +21,15 @@ from typing import Any
 
 from sheetbatch.errors import SheetbatchError
 
+# Every notification type (progress.notify_model.NotifyEvent), the default of [notify] events.
+NOTIFY_EVENTS = (
+    "batch.completed",
+    "batch.failed",
+    "batch.cancelled",
+    "schedule.tick_failed",
+    "schedule.missed",
+)
+
 
 class ConfigError(SheetbatchError):
     """A setting is missing, unknown or of the wrong kind; the message names key and source."""
@@ -76,6 +85,12 @@ class Settings:
     pause_after_failures: int = 0
     scheduler_poll_interval: float = 1.0
     sheet_read_attempts: int = 3
+    # [notify]
+    notify_urls: tuple[str, ...] = ()
+    notify_events: tuple[str, ...] = NOTIFY_EVENTS
+    notify_timeout: float = 10.0
+    notify_max_age: float = 86400.0
+    webhook_secret: str = field(default="", repr=False)
     # [executor]
     executor: str = "local"
     broker_url: str = field(default="amqp://guest:guest@127.0.0.1:5672//", repr=False)
@@ -128,6 +143,12 @@ SECTIONS: dict[str, dict[str, str]] = {
         "poll_interval": "scheduler_poll_interval",
         "sheet_read_attempts": "sheet_read_attempts",
     },
+    "notify": {
+        "urls": "notify_urls",
+        "events": "notify_events",
+        "timeout": "notify_timeout",
+        "max_age": "notify_max_age",
+    },
     "executor": {
         "kind": "executor",
         "broker_url": "broker_url",
@@ -154,6 +175,7 @@ ENV_NAMES: dict[str, str] = {
     "SHEETBATCH_HOST": "host",
     "SHEETBATCH_PORT": "port",
     "SHEETBATCH_PING_INTERVAL": "ping_interval",
+    "SHEETBATCH_WEBHOOK_SECRET": "webhook_secret",
 }
 
 _TYPES = {f.name: f.type for f in fields(Settings)}
@@ -183,6 +205,7 @@ FLAGS: dict[str, str] = {
     "allow_hosts": "--allow-host",
     "output_columns": "--output-column",
     "overwrite": "--overwrite",
+    "notify_urls": "--notify",
 }
 
 
@@ -237,6 +260,20 @@ def _check_hosts(hosts: tuple[str, ...], source: str) -> None:
         raise ConfigError(f"{source}: {str(exc).removeprefix('allow_hosts: ')}") from exc
 
 
+def _check_secret(secret: str, source: str) -> None:
+    import base64
+    import binascii
+
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not secret.startswith("whsec_") or len(key) < 16:
+        raise ConfigError(
+            f"{source}: a webhook secret is whsec_ and the base64 of 16 to 64 random bytes"
+        )
+
+
 def _coerce(name: str, value: Any, source: str) -> Any:
     kind = _TYPES[name]
     try:
@@ -271,6 +308,19 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {name} must be {kind}, not {value!r}") from exc
     if name == "allow_hosts":
         _check_hosts(result, source)
+    if name == "notify_events":
+        for event in result:
+            if event not in NOTIFY_EVENTS:
+                raise ConfigError(
+                    f"{source}: unknown notification type {event!r} "
+                    f"(known: {', '.join(NOTIFY_EVENTS)})"
+                )
+    if name == "notify_urls":
+        for url in result:
+            if not url.lower().startswith(("http://", "https://")):
+                raise ConfigError(f"{source}: {url[:60]!r} is not an http(s) URL")
+    if name == "webhook_secret" and result:
+        _check_secret(result, source)
     if name == "executor" and result not in EXECUTORS:
         raise ConfigError(
             f"{source}: executor must be one of {', '.join(EXECUTORS)}, not {value!r}"

@@ -33,6 +33,7 @@ class LaunchRequest:
     pipeline: str | None
     retry_failed: bool
     batch_id: str
+    notify: tuple[str, ...] = ()
 
 
 class InProcessLauncher:
@@ -65,6 +66,7 @@ class InProcessLauncher:
             pipeline_ref=request.pipeline,
             retry_failed=request.retry_failed,
             batch_id=request.batch_id,
+            notify=request.notify,
         )
         self._start(prepared)
         return prepared.batch_id

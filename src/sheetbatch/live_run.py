@@ -24,6 +24,7 @@ from sheetbatch.cli_errors import (
 from sheetbatch.config import Settings
 from sheetbatch.console import BatchView, run_in_thread
 from sheetbatch.errors import SheetbatchError
+from sheetbatch.notify_cli import deliver_run_notifications
 from sheetbatch.report import print_header, print_nothing_to_do, print_summary, written_json
 from sheetbatch.service import prepare_batch, services_for, store_for
 from sheets_integration.batch import NothingToDo, RunResult
@@ -41,10 +42,12 @@ def execute_run(
     force: bool,
     as_json: bool,
     encoding: str | None = None,
+    notify: tuple[str, ...] = (),
 ) -> int:
     """Run one sheet's batch with live progress; the exit code (0, 1 failed rows, 2 bad input).
 
-    Exit 1 also when the final statuses could not be written into the sheet.
+    Exit 1 also when the final statuses could not be written into the sheet. The batch's
+    notifications are tried for up to 10 s before it returns (the rest stays pending).
     """
     console = Console(stderr=True)
     store = store_for(settings)
@@ -60,6 +63,7 @@ def execute_run(
                     retry_failed=retry_failed,
                     force=force,
                     encoding=encoding,
+                    notify=notify,
                 )
             except NothingToDo as done:
                 print_nothing_to_do(console, done, sheet, as_json=as_json)
@@ -77,6 +81,14 @@ def execute_run(
             result: RunResult | None = outcome.get("result")
             final: BatchSnapshot = result.snapshot if result else store.batch(batch_id)
             written = result.written if result else WriteOutcome(written=False)
+            if not as_json:
+                # The outcome first: the notifications may take a few seconds more.
+                print_summary(console, final, prepared, written)
+            if not deliver_run_notifications(store, settings, batch_id, console=console):
+                console.print(
+                    "some notifications are still pending: `sheetbatch notify send` sends "
+                    "them, as does a running `sheetbatch serve` or `sheetbatch scheduler`"
+                )
     finally:
         store.close()
     if as_json:
@@ -90,8 +102,6 @@ def execute_run(
                 sort_keys=True,
             )
         )
-    else:
-        print_summary(console, final, prepared, written)
     if interrupted:
         return EXIT_INTERRUPTED
     if not written.written:

@@ -290,6 +290,7 @@ def scheduler_command(
     shutdown_timeout: float,
 ) -> None:
     """Run the scheduler in the foreground (any number may run: one leads)."""
+    from sheetbatch.notifier import notifier_for
     from sheetbatch.scheduler import Scheduler
 
     flags: dict[str, Any] = {
@@ -314,6 +315,9 @@ def scheduler_command(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         scheduler.start()
+        # The scheduler also sends the outbox (claims keep it apart from other senders).
+        notifier = notifier_for(store, settings)
+        notifier.start()
         click.echo(
             f"sheetbatch scheduler {scheduler.owner} started on {store.url} "
             f"(lease {settings.scheduler_lease_seconds:g} s)",
@@ -323,6 +327,7 @@ def scheduler_command(
             pass
         click.echo("sheetbatch scheduler stopping", err=True)
         clean = scheduler.stop(shutdown_timeout)
+        notifier.stop()
     finally:
         store.close()
     ctx.exit(0 if clean else 1)

@@ -38,6 +38,7 @@ from progress.schedule_model import (
 from sheetbatch.config import Settings
 from sheetbatch.launcher import InProcessLauncher
 from sheetbatch.planner import PlanPolicy, plan_ticks
+from sheetbatch.service import notify_targets
 from sheetbatch.tick_runner import TickRunner
 from sheetbatch.timer import Timer
 from sheetbatch.timetable import TriggerError, trigger_from_json
@@ -166,6 +167,7 @@ class Scheduler:
                 scheduler=self.owner,
                 guard=guard,
                 cursor=plan.cursor,
+                notify=notify_targets(self.settings),
             )
             created.extend(made)
             for tick in made:
@@ -254,6 +256,7 @@ class Scheduler:
                     f"internal error: {short_reason(exc)}",
                     guard=self.guard,
                     pause_after=self.settings.pause_after_failures,
+                    notify=notify_targets(self.settings),
                 )
             except (IllegalTickTransition, ProgressError):
                 log.exception("tick %s: could not record its failure", tick.tick_id)

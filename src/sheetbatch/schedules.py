@@ -33,6 +33,7 @@ from sheetbatch.timetable import (
     parse_duration,
     trigger_from_json,
 )
+from sheetbatch.webhook_client import webhook_refusal
 from sheets_integration.locate import backend_name, split_xlsx_spec
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,9 @@ def new_schedule(
             "name",
         )
     for url in given.notify:
-        if not url.startswith(("http://", "https://")):
-            raise ScheduleError(f"--notify must be an http(s) URL, not {url[:60]!r}", "notify")
+        refusal = webhook_refusal(url, settings.allow_hosts)
+        if refusal is not None:
+            raise ScheduleError(f"--notify {url[:60]!r}: {refusal}", "notify")
     return NewSchedule(
         name=name,
         sheet=sheet,

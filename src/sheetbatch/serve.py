@@ -283,12 +283,20 @@ def run_server(
     child = SchedulerProcess(scheduler) if scheduler else None
     if child is not None:
         child.start()
+    # The outbox is sent from here too (with or without a scheduler child): a greenlet whose
+    # webhook requests wait on the loop, its store calls in the thread pool.
+    from sheetbatch.notifier import notifier_for
+    from sheetbatch.web.offload import offload
+
+    notifier = notifier_for(web_context(app).store, settings, db=offload)
+    notifier.start()
 
     def stop() -> None:
         log.warning(
             "shutting down: stopping the scheduler, cancelling running batches, closing streams"
         )
         server.close()
+        notifier.stop()
         # The scheduler child and the batch workers stop side by side, within the same
         # --shutdown-timeout: each finishes its own rows and flushes its own sheets.
         scheduler_stopped = gevent.spawn(child.stop, shutdown_timeout) if child else None

@@ -18,10 +18,11 @@ from pipeline.registry import load_pipeline
 from pipeline.workers import BatchExecutor
 from progress import BatchSnapshot, Store, open_store
 from progress.engine import is_sqlite
+from progress.notify_model import Targets
 from sheetbatch.config import Settings
 from sheetbatch.errors import ExecutorRefused
 from sheets_integration.batch import BatchProcessor, RunOptions, RunResult
-from sheets_integration.errors import SheetError
+from sheets_integration.errors import UnsupportedSheet
 from sheets_integration.locate import backend_name
 from sheets_integration.locate import open_sheet as locate_sheet
 from sheets_integration.selection import Selection
@@ -41,7 +42,7 @@ def open_sheet(
     backend = backend_name(spec)
     if encoding:
         if backend != "csv":
-            raise SheetError(
+            raise UnsupportedSheet(
                 f"{spec}: --encoding applies to CSV files only "
                 "(.xlsx files and Google Sheets know their own encoding)"
             )
@@ -99,11 +100,12 @@ def run_options(
     force: bool = False,
     output_columns: Mapping[str, str] | None = None,
     overwrite: Sequence[str] = (),
+    notify: Sequence[str] = (),
 ) -> RunOptions:
     """RunOptions from the settings and the per-run choices.
 
     `output_columns` are added to (and take precedence over) the configured ones;
-    `overwrite` adds to the configured columns.
+    `overwrite` adds to the configured columns; `notify` URLs to `[notify] urls`.
     """
     mapping = dict(settings.output_columns)
     mapping.update(output_columns or {})
@@ -117,7 +119,13 @@ def run_options(
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
         columns={"Company": settings.company_column, "Website": settings.website_column},
+        notify=notify_targets(settings, notify),
     )
+
+
+def notify_targets(settings: Settings, urls: Sequence[str] = ()) -> Targets:
+    """Where outcomes go: `[notify] urls` and `urls`, for the `[notify] events` types."""
+    return Targets(tuple(dict.fromkeys((*settings.notify_urls, *urls))), settings.notify_events)
 
 
 def executor_for(store: Store, settings: Settings) -> BatchExecutor | None:
@@ -188,6 +196,7 @@ def make_processor(
     force: bool = False,
     output_columns: Mapping[str, str] | None = None,
     overwrite: Sequence[str] = (),
+    notify: Sequence[str] = (),
 ) -> BatchProcessor:
     """The batch processor for an open sheet with the settings and per-run options."""
     ref = pipeline_ref or settings.pipeline
@@ -201,6 +210,7 @@ def make_processor(
             force=force,
             output_columns=output_columns,
             overwrite=overwrite,
+            notify=notify,
         ),
         services=services,
         pipeline_ref=ref,
@@ -221,6 +231,7 @@ def prepare_batch(
     overwrite: Sequence[str] = (),
     encoding: str | None = None,
     batch_id: str | None = None,
+    notify: Sequence[str] = (),
 ) -> PreparedBatch:
     """Open the sheet, select its rows and create (or resume) the batch in the store.
 
@@ -244,6 +255,7 @@ def prepare_batch(
             force=force,
             output_columns=output_columns,
             overwrite=overwrite,
+            notify=notify,
         )
         batch_id = processor.prepare(batch_id)
     except BaseException:

@@ -60,6 +60,14 @@ MEANINGS: dict[str, str] = {
     "scheduler_poll_interval": "Seconds between the scheduler's reads of the schedules table.",
     "sheet_read_attempts": "Attempts of a tick's Google read (429/5xx) before it is "
     "sheet_unreachable.",
+    "notify_urls": "Webhook URLs told the outcome of every batch (and schedule tick failures); "
+    "Slack incoming-webhook URLs get Slack's format.",
+    "notify_events": "The notification types sent (`batch.completed`, `batch.failed`, "
+    "`batch.cancelled`, `schedule.tick_failed`, `schedule.missed`).",
+    "notify_timeout": "Seconds per webhook delivery attempt.",
+    "notify_max_age": "Seconds a notification is retried (backoff with jitter) before it fails.",
+    "webhook_secret": "The Standard Webhooks signing secret (`whsec_<base64>`); without it "
+    "webhooks go unsigned. A secret: from the environment only.",
     "executor": "Where rows run: `local` (this process's pool) or `celery` (worker processes "
     "through a broker; needs a PostgreSQL store).",
     "broker_url": "The Celery broker (RabbitMQ) for `executor = celery` and `sheetbatch worker`.",

@@ -26,7 +26,7 @@ from progress.schedule_model import (
 )
 from sheetbatch.config import Settings
 from sheetbatch.launcher import InProcessLauncher, LaunchRequest
-from sheetbatch.service import make_processor, open_sheet
+from sheetbatch.service import make_processor, notify_targets, open_sheet
 from sheets_integration.errors import BatchBusy, SheetError, SheetLocked, SheetNotFound
 from sheets_integration.locate import backend_name
 from sheets_integration.selection import NothingToDo, Selection
@@ -145,6 +145,7 @@ class TickRunner:
             detail,
             guard=guard,
             pause_after=self.settings.pause_after_failures,
+            notify=notify_targets(self.settings),
         )
         log.info(
             "schedule %s: tick %s due %s %s%s",
@@ -184,6 +185,7 @@ class TickRunner:
             pipeline=schedule.pipeline or None,
             retry_failed=bool(schedule.options.get("retry_failed", False)),
             batch_id=tick_batch_id(tick.tick_id),
+            notify=tuple(schedule.notify),
         )
         try:
             batch_id = self.launcher.launch(request)

@@ -55,9 +55,11 @@ WorkRequest = dict[str, Any]
 
 
 def freeze_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as JSON-ready values, without the API token (a worker needs none)."""
+    """The settings as JSON-ready values, without the secrets (a worker needs neither the API
+    token nor the webhook secret: the server sends the notifications)."""
     data = asdict(settings)
     data.pop("api_token", None)
+    data.pop("webhook_secret", None)
     return data
 
 

@@ -18,6 +18,7 @@ from pipeline.runner import JobRunner
 from pipeline.workers import BatchExecutor, WorkerPool
 from progress import BatchSnapshot, JobSnapshot, Store
 from progress.errors import BatchExists, UnknownBatch
+from progress.notify_model import Targets
 from progress.owners import new_owner, owner_alive
 from progress.status import BatchStatus, JobStatus
 from progress.store import NewJob, new_job_id
@@ -58,6 +59,9 @@ class RunOptions:
     columns: Mapping[str, str] = field(default_factory=dict)
     output_columns: Mapping[str, str] = field(default_factory=dict)
     overwrite: Sequence[str] = ()
+    #: Where the batch's outcome is told (kept with the batch: its final transition records
+    #: the notifications).
+    notify: Targets = field(default_factory=Targets)
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,11 @@ class BatchProcessor:
                     "output_columns": dict(self.options.output_columns),
                     "overwrite": list(self.options.overwrite),
                     "prepared_by": self.owner,
+                    **(
+                        {"notify": self.options.notify.to_json()}
+                        if self.options.notify.urls
+                        else {}
+                    ),
                 },
                 batch_id=key,
             )

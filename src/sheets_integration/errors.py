@@ -30,6 +30,11 @@ class BatchBusy(SheetError):
     """Another live process is running this sheet's batch right now."""
 
 
+class UnsupportedSheet(SheetError):
+    """A sheet spec no backend opens (an .ods file, an unknown form) or options that
+    contradict it (a worksheet named twice, an encoding for a sheet that has its own)."""
+
+
 class SheetNotFound(SheetError):
     """The spreadsheet (file, worksheet or Google spreadsheet) does not exist."""
 

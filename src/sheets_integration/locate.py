@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sheets_integration.csv_sheet import CsvSheet
-from sheets_integration.errors import BadSheet, SheetError, SheetNotFound
+from sheets_integration.errors import BadSheet, SheetNotFound, UnsupportedSheet
 from sheets_integration.sheet import Sheet
 from sheets_integration.xlsx_sheet import XlsxSheet
 
@@ -64,7 +64,7 @@ def backend_name(spec: str) -> str | None:
 def open_sheet(spec: str, **options: Any) -> Sheet:
     """The `Sheet` for `spec`, opened by the first backend that accepts it.
 
-    Raises `SheetNotFound` for a local file that does not exist and `SheetError` for a
+    Raises `SheetNotFound` for a local file that does not exist and `UnsupportedSheet` for a
     spec no backend accepts. Options go to the backend's constructor.
     """
     for backend in _backends:
@@ -72,8 +72,10 @@ def open_sheet(spec: str, **options: Any) -> Sheet:
             return backend.open(spec, **options)
     suffix = Path(spec).suffix.lower()
     if suffix in _CONVERTIBLE_SUFFIXES:
-        raise SheetError(f"{spec}: {suffix} files are not supported; save it as .xlsx or .csv")
-    raise SheetError(
+        raise UnsupportedSheet(
+            f"{spec}: {suffix} files are not supported; save it as .xlsx or .csv"
+        )
+    raise UnsupportedSheet(
         f"cannot tell what kind of sheet {spec!r} is; give a .csv or .xlsx path "
         "(a worksheet as file.xlsx#Worksheet) or a Google Sheets URL"
     )
@@ -118,7 +120,7 @@ def _open_xlsx(spec: str, **options: Any) -> Sheet:
     if worksheet is not None:
         named = options.pop("worksheet", None)
         if named is not None and named != worksheet:
-            raise SheetError(
+            raise UnsupportedSheet(
                 f"{spec} names worksheet {worksheet!r} but the options name {named!r}; name it once"
             )
         options["worksheet"] = worksheet

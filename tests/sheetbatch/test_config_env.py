@@ -37,6 +37,8 @@ def other_value(name: str) -> tuple[str, object]:
         return str(default + 3), default + 3
     if kind == "float":
         return str(default + 1.5), default + 1.5
+    if name == "webhook_secret":  # checked: whsec_ and base64
+        return "whsec_" + "A" * 32, "whsec_" + "A" * 32
     return "from-the-environment", "from-the-environment"
 
 

@@ -120,10 +120,12 @@ def test_the_schedules_page_lists_adds_pauses_runs_and_previews(
     page.check('input[name="kind"][value="cron"]')
     page.fill("#s-cron", "0 7 * * 1-5")
     page.fill("#s-timezone", "Europe/Berlin")
+    page.fill("#s-notify", "https://hooks.example.com/a, https://hooks.example.com/b")
     page.click("#schedule-form button[type=submit]")
     row = wait_for(
         lambda: next((s for s in sched_store.schedules() if s.name == "page-daily"), None)
     )
+    assert row.notify == ["https://hooks.example.com/a", "https://hooks.example.com/b"]
     card = _card(page, row.schedule_id)
     card.wait_for()
     assert "Monday through Friday (Europe/Berlin)" in card.locator(".when").inner_text()

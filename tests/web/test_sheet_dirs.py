@@ -147,3 +147,12 @@ def test_the_cli_is_not_restricted(layout: dict[str, Path], tmp_path: Path) -> N
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_path_in_an_unknown_home_directory_is_refused_not_a_crash(tmp_path: Path) -> None:
+    from sheetbatch.web.errors import ApiError
+    from sheetbatch.web.sheets import SheetPolicy
+
+    with pytest.raises(ApiError) as refused:
+        SheetPolicy([str(tmp_path)]).admit("~no-such-user-here$/leads.csv")
+    assert refused.value.status == 403 and refused.value.field == "sheet"

@@ -96,9 +96,10 @@ def create_app(
     )
     app.extensions[EXTENSION] = context
 
-    from sheetbatch.web import api, dashboard, events, ops, schedules
+    from sheetbatch.web import api, dashboard, events, notifications, ops, schedules
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(notifications.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(dashboard.bp)

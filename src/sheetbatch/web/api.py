@@ -25,6 +25,7 @@ from sheetbatch.web.errors import BadRequest, Invalid
 from sheetbatch.web.offload import offload
 from sheetbatch.web.openapi import openapi_document
 from sheetbatch.web.sheets import is_google
+from sheetbatch.webhook_client import webhook_refusal
 from sheets_integration.selection import NothingToDo
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,10 @@ BATCH_FIELDS: Mapping[str, type] = {
     "force": bool,
     "output_columns": dict,
     "overwrite": list,
+    "notify": list,
 }
 MAX_COLUMN_NAME = 200
+MAX_NOTIFY_URLS = 10
 
 
 def valid_id(value: str, field: str) -> str:
@@ -201,9 +204,20 @@ def _batch_request() -> dict[str, Any]:
             # operator's choice, made in the configuration.
             raise Invalid(f"pipeline must be one of {', '.join(sorted(allowed))}", field="pipeline")
     _check_columns(body)
+    _check_notify(body.get("notify", []))
     # Local files only from the allowed directories (a 403 that tells nothing of the file).
     admitted = web_context().sheets.admit(sheet.strip())
     return {"sheet": admitted, **{k: body[k] for k in body if k != "sheet"}}
+
+
+def _check_notify(urls: list[Any]) -> None:
+    """`notify`: webhook URLs, untrusted: the SSRF rules apply (also at every attempt)."""
+    if len(urls) > MAX_NOTIFY_URLS or not all(isinstance(u, str) and len(u) <= 2000 for u in urls):
+        raise Invalid(f"notify must list at most {MAX_NOTIFY_URLS} URLs", field="notify")
+    for url in urls:
+        refusal = webhook_refusal(url, web_context().settings.allow_hosts)
+        if refusal is not None:
+            raise Invalid(f"notify: {url[:80]!r}: {refusal}", field="notify")
 
 
 def _column_name(value: Any) -> bool:
@@ -240,6 +254,7 @@ def start_batch() -> tuple[Response, int, dict[str, str]]:
     options = {k: v for k, v in params.items() if k not in ("sheet", "pipeline")}
     options["retry_failed"] = bool(options.get("retry_failed", False))
     options["force"] = bool(options.get("force", False))
+    options["notify"] = list(options.get("notify") or [])
     try:
         batch_id = runner.submit(params["sheet"], pipeline=params.get("pipeline"), **options)
     except NothingToDo as done:

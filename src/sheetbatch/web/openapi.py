@@ -384,9 +384,10 @@ def _paths() -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0.3 document (built once)."""
+    from sheetbatch.web.notify_openapi import with_notifications
     from sheetbatch.web.schedules_openapi import with_schedules
 
-    return with_schedules(_document(), _sse_operation)
+    return with_notifications(with_schedules(_document(), _sse_operation))
 
 
 def _document() -> dict[str, Any]:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from progress import BatchSnapshot, JobStatus, Store
+from progress import BatchSnapshot, BatchStatus, JobStatus, Store
 from progress.errors import StoreUnavailable
 from sheetbatch.config import Settings
 from sheetbatch.errors import RunnerClosed as RunnerClosed  # re-exported: its home was here
@@ -136,12 +136,18 @@ class BatchRunner:
         with self._lock:
             if self.closing:
                 raise RunnerClosed("the server is shutting down")
-            for batch_id, running in self._workers.items():
-                # The same request again; one with other columns goes to `prepare_batch`,
-                # which refuses it (the running batch writes elsewhere, or is busy).
-                same = running.request["sheet"] == sheet and running.request["options"] == options
-                if same and not force:
-                    return batch_id
+            # The same request again; one with other columns goes to `prepare_batch`, which
+            # refuses it (the running batch writes elsewhere, or is busy).
+            same = [
+                batch_id
+                for batch_id, running in self._workers.items()
+                if running.request["sheet"] == sheet and running.request["options"] == options
+            ]
+        for batch_id in [] if force else same:
+            # A worker outlives its batch a little (the final flush, leases released): a
+            # finished batch is not the answer; the request is prepared afresh.
+            if offload(self.store.batch, batch_id)["status"] is BatchStatus.RUNNING:
+                return batch_id
         request = work_request(
             self.settings,
             self._db_url,

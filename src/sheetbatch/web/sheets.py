@@ -79,7 +79,11 @@ class SheetPolicy:
         match = _XLSX.fullmatch(text)
         if match is not None:
             text, worksheet = match["path"], match["worksheet"]
-        resolved = Path(text).expanduser().resolve()
+        try:
+            resolved = Path(text).expanduser().resolve()
+        except RuntimeError:  # `~nosuchuser/...`: no home directory to expand to
+            log.info("refused a local sheet in an unknown home directory")
+            raise Forbidden(self.refusal(), field="sheet") from None
         if not any(resolved.is_relative_to(d) and resolved != d for d in self.directories):
             log.info("refused a local sheet outside the allowed directories")
             raise Forbidden(self.refusal(), field="sheet")

@@ -297,6 +297,7 @@
         if (ev.type === "batch_finished") {
           state.batch.status = ev.data.status;
           state.batch.finished = ev.time;
+          notifications.refresh(); // its outcome's notifications exist from now on
         } else if (ev.type === "batch_reopened") {
           state.batch.status = "running";
           state.batch.finished = null;
@@ -485,6 +486,7 @@
       document.body.dataset.ready = "1";
     }
 
+    const notifications = followNotifications(batchId);
     const stream = new LiveStream(`/events/batches/${encodeURIComponent(batchId)}`, {
       snapshot(data) {
         state.batch = data.batch;
@@ -517,6 +519,38 @@
       () => act(`/api/batches/${encodeURIComponent(batchId)}/retry`, "Retry"));
     setInterval(() => { if (state.batch && state.batch.status === "running") scheduleRender(); }, 1000);
     stream.start(null);
+  }
+
+  // The batch's notifications and their delivery state (deliveries are not log events):
+  // read on load and when the batch finishes, then every 3 s while any is pending.
+  function followNotifications(batchId) {
+    const tbody = document.querySelector("#notifications tbody");
+    const none = document.getElementById("no-notifications");
+    let timer = null;
+    async function load() {
+      clearTimeout(timer);
+      let pending = false;
+      try {
+        const body = await api(`/api/batches/${encodeURIComponent(batchId)}/notifications`);
+        const rows = body.notifications.map((n) => {
+          const last = n.attempts.length ? n.attempts[n.attempts.length - 1] : null;
+          const lastText = last ? (last.error || `HTTP ${last.status}`) : "";
+          return el("tr", { "data-id": n.id, "data-state": n.state },
+            el("td", { text: n.type }), el("td", { class: "url", text: shown(n.url) }),
+            el("td", {}, el("span", { class: "badge", "data-status": n.state, text: n.state })),
+            el("td", { text: String(n.attempts.length) }), el("td", { text: shown(lastText) }));
+        });
+        tbody.replaceChildren(...rows);
+        none.hidden = rows.length > 0;
+        pending = body.notifications.some((n) => n.state === "pending");
+      } catch (err) {
+        console.warn("sheetbatch: loading notifications failed", err);
+        pending = true; // try again
+      }
+      if (pending) timer = setTimeout(load, 3000);
+    }
+    load();
+    return { refresh: load };
   }
 
   // ------------------------------------------------------------------ batches list
@@ -657,6 +691,9 @@
         const overwrite = document.getElementById("overwrite").value
           .split(",").map((c) => c.trim()).filter((c) => c);
         if (overwrite.length) body.overwrite = overwrite;
+        const notify = document.getElementById("notify").value
+          .split(/[\s,]+/).map((u) => u.trim()).filter((u) => u);
+        if (notify.length) body.notify = notify;
         const answer = await api("/api/batches", { method: "POST", body });
         if (answer.nothing_to_do) {
           noteBox.textContent = shown(answer.message); // it quotes the sheet's own cells

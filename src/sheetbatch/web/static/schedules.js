@@ -279,6 +279,8 @@
       if (value("s-name")) body.name = value("s-name");
       if (value("s-pipeline")) body.pipeline = value("s-pipeline");
       if (document.getElementById("s-retry").checked) body.retry_failed = true;
+      const notify = value("s-notify").split(/[\s,]+/).filter((u) => u);
+      if (notify.length) body.notify = notify;
       try {
         const created = await api("/api/schedules", { method: "POST", body });
         schedules.set(created.schedule_id, created);
