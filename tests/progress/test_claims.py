@@ -12,16 +12,9 @@ from progress import schema as t
 from progress.errors import LeaseLost, NotLeader
 from progress.schedule_model import Fence
 from progress.store import NewJob
+from tests.support.schedules import Clock
 
 PHASES = ["resolve", "crawl"]
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

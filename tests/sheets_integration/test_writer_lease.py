@@ -16,14 +16,7 @@ from sheets_integration.csv_sheet import CsvSheet
 from sheets_integration.errors import WriterBusy
 from sheets_integration.writer import SheetWriter, cursor_name, writer_lease
 from tests.support.cli import read_csv, write_csv
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.schedules import Clock
 
 
 @pytest.fixture
