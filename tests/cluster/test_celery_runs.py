@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +19,16 @@ from tests.cluster.support import (
 )
 from tests.support.cli import read_csv, sheetbatch, start_sheetbatch
 from tests.support.cluster import close_broker_connections, terminate_backends, wait_for
+
+
+def _finish(run: subprocess.Popen[str], timeout: float = 180.0) -> tuple[str, str]:
+    """The run's output once it exits; killed (not leaked) when it does not in `timeout`."""
+    try:
+        return run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.communicate()
+        raise
 
 
 def _run_args(sheet: Path, db: str, broker: str) -> list[str]:
@@ -59,7 +70,7 @@ def test_two_workers_run_a_batch_and_one_killed_mid_row_loses_nothing(
 
     wait_for(victim_mid_row, 30, "the victim to run a row")
     os.killpg(victim.pid, signal.SIGKILL)
-    out, err = run.communicate(timeout=60)
+    out, err = _finish(run)
     assert run.returncode == 0, err
     final = json.loads(out)
     assert final["counts"]["succeeded"] == 12
@@ -94,7 +105,7 @@ def test_a_paused_worker_whose_row_was_taken_over_cannot_write_when_it_wakes(
     os.killpg(sleeper.pid, signal.SIGSTOP)  # paused: alive, but silent past its lease
     try:
         workers("awake")
-        out, err = run.communicate(timeout=60)
+        out, err = _finish(run)
         assert run.returncode == 0, err
     finally:
         os.killpg(sleeper.pid, signal.SIGCONT)
@@ -120,7 +131,7 @@ def test_broker_connections_closed_mid_run_lose_no_row(
         "rows to finish",
     )
     close_broker_connections()
-    out, err = run.communicate(timeout=60)
+    out, err = _finish(run)
     assert run.returncode == 0, err
     final = json.loads(out)
     assert final["counts"]["succeeded"] == 10
@@ -141,7 +152,7 @@ def test_cancel_mid_batch_stops_rows_with_no_phase_event_after_cancelled(
     )
     batch_id = cluster_store.batches()[0]["batch_id"]
     cluster_store.cancel_batch(batch_id)  # as `sheetbatch cancel` does, from another process
-    out, _err = run.communicate(timeout=60)
+    out, _err = _finish(run)
     final = json.loads(out)
     assert final["status"] == "cancelled" and final["counts"]["cancelled"] > 0
     events = assert_one_terminal_state_each(cluster_store, batch_id)
@@ -172,7 +183,7 @@ def test_postgresql_backends_killed_mid_run_lose_no_event(
         "rows to finish",
     )
     assert terminate_backends(app_name) > 0  # the workers', the run's, the sheet writer's
-    out, err = run.communicate(timeout=60)
+    out, err = _finish(run)
     assert run.returncode == 0, err
     final = json.loads(out)
     assert final["counts"]["succeeded"] == 16
