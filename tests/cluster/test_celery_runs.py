@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from progress import Store
 from tests.cluster.conftest import CLUSTER_ENV, Spawn
 from tests.cluster.support import (
@@ -89,6 +91,10 @@ def test_two_workers_run_a_batch_and_one_killed_mid_row_loses_nothing(
     assert alive == {"victim": False, "survivor": True}
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known intermittent hang under load (issue 13: the run sometimes never ends after the takeover); fix, then remove this mark",
+)
 def test_a_paused_worker_whose_row_was_taken_over_cannot_write_when_it_wakes(
     tmp_path: Path, cluster_db: str, broker: str, cluster_store: Store, workers: Spawn
 ) -> None:
