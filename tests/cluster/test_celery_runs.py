@@ -93,7 +93,7 @@ def test_two_workers_run_a_batch_and_one_killed_mid_row_loses_nothing(
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known intermittent hang under load (issue 13: the run sometimes never ends after the takeover); fix, then remove this mark",
+    reason="intermittent: the run may hang after the takeover (issue 13)",
 )
 def test_a_paused_worker_whose_row_was_taken_over_cannot_write_when_it_wakes(
     tmp_path: Path, cluster_db: str, broker: str, cluster_store: Store, workers: Spawn

@@ -24,7 +24,7 @@ def named_pg(pg_db: str) -> Iterator[tuple[str, str]]:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known intermittent psycopg pipeline-mode error after a killed backend (issue 13); fix, then remove this mark",
+    reason="intermittent: psycopg pipeline-mode error (issue 13)",
 )
 def test_writers_reconnect_after_their_backends_are_killed(named_pg: tuple[str, str]) -> None:
     url, name = named_pg
