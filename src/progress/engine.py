@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -35,6 +36,11 @@ def normalize_url(url: str) -> str:
     if text.startswith("postgresql://"):
         text = "postgresql+psycopg://" + text[len("postgresql://") :]
     return text
+
+
+def compact_json(value: Any) -> str:
+    """JSON as the store keeps it: without the spaces `json.dumps` puts after , and :."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -76,12 +82,18 @@ def create_store_engine(url: str, *, create: bool = True) -> Engine:
             poolclass=NullPool if os.environ.get("SHEETBATCH_SQLITE_NULLPOOL") else None,
             pool_size=40,
             max_overflow=40,
+            json_serializer=compact_json,
         )
         _configure_sqlite(engine)
         return engine
     if backend == "postgresql":
         return create_engine(
-            url, pool_size=10, max_overflow=40, pool_pre_ping=True, pool_recycle=1800
+            url,
+            pool_size=10,
+            max_overflow=40,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            json_serializer=compact_json,
         )
     raise StoreUnavailable(f"unsupported database {backend!r}; use {_URL_FORMS}", about_url=True)
 
@@ -117,6 +129,9 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy's begin event decide how a transaction starts (see below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Takes effect only in a new, empty file: compaction can then give the pages it
+        # frees back to the file system (`PRAGMA incremental_vacuum`); elsewhere a no-op.
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")

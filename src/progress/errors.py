@@ -132,3 +132,11 @@ class BatchExists(ProgressError):
     def __init__(self, batch_id: str) -> None:
         super().__init__(f"batch {batch_id!r} exists already")
         self.batch_id = batch_id
+
+
+class BatchStillRunning(ProgressError):
+    """A batch was asked to be compacted while it runs (only finished batches are)."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id} is still running; only finished batches are compacted")
+        self.batch_id = batch_id

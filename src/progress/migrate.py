@@ -40,12 +40,42 @@ def add_job_fencing(conn: Connection) -> None:
             conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
 
 
+def add_compaction(conn: Connection) -> None:
+    """Schema 5 -> 6: a batch's `compacted` mark and the (batch, row) index of its jobs; on
+    SQLite the events table is rebuilt so its id is the rowid (issue 14: bytes per row)."""
+    have = {c["name"] for c in inspect(conn).get_columns(t.batches.name)}
+    if "compacted" not in have:
+        conn.exec_driver_sql(f'ALTER TABLE {t.batches.name} ADD COLUMN "compacted" BIGINT')
+    indexes = {i["name"] for i in inspect(conn).get_indexes(t.jobs.name)}
+    for index in t.jobs.indexes:
+        if index.name not in indexes:
+            index.create(conn)
+    if conn.dialect.name == "sqlite":
+        _rebuild_sqlite_events(conn)
+
+
+def _rebuild_sqlite_events(conn: Connection) -> None:
+    # SQLite cannot change a primary key in place: copy the log into the new form, in log
+    # order, in this same transaction (a crash leaves the old schema and version intact).
+    old = f"{t.events.name}_v5"
+    columns = ", ".join(f'"{c.name}"' for c in t.events.columns)
+    conn.exec_driver_sql(f"ALTER TABLE {t.events.name} RENAME TO {old}")
+    for index in t.events.indexes:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+    t.events.create(conn)
+    conn.exec_driver_sql(
+        f"INSERT INTO {t.events.name} ({columns}) SELECT {columns} FROM {old} ORDER BY id"
+    )
+    conn.exec_driver_sql(f"DROP TABLE {old}")
+
+
 # from_version -> the step that upgrades a database to from_version + 1.
 MIGRATIONS: Mapping[int, Migration] = {
     1: add_scheduling_tables,
     2: add_sessions,
     3: add_job_fencing,
     4: add_notifications,
+    5: add_compaction,
 }
 
 

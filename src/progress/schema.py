@@ -21,7 +21,13 @@ from sqlalchemy import (
 # 4: fenced job claims: a job's lease epoch, when it was last dispatched to a worker queue,
 #    and the executor a batch runs on (`migrate.add_job_fencing`).
 # 5: the notification outbox (`notify_tables.py`).
-SCHEMA_VERSION = 5
+# 6: compaction (`migrate.add_compaction`): a batch's `compacted` mark, the (batch, row) index
+#    REST pages by, and on SQLite an event id that is the table's rowid (no second index).
+SCHEMA_VERSION = 6
+
+# An event id: BIGINT, but on SQLite exactly "INTEGER PRIMARY KEY", which makes it the rowid
+# (any other spelling keeps a separate unique index of every id: ~12 bytes per event).
+EventId = BigInteger().with_variant(Integer(), "sqlite")
 
 # Every job, batch, schedule and tick id: URL-safe, and it fits the String(64) key columns.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -47,7 +53,7 @@ log_head = Table(
 events = Table(
     "sb_events",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", EventId, primary_key=True, autoincrement=False),
     Column("type", String(40), nullable=False),
     Column("batch_id", String(64), nullable=False),
     Column("job_id", String(64), nullable=True),
@@ -80,6 +86,9 @@ batches = Table(
     Column("last_event_id", BigInteger, nullable=False, default=0),
     # "local" (the in-process pool) or "celery" (rows nudged to workers through a broker).
     Column("executor", String(20), nullable=False, default="local", server_default="local"),
+    # Set when the batch's progress reports were compacted away: the log head then. A cursor
+    # below it cannot replay the batch exactly, so a stream from it starts from a snapshot.
+    Column("compacted", BigInteger, nullable=True),
     Index("ix_sb_batches_status", "status", "created"),
 )
 
@@ -115,6 +124,8 @@ jobs = Table(
     Column("updated", Float, nullable=False),
     Column("last_event_id", BigInteger, nullable=False, default=0),
     Index("ix_sb_jobs_batch_status", "batch_id", "status", "row"),
+    # REST and the dashboard page a batch's rows in row order (`/api/progress/all?cursor=`).
+    Index("ix_sb_jobs_batch_row", "batch_id", "row"),
     Index("ix_sb_jobs_lease", "status", "lease_expires"),
 )
 

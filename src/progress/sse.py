@@ -260,6 +260,11 @@ def already_finished(store: Store, scope: Scope, cursor: int) -> bool:
     return False
 
 
+def compaction_mark(store: Store, scope: Scope) -> int:
+    """The cursor below which the scope's log was compacted (0: never)."""
+    return store.compaction_mark(batch_id=scope.batch_id, job_id=scope.job_id)
+
+
 # --------------------------------------------------------------------------- the stream
 class Waiter(Protocol):
     """How a stream waits for news: one per stream, fed by the process's single log feed."""
@@ -406,16 +411,25 @@ def plan_stream(
     snapshot: Callable[[Store, Scope], Snapshot] = read_snapshot,
     head: int = -1,
     finished: Callable[[Store, Scope, int], bool] = already_finished,
+    compacted: Callable[[Store, Scope], int] | None = None,
 ) -> StreamPlan:
     """Check the scope exists and read what the stream starts from (snapshot or cursor).
 
     Raises UnknownJob / UnknownBatch for an unknown id. A cursor beyond the log's head (a
-    client of a database since replaced) cannot be resumed: such a stream starts from a
-    snapshot instead, so the client is told the whole state again. `snapshot` reads it
-    (`read_snapshot`, or a cache that shares one between streams starting together).
+    client of a database since replaced) cannot be resumed, nor one older than a compaction
+    of the scope (`Store.compaction_mark`: the events it would replay may be gone): such a
+    stream starts from a snapshot instead, so the client is told the whole state again.
+    `snapshot` reads it (`read_snapshot`, or a cache that shares one between streams
+    starting together).
     `head`, when known (>= 0), is a log head already read (the feed's), saving a read
-    for a cursor at or below it; `finished` answers `already_finished`.
+    for a cursor at or below it; `finished` answers `already_finished`, `compacted` the
+    scope's compaction mark (`compaction_mark`, or a cache shared by a reconnect storm).
     """
-    if cursor is None or (cursor > head and cursor > store.last_event_id()):
+    compacted = compacted or compaction_mark
+    if (
+        cursor is None
+        or (cursor > head and cursor > store.last_event_id())
+        or cursor < compacted(store, scope)
+    ):
         return StreamPlan(scope, snapshot=snapshot(store, scope))
     return StreamPlan(scope, cursor=cursor, finished_at_cursor=finished(store, scope, cursor))

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from progress import schema as t
 from progress.claims import JobClaims
 from progress.commit import GroupCommitter, Tx
+from progress.compaction import CompactionOps
 from progress.deliveries import DeliveryOps
 from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import BatchExists
@@ -66,14 +67,15 @@ _CHUNK = 2000
 FALLBACK_POLL = 2.0  # seconds between head reads while LISTEN/NOTIFY wakes the feed
 
 
-class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps):
+class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps, CompactionOps):
     """The durable progress store shared by runners, the sheet writer and every reader.
 
     Batch, lease and cursor writes are defined here; job transitions in `JobTransitions`,
     fenced claims and the workers' registry in `JobClaims`, named leases in `LeaseOps`;
     every read (snapshots, events, waiting) in `StoreReads`; schedules and their ticks in
     `ScheduleOps`, `TickOps` and `TickReads`; sending the notification outbox in
-    `DeliveryOps` (recording it: `outbox.py`, in the outcome's write).
+    `DeliveryOps` (recording it: `outbox.py`, in the outcome's write); compacting finished
+    batches and pruning ticks in `CompactionOps`.
     """
 
     def __init__(

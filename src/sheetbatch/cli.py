@@ -296,10 +296,12 @@ def _register_serve() -> None:
 
 _register_serve()
 
+from sheetbatch.compact_cli import compact_command  # noqa: E402
 from sheetbatch.notify_cli import COMMANDS as _NOTIFY_COMMANDS  # noqa: E402
 from sheetbatch.schedule_cli import COMMANDS as _SCHEDULE_COMMANDS  # noqa: E402
 
 cli.add_command(worker_command)
+cli.add_command(compact_command)
 
 for _command in (*_SCHEDULE_COMMANDS, *_NOTIFY_COMMANDS):
     cli.add_command(_command)

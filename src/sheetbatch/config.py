@@ -41,6 +41,7 @@ class Settings:
 
     # [store]
     db: str = "sqlite:///.sheetbatch/progress.db"
+    compact_after: float = 86400.0  # seconds after a batch finished that it is compacted
     # [run]
     pipeline: str = "company"
     concurrency: int = 8
@@ -99,7 +100,7 @@ class Settings:
 
 # config file layout: section -> {key in file: Settings field}
 SECTIONS: dict[str, dict[str, str]] = {
-    "store": {"url": "db"},
+    "store": {"url": "db", "compact_after": "compact_after"},
     "run": {
         "pipeline": "pipeline",
         "concurrency": "concurrency",

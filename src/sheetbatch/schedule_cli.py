@@ -19,6 +19,7 @@ import click
 from progress import Store, open_store
 from progress.schedule_model import TickState
 from sheetbatch.cli_errors import CommandError
+from sheetbatch.compactor import Compactor
 from sheetbatch.config import Settings, load_settings
 from sheetbatch.schedule_config import apply_declared, declared_schedules
 from sheetbatch.schedules import (
@@ -318,6 +319,9 @@ def scheduler_command(
         # The scheduler also sends the outbox (claims keep it apart from other senders).
         notifier = notifier_for(store, settings)
         notifier.start()
+        # And compacts finished batches (a lease keeps it to one process at a time).
+        compactor = Compactor(store, compact_after=settings.compact_after)
+        compactor.start()
         click.echo(
             f"sheetbatch scheduler {scheduler.owner} started on {store.url} "
             f"(lease {settings.scheduler_lease_seconds:g} s)",
@@ -328,6 +332,7 @@ def scheduler_command(
         click.echo("sheetbatch scheduler stopping", err=True)
         clean = scheduler.stop(shutdown_timeout)
         notifier.stop()
+        compactor.stop()
     finally:
         store.close()
     ctx.exit(0 if clean else 1)

@@ -290,6 +290,11 @@ def run_server(
 
     notifier = notifier_for(web_context(app).store, settings, db=offload)
     notifier.start()
+    # Finished batches are compacted once `[store] compact_after` passed, under a lease.
+    from sheetbatch.compactor import Compactor
+
+    compactor = Compactor(web_context(app).store, compact_after=settings.compact_after, db=offload)
+    compactor.start()
 
     def stop() -> None:
         log.warning(
@@ -297,6 +302,7 @@ def run_server(
         )
         server.close()
         notifier.stop()
+        compactor.stop()
         # The scheduler child and the batch workers stop side by side, within the same
         # --shutdown-timeout: each finishes its own rows and flushes its own sheets.
         scheduler_stopped = gevent.spawn(child.stop, shutdown_timeout) if child else None

@@ -21,6 +21,9 @@ from sheetbatch.config import ENV_NAMES, SECTIONS, Settings, env_variables
 #: Setting (a `Settings` field) -> what it is for, one line.
 MEANINGS: dict[str, str] = {
     "db": "The progress store: `sqlite:///path/to/file.db` or a `postgresql://` URL.",
+    "compact_after": "Seconds after a batch finished that `serve` and `scheduler` compact it "
+    "(its progress reports go, every transition stays); ticks older than this are pruned "
+    "beyond each schedule's newest 100.",
     "pipeline": "The pipeline rows go through: a built-in name or `module:attribute`.",
     "concurrency": "Rows processed at once.",
     "flush_interval": "Seconds between sheet writes while a batch runs (and one at the end).",

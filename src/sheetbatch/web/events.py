@@ -79,6 +79,7 @@ def _stream(scope: Scope) -> Response:
         snapshot=context.hub.snapshots,
         head=context.hub.head,
         finished=context.hub.finished,
+        compacted=context.hub.compacted,
     )
     return stream_response(context, plan)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from progress import BatchStatus, Store
-from progress.sse import Scope, Snapshot, read_snapshot
+from progress.sse import Scope, Snapshot, compaction_mark, read_snapshot
 from sheetbatch.web.offload import offload
 
 log = logging.getLogger(__name__)
@@ -168,3 +168,30 @@ def release_memory() -> bool:
     except OSError:
         return False
     return bool(libc.malloc_trim(0))
+
+
+class MarkCache:
+    """`compaction_mark` for a reconnect storm: one read per scope per `max_age` seconds.
+
+    A compaction removes only the progress reports of a batch that finished long ago, so a
+    mark at most `max_age` old is as good as a fresh one for the clients of a storm.
+    """
+
+    def __init__(self, *, max_age: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.max_age = max_age
+        self.clock = clock
+        self.reads = 0
+        self._marks: dict[Scope, tuple[float, int]] = {}
+
+    def __call__(self, store: Store, scope: Scope) -> int:
+        """The scope's compaction mark; raises UnknownJob / UnknownBatch."""
+        now = self.clock()
+        seen = self._marks.get(scope)
+        if seen is not None and now - seen[0] <= self.max_age:
+            return seen[1]
+        mark = compaction_mark(store, scope)
+        self.reads += 1
+        self._marks[scope] = (now, mark)
+        while len(self._marks) > 1024:
+            self._marks.pop(next(iter(self._marks)))
+        return mark

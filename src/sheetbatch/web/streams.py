@@ -23,7 +23,7 @@ from progress import Store
 from progress.sse import EventFormatter
 from progress.steps import StepCache
 from sheetbatch.web.disconnect import DisconnectWatch
-from sheetbatch.web.sharing import Encoded, FinishedCache, SnapshotCache, release_memory
+from sheetbatch.web.sharing import Encoded, FinishedCache, MarkCache, SnapshotCache, release_memory
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class StreamHub:
         self.steps = StepCache()
         self.encoded = Encoded()
         self.finished = FinishedCache()
+        self.compacted = MarkCache()
         self._idle_since: float | None = None
         self._trim_pending = False
 
