@@ -114,6 +114,36 @@ def test_all_filters_by_batch_and_status_and_pages_with_a_cursor(
     assert error(api.get("/api/progress/all?batch_id=a/b")) == (400, "batch_id")
 
 
+def _pages(api: FlaskClient, query: str) -> list[list[str]]:
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        body = api.get(query + (f"&cursor={cursor}" if cursor else "")).get_json()
+        pages.append([j["job_id"] for j in body["jobs"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_paging_a_big_batch_and_the_whole_store_reads_each_job_once_in_order(
+    api: FlaskClient, store: Store
+) -> None:
+    big, big_ids = make_batch(store, 1050)
+    small, small_ids = make_batch(store, 5)
+    pages = _pages(api, f"/api/progress/all?batch_id={big}&limit=100")
+    assert [len(p) for p in pages] == [100] * 10 + [50]
+    assert [j for p in pages for j in p] == big_ids
+    # Across batches: (batch, row) order, every job once, whatever the batch ids sort as.
+    everything = [j for p in _pages(api, "/api/progress/all?limit=333") for j in p]
+    by_batch = {big: big_ids, small: small_ids}
+    assert everything == [j for b in sorted(by_batch) for j in by_batch[b]]
+    # A cursor of one batch given with another: that batch's rows after it, or none.
+    first_page = api.get(f"/api/progress/all?batch_id={big}&limit=1").get_json()
+    cursor = first_page["next_cursor"]
+    other = api.get(f"/api/progress/all?batch_id={small}&cursor={cursor}").get_json()
+    assert [j["job_id"] for j in other["jobs"]] == ([] if small < big else small_ids)
+
+
 def test_batches_list_and_snapshot_with_counts_percent_eta(api: FlaskClient, store: Store) -> None:
     batch_id, ids = make_batch(store, 4)
     store.start_job(ids[0], "w", 30)

@@ -222,19 +222,30 @@
 
   // ------------------------------------------------------------------ batch page
   function batchPage(batchId) {
-    // `complete`: every row is loaded. A stream's snapshot carries the first rows only;
-    // the rest are paged in over REST from its `jobs_next_cursor`. Meanwhile an event for
-    // a row not loaded yet waits in `pending` and is applied on top of that row's REST
-    // snapshot (only events newer than the row's last_event_id), so nothing is applied
-    // twice and nothing is lost.
+    // The rows table shows one page of PAGE rows at a time, paged on the server
+    // (`/api/progress/all?batch_id=&cursor=`): a 500,000-row batch costs the page what a
+    // 200-row one does. The stream's snapshot is the first page (it carries the first 200
+    // rows and `jobs_next_cursor`); other pages are read over REST. Events apply to the rows
+    // on the page; while a page loads they wait in `pending` and are applied on top of the
+    // page's REST snapshot (only events newer than a row's last_event_id), so nothing is
+    // applied twice and nothing is lost. With more than one page, the counts come from the
+    // batch's REST snapshot, refreshed at most once a second while events arrive.
+    const PAGE = 200;
     const state = { batch: null, jobs: new Map(), finished: false, complete: true };
-    const pending = new Map();
+    let pending = [];
     const tbody = document.querySelector("#jobs tbody");
     const rows = new Map();
     const dirty = new Set();
     let fullRender = true;
     let renderQueued = false;
     let generation = 0;
+    let pageIndex = 0;
+    const cursors = [null]; // cursors[k]: the cursor page k is read from (page 0: none)
+    let refreshTimer = null;
+    let batchAsked = 0;
+    let batchShown = 0;
+
+    function onePage() { return pageIndex === 0 && !cursors[1]; }
 
     function jobFromEvent(job, ev) {
       const d = ev.data || {};
@@ -274,29 +285,52 @@
     }
 
     function applyJobEvent(ev) {
-      const job = state.jobs.get(ev.job_id) || { job_id: ev.job_id, batch_id: batchId, label: "",
-        phase: null, fraction: 0, error: null, phase_seconds: {}, last_event_id: 0 };
+      let job = state.jobs.get(ev.job_id);
+      if (!job) {
+        // A row not on this page; a new row (jobs added) belongs here only on a last page.
+        if (cursors[pageIndex + 1] || typeof (ev.data || {}).row !== "number") return;
+        job = { job_id: ev.job_id, batch_id: batchId, label: "", phase: null, fraction: 0,
+          error: null, phase_seconds: {}, last_event_id: 0 };
+        fullRender = true;
+      }
       if (ev.id <= (job.last_event_id || 0)) return;
-      if (!state.jobs.has(ev.job_id)) fullRender = true;
       state.jobs.set(ev.job_id, jobFromEvent(job, ev));
       dirty.add(ev.job_id);
+    }
+
+    // The batch's REST snapshot; of answers that cross, the one asked for last wins (an
+    // event after it asks again, so the shown batch converges on the store's).
+    async function fetchBatch() {
+      const mine = ++batchAsked;
+      const batch = await api(`/api/batches/${encodeURIComponent(batchId)}`);
+      if (mine < batchShown) return;
+      batchShown = mine;
+      const seen = state.batch ? state.batch.last_event_id || 0 : 0;
+      state.batch = Object.assign(batch, { last_event_id: Math.max(batch.last_event_id || 0, seen) });
+      scheduleRender();
+    }
+
+    function refreshBatch(now) {
+      if (onePage() && !now) return; // the counts come from the rows on the page
+      if (refreshTimer) { if (!now) return; clearTimeout(refreshTimer); }
+      refreshTimer = setTimeout(() => {
+        refreshTimer = null;
+        fetchBatch().catch((err) => console.warn("sheetbatch: refreshing the batch failed", err));
+      }, now ? 0 : 1000);
     }
 
     function applyEvent(ev) {
       if (ev.batch_id !== batchId) return;
       if (state.batch) state.batch.last_event_id = Math.max(state.batch.last_event_id || 0, ev.id);
       if (ev.job_id && JOB_ROW_TYPES.has(ev.type)) {
-        if (!state.complete && !state.jobs.has(ev.job_id)) {
-          const list = pending.get(ev.job_id) || [];
-          list.push(ev);
-          pending.set(ev.job_id, list);
-          return;
-        }
-        applyJobEvent(ev);
+        if (!state.complete) pending.push(ev);
+        else applyJobEvent(ev);
+        refreshBatch(false);
       } else if (state.batch) {
         if (ev.type === "batch_finished") {
           state.batch.status = ev.data.status;
           state.batch.finished = ev.time;
+          refreshBatch(true);
           notifications.refresh(); // its outcome's notifications exist from now on
         } else if (ev.type === "batch_reopened") {
           state.batch.status = "running";
@@ -304,6 +338,8 @@
           state.batch.cancel_requested = false;
         } else if (ev.type === "batch_cancel_requested") {
           state.batch.cancel_requested = true;
+        } else if (ev.type === "jobs_added") {
+          refreshBatch(true);
         }
       }
       if (state.batch && !state.batch.started && ev.type === "job_started") state.batch.started = ev.time;
@@ -312,64 +348,54 @@
 
     function mergeJob(job) {
       const local = state.jobs.get(job.job_id);
-      if (!local) fullRender = true;
       if (!local || (job.last_event_id || 0) >= (local.last_event_id || 0)) state.jobs.set(job.job_id, job);
       dirty.add(job.job_id);
-      const waiting = pending.get(job.job_id);
-      if (waiting) {
-        pending.delete(job.job_id);
-        for (const ev of waiting) applyJobEvent(ev);
-      }
     }
 
-    // Page in the rows a snapshot did not carry, from its cursor on.
-    async function loadRest(cursor) {
+    // Read page `k` over REST and show it; events that came meanwhile are applied on top.
+    async function loadPage(k) {
       const mine = ++generation;
       state.complete = false;
-      try {
-        while (cursor) {
-          const q = new URLSearchParams({ batch_id: batchId, limit: "500", cursor });
-          const page = await api(`/api/progress/all?${q}`);
-          if (mine !== generation) return; // a newer snapshot replaced this one
-          for (const job of page.jobs) mergeJob(job);
-          cursor = page.next_cursor;
-          scheduleRender();
-        }
-      } catch (err) {
-        console.warn("sheetbatch: loading rows failed; polling", err);
-        if (mine === generation) await poll();
-      }
-      if (mine !== generation) return;
-      // Jobs added after the pages were read: their own events build them.
-      for (const list of pending.values()) for (const ev of list) applyJobEvent(ev);
-      pending.clear();
-      state.complete = true;
       scheduleRender();
-    }
-
-    function mergeBatch(batch) {
-      if (!state.batch || (batch.last_event_id || 0) >= (state.batch.last_event_id || 0)) state.batch = batch;
+      const q = new URLSearchParams({ batch_id: batchId, limit: String(PAGE) });
+      if (cursors[k]) q.set("cursor", cursors[k]);
+      let page;
+      try {
+        page = await api(`/api/progress/all?${q}`);
+      } catch (err) {
+        console.warn("sheetbatch: loading rows failed", err);
+        if (mine === generation) { state.complete = true; pending = []; scheduleRender(); }
+        return;
+      }
+      if (mine !== generation) return; // another page was asked for meanwhile
+      pageIndex = k;
+      cursors[k + 1] = page.next_cursor;
+      cursors.length = k + 2;
+      state.jobs = new Map();
+      for (const job of page.jobs) mergeJob(job);
+      const waiting = pending;
+      pending = [];
+      state.complete = true;
+      for (const ev of waiting) applyJobEvent(ev);
+      fullRender = true;
+      refreshBatch(true);
+      scheduleRender();
     }
 
     async function poll() {
-      generation += 1; // a poll reads every row: any paging under way is superseded
-      const batch = await api(`/api/batches/${encodeURIComponent(batchId)}`);
-      let cursor = null;
-      const jobs = [];
-      do {
-        const q = new URLSearchParams({ batch_id: batchId, limit: "500" });
-        if (cursor) q.set("cursor", cursor);
-        const page = await api(`/api/progress/all?${q}`);
-        jobs.push(...page.jobs);
-        cursor = page.next_cursor;
-      } while (cursor);
-      mergeBatch(batch);
-      for (const job of jobs) mergeJob(job);
-      for (const list of pending.values()) for (const ev of list) applyJobEvent(ev);
-      pending.clear();
-      state.complete = true;
-      scheduleRender();
+      try {
+        await fetchBatch();
+      } finally {
+        await loadPage(pageIndex);
+      }
     }
+
+    document.getElementById("prev-page").addEventListener("click", () => {
+      if (pageIndex > 0) loadPage(pageIndex - 1);
+    });
+    document.getElementById("next-page").addEventListener("click", () => {
+      if (cursors[pageIndex + 1]) loadPage(pageIndex + 1);
+    });
 
     function scheduleRender() {
       if (renderQueued) return;
@@ -446,8 +472,9 @@
     function render() {
       const b = state.batch;
       if (!b) return;
-      const c = state.complete ? counts() : Object.assign({}, b.counts);
-      const total = state.complete ? state.jobs.size : b.total;
+      const all = onePage() && state.complete;
+      const c = all ? counts() : Object.assign({}, b.counts);
+      const total = all ? state.jobs.size : b.total;
       const processed = c.succeeded + c.failed + c.cancelled;
       const percent = total ? (100 * processed) / total : 100;
       document.getElementById("batch-sheet").textContent = shown(b.sheet || "");
@@ -471,7 +498,14 @@
       document.getElementById("retry-btn").hidden = c.failed === 0;
       const loading = document.getElementById("rows-loading");
       loading.hidden = state.complete;
-      loading.textContent = state.complete ? "" : `loading rows… ${state.jobs.size}/${b.total}`;
+      loading.textContent = state.complete ? "" : "loading rows…";
+      const first = pageIndex * PAGE + 1;
+      document.getElementById("pager").hidden = onePage();
+      document.getElementById("page-info").textContent = state.jobs.size
+        ? `rows ${first}–${first + state.jobs.size - 1} of ${b.total}` : `of ${b.total}`;
+      document.getElementById("page-info").dataset.page = String(pageIndex + 1);
+      document.getElementById("prev-page").disabled = pageIndex === 0;
+      document.getElementById("next-page").disabled = !cursors[pageIndex + 1];
       // Only rows that changed are redrawn; the order is rebuilt when rows come or go.
       for (const id of dirty) { const job = state.jobs.get(id); if (job) renderRow(job); }
       dirty.clear();
@@ -490,11 +524,19 @@
     const stream = new LiveStream(`/events/batches/${encodeURIComponent(batchId)}`, {
       snapshot(data) {
         state.batch = data.batch;
-        state.jobs = new Map(data.jobs.map((j) => [j.job_id, j]));
-        pending.clear();
-        fullRender = true;
-        if (data.jobs_next_cursor) loadRest(data.jobs_next_cursor);
-        else { generation += 1; state.complete = true; }
+        batchShown = batchAsked + 1; // REST answers asked before it are older
+        if (pageIndex === 0) {
+          // The snapshot is the first page, exactly at its cursor.
+          generation += 1;
+          state.jobs = new Map(data.jobs.map((j) => [j.job_id, j]));
+          cursors[1] = data.jobs_next_cursor;
+          cursors.length = 2;
+          pending = [];
+          state.complete = true;
+          fullRender = true;
+        } else {
+          loadPage(pageIndex); // a reconnect on another page: read it again
+        }
         scheduleRender();
       },
       event: applyEvent,
