@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from progress import schema as t
 from progress.errors import UnknownJob
+from progress.snapshots import stored_data
 from progress.status import JobStatus
 
 
@@ -194,7 +195,13 @@ class HotStatements:
         """Append events (dicts of id, type, batch_id, job_id, time and a JSON-able `data`)."""
         self._execute(
             self._sql.insert_events,
-            [{**row, "data": json.dumps(row["data"], separators=_COMPACT)} for row in rows],
+            [
+                {
+                    **row,
+                    "data": json.dumps(stored_data(row["type"], row["data"]), separators=_COMPACT),
+                }
+                for row in rows
+            ],
             many=True,
         )
 
