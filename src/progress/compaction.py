@@ -168,9 +168,11 @@ class CompactionOps:
         if self.engine.dialect.name != "sqlite":
             # PostgreSQL keeps a deleted row's space until a VACUUM marks it reusable: do it
             # now rather than when autovacuum gets round to it (it takes no exclusive lock).
+            # The job and batch rows too: each transition left a dead row version behind.
             with self.engine.connect() as conn:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql(f"VACUUM {t.events.name}")
+                for table in (t.events, t.jobs, t.batches, t.log_head):
+                    conn.exec_driver_sql(f"VACUUM {table.name}")
             return
         with self._write_lock, self.engine.connect() as conn:
             # On the driver's own connection, in autocommit: `executescript` steps the

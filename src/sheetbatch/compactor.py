@@ -93,9 +93,9 @@ class Compactor:
     ) -> None:
         self.store = store
         self.compact_after = compact_after
-        # Often enough that a batch is compacted soon after it is due; at most every minute.
+        # Often enough that a batch is compacted soon after it is due (at most every second).
         self.interval = (
-            interval if interval is not None else max(60.0, min(3600.0, compact_after / 4))
+            interval if interval is not None else max(1.0, min(3600.0, compact_after / 4))
         )
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:compactor"
         self._db = db

@@ -37,7 +37,9 @@ _SSE_DESCRIPTION = (
     "the stream opens with a `snapshot` event (the state and the cursor it is valid at). "
     "Resume with the `Last-Event-ID` header or `?last_event_id=`: every later event is "
     "replayed in order, then live. A `: ping` comment plus an id-less `ping` event come "
-    "every ping interval. Job and batch streams end with an `end` event."
+    "every ping interval. Job and batch streams end with an `end` event. A cursor older than "
+    "a compaction of the stream's batch (its progress reports removed, `sheetbatch compact`) "
+    "or beyond the log's head gets a fresh `snapshot` instead of a replay."
 )
 
 
@@ -125,6 +127,9 @@ def _paths() -> dict[str, Any]:
         "/api/progress/all": {
             "get": {
                 "summary": "Jobs by (batch, row), filtered, paginated with a cursor.",
+                "description": "Every page is a range read from its cursor, so the last page "
+                "of a 500,000-row batch costs what the first does; page through `next_cursor` "
+                "(null on the last page) rather than raising `limit`.",
                 "tags": ["progress"],
                 "parameters": [
                     _id_param("batch_id", "query"),
