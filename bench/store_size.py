@@ -3,11 +3,12 @@
 Fills a fresh store with `--rows` finished jobs through the real store API (the calls a
 4-phase pipeline's runner makes: claim, phase start, three boundaries, success with results,
 from `--threads` worker threads so writes group-commit as in a run), measures the store's
-size (`Store.size_bytes`: SQLite's file and WAL; PostgreSQL's tables with their indexes and
-TOAST), compacts it (`Store.compact`), measures again, then runs a second batch of the same
+size (`Store.size_bytes`: SQLite's file and WAL, after a checkpoint; PostgreSQL's tables with
+their indexes and TOAST), compacts it (`Store.compact`), measures again, then runs a second batch of the same
 size and compacts it too: its figure shows whether the space the first compaction freed is
-used again (on PostgreSQL VACUUM makes it reusable; the files do not shrink). Issue 14's
-target: ≤ 1.5 KB per finished row. Prints one JSON line.
+used again (on PostgreSQL VACUUM makes it reusable; the files do not shrink), and
+`bytes_per_row_packed` what both need once rewritten (VACUUM FULL). Issue 14's target:
+≤ 1.5 KB per finished row. Prints one JSON line.
 
     .venv/bin/python bench/store_size.py --rows 20000 [--pg postgresql://postgres@127.0.0.1/test]
 """
@@ -101,12 +102,34 @@ def _pg_schema(base: str) -> Iterator[str]:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+def _checkpoint(store: Store) -> None:
+    """SQLite: move the WAL into the database file, so the size is the data's, not the
+    WAL's high-water mark (PostgreSQL: nothing to do)."""
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:
+            driver: Any = conn.connection.driver_connection
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _packed_size(store: Store) -> int:
+    """The store's size after a full rewrite (SQLite VACUUM, PostgreSQL VACUUM FULL)."""
+    with store.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        if conn.dialect.name == "sqlite":
+            conn.connection.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+        else:
+            conn.exec_driver_sql("VACUUM FULL")
+    _checkpoint(store)
+    return store.size_bytes()
+
+
 def measure(url: str, rows: int, threads: int) -> dict[str, Any]:
     store = open_store(url)
     try:
         started = time.perf_counter()
         first = fill(store, rows, threads)
         fill_s = time.perf_counter() - started
+        _checkpoint(store)
         before = store.size_bytes()
         started = time.perf_counter()
         done = store.compact([first])
@@ -115,12 +138,15 @@ def measure(url: str, rows: int, threads: int) -> dict[str, Any]:
         second = fill(store, rows, threads)
         store.compact([second])
         both = store.size_bytes()
+        packed = _packed_size(store)
         return {
             "rows": rows,
             "fill_rows_per_s": round(rows / fill_s),
             "bytes_per_row_before": round(before / rows),
             "bytes_per_row_after": round(after / rows),
             "bytes_per_row_two_compacted_batches": round(both / (2 * rows)),
+            # What the two compacted batches need once rewritten (VACUUM / VACUUM FULL).
+            "bytes_per_row_packed": round(packed / (2 * rows)),
             "events_removed_per_row": round(done.events_removed / rows, 2),
             "compact_s": round(compact_s, 2),
         }
