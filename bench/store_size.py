@@ -3,12 +3,13 @@
 Fills a fresh store with `--rows` finished jobs through the real store API (the calls a
 4-phase pipeline's runner makes: claim, phase start, three boundaries, success with results,
 from `--threads` worker threads so writes group-commit as in a run), measures the store's
-size (`Store.size_bytes`: SQLite's file and WAL, after a checkpoint; PostgreSQL's tables with
-their indexes and TOAST), compacts it (`Store.compact`), measures again, then runs a second batch of the same
-size and compacts it too: its figure shows whether the space the first compaction freed is
-used again (on PostgreSQL VACUUM makes it reusable; the files do not shrink), and
-`bytes_per_row_packed` what both need once rewritten (VACUUM FULL). Issue 14's target:
-≤ 1.5 KB per finished row. Prints one JSON line.
+size (`Store.size_bytes`: SQLite's file and WAL, after a checkpoint; PostgreSQL's tables
+with their indexes and TOAST), compacts it (`Store.compact`), measures again, then runs a
+second batch of the same size and compacts it too. `bytes_per_row_two_compacted_batches`
+shows whether the space the first compaction freed is used again (PostgreSQL: VACUUM makes
+it reusable, the files do not shrink); `bytes_per_row_packed` is what both batches need
+once rewritten (VACUUM / VACUUM FULL). Issue 14's target: <= 1.5 KB per finished row.
+Prints one JSON line.
 
     .venv/bin/python bench/store_size.py --rows 20000 [--pg postgresql://postgres@127.0.0.1/test]
 """
