@@ -599,6 +599,8 @@ def bench_point(
         return [e["id"] for e in log if e["id"] > first]
 
     figures = summarise(records, expected)
+    if os.environ.get("SSE_BENCH_TIMELINE"):
+        print_timeline(records, healthz_start=None)
     answered = [h for h in health if h < 1e9]
     figures.update(
         {
@@ -622,6 +624,25 @@ def bench_point(
         }
     )
     return figures, log
+
+
+def print_timeline(records: list[Client], healthz_start: float | None) -> None:
+    """Debugging (SSE_BENCH_TIMELINE=1): live latency p50/p99 per second of commit time."""
+    buckets: dict[int, list[float]] = {}
+    start = min((s for r in records for s in r.sent_at.values()), default=0.0)
+    for r in records:
+        for event_id, got in r.received.items():
+            if event_id in r.replayed:
+                continue
+            sent = r.sent_at[event_id]
+            buckets.setdefault(int((sent - start) * 4), []).append((got - sent) * 1000)
+    for k in sorted(buckets):
+        v = buckets[k]
+        print(
+            f"t={k / 4:5.2f}s n={len(v):6d} p50={percentile(v, 50):7.1f} "
+            f"p99={percentile(v, 99):7.1f} max={max(v):7.1f}",
+            file=sys.stderr,
+        )
 
 
 def _client_from(data: dict[str, Any]) -> Client:
