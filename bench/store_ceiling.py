@@ -72,11 +72,6 @@ def writer(db: str, batch_id: str, threads: int, seconds: float, name: str) -> N
     print(json.dumps({"rows": done[0], "began": begun, "ended": ended}))
 
 
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def point(base: str, writers: int, args: argparse.Namespace) -> dict[str, Any]:
     """A fresh schema and batch, `writers` processes for `args.seconds`; the figures."""
     import psycopg
