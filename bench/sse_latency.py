@@ -216,8 +216,10 @@ async def follow(
     event_time: Callable[[Message], tuple[int, float] | None],
     keep_alive: bool = False,
     after_end: str | None = None,
+    other_url: str | None = None,
 ) -> None:
-    """Follow one stream to its end, dropping and resuming the connection once on `reconnect`.
+    """Follow one stream to its end, dropping and resuming the connection once on `reconnect`
+    (on `other_url`, another node, when given).
 
     With `keep_alive` the client behaves as a browser: one kept-alive connection; after
     `end` it GETs `after_end` on that same connection; a stream that broke is reopened on a
@@ -292,6 +294,8 @@ async def follow(
         if not dropped and reconnect.is_set():
             dropped = True
             started = time.time()
+            if other_url is not None:
+                url, parts = other_url, urlsplit(other_url)
             await asyncio.sleep(gap)
             record.gap = (started, time.time())
             continue
@@ -350,6 +354,7 @@ async def run_clients(
     timeout: float,
     keep_alive: bool = False,
     after_end: str | None = None,
+    other_url: str | None = None,
 ) -> list[Client]:
     """`n` clients following `url`; the forced reconnect happens when `reconnect_when` says."""
     records = [Client() for _ in range(n)]
@@ -365,6 +370,7 @@ async def run_clients(
                 event_time=event_time,
                 keep_alive=keep_alive,
                 after_end=after_end,
+                other_url=other_url,
             )
         )
         for r in records
@@ -413,7 +419,12 @@ def raise_nofile() -> int:
 
 
 def start_server(
-    workdir: Path, db: str, concurrency: int, phase_seconds: float, src: Path = ROOT / "src"
+    workdir: Path,
+    db: str,
+    concurrency: int,
+    phase_seconds: float,
+    src: Path = ROOT / "src",
+    extra: tuple[str, ...] = (),
 ) -> Served:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHEETBATCH_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(src)])
@@ -446,6 +457,7 @@ def start_server(
             "--concurrency",
             str(concurrency),
             *(["--sheet-dir", str(workdir)] if new else []),
+            *extra,
         ],
         cwd=workdir,
         env=env,
@@ -687,6 +699,7 @@ def client_worker(spec: dict[str, Any]) -> None:
             timeout=spec["timeout"],
             keep_alive=spec["keep_alive"],
             after_end=spec["after_end"],
+            other_url=spec.get("other_url"),
         )
     )
     out = []
