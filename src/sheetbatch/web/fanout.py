@@ -75,6 +75,10 @@ class Direct:
     broken: bool = False
     wrote_at: float | None = None
     busy: bool = field(default=False)  # the stream's greenlet is writing `pending` itself
+    # The stream took itself back (it ended, or is replaying or pinging): its descriptor may
+    # be closed and reused by another connection by now, so nothing may be written to it.
+    # Preparing a step can yield (a PostgreSQL read), so this is checked after it.
+    released: bool = False
 
     @property
     def needs_stream(self) -> bool:
@@ -83,6 +87,8 @@ class Direct:
 
     def deliver(self, step: Step, frame: bytes, now: float) -> None:
         """Write `step` (framed as `frame`) without blocking; note what is left."""
+        if self.released or self.needs_stream:
+            return
         if step.text:
             try:
                 written = os.write(self.fd, frame)

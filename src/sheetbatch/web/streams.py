@@ -94,7 +94,10 @@ class Subscription:
                         wrote_at=direct.wrote_at,
                     )
                 if hub.head > direct.scan:  # news the hub's last wave did not bring here
-                    hub.deliver(direct, hub.head)
+                    if direct.busy:  # the hub is preparing it (a database read): let it
+                        self._event.wait(0.005)
+                    else:
+                        hub.deliver(direct, hub.head)
                     continue
                 remaining = until - time.monotonic()
                 if remaining <= 0:
@@ -104,6 +107,7 @@ class Subscription:
                     continue
                 self._event.wait(remaining)
         finally:
+            direct.released = True
             self.direct = None
 
     def head(self) -> int:
@@ -299,7 +303,14 @@ class StreamHub:
                 sub.wake()
 
     def deliver(self, direct: Direct, head: int, now: float | None = None) -> None:
-        """Write a pushed stream's step from its position with the log known up to `head`."""
+        """Write a pushed stream's step from its position with the log known up to `head`.
+
+        Preparing the step may yield (a PostgreSQL read): `busy` keeps a second writer (the
+        stream itself, or the next wave) away from this stream meanwhile.
+        """
+        if direct.needs_stream:
+            return
+        direct.busy = True
         try:
             step = self.steps.get(direct.scope, direct.scan, head, direct.step)
             frame = self.frames(step, direct.chunked)
@@ -308,6 +319,8 @@ class StreamHub:
             log.exception("stream hub: preparing a stream's events failed")
             direct.behind = True
             return
+        finally:
+            direct.busy = False
         direct.deliver(step, frame, time.monotonic() if now is None else now)
 
 
