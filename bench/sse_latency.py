@@ -216,8 +216,10 @@ async def follow(
     event_time: Callable[[Message], tuple[int, float] | None],
     keep_alive: bool = False,
     after_end: str | None = None,
+    other_url: str | None = None,
 ) -> None:
-    """Follow one stream to its end, dropping and resuming the connection once on `reconnect`.
+    """Follow one stream to its end, dropping and resuming the connection once on `reconnect`
+    (on `other_url`, another node, when given).
 
     With `keep_alive` the client behaves as a browser: one kept-alive connection; after
     `end` it GETs `after_end` on that same connection; a stream that broke is reopened on a
@@ -292,6 +294,8 @@ async def follow(
         if not dropped and reconnect.is_set():
             dropped = True
             started = time.time()
+            if other_url is not None:
+                url, parts = other_url, urlsplit(other_url)
             await asyncio.sleep(gap)
             record.gap = (started, time.time())
             continue
@@ -350,6 +354,7 @@ async def run_clients(
     timeout: float,
     keep_alive: bool = False,
     after_end: str | None = None,
+    other_url: str | None = None,
 ) -> list[Client]:
     """`n` clients following `url`; the forced reconnect happens when `reconnect_when` says."""
     records = [Client() for _ in range(n)]
@@ -365,6 +370,7 @@ async def run_clients(
                 event_time=event_time,
                 keep_alive=keep_alive,
                 after_end=after_end,
+                other_url=other_url,
             )
         )
         for r in records
@@ -413,7 +419,12 @@ def raise_nofile() -> int:
 
 
 def start_server(
-    workdir: Path, db: str, concurrency: int, phase_seconds: float, src: Path = ROOT / "src"
+    workdir: Path,
+    db: str,
+    concurrency: int,
+    phase_seconds: float,
+    src: Path = ROOT / "src",
+    extra: tuple[str, ...] = (),
 ) -> Served:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHEETBATCH_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(src)])
@@ -446,6 +457,7 @@ def start_server(
             "--concurrency",
             str(concurrency),
             *(["--sheet-dir", str(workdir)] if new else []),
+            *extra,
         ],
         cwd=workdir,
         env=env,
@@ -599,6 +611,8 @@ def bench_point(
         return [e["id"] for e in log if e["id"] > first]
 
     figures = summarise(records, expected)
+    if os.environ.get("SSE_BENCH_TIMELINE"):
+        print_timeline(records, healthz_start=None)
     answered = [h for h in health if h < 1e9]
     figures.update(
         {
@@ -622,6 +636,25 @@ def bench_point(
         }
     )
     return figures, log
+
+
+def print_timeline(records: list[Client], healthz_start: float | None) -> None:
+    """Debugging (SSE_BENCH_TIMELINE=1): live latency p50/p99 per second of commit time."""
+    buckets: dict[int, list[float]] = {}
+    start = min((s for r in records for s in r.sent_at.values()), default=0.0)
+    for r in records:
+        for event_id, got in r.received.items():
+            if event_id in r.replayed:
+                continue
+            sent = r.sent_at[event_id]
+            buckets.setdefault(int((sent - start) * 4), []).append((got - sent) * 1000)
+    for k in sorted(buckets):
+        v = buckets[k]
+        print(
+            f"t={k / 4:5.2f}s n={len(v):6d} p50={percentile(v, 50):7.1f} "
+            f"p99={percentile(v, 99):7.1f} max={max(v):7.1f}",
+            file=sys.stderr,
+        )
 
 
 def _client_from(data: dict[str, Any]) -> Client:
@@ -666,6 +699,7 @@ def client_worker(spec: dict[str, Any]) -> None:
             timeout=spec["timeout"],
             keep_alive=spec["keep_alive"],
             after_end=spec["after_end"],
+            other_url=spec.get("other_url"),
         )
     )
     out = []

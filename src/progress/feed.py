@@ -145,6 +145,38 @@ class LogFeed:
                     break
             return out
 
+    def gap_before(self, after: int) -> int | None:
+        """The newest id missing for the buffer to serve a read from `after` - the id before
+        its first event, or the head while it holds none - or None when nothing is missing
+        or the gap is too long to fill (more than half of what it holds)."""
+        with self._cond:
+            if self._head < 0 or after >= self._head:
+                return None
+            upto = self._buffer[0]["id"] - 1 if self._buffer else self._head
+            if upto <= after or upto - after > self._buffer.maxlen // 2:  # type: ignore[operator]
+                return None
+            return int(upto)
+
+    def backfill(self, events: Sequence[Event]) -> bool:
+        """Put events read from the database in front of the buffer, when they join it.
+
+        A crowd of streams starting from one snapshot all read from its cursor, which is
+        older than the buffer's first event (the buffer only fills once somebody follows):
+        one stream fills the gap, the others are served from memory. Whether they joined.
+        """
+        if not events:
+            return False
+        ids = [int(e["id"]) for e in events]
+        if ids != list(range(ids[0], ids[0] + len(ids))):
+            return False  # not contiguous (a sequence gap): the database keeps answering
+        with self._cond:
+            joins = ids[-1] + 1 == self._buffer[0]["id"] if self._buffer else ids[-1] == self._head
+            room = self._buffer.maxlen - len(self._buffer)  # type: ignore[operator]
+            if not joins or room < len(events):
+                return False
+            self._buffer.extendleft(reversed(events))
+            return True
+
     def trim(self) -> None:
         """Forget the buffered events (nobody follows now; readers fall back to the database
         until the buffer refills)."""

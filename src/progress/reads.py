@@ -237,9 +237,15 @@ class StoreReads:
 
         For live followers (SSE streams) after `wait()`: the buffer holds every event up to
         the feed's head, so many streams share one database read per append. It may lag the
-        database by one feed cycle; `wait()` wakes the follower again when it catches up.
+        database by one feed cycle; `wait()` wakes the follower again when it catches up. A
+        read from before the buffer's first event fills the gap once (`LogFeed.backfill`)
+        when it is short, so the streams that follow from there are served from memory too.
         """
         buffered = self.feed.buffered_after(after, 1_000_000)
+        if buffered is None:
+            upto = self.feed.gap_before(after)
+            if upto is not None and self.feed.backfill(self._read_after(after, upto - after)):
+                buffered = self.feed.buffered_after(after, 1_000_000)
         if buffered is None:
             return self.events_after(after, batch_id=batch_id, job_id=job_id, limit=limit)
         out: list[LogEvent] = []

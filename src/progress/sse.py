@@ -294,6 +294,29 @@ class LogReader(Protocol):
     ) -> list[LogEvent]: ...
 
 
+@dataclass(frozen=True)
+class Pushed:
+    """What a `Pusher` did for a stream: its new position and why it handed the stream back."""
+
+    scan: int
+    ended: bool = False  # the `end` event was written: the stream is over
+    stop: bool = False  # the client went away or the server is stopping
+    behind: bool = False  # more than a page came at once: the stream reads it itself
+    wrote_at: float | None = None  # when it last wrote (the heartbeat counts from there)
+
+
+class Pusher(Protocol):
+    """Writes a live stream's events for it (one writer for many streams; see web/streams)."""
+
+    def push(
+        self, scope: Scope, scan: int, step: Callable[[int, int], Step], until: float
+    ) -> Pushed:
+        """Write what `step` gives from `scan` on, as the log moves, until `until` (the
+        stream's next heartbeat, on its clock), the end, a stop, or a jump of more than a
+        page; blocks the stream meanwhile."""
+        ...
+
+
 @dataclass
 class StreamPlan:
     """How a stream starts: from a client's cursor, or from a snapshot read just now."""
@@ -316,6 +339,7 @@ def event_stream(
     on_sent: Callable[[int], None] | None = None,
     formatter: Callable[[Mapping[str, Any]], str] = format_log_event,
     steps: StepCache | None = None,
+    pusher: Pusher | None = None,
 ) -> Iterator[str]:
     """The SSE text of one stream, chunk by chunk, until it ends or the waiter says stop.
 
@@ -323,7 +347,10 @@ def event_stream(
     at it) or a snapshot; the caller reads those before answering, so unknown ids become a
     404 rather than a broken stream. `on_sent(n)` counts the log events written;
     `formatter` may share formatted events between streams (`EventFormatter`), and `steps`
-    whole chunks between streams at the same position (`StepCache`).
+    whole chunks between streams at the same position (`StepCache`). With a `pusher`, a
+    stream that has caught up lets it write its live events (the text it would yield, at
+    the same positions); the stream itself still sends the first chunk, any replay and the
+    heartbeats.
     """
     scope = plan.scope
     filters: dict[str, Any] = {"batch_id": scope.batch_id, "job_id": scope.job_id}
@@ -379,6 +406,19 @@ def event_stream(
             # from the feed's memory when it reaches back to `scan` (a reconnect storm
             # then costs no database read per client) and from `events_after` otherwise.
             known = waiter.head()
+        elif pusher is not None:
+            pushed = pusher.push(scope, scan, step, next_ping)
+            scan = pushed.scan
+            if pushed.ended or pushed.stop:
+                return
+            if pushed.wrote_at is not None:
+                next_ping = max(next_ping, pushed.wrote_at + ping_interval)
+            if pushed.behind:
+                replaying = True
+            elif clock() >= next_ping:
+                yield with_retry(format_ping(scan))
+                next_ping = clock() + ping_interval
+            continue
         else:
             remaining = max(0.0, next_ping - clock())
             known_or_stop = waiter.wait(scan, remaining)

@@ -248,6 +248,31 @@ def test_follow_serves_live_followers_from_the_feed(store: Store) -> None:
     assert all(f == expected for f in followed)
 
 
+def test_followers_from_before_the_feed_buffer_cost_one_database_read(store: Store) -> None:
+    # A crowd starting from one snapshot: its cursor is older than anything the feed
+    # keeps (nobody followed while these events were written).
+    cursor = store.last_event_id()
+    batch_id = make_batch(store, 30)
+    make_batch(store, 5)  # another batch's events in between: the filter still applies
+    deadline = time.monotonic() + 5
+    while store.feed.head() < store.last_event_id() and time.monotonic() < deadline:
+        store.wait(store.feed.head(), 0.1)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        followed = [store.follow(cursor, batch_id=batch_id) for _ in range(50)]
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", count)
+    assert len([s for s in statements if "sb_events" in s]) == 1  # the first fills the gap
+    expected = store.events_after(cursor, batch_id=batch_id)
+    assert len(expected) == 1 + 30
+    assert all(f == expected for f in followed)
+
+
 def test_expired_leases_are_requeued_then_abandoned(db_url: str) -> None:
     now = [1000.0]
     store = open_store(db_url, clock=lambda: now[0])

@@ -18,6 +18,7 @@ from sheetbatch.web.streams import StreamHub
 EXTENSION = "sheetbatch"
 # Where the server's request handler puts the client socket (see sheetbatch.serve).
 SOCKET_KEY = "sheetbatch.socket"
+HANDLER_KEY = "sheetbatch.handler"  # the connection's pywsgi handler (chunked or not)
 
 
 @dataclass

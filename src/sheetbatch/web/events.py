@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, request
 
 from progress.sse import (
     SSE_HEADERS,
+    Pushed,
     Scope,
     StreamPlan,
     event_stream,
     parse_cursor,
     plan_stream,
 )
+from progress.steps import Step
 from sheetbatch.web.api import valid_id
-from sheetbatch.web.context import SOCKET_KEY, WebContext, web_context
+from sheetbatch.web.context import HANDLER_KEY, SOCKET_KEY, WebContext, web_context
 from sheetbatch.web.errors import BadRequest, Unavailable
+from sheetbatch.web.streams import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +50,16 @@ def request_cursor() -> int | None:
 
 
 def _body(
-    context: WebContext, plan: StreamPlan, sock: socket.socket | None, session: str | None
+    context: WebContext,
+    plan: StreamPlan,
+    sock: socket.socket | None,
+    session: str | None,
+    chunked: Callable[[], bool] | None,
 ) -> Iterator[bytes]:
-    sub = context.hub.subscribe(sock, session=session)
+    sub = context.hub.subscribe(sock, session=session, chunked=chunked)
     encoded = context.hub.encoded
+    on_sent = context.metrics.events_sent
+    pusher = _Pusher(sub, on_sent) if sub.can_push else None
     try:
         for text in event_stream(
             context.store,
@@ -61,10 +70,24 @@ def _body(
             on_sent=context.metrics.events_sent,
             formatter=context.hub.formatter,
             steps=context.hub.steps,
+            pusher=pusher,
         ):
             yield encoded(text)
     finally:
         sub.close()
+
+
+class _Pusher:
+    """`progress.sse.Pusher` over a subscription, counting what the hub writes."""
+
+    def __init__(self, sub: Subscription, on_sent: Callable[[int], None]) -> None:
+        self._sub = sub
+        self._on_sent = on_sent
+
+    def push(
+        self, scope: Scope, scan: int, step: Callable[[int, int], Step], until: float
+    ) -> Pushed:
+        return self._sub.push(scope, scan, step, until, self._on_sent)
 
 
 def _stream(scope: Scope) -> Response:
@@ -89,12 +112,14 @@ def stream_response(context: WebContext, plan: StreamPlan) -> Response:
     client leaves, the server stops, or the dashboard session it was opened with ends."""
     # Set by `sheetbatch serve`'s request handler: gevent's socket (socket.socket once patched).
     sock = request.environ.get(SOCKET_KEY)
+    handler = request.environ.get(HANDLER_KEY)
     session = context.guard.session(request)
     body = _body(
         context,
         plan,
         sock if hasattr(sock, "recv") else None,
         session.key if session is not None else None,
+        None if handler is None else lambda: bool(handler.response_use_chunked),
     )
     return Response(body, headers=dict(SSE_HEADERS))
 

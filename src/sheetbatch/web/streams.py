@@ -16,19 +16,22 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import sys
 import threading
 import time
+from collections.abc import Callable
 
 from progress import Store
-from progress.sse import EventFormatter
-from progress.steps import StepCache
+from progress.sse import EventFormatter, Pushed, Scope
+from progress.steps import Step, StepCache
 from sheetbatch.web.disconnect import DisconnectWatch
+from sheetbatch.web.fanout import Direct, Frames, socket_fd
 from sheetbatch.web.sharing import Encoded, FinishedCache, MarkCache, SnapshotCache, release_memory
 
 log = logging.getLogger(__name__)
 
 
-LINGER_PER_STREAM = 20e-6  # seconds of extra coalescing per open stream
+LINGER_PER_STREAM = 5e-6  # seconds of extra coalescing per open stream
 MAX_EXTRA_LINGER = 0.05
 
 
@@ -42,6 +45,70 @@ class Subscription:
         # The dashboard session the stream was opened with (None: a bearer token or no auth).
         self.session = session
         self._watch: DisconnectWatch | None = None
+        # Set while the hub writes this stream's live events itself (`push`).
+        self.direct: Direct | None = None
+        self._sock: socket.socket | None = None
+        self._fd: int | None = None
+        self._chunked: Callable[[], bool] = lambda: True
+
+    @property
+    def can_push(self) -> bool:
+        """Whether the hub may write for this stream (gevent, a plain socket)."""
+        return self._fd is not None
+
+    def push(
+        self,
+        scope: Scope,
+        scan: int,
+        step: Callable[[int, int], Step],
+        until: float,
+        on_sent: Callable[[int], None] | None = None,
+    ) -> Pushed:
+        """Let the hub write the stream's live events until `until`, the end or a stop
+        (`progress.sse.Pusher`); this greenlet writes only what the socket would not take."""
+        assert self._fd is not None and self._sock is not None
+        hub = self._hub
+        direct = Direct(scope, scan, step, self._fd, self._chunked(), on_sent)
+        self.direct = direct
+        try:
+            while True:
+                if self.gone or hub.closed or direct.broken:
+                    return Pushed(direct.scan, stop=True)
+                if direct.pending:
+                    # The socket took part of a frame: the rest goes out from here, parked
+                    # on the socket (the hub skips this stream meanwhile).
+                    pending, direct.pending = direct.pending, b""
+                    direct.busy = True
+                    try:
+                        self._sock.sendall(pending)
+                    except OSError:
+                        return Pushed(direct.scan, stop=True)
+                    finally:
+                        direct.busy = False
+                    continue
+                if direct.ended or direct.behind:
+                    return Pushed(
+                        direct.scan,
+                        ended=direct.ended,
+                        behind=direct.behind,
+                        wrote_at=direct.wrote_at,
+                    )
+                if hub.head > direct.scan:  # news the hub's last wave did not bring here
+                    if direct.busy:  # the hub is preparing it (a database read): let it
+                        self._event.wait(0.005)
+                    else:
+                        hub.deliver(direct, hub.head)
+                    continue
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    return Pushed(direct.scan, wrote_at=direct.wrote_at)
+                self._event.clear()
+                if self.gone or hub.closed or direct.needs_stream or hub.head > direct.scan:
+                    continue
+                self._event.wait(remaining)
+        finally:
+            direct.released = True
+            self.direct = None
 
     def head(self) -> int:
         """The newest committed event id the hub knows of (-1 while unknown)."""
@@ -103,6 +170,7 @@ class StreamHub:
         self.encoded = Encoded()
         self.finished = FinishedCache()
         self.compacted = MarkCache()
+        self.frames = Frames(self.encoded)
         self._idle_since: float | None = None
         self._trim_pending = False
 
@@ -113,10 +181,18 @@ class StreamHub:
             return len(self._subs)
 
     def subscribe(
-        self, sock: socket.socket | None = None, *, session: str | None = None
+        self,
+        sock: socket.socket | None = None,
+        *,
+        session: str | None = None,
+        chunked: Callable[[], bool] | None = None,
     ) -> Subscription:
-        """A new stream's subscription; `sock` (gevent only) is watched for a disconnect."""
+        """A new stream's subscription; `sock` (gevent only) is watched for a disconnect and,
+        given `chunked` (whether the response uses chunked transfer coding, asked once the
+        headers are out), written to by the hub directly (`Subscription.push`)."""
         sub = Subscription(self, session)
+        if sock is not None and chunked is not None and _gevent_sockets():
+            sub._sock, sub._fd, sub._chunked = sock, socket_fd(sock), chunked
         with self._lock:
             if self.closed:
                 sub.gone = True
@@ -171,6 +247,7 @@ class StreamHub:
         self.snapshots = SnapshotCache(self.store)
         self.steps = StepCache()
         self.encoded = Encoded()
+        self.frames = Frames(self.encoded)
         self.formatter = EventFormatter()
         self.store.feed.trim()
         gc.collect()
@@ -199,9 +276,9 @@ class StreamHub:
                 continue
             if head > self.head:
                 # Transitions come in bursts (rows move in step): waiting a moment lets a
-                # burst's commits land, so every stream wakes once for all of them. Waking
-                # N streams costs the loop ~N x 30 us: with many streams, wake less often
-                # (about 20 ms more at 1,000), or the wakes alone would fill the loop.
+                # burst's commits land, so every stream gets one write for all of them. A
+                # wave costs the loop a few us per stream the hub writes for (`Direct`):
+                # with many streams, write a little less often (about 5 ms more at 1,000).
                 linger = self._linger + min(MAX_EXTRA_LINGER, LINGER_PER_STREAM * len(self._subs))
                 if linger > 0:
                     time.sleep(linger)
@@ -213,7 +290,43 @@ class StreamHub:
                 time.sleep(0.1)
 
     def _wake_all(self) -> None:
+        # Streams the hub writes for get the news written here (`Direct`); the others, and
+        # those whose own greenlet must act, are woken.
         with self._lock:
             subs = list(self._subs)
+        head = self.head
+        now = time.monotonic()
         for sub in subs:
-            sub.wake()
+            direct = sub.direct
+            if direct is not None and not direct.needs_stream and head > direct.scan:
+                self.deliver(direct, head, now)
+            if direct is None or direct.needs_stream:
+                sub.wake()
+
+    def deliver(self, direct: Direct, head: int, now: float | None = None) -> None:
+        """Write a pushed stream's step from its position with the log known up to `head`.
+
+        Preparing the step may yield (a PostgreSQL read): `busy` keeps a second writer (the
+        stream itself, or the next wave) away from this stream meanwhile.
+        """
+        if direct.needs_stream:
+            return
+        direct.busy = True
+        try:
+            step = self.steps.get(direct.scope, direct.scan, head, direct.step)
+            frame = self.frames(step, direct.chunked)
+        except Exception:
+            # A loop boundary: the stream reads the same step itself and reports the error.
+            log.exception("stream hub: preparing a stream's events failed")
+            direct.behind = True
+            return
+        finally:
+            direct.busy = False
+        direct.deliver(step, frame, time.monotonic() if now is None else now)
+
+
+def _gevent_sockets() -> bool:
+    """Whether sockets are gevent's (one OS thread: the hub and the streams never run at
+    the same time, which direct writes rely on)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("socket"))

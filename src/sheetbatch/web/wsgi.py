@@ -10,9 +10,15 @@ Imported only by the server process, after gevent patched the standard library.
   slowloris cannot hold a connection by trickling bytes: the deadline is total, not per read.
   The body gets as long again, counted from its first read: one that is not all there by
   then is answered `408` and the connection closed.
+- The listen queue holds a burst of `max_connections` (`listen_backlog`), so a crowd that
+  connects at once is not made to wait for SYN retransmissions.
 - At most `max_connections` connections are open at once; one beyond is answered
   `503` with a JSON body and `Retry-After` at once, without reading its request, so a flood
   of idle sockets cannot exhaust the file descriptors that `/healthz` and streams need.
+- At most `ACTIVE_REQUESTS` requests are inside the app at once (`Admission`); the rest wait
+  parked. gevent runs ready greenlets first come, first served: a thousand dashboards
+  reconnecting at once would otherwise queue ~0.5 ms of Flask each in front of the hub's
+  next write to every open stream, and live events would wait half a second behind them.
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ import logging
 import resource
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import gevent
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from werkzeug.exceptions import RequestTimeout
 
-from sheetbatch.web.context import SOCKET_KEY
+from sheetbatch.web.context import HANDLER_KEY, SOCKET_KEY
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +115,19 @@ def connection_cap(wanted: int, open_files: int) -> int:
     return max(1, min(wanted, open_files - RESERVED_FDS))
 
 
+def listen_backlog(max_connections: int) -> int:
+    """The listen queue: room for a burst of every connection allowed, up to the kernel's cap.
+
+    gevent's default (256) overflows when a thousand dashboards connect at once: the kernel
+    then drops their SYNs and each client waits for its retransmission, 1 s, then 3 s.
+    """
+    try:
+        kernel = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        kernel = 4096
+    return max(128, min(max_connections, kernel))
+
+
 def busy_response(cap: int) -> bytes:
     """The 503 sent to a connection beyond the cap."""
     body = json.dumps(
@@ -172,6 +192,7 @@ class Handler(WSGIHandler):  # type: ignore[misc]
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
         environ[SOCKET_KEY] = self.socket
+        environ[HANDLER_KEY] = self
         environ["wsgi.input"] = BodyDeadline(
             environ["wsgi.input"], self.header_timeout, self._body_expired
         )
@@ -183,6 +204,27 @@ class Handler(WSGIHandler):  # type: ignore[misc]
         # the flag it sets for an input in an unknown state makes it close instead.
         self.wsgi_input._chunked_input_error = True
         log.info("%s: request body not received in time; closing", self.client_address)
+
+
+ACTIVE_REQUESTS = 8
+
+
+class Admission:
+    """A WSGI wrapper letting at most `slots` requests run the app at once (the rest wait).
+
+    Only the app's call is gated: a stream's body is written afterwards, outside it (by the
+    stream and the hub), so open streams never hold a slot.
+    """
+
+    def __init__(self, app: Any, slots: int = ACTIVE_REQUESTS) -> None:
+        from gevent.lock import Semaphore
+
+        self.app = app
+        self._slots = Semaphore(slots)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._slots:
+            return self.app(environ, start_response)
 
 
 class CappedServer(WSGIServer):  # type: ignore[misc]
@@ -242,7 +284,8 @@ def make_server(
     handler = type("SheetbatchHandler", (Handler,), {"header_timeout": header_timeout})
     return CappedServer(
         (host, port),
-        app,
+        Admission(app),
+        backlog=listen_backlog(max_connections),
         handler_class=handler,
         max_connections=max_connections,
         log=logging.getLogger("sheetbatch.access"),
