@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from progress import schema as t
 from progress.errors import UnknownJob
+from progress.pg_session import is_lost_connection
 from progress.status import JobStatus
 
 
@@ -95,6 +96,15 @@ class _Sql:
             f"INSERT INTO {t.events.name} ({_names(_EVENT_COLUMNS)}) "
             f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})"
         )
+        # PostgreSQL: every event in ONE statement (arrays unnested). `executemany` would run
+        # in psycopg's pipeline mode, where a backend killed mid-pipeline can surface as
+        # "cannot exit pipeline mode while busy" on a connection not yet flagged broken.
+        self.insert_event_arrays = (
+            f"INSERT INTO {t.events.name} ({_names(_EVENT_COLUMNS)}) "
+            "SELECT i, ty, b, j, tm, d::json FROM unnest(%(id)s::bigint[], %(type)s::text[], "
+            "%(batch_id)s::text[], %(job_id)s::text[], %(time)s::float8[], %(data)s::text[]) "
+            "AS u(i, ty, b, j, tm, d)"
+        )
         select_jobs = f"SELECT {_names(JobRow._fields)} FROM {jobs}"
         self.job = self.render(f'{select_jobs} WHERE "job_id" = :jid')
         self.first_queued = self.render(
@@ -163,7 +173,10 @@ class HotStatements:
             # database...), so callers handle one set of errors whichever way a statement ran.
             # A cut connection (a killed backend, a restart) is flagged as SQLAlchemy flags
             # its own, so the group committer retries the transaction on a new connection.
-            lost = bool(self._dialect.is_disconnect(exc, self._driver, self._cursor))  # type: ignore[arg-type]
+            lost = bool(
+                self._dialect.is_disconnect(exc, self._driver, self._cursor)  # type: ignore[arg-type]
+                or (self._sql.postgresql and is_lost_connection(exc))
+            )
             raise DBAPIError.instance(
                 sql, params, exc, self._driver_error, connection_invalidated=lost
             ) from exc
@@ -191,6 +204,14 @@ class HotStatements:
 
     def insert_events(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append events (dicts of id, type, batch_id, job_id, time and a JSON-able `data`)."""
+        if self._sql.postgresql:
+            rows = list(rows)
+            columns: dict[str, list[Any]] = {
+                name: [row[name] for row in rows] for name in _EVENT_COLUMNS if name != "data"
+            }
+            columns["data"] = [json.dumps(row["data"]) for row in rows]
+            self._execute(self._sql.insert_event_arrays, columns)
+            return
         self._execute(
             self._sql.insert_events,
             [{**row, "data": json.dumps(row["data"])} for row in rows],

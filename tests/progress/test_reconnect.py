@@ -22,10 +22,6 @@ def named_pg(pg_db: str) -> Iterator[tuple[str, str]]:
     yield f"{pg_db}&application_name={name}", name
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent: psycopg pipeline-mode error (issue 13)",
-)
 def test_writers_reconnect_after_their_backends_are_killed(named_pg: tuple[str, str]) -> None:
     url, name = named_pg
     store = open_store(url, poll_interval=0.05)
