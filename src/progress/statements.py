@@ -85,10 +85,15 @@ class _Sql:
         self.postgresql = dialect == "postgresql"
         jobs, batches = t.jobs.name, t.batches.name
         counts = _names(BatchCounts._fields)
+        # PostgreSQL: with the transaction's id, to ask after a connection cut at COMMIT
+        # whether it committed (`xact_status`).
         self.lock_head = self.render(
-            f'SELECT "last_id" FROM {t.log_head.name} WHERE "id" = 1'
-            + (" FOR UPDATE" if self.postgresql else "")
+            f'SELECT "last_id", pg_current_xact_id()::text FROM {t.log_head.name} '
+            'WHERE "id" = 1 FOR UPDATE'
+            if self.postgresql
+            else f'SELECT "last_id", NULL FROM {t.log_head.name} WHERE "id" = 1'
         )
+        self.xact_status = "SELECT pg_xact_status(%(xid)s::xid8)"
         self.set_head = self.render(
             f'UPDATE {t.log_head.name} SET "last_id" = :head WHERE "id" = 1'
         )
@@ -195,9 +200,16 @@ class HotStatements:
             )
         return job
 
-    def lock_head(self) -> int:
-        """The log head's id, locked until the transaction ends (PostgreSQL: FOR UPDATE)."""
-        return int(self._one(self._sql.lock_head, {})[0])
+    def lock_head(self) -> tuple[int, str | None]:
+        """The log head's id, locked until the transaction ends (PostgreSQL: FOR UPDATE),
+        and the transaction's id (PostgreSQL; None on SQLite)."""
+        head, xid = self._one(self._sql.lock_head, {})
+        return int(head), None if xid is None else str(xid)
+
+    def xact_status(self, xid: str) -> str | None:
+        """PostgreSQL's word on transaction `xid`: committed, aborted or in progress."""
+        row = self._one(self._sql.xact_status, {"xid": xid})
+        return None if row is None or row[0] is None else str(row[0])
 
     def set_head(self, head: int) -> None:
         self._execute(self._sql.set_head, {"head": head})
