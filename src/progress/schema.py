@@ -21,7 +21,8 @@ from sqlalchemy import (
 # 4: fenced job claims: a job's lease epoch, when it was last dispatched to a worker queue,
 #    and the executor a batch runs on (`migrate.add_job_fencing`).
 # 5: the notification outbox (`notify_tables.py`).
-SCHEMA_VERSION = 5
+# 6: Google quota buckets shared by every process of a credential (`quota_state.py`).
+SCHEMA_VERSION = 6
 
 # Every job, batch, schedule and tick id: URL-safe, and it fits the String(64) key columns.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
