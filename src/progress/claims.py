@@ -1,4 +1,8 @@
-"""Fenced job claims: a worker given only a job id takes the job under a new lease epoch.
+"""Fenced job claims: a job started under a lease, and a worker given only a job id taking
+the job under a new lease epoch.
+
+The local pool starts the batch's next queued job (`claim_next`, `start_job`); every start
+bumps the job's lease epoch (`_start`).
 
 A distributed worker (a Celery task, `sheetbatch.distributed`) gets a nudge "look at job X"
 that may be a duplicate (a broker redelivery) or stale (the job ended meanwhile). It calls
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 
@@ -22,8 +27,9 @@ from progress import schema as t
 from progress.commit import Tx
 from progress.leases import Lease, LeaseOps, fence
 from progress.schedule_model import Fence
-from progress.snapshots import JobSnapshot
-from progress.status import BatchStatus, JobStatus
+from progress.snapshots import JobSnapshot, job_snapshot
+from progress.statements import JobRow
+from progress.status import BatchStatus, EventType, JobStatus
 from progress.transitions import JobTransitions
 
 log = logging.getLogger(__name__)
@@ -61,6 +67,44 @@ class WorkerInfo:
 
 class JobClaims(JobTransitions, LeaseOps):
     """Claims, dispatch bookkeeping and the workers' registry (a part of `Store`)."""
+
+    # ------------------------------------------------------------------ starting
+    def claim_next(self, batch_id: str, owner: str, lease_seconds: float) -> JobSnapshot | None:
+        """Move the batch's first queued job to running under `owner`'s lease, or None."""
+
+        def _op(tx: Tx) -> JobSnapshot | None:
+            job = tx.sql.first_queued(batch_id)
+            return None if job is None else self._start(tx, job, owner, lease_seconds)
+
+        return self._apply(_op)
+
+    def start_job(self, job_id: str, owner: str, lease_seconds: float) -> JobSnapshot:
+        """Move a queued job to running under `owner`'s lease (for workers given a job id)."""
+        return self._apply(lambda tx: self._start(tx, tx.sql.job(job_id), owner, lease_seconds))
+
+    def _start(
+        self, tx: Tx, job: JobRow, owner: str, lease_seconds: float, epoch: int | None = None
+    ) -> JobSnapshot:
+        """Start the job under a new lease epoch (`epoch`, or the next one); its snapshot."""
+        values: dict[str, Any] = {
+            "attempts": job.attempts + 1,
+            "lease_owner": owner,
+            "lease_expires": tx.now + lease_seconds,
+            "lease_epoch": job.lease_epoch + 1 if epoch is None else epoch,
+            "started": tx.now,
+        }
+        event_id = self._move(
+            tx,
+            job,
+            JobStatus.RUNNING,
+            EventType.JOB_STARTED,
+            {"attempt": job.attempts + 1, "worker": owner},
+            values,
+        )
+        running = job._replace(
+            status=JobStatus.RUNNING.value, updated=tx.now, last_event_id=event_id, **values
+        )
+        return job_snapshot(running)
 
     def claim_job(
         self, job_id: str, owner: str, lease_seconds: float, *, max_attempts: int = 3

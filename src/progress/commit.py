@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+# Asking whether a COMMIT without an answer landed: about 5 s in all.
+_VERIFY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0)
+
 
 class Tx:
     """The open transaction a write runs in: the connection, its hot-path statements (`sql`),
@@ -48,7 +51,7 @@ class Tx:
         self.conn = conn
         self.sql = HotStatements(conn)
         self.now = now
-        self.head = self.sql.lock_head()
+        self.head, self.xid = self.sql.lock_head()
         self.rows: list[dict[str, Any]] = []
         self._spilled = 0  # events already inserted (not yet committed)
 
@@ -150,6 +153,7 @@ class GroupCommitter:
         # takes a global lock at commit).
         self._announce = announce
         self._max_group = max_group
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._queue: list[_Write[Any]] = []
         self._leading = False
@@ -226,17 +230,29 @@ class GroupCommitter:
             nonlocal savepoints
             while True:
                 outcomes: list[tuple[Any, BaseException | None]] = []
+                xid: str | None = None
+                committing = False
                 try:
                     with self._begin() as conn:
                         tx = Tx(conn, self._clock())
+                        xid = tx.xid
                         for write in group:
                             outcomes.append(self._one(tx, write, savepoints))
                         tx.flush()
                         if tx.appended and self._announce is not None:
                             self._announce(conn, tx.head)
+                        committing = True  # leaving the block sends COMMIT
                     return outcomes, (tx.head if tx.appended else 0)
                 except _NeedsSavepoints:
                     savepoints = True
+                except Exception as exc:
+                    # A connection cut during COMMIT leaves the outcome unknown: the server
+                    # may have committed before the link died. Running the group again
+                    # would then apply it twice (its events duplicated), so ask first.
+                    ambiguous = committing and xid is not None and _transient(exc)
+                    if ambiguous and self._committed(str(xid)):
+                        return outcomes, (tx.head if tx.appended else 0)
+                    raise
 
         try:
             outcomes, appended = self._retrying(attempt)
@@ -250,6 +266,33 @@ class GroupCommitter:
                 log.info("a queued progress write was dropped: %s", error)
         if appended:
             self._on_commit(appended)
+
+    def _committed(self, xid: str) -> bool:
+        """Whether transaction `xid`, whose COMMIT got no answer, committed; asked on a new
+        connection until the server knows (its old session may still be finishing).
+
+        Raises StoreUnavailable (never retried) when nobody can tell: better an error than
+        a group applied twice.
+        """
+        status: str | None = "unknown"
+        for delay in _VERIFY_DELAYS:
+            try:
+                with self._begin() as conn:
+                    status = HotStatements(conn).xact_status(xid)
+            except DBAPIError as exc:
+                if not _transient(exc) and not isinstance(exc, OperationalError):
+                    raise
+                status = "unknown"
+            if status == "committed":
+                log.warning("a COMMIT lost its answer but landed (transaction %s)", xid)
+                return True
+            if status == "aborted" or status is None:
+                return False
+            self._sleep(delay)
+        raise StoreUnavailable(
+            f"progress store write outcome unknown: transaction {xid} is {status} after a "
+            "connection cut at COMMIT"
+        )
 
     @staticmethod
     def _one(tx: Tx, write: _Write[Any], savepoints: bool) -> tuple[Any, BaseException | None]:

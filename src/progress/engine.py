@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from progress.errors import STORE_SETTING, StoreNotFound, StoreUnavailable
+from progress.pg_session import configure_postgresql
 
 DEFAULT_URL = "sqlite:///.sheetbatch/progress.db"
 
@@ -87,7 +88,7 @@ def create_store_engine(url: str, *, create: bool = True) -> Engine:
         _configure_sqlite(engine)
         return engine
     if backend == "postgresql":
-        return create_engine(
+        engine = create_engine(
             url,
             pool_size=10,
             max_overflow=40,
@@ -95,6 +96,8 @@ def create_store_engine(url: str, *, create: bool = True) -> Engine:
             pool_recycle=1800,
             json_serializer=compact_json,
         )
+        configure_postgresql(engine)
+        return engine
     raise StoreUnavailable(f"unsupported database {backend!r}; use {_URL_FORMS}", about_url=True)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
 from progress import schema as t
 from progress.errors import STORE_SETTING, SchemaVersionError, StoreNotFound, StoreUnavailable
 from progress.notify_tables import add_notifications
+from progress.quota_state import add_quota_buckets
 from progress.schedule_tables import add_scheduling_tables
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ MIGRATIONS: Mapping[int, Migration] = {
     3: add_job_fencing,
     4: add_notifications,
     5: add_compaction,
+    6: add_quota_buckets,
 }
 
 

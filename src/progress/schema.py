@@ -23,7 +23,8 @@ from sqlalchemy import (
 # 5: the notification outbox (`notify_tables.py`).
 # 6: compaction (`migrate.add_compaction`): a batch's `compacted` mark, the (batch, row) index
 #    REST pages by, and on SQLite an event id that is the table's rowid (no second index).
-SCHEMA_VERSION = 6
+# 7: Google quota buckets shared by every process of a credential (`quota_state.py`).
+SCHEMA_VERSION = 7
 
 # An event id: BIGINT, but on SQLite exactly "INTEGER PRIMARY KEY", which makes it the rowid
 # (any other spelling keeps a separate unique index of every id: ~12 bytes per event).

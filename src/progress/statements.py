@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from progress import schema as t
 from progress.errors import UnknownJob
+from progress.pg_session import is_lost_connection
 from progress.snapshots import stored_data
 from progress.status import JobStatus
 
@@ -86,16 +87,30 @@ class _Sql:
         self.postgresql = dialect == "postgresql"
         jobs, batches = t.jobs.name, t.batches.name
         counts = _names(BatchCounts._fields)
+        # PostgreSQL: with the transaction's id, to ask after a connection cut at COMMIT
+        # whether it committed (`xact_status`).
         self.lock_head = self.render(
-            f'SELECT "last_id" FROM {t.log_head.name} WHERE "id" = 1'
-            + (" FOR UPDATE" if self.postgresql else "")
+            f'SELECT "last_id", pg_current_xact_id()::text FROM {t.log_head.name} '
+            'WHERE "id" = 1 FOR UPDATE'
+            if self.postgresql
+            else f'SELECT "last_id", NULL FROM {t.log_head.name} WHERE "id" = 1'
         )
+        self.xact_status = "SELECT pg_xact_status(%(xid)s::xid8)"
         self.set_head = self.render(
             f'UPDATE {t.log_head.name} SET "last_id" = :head WHERE "id" = 1'
         )
         self.insert_events = self.render(
             f"INSERT INTO {t.events.name} ({_names(_EVENT_COLUMNS)}) "
             f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})"
+        )
+        # PostgreSQL: every event in ONE statement (arrays unnested). `executemany` would run
+        # in psycopg's pipeline mode, where a backend killed mid-pipeline can surface as
+        # "cannot exit pipeline mode while busy" on a connection not yet flagged broken.
+        self.insert_event_arrays = (
+            f"INSERT INTO {t.events.name} ({_names(_EVENT_COLUMNS)}) "
+            "SELECT i, ty, b, j, tm, d::json FROM unnest(%(id)s::bigint[], %(type)s::text[], "
+            "%(batch_id)s::text[], %(job_id)s::text[], %(time)s::float8[], %(data)s::text[]) "
+            "AS u(i, ty, b, j, tm, d)"
         )
         select_jobs = f"SELECT {_names(JobRow._fields)} FROM {jobs}"
         self.job = self.render(f'{select_jobs} WHERE "job_id" = :jid')
@@ -165,7 +180,10 @@ class HotStatements:
             # database...), so callers handle one set of errors whichever way a statement ran.
             # A cut connection (a killed backend, a restart) is flagged as SQLAlchemy flags
             # its own, so the group committer retries the transaction on a new connection.
-            lost = bool(self._dialect.is_disconnect(exc, self._driver, self._cursor))  # type: ignore[arg-type]
+            lost = bool(
+                self._dialect.is_disconnect(exc, self._driver, self._cursor)  # type: ignore[arg-type]
+                or (self._sql.postgresql and is_lost_connection(exc))
+            )
             raise DBAPIError.instance(
                 sql, params, exc, self._driver_error, connection_invalidated=lost
             ) from exc
@@ -184,15 +202,33 @@ class HotStatements:
             )
         return job
 
-    def lock_head(self) -> int:
-        """The log head's id, locked until the transaction ends (PostgreSQL: FOR UPDATE)."""
-        return int(self._one(self._sql.lock_head, {})[0])
+    def lock_head(self) -> tuple[int, str | None]:
+        """The log head's id, locked until the transaction ends (PostgreSQL: FOR UPDATE),
+        and the transaction's id (PostgreSQL; None on SQLite)."""
+        head, xid = self._one(self._sql.lock_head, {})
+        return int(head), None if xid is None else str(xid)
+
+    def xact_status(self, xid: str) -> str | None:
+        """PostgreSQL's word on transaction `xid`: committed, aborted or in progress."""
+        row = self._one(self._sql.xact_status, {"xid": xid})
+        return None if row is None or row[0] is None else str(row[0])
 
     def set_head(self, head: int) -> None:
         self._execute(self._sql.set_head, {"head": head})
 
     def insert_events(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append events (dicts of id, type, batch_id, job_id, time and a JSON-able `data`)."""
+        if self._sql.postgresql:
+            rows = list(rows)
+            columns: dict[str, list[Any]] = {
+                name: [row[name] for row in rows] for name in _EVENT_COLUMNS if name != "data"
+            }
+            columns["data"] = [
+                json.dumps(stored_data(row["type"], row["data"]), separators=_COMPACT)
+                for row in rows
+            ]
+            self._execute(self._sql.insert_event_arrays, columns)
+            return
         self._execute(
             self._sql.insert_events,
             [

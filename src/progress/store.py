@@ -31,6 +31,7 @@ from progress.feed import LogFeed
 from progress.leases import fence
 from progress.listener import HeadAnnouncer, LogListener
 from progress.migrate import ensure_schema
+from progress.quota_state import QuotaState
 from progress.reads import StoreReads, batch_row
 from progress.schedule_model import Fence
 from progress.schedules import ScheduleOps
@@ -122,6 +123,10 @@ class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps,
     def _begin_write(self) -> Iterator[Connection]:
         with self._write_lock, self._write_engine.begin() as conn:
             yield conn
+
+    def quota_state(self) -> QuotaState:
+        """Token buckets every process using this store draws from (per credential)."""
+        return QuotaState(self._begin_write, self.clock)
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:

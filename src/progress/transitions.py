@@ -1,7 +1,7 @@
 """Job transitions: the writes a job's life is made of, each one transaction.
 
-claim → phase started → progress → boundaries (`advance`) → succeeded | failed | cancelled,
-and requeue. Every transition checks the state machine (and the worker's lease), updates the
+claim (`claims.py`) → phase events (`phases.py`) → succeeded | failed | cancelled, and
+requeue. Every transition checks the state machine (and the worker's lease), updates the
 job and its batch's counters and appends its events in the transaction the group committer
 hands it; these are the store's hot path, so they run on `Tx.sql` (see `statements.py`).
 `Store` (in `store.py`) adds batches, leases and cursors.
@@ -9,21 +9,19 @@ hands it; these are the store's hot path, so they run on `Tx.sql` (see `statemen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import update
 
 from progress import schema as t
-from progress.commit import GroupCommitter, Tx
-from progress.errors import IllegalTransition, LeaseLost
+from progress.commit import Tx
+from progress.errors import IllegalTransition
 from progress.outbox import record_batch_outcome
-from progress.snapshots import JobSnapshot, job_snapshot
-from progress.statements import BatchCounts, JobRow
+from progress.phases import JobPhases
+from progress.statements import BatchCounts
 from progress.status import ALLOWED_TRANSITIONS, BatchStatus, EventType, JobStatus
 from progress.ticks import finish_ticks_of_batch
-
-R = TypeVar("R")
 
 _REQUEUED_VALUES: dict[str, Any] = {
     "phase_index": 0,
@@ -41,14 +39,10 @@ _REQUEUED_VALUES: dict[str, Any] = {
 }
 
 
-class JobTransitions:
-    """The job writes of the store (a part of `Store`)."""
-
-    _committer: GroupCommitter
-
-    def _apply(self, op: Callable[[Tx], R]) -> R:
-        """Run a write in a committed transaction (shared with other threads' writes)."""
-        return self._committer.run(op)
+class JobTransitions(JobPhases):
+    """The job writes of the store (a part of `Store`): the state machine's moves, a
+    batch's end and reopening, and the ends of a job. Phase events: `JobPhases`; starting
+    a job under a lease: `JobClaims` (`claims.py`)."""
 
     # ------------------------------------------------------------------ plumbing
     def _move(
@@ -131,23 +125,6 @@ class JobTransitions:
             )
         )
 
-    @staticmethod
-    def _running_job(tx: Tx, job_id: str, owner: str | None, epoch: int | None = None) -> JobRow:
-        """The running job, when `owner` (at `epoch`, when given) still holds its lease.
-
-        The check runs in the write's own transaction, after the log head was locked: a
-        claim that moved the lease on commits either before it (the write is refused) or
-        after the write.
-        """
-        job = tx.sql.job(job_id)
-        if job.status != JobStatus.RUNNING.value:
-            raise IllegalTransition(job_id, job.status, "running (phase event)")
-        if owner is not None and (
-            job.lease_owner != owner or (epoch is not None and job.lease_epoch != epoch)
-        ):
-            raise LeaseLost(job_id, owner, job.lease_owner, epoch, job.lease_epoch)
-        return job
-
     def _cancel(self, tx: Tx, job: Any, reason: str) -> int:
         """The one cancel transition (queued or running -> cancelled), its lease released."""
         return self._move(
@@ -168,229 +145,6 @@ class JobTransitions:
             {"reason": reason, "attempt": job.attempts},
             _REQUEUED_VALUES,
         )
-
-    # ------------------------------------------------------------------ starting
-    def claim_next(self, batch_id: str, owner: str, lease_seconds: float) -> JobSnapshot | None:
-        """Move the batch's first queued job to running under `owner`'s lease, or None."""
-
-        def _op(tx: Tx) -> JobSnapshot | None:
-            job = tx.sql.first_queued(batch_id)
-            return None if job is None else self._start(tx, job, owner, lease_seconds)
-
-        return self._apply(_op)
-
-    def start_job(self, job_id: str, owner: str, lease_seconds: float) -> JobSnapshot:
-        """Move a queued job to running under `owner`'s lease (for workers given a job id)."""
-        return self._apply(lambda tx: self._start(tx, tx.sql.job(job_id), owner, lease_seconds))
-
-    def _start(
-        self, tx: Tx, job: JobRow, owner: str, lease_seconds: float, epoch: int | None = None
-    ) -> JobSnapshot:
-        """Start the job under a new lease epoch (`epoch`, or the next one); its snapshot."""
-        values: dict[str, Any] = {
-            "attempts": job.attempts + 1,
-            "lease_owner": owner,
-            "lease_expires": tx.now + lease_seconds,
-            "lease_epoch": job.lease_epoch + 1 if epoch is None else epoch,
-            "started": tx.now,
-        }
-        event_id = self._move(
-            tx,
-            job,
-            JobStatus.RUNNING,
-            EventType.JOB_STARTED,
-            {"attempt": job.attempts + 1, "worker": owner},
-            values,
-        )
-        running = job._replace(
-            status=JobStatus.RUNNING.value, updated=tx.now, last_event_id=event_id, **values
-        )
-        return job_snapshot(running)
-
-    # ------------------------------------------------------------------ phases
-    def phase_started(
-        self,
-        job_id: str,
-        index: int,
-        count: int,
-        name: str,
-        *,
-        owner: str | None = None,
-        epoch: int | None = None,
-        wait: bool = True,
-    ) -> int | None:
-        """Record that phase `index` (1-based) of `count`, `name`, began (queued: see advance)."""
-
-        def _op(tx: Tx) -> int:
-            job = self._running_job(tx, job_id, owner, epoch)
-            values = self._start_phase(tx, job, index, count, name)
-            tx.sql.update_job(job_id, {"updated": tx.now, "last_event_id": tx.head, **values})
-            return tx.head
-
-        if not wait:
-            self._committer.submit(_op)
-            return None
-        return self._apply(_op)
-
-    def phase_progress(
-        self,
-        job_id: str,
-        fraction: float,
-        message: str = "",
-        *,
-        owner: str | None = None,
-        epoch: int | None = None,
-        wait: bool = True,
-    ) -> int | None:
-        """Record progress within the current phase (0..1) and a short message.
-
-        With `wait=False` the write is queued and the caller goes on at once (progress is
-        informational; it commits before any later write of the same thread). Returns the
-        event id when waited for.
-        """
-
-        def _op(tx: Tx) -> int:
-            job = self._running_job(tx, job_id, owner, epoch)
-            # Phase events change no count, so only the job's row is touched.
-            event_id = tx.emit(
-                EventType.PHASE_PROGRESS,
-                job.batch_id,
-                job_id,
-                {
-                    "status": job.status,
-                    "row": job.row,
-                    "index": job.phase_index,
-                    "count": job.phase_count,
-                    "name": job.phase_name,
-                    "fraction": fraction,
-                    "message": message,
-                },
-            )
-            tx.sql.update_job(
-                job_id,
-                {
-                    "updated": tx.now,
-                    "last_event_id": event_id,
-                    "fraction": fraction,
-                    "message": message,
-                },
-            )
-            return event_id
-
-        if not wait:
-            self._committer.submit(_op)
-            return None
-        return self._apply(_op)
-
-    def phase_finished(
-        self,
-        job_id: str,
-        *,
-        seconds: float,
-        results: Mapping[str, Any] | None = None,
-        owner: str | None = None,
-        epoch: int | None = None,
-        next_phase: tuple[int, int, str] | None = None,
-    ) -> int:
-        """Record that the current phase ended well, with the job's results so far.
-
-        With `next_phase` (index, count, name) the next phase's start is recorded in the
-        same transaction: two events, one commit.
-        """
-
-        def _op(tx: Tx) -> int:
-            job = self._running_job(tx, job_id, owner, epoch)
-            values = self._finish_phase(tx, job, seconds, results)
-            if next_phase is not None:
-                values.update(self._start_phase(tx, job, *next_phase))
-            tx.sql.update_job(job_id, {"updated": tx.now, "last_event_id": tx.head, **values})
-            return tx.head
-
-        return self._apply(_op)
-
-    def advance(
-        self,
-        job_id: str,
-        *,
-        seconds: float,
-        next_phase: tuple[int, int, str],
-        results: Mapping[str, Any] | None = None,
-        owner: str | None = None,
-        epoch: int | None = None,
-        wait: bool = True,
-    ) -> bool | None:
-        """A phase boundary in one transaction: finish the current phase, then start the next.
-
-        When the job's batch was asked to stop, the job is cancelled here instead of
-        starting the next phase; returns False then. With `wait=False` the write is queued
-        (it commits before any later write of the caller) and None is returned: the caller
-        learns of a cancel from `cancel_requested`/`locally_cancelled`, or from its next
-        waited-for write of the job failing.
-        """
-
-        def _op(tx: Tx) -> bool:
-            job = self._running_job(tx, job_id, owner, epoch)
-            values = self._finish_phase(tx, job, seconds, results)
-            if tx.sql.cancel_requested(job.batch_id):
-                tx.sql.update_job(job_id, {"updated": tx.now, **values})
-                self._cancel(tx, job, "batch cancelled")
-                return False
-            values.update(self._start_phase(tx, job, *next_phase))
-            tx.sql.update_job(job_id, {"updated": tx.now, "last_event_id": tx.head, **values})
-            return True
-
-        if not wait:
-            self._committer.submit(_op)
-            return None
-        return self._apply(_op)
-
-    @staticmethod
-    def _finish_phase(
-        tx: Tx, job: JobRow, seconds: float, results: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        timings = dict(job.phase_seconds or {})
-        timings[job.phase_name] = round(seconds, 4)
-        tx.emit(
-            EventType.PHASE_FINISHED,
-            job.batch_id,
-            job.job_id,
-            {
-                "status": job.status,
-                "row": job.row,
-                "index": job.phase_index,
-                "count": job.phase_count,
-                "name": job.phase_name,
-                "fraction": 1.0,
-                "seconds": round(seconds, 4),
-            },
-        )
-        values: dict[str, Any] = {"fraction": 1.0, "phase_seconds": timings}
-        if results is not None:
-            values["results"] = dict(results)
-        return values
-
-    @staticmethod
-    def _start_phase(tx: Tx, job: JobRow, index: int, count: int, name: str) -> dict[str, Any]:
-        tx.emit(
-            EventType.PHASE_STARTED,
-            job.batch_id,
-            job.job_id,
-            {
-                "status": JobStatus.RUNNING.value,
-                "row": job.row,
-                "index": index,
-                "count": count,
-                "name": name,
-                "fraction": 0.0,
-            },
-        )
-        return {
-            "phase_index": index,
-            "phase_count": count,
-            "phase_name": name,
-            "fraction": 0.0,
-            "message": "",
-        }
 
     # ------------------------------------------------------------------ ending
     def succeed_job(

@@ -275,7 +275,7 @@ def preview(store: Store, settings: Settings, schedule: ScheduleRow) -> dict[str
     from sheetbatch.tick_runner import SheetReader, select_for
     from sheets_integration.sheet import JOB_ID_COLUMN, STATUS_COLUMN
 
-    reader = SheetReader(settings)
+    reader = SheetReader(settings, store)
     try:
         sheet, table = reader.read(schedule.sheet)
         rows, selection = select_for(store, settings, sheet, table, schedule)

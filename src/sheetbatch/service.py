@@ -32,12 +32,18 @@ log = logging.getLogger(__name__)
 
 
 def open_sheet(
-    spec: str, settings: Settings, *, encoding: str | None = None, **options: Any
+    spec: str,
+    settings: Settings,
+    *,
+    encoding: str | None = None,
+    store: Store | None = None,
+    **options: Any,
 ) -> Sheet:
     """The sheet named by `spec`: a .csv/.xlsx path, or a Google Sheets URL, key or key/tab.
 
     `encoding` decodes a CSV file (`--encoding cp1252`); other sheets refuse it. `options` go
-    to the Google backend (a schedule's reads use a shorter retry policy).
+    to the Google backend (a schedule's reads use a shorter retry policy). With a PostgreSQL
+    `store`, a Google sheet draws from the store's quota buckets, shared by every process.
     """
     backend = backend_name(spec)
     if encoding:
@@ -49,7 +55,12 @@ def open_sheet(
         return locate_sheet(spec, encoding=encoding)
     if backend != "google":
         return locate_sheet(spec)
-    from sheets_integration.quota import QuotaSettings
+    from sheets_integration.quota import QuotaRegistry, QuotaSettings
+
+    if store is not None and not is_sqlite(store.engine):
+        # Google's quota is per credential, whichever process spends it: with a shared
+        # store, every process's requests draw from the store's buckets (`shared_quota`).
+        options.setdefault("registry", QuotaRegistry(shared=store.quota_state()))
 
     return locate_sheet(
         spec,
@@ -242,7 +253,7 @@ def prepare_batch(
     ref = pipeline_ref or settings.pipeline
     load_pipeline(ref)  # an unknown pipeline is refused before the sheet is opened
     executor = executor_for(store, settings)  # so is an executor that cannot run here
-    sheet = open_sheet(sheet_spec, settings, encoding=encoding)
+    sheet = open_sheet(sheet_spec, settings, encoding=encoding, store=store)
     try:
         processor = make_processor(
             store,

@@ -71,10 +71,12 @@ def select_for(
 
 class SheetReader:
     """Reads schedules' sheets; a Google sheet stays open between ticks, so a tick with
-    nothing to do costs one read request (not a metadata request as well)."""
+    nothing to do costs one read request (not a metadata request as well). With a
+    PostgreSQL `store`, Google reads draw from the store's shared quota buckets."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
+        self.store = store
         self._open: dict[str, Sheet] = {}
         self._lock = threading.Lock()
 
@@ -94,7 +96,7 @@ class SheetReader:
                 from sheets_integration.quota import RetryPolicy
 
                 policy = RetryPolicy(max_attempts=self.settings.sheet_read_attempts)
-                sheet = open_sheet(spec, self.settings, retry=policy)
+                sheet = open_sheet(spec, self.settings, store=self.store, retry=policy)
             table = sheet.read_values()
         except BaseException:
             if sheet is not None:
@@ -128,7 +130,7 @@ class TickRunner:
         self.settings = settings
         self.launcher = launcher
         self.owner = owner
-        self.reader = reader or SheetReader(settings)
+        self.reader = reader or SheetReader(settings, store)
 
     def _end(
         self,

@@ -2,9 +2,10 @@
 
 Google allows 60 read and 60 write requests per minute per user (300 per project), a batch
 request counting as one, and answers 429 RESOURCE_EXHAUSTED beyond that. Every GoogleSheet
-of a process that uses the same credential draws from one pair of token buckets (reads,
-writes) so that together they stay under the limit: 50 per minute each by default, bursts
-of 5. A 429 pauses the bucket until the minute has refilled.
+that uses the same credential draws from one pair of token buckets (reads, writes) so that
+together they stay under the limit: 50 per minute each by default, bursts of 5. A 429
+pauses the bucket until the minute has refilled. The buckets are the process's own, or,
+with a PostgreSQL store, rows of the store shared by every process (`shared_quota.py`).
 
 Failed requests are retried with truncated exponential backoff, `min(2**n + jitter, 64)`
 seconds, for a bounded number of attempts, and only when the operation is idempotent; then
@@ -21,10 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base
+
+from sheets_integration.shared_quota import BucketState, SharedTokenBucket, shared_bucket_name
 
 log = logging.getLogger(__name__)
 
@@ -133,19 +136,54 @@ class TokenBucket:
             return self._paused_until
 
 
+class Bucket(Protocol):
+    """What requests draw from: this process's `TokenBucket` or a `SharedTokenBucket`."""
+
+    def acquire(self) -> float: ...
+
+    def refund(self) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+
 class AccountQuota:
-    """The read and write buckets of one credential."""
+    """The read and write buckets of one credential: this process's, or with `shared` (the
+    progress store's buckets) those of every process using that store."""
 
     def __init__(
-        self, settings: QuotaSettings, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+        self,
+        settings: QuotaSettings,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        shared: BucketState | None = None,
+        account: str = "",
     ) -> None:
         self.settings = settings
+        self.read: Bucket
+        self.write: Bucket
+        if shared is not None:
+            self.read = SharedTokenBucket(
+                shared,
+                shared_bucket_name(account, "read"),
+                settings.reads_per_minute,
+                settings.burst,
+                sleep=sleep,
+            )
+            self.write = SharedTokenBucket(
+                shared,
+                shared_bucket_name(account, "write"),
+                settings.writes_per_minute,
+                settings.burst,
+                sleep=sleep,
+            )
+            return
         self.read = TokenBucket(settings.reads_per_minute, settings.burst, clock=clock, sleep=sleep)
         self.write = TokenBucket(
             settings.writes_per_minute, settings.burst, clock=clock, sleep=sleep
         )
 
-    def bucket(self, kind: Kind) -> TokenBucket:
+    def bucket(self, kind: Kind) -> Bucket:
         """The bucket that `kind` requests draw from."""
         return self.read if kind == "read" else self.write
 
@@ -159,7 +197,11 @@ class AccountQuota:
 
 
 class QuotaRegistry:
-    """The `AccountQuota` of every credential in a process, keyed by account (email)."""
+    """The `AccountQuota` of every credential in a process, keyed by account (email).
+
+    With `shared` (the progress store's `quota_state()`), the buckets are rows of the store:
+    every process using that store shares one budget per credential.
+    """
 
     def __init__(
         self,
@@ -167,10 +209,12 @@ class QuotaRegistry:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
+        shared: BucketState | None = None,
     ) -> None:
         self.settings = settings or QuotaSettings()
         self._clock = clock
         self._sleep = sleep
+        self._shared = shared
         self._lock = threading.Lock()
         self._accounts: dict[str, AccountQuota] = {}
 
@@ -184,7 +228,11 @@ class QuotaRegistry:
             quota = self._accounts.get(account)
             if quota is None:
                 quota = AccountQuota(
-                    settings or self.settings, clock=self._clock, sleep=self._sleep
+                    settings or self.settings,
+                    clock=self._clock,
+                    sleep=self._sleep,
+                    shared=self._shared,
+                    account=account,
                 )
                 self._accounts[account] = quota
             elif settings is not None and settings != quota.settings:

@@ -9,8 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from progress import Store
 from tests.cluster.conftest import CLUSTER_ENV, Spawn
 from tests.cluster.support import (
@@ -29,8 +27,11 @@ def _finish(run: subprocess.Popen[str], timeout: float = 180.0) -> tuple[str, st
         return run.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         run.kill()
-        run.communicate()
-        raise
+        _out, err = run.communicate()
+        tail = "\n".join(err.splitlines()[-60:])
+        raise AssertionError(
+            f"the run did not exit in {timeout:.0f} s; its stderr:\n{tail}"
+        ) from None
 
 
 def _run_args(sheet: Path, db: str, broker: str) -> list[str]:
@@ -91,10 +92,6 @@ def test_two_workers_run_a_batch_and_one_killed_mid_row_loses_nothing(
     assert alive == {"victim": False, "survivor": True}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent: the run may hang after the takeover (issue 13)",
-)
 def test_a_paused_worker_whose_row_was_taken_over_cannot_write_when_it_wakes(
     tmp_path: Path, cluster_db: str, broker: str, cluster_store: Store, workers: Spawn
 ) -> None:
