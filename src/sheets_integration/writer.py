@@ -29,7 +29,7 @@ from progress.schedule_model import Fence
 from sheets_integration.columns import RunColumns
 from sheets_integration.errors import SheetError, WriterBusy
 from sheets_integration.selection import rows_text
-from sheets_integration.sheet import CellValue, Sheet, cell_text
+from sheets_integration.sheet import CellValue, Sheet, TracksEdits, cell_text
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,16 @@ def _output_value(output: object, raw: object) -> CellValue:
 
 
 _WRITE_ROWS = 10_000
+
+#: At most this share of a run goes to flushing: a flush that rewrites a big file whole
+#: is followed by a pause long enough to keep it so.
+FLUSH_SHARE = 0.1
+
+
+def flush_pause(interval: float, seconds: float, share: float = FLUSH_SHARE) -> float:
+    """Seconds from the end of a flush that took `seconds` to the next one: `interval`, or
+    longer when flushing would otherwise take more than `share` of the time."""
+    return max(interval, seconds * (1.0 - share) / share)
 
 
 def cursor_name(batch_id: str) -> str:
@@ -201,11 +211,14 @@ class SheetWriter:
         `full` writes every row of the batch: the final flush reconciles the whole sheet, so
         a status an operator's stale save overwrote mid-run is put back. Rows unchanged since
         their last successful write get their output cells only where those are empty (or
-        still hold our value): an operator's later edit of an output cell is kept.
+        still hold our value): an operator's later edit of an output cell is kept. A sheet
+        this process prepared and nobody else changed since (`TracksEdits`) holds every
+        row as written: `full` then writes only the changed rows.
         """
         with self._lock:
             started = self.clock()
             guard = self._lead()
+            full = full and self._may_be_stale()
             name = cursor_name(self.batch_id)
             cursor = self.store.get_cursor(name)
             changed, head = self._changed_since(cursor)
@@ -235,6 +248,15 @@ class SheetWriter:
         if self.on_flush is not None:
             self.on_flush(report)
         return report
+
+    def _may_be_stale(self) -> bool:
+        """Whether rows written earlier may no longer show what was written."""
+        if not isinstance(self.sheet, TracksEdits) or self.sheet.edited_by_others():
+            return True
+        # The sheet object saw every write only if this process prepared the batch (a
+        # resumed batch's earlier writes were another process's).
+        options = self.store.batch(self.batch_id)["options"]
+        return self.owner is None or options.get("prepared_by") != self.owner
 
     def _lead(self) -> Fence | None:
         """Take or renew the writer lease (when this writer has an owner); its fence."""
@@ -406,14 +428,16 @@ class SheetWriter:
                 if now < next_flush:
                     self._stop.wait(min(next_flush - now, self.interval))
                 continue
+            pause = self.interval
             try:
-                self.flush()
+                report = self.flush()
                 last = head
                 self.failures = 0
+                pause = flush_pause(self.interval, report.seconds)
             except WriterBusy as busy:
                 log.info("%s; not writing", busy)
             except Exception as exc:
                 # A loop boundary: the cursor did not move, so the next flush writes it all.
                 self.failures += 1
                 log.warning("sheet flush to %s failed (%s); will retry", self.sheet.name, exc)
-            next_flush = self.clock() + self.interval
+            next_flush = self.clock() + pause
