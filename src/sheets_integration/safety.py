@@ -339,12 +339,12 @@ def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> os.stat_resu
         if isinstance(exc, OSError):
             raise SheetWriteError(sheet, exc.strerror or str(exc)) from exc
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     return written
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, and not fatal.
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (not possible on every platform, and not fatal)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

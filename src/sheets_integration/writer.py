@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -99,6 +100,17 @@ def flush_pause(interval: float, seconds: float, share: float = FLUSH_SHARE) -> 
     """Seconds from the end of a flush that took `seconds` to the next one: `interval`, or
     longer when flushing would otherwise take more than `share` of the time."""
     return max(interval, seconds * (1.0 - share) / share)
+
+
+def fixed_flush_cost(recent: Sequence[float]) -> float:
+    """What a flush costs whatever it writes (a big file's read and rewrite), estimated as
+    the quickest of the `recent` flushes' durations.
+
+    The rows a flush writes cost the same however they are grouped, so only this part is
+    worth spreading out; pausing after the whole duration would make the next flush bigger,
+    hence slower, hence the pause after it longer, without end.
+    """
+    return min(recent, default=0.0)
 
 
 def cursor_name(batch_id: str) -> str:
@@ -421,6 +433,7 @@ class SheetWriter:
     def _loop(self) -> None:
         last = self.store.get_cursor(cursor_name(self.batch_id))
         next_flush = self.clock()
+        recent: deque[float] = deque(maxlen=8)
         while not self._stop.is_set():
             head = self.store.wait(last, timeout=min(1.0, self.interval))
             now = self.clock()
@@ -433,7 +446,9 @@ class SheetWriter:
                 report = self.flush()
                 last = head
                 self.failures = 0
-                pause = flush_pause(self.interval, report.seconds)
+                if report.rows:
+                    recent.append(report.seconds)
+                pause = flush_pause(self.interval, fixed_flush_cost(recent))
             except WriterBusy as busy:
                 log.info("%s; not writing", busy)
             except Exception as exc:

@@ -12,7 +12,7 @@ import pytest
 from progress import Store
 from sheets_integration.batch import BatchProcessor
 from sheets_integration.csv_sheet import CsvSheet
-from sheets_integration.writer import FlushReport, SheetWriter, flush_pause
+from sheets_integration.writer import FlushReport, SheetWriter, fixed_flush_cost, flush_pause
 from tests.support.cli import read_csv, write_csv
 from tests.support.factory import local_store, processor
 
@@ -117,3 +117,9 @@ def test_the_pause_after_a_flush_keeps_flushing_under_a_tenth_of_the_run(
 ) -> None:
     assert flush_pause(interval, seconds) == pytest.approx(pause)
     assert seconds / (seconds + flush_pause(interval, seconds)) <= 0.1 + 1e-9
+
+
+def test_only_the_quickest_recent_flush_counts_as_the_cost_worth_spreading() -> None:
+    # Big flushes after long pauses must not lengthen the pause again (a runaway).
+    assert fixed_flush_cost([0.6, 1.5, 3.2, 6.6]) == 0.6
+    assert fixed_flush_cost([]) == 0.0
