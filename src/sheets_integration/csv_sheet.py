@@ -24,7 +24,12 @@ from sheets_integration.csv_format import (
     sniff_quoting,
     terminator,
 )
-from sheets_integration.csv_stream import NeedsDocument, StreamedUpdate, usable
+from sheets_integration.csv_stream import (
+    NeedsDocument,
+    StreamedAssignment,
+    StreamedUpdate,
+    usable,
+)
 from sheets_integration.errors import BadSheet
 from sheets_integration.file_sheet import FileSheet
 from sheets_integration.safety import CellWrite, escape_csv
@@ -58,6 +63,28 @@ class CsvSheet(FileSheet):
     def _parse(self, data: bytes) -> _CsvDocument:
         return _CsvDocument.parse(data, self.encoding, self.name)
 
+    def assign_job_ids(
+        self,
+        assignments: Mapping[int, str],
+        expected: Mapping[int, Mapping[str, str]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+    ) -> set[int]:
+        """`FileSheet.assign_job_ids`, streamed record by record (`csv_stream`)."""
+        if not assignments or not usable(self.encoding):
+            return super().assign_job_ids(assignments, expected, job_column=job_column)
+        try:
+            edit = StreamedAssignment(assignments, expected, job_column=job_column)
+            return stream_rewrite(
+                self.path,
+                self.name,
+                edit,
+                respect_lock_files=self.respect_lock_files,
+                versions=self.versions,
+            )
+        except NeedsDocument:
+            return super().assign_job_ids(assignments, expected, job_column=job_column)
+
     def write_by_job_id(
         self,
         updates: Mapping[str, Mapping[str, CellValue]],
@@ -71,7 +98,7 @@ class CsvSheet(FileSheet):
         if not updates or not usable(self.encoding):
             return super().write_by_job_id(updates, job_column=job_column, fill_only=fill_only)
         try:
-            edit = StreamedUpdate(updates, self.name, job_column=job_column, fill_only=fill_only)
+            edit = StreamedUpdate(updates, job_column=job_column, fill_only=fill_only)
             result = stream_rewrite(
                 self.path,
                 self.name,

@@ -20,18 +20,28 @@ import codecs
 import csv
 import io
 from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import chain
 from typing import BinaryIO
 
 from sheets_integration.csv_format import (
     SEP_LINE,
+    Quoting,
     format_record,
     sniff_delimiter,
     sniff_quoting,
     terminator,
 )
-from sheets_integration.safety import escape_csv
-from sheets_integration.sheet import CellValue, Table, WriteResult, cell_text, normalize_header
+from sheets_integration.safety import escape_csv, validate_job_ids
+from sheets_integration.sheet import (
+    JOB_ID_COLUMN,
+    CellValue,
+    Table,
+    WriteResult,
+    cell_text,
+    normalize_header,
+)
 
 
 class NeedsDocument(Exception):
@@ -58,6 +68,74 @@ class _Records:
             yield fields, raw
 
 
+@dataclass
+class _Csv:
+    """A CSV file being read: how it is spelled, its header, and its data records to come."""
+
+    bom: bool
+    sep_line: str  # Excel's "sep=;" line as the file spells it, or ""
+    delimiter: str
+    quoting: Quoting
+    header: Table
+    header_raw: str
+    records: Iterator[tuple[list[str], str]]
+
+    def write_head(self, out: io.TextIOWrapper) -> None:
+        """Copy everything before the first data record to `out`."""
+        out.write(("\ufeff" if self.bom else "") + self.sep_line + self.header_raw)
+
+    def index(self, column: str) -> int:
+        position = self.header.index(column)
+        if position is None:
+            raise NeedsDocument  # a column to append: the parsed path knows where
+        return position
+
+
+@contextmanager
+def _reading(source: BinaryIO) -> Iterator[_Csv]:
+    """`source` (at its start) opened as CSV; what the stream cannot read raises
+    `NeedsDocument` (the parsed path then says what is wrong with the file)."""
+    bom = source.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
+    if not bom:
+        source.seek(0)
+    text = io.TextIOWrapper(source, encoding="utf-8", errors="strict", newline="")
+    try:
+        lines: Iterator[str] = iter(text)
+        first = next(lines, "")
+        sep_line = SEP_LINE.match(first)
+        if sep_line:
+            delimiter = sep_line.group(1)
+            sep_raw, first = first, next(lines, "")
+        else:
+            delimiter, sep_raw = sniff_delimiter(first), ""
+        records = iter(_Records(chain([first], lines), delimiter))
+        header, raw = next(records, ([], ""))
+        if not any(header):
+            raise NeedsDocument
+        quoting = sniff_quoting(header, raw, delimiter)
+        yield _Csv(bom, sep_raw, delimiter, quoting, Table(header=header), raw, records)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise NeedsDocument from exc
+    finally:
+        text.detach()
+
+
+def _set(fields: list[str], position: int, text: str, width: int) -> bool:
+    """Put `text` (escaped) into `fields[position]`; whether that changed the record. A
+    record we write gets a field for every header column."""
+    escaped = escape_csv(text)
+    if position < len(fields) and fields[position] == escaped:
+        return False
+    if len(fields) < max(position + 1, width):
+        fields.extend([""] * (max(position + 1, width) - len(fields)))
+    fields[position] = escaped
+    return True
+
+
+def _cell(fields: list[str], position: int | None) -> str:
+    return fields[position] if position is not None and position < len(fields) else ""
+
+
 class StreamedUpdate:
     """One `write_by_job_id` call, run as a `stream_rewrite` edit (call it with the source
     and target streams)."""
@@ -65,13 +143,11 @@ class StreamedUpdate:
     def __init__(
         self,
         updates: Mapping[str, Mapping[str, CellValue]],
-        sheet: str,
         *,
-        job_column: str,
+        job_column: str = JOB_ID_COLUMN,
         fill_only: Collection[str] = (),
     ) -> None:
         self.updates = updates
-        self.sheet = sheet
         self.job_column = job_column
         self.fill_keys = {normalize_header(column) for column in fill_only}
         job_key = normalize_header(job_column)
@@ -82,57 +158,28 @@ class StreamedUpdate:
                 raise NeedsDocument  # the parsed path says why that is refused
 
     def __call__(self, source: BinaryIO, target: BinaryIO) -> tuple[bool, WriteResult]:
-        bom = source.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
-        if not bom:
-            source.seek(0)
-        text = io.TextIOWrapper(source, encoding="utf-8", errors="strict", newline="")
         out = io.TextIOWrapper(target, encoding="utf-8", newline="")
         try:
-            result, changed = self._stream(text, out, bom)
+            with _reading(source) as sheet:
+                result, changed = self._stream(sheet, out)
             out.flush()
-        except UnicodeDecodeError as exc:
-            raise NeedsDocument from exc  # the parsed path names the byte
-        except csv.Error as exc:
-            raise NeedsDocument from exc  # ... and the malformed record
         finally:
-            text.detach()
             out.detach()
         return changed, result
 
-    def _stream(
-        self, text: io.TextIOWrapper, out: io.TextIOWrapper, bom: bool
-    ) -> tuple[WriteResult, bool]:
-        if bom:
-            out.write("\ufeff")
-        lines: Iterator[str] = iter(text)
-        first = next(lines, "")
-        sep_line = SEP_LINE.match(first)
-        if sep_line:
-            out.write(first)
-            delimiter = sep_line.group(1)
-            first = next(lines, "")
-        else:
-            delimiter = sniff_delimiter(first)
-        records = iter(_Records(chain([first], lines), delimiter))
-        header, raw = next(records, ([], ""))
-        if not any(header):
-            raise NeedsDocument  # no header: the parsed path says so
-        out.write(raw)
-        quoting = sniff_quoting(header, raw, delimiter)
-        table = Table(header=header)
-        job_position = table.index(self.job_column)
+    def _stream(self, sheet: _Csv, out: io.TextIOWrapper) -> tuple[WriteResult, bool]:
+        sheet.write_head(out)
+        job_position = sheet.index(self.job_column)
         positions = {
-            column: table.index(column) for values in self.updates.values() for column in values
+            column: sheet.index(column) for values in self.updates.values() for column in values
         }
-        if job_position is None or None in positions.values():
-            raise NeedsDocument  # a column to append, or none to locate rows by
         wanted = {job_id.strip(): job_id for job_id in self.updates}
         found: set[str] = set()
         cells = kept = 0
         changed = False
-        width = len(header)
-        for fields, raw in records:
-            key = fields[job_position].strip() if job_position < len(fields) else ""
+        width = len(sheet.header.header)
+        for fields, raw in sheet.records:
+            key = _cell(fields, job_position).strip()
             job_id = wanted.get(key) if key else None
             if job_id is None or key in found:
                 out.write(raw)
@@ -141,30 +188,100 @@ class StreamedUpdate:
             edited = False
             for column, value in self.updates[job_id].items():
                 position = positions[column]
-                assert position is not None
-                current = fields[position] if position < len(fields) else ""
-                if normalize_header(column) in self.fill_keys and current not in (
-                    "",
-                    cell_text(value),
-                ):
+                text = cell_text(value)
+                current = _cell(fields, position)
+                if normalize_header(column) in self.fill_keys and current not in ("", text):
                     kept += 1
                     continue
                 cells += 1
-                escaped = escape_csv(cell_text(value))
-                if position < len(fields) and current == escaped:
-                    continue
-                if len(fields) < max(position + 1, width):
-                    # A record we write gets a field for every header column.
-                    fields.extend([""] * (max(position + 1, width) - len(fields)))
-                fields[position] = escaped
-                edited = True
+                edited = _set(fields, position, text, width) or edited
             if edited:
-                out.write(format_record(fields, delimiter, quoting) + terminator(raw))
+                out.write(format_record(fields, sheet.delimiter, sheet.quoting) + terminator(raw))
                 changed = True
             else:
                 out.write(raw)
         missing = frozenset(job_id for key, job_id in wanted.items() if key not in found)
         return WriteResult(cells=cells, missing=missing, kept=kept), changed
+
+
+class StreamedAssignment:
+    """One `assign_job_ids` call, run as a `stream_rewrite` edit: the same rows refused as
+    `safety.plan_job_ids` refuses on the parsed table (a first, read-only pass finds where
+    the ids already sit; the second writes)."""
+
+    def __init__(
+        self,
+        assignments: Mapping[int, str],
+        expected: Mapping[int, Mapping[str, str]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+    ) -> None:
+        validate_job_ids(assignments)
+        self.assignments = assignments
+        self.expected = expected
+        self.job_column = job_column
+
+    def __call__(self, source: BinaryIO, target: BinaryIO) -> tuple[bool, set[int]]:
+        ids = set(self.assignments.values())
+        sitting: dict[str, int] = {}  # assigned id -> the first row carrying it now
+        with _reading(source) as sheet:
+            job_position = sheet.index(self.job_column)
+            for row, (fields, _raw) in enumerate(sheet.records):
+                key = _cell(fields, job_position).strip()
+                if key in ids:
+                    sitting.setdefault(key, row)
+        source.seek(0)
+        out = io.TextIOWrapper(target, encoding="utf-8", newline="")
+        try:
+            with _reading(source) as sheet:
+                changed, refused = self._stream(sheet, out, sitting)
+            out.flush()
+        finally:
+            out.detach()
+        return changed, refused
+
+    def _stream(
+        self, sheet: _Csv, out: io.TextIOWrapper, sitting: Mapping[str, int]
+    ) -> tuple[bool, set[int]]:
+        sheet.write_head(out)
+        job_position = sheet.index(self.job_column)
+        job_key = normalize_header(self.job_column)
+        width = len(sheet.header.header)
+        refused: set[int] = set()
+        changed = False
+        rows = 0
+        for row, (fields, raw) in enumerate(sheet.records):
+            rows = row + 1
+            job_id = self.assignments.get(row)
+            if job_id is None:
+                out.write(raw)
+                continue
+            wanted = self.expected.get(row, {})
+            current = _cell(fields, job_position).strip()
+            if current == job_id:
+                out.write(raw)
+                continue
+            replacing = bool(current) and any(
+                normalize_header(column) == job_key and value.strip() == current
+                for column, value in wanted.items()
+            )
+            if (
+                (current and not replacing)
+                or sitting.get(job_id, row) != row
+                or any(
+                    _cell(fields, sheet.header.index(column)) != value
+                    for column, value in wanted.items()
+                )
+            ):
+                refused.add(row)
+                out.write(raw)
+            elif _set(fields, job_position, job_id, width):
+                out.write(format_record(fields, sheet.delimiter, sheet.quoting) + terminator(raw))
+                changed = True
+            else:
+                out.write(raw)
+        refused.update(row for row in self.assignments if not 0 <= row < rows)
+        return changed, refused
 
 
 def usable(encoding: str) -> bool:

@@ -224,6 +224,18 @@ def plan_updates(
     )
 
 
+def validate_job_ids(assignments: Mapping[int, str]) -> None:
+    """ValueError unless every id is usable (no blanks around it, not formula-like) and
+    assigned to one row only."""
+    seen: set[str] = set()
+    for job_id in assignments.values():
+        if not job_id or job_id != job_id.strip() or is_formula_like(job_id):
+            raise ValueError(f"not a usable job id: {job_id!r}")
+        if job_id in seen:
+            raise ValueError(f"job id {job_id!r} assigned to two rows")
+        seen.add(job_id)
+
+
 def plan_job_ids(
     table: Table,
     assignments: Mapping[int, str],
@@ -239,13 +251,7 @@ def plan_job_ids(
     that already carries its id is neither written nor refused. Rows without an `expected`
     entry are checked for everything but content.
     """
-    seen: set[str] = set()
-    for job_id in assignments.values():
-        if not job_id or job_id != job_id.strip() or is_formula_like(job_id):
-            raise ValueError(f"not a usable job id: {job_id!r}")
-        if job_id in seen:
-            raise ValueError(f"job id {job_id!r} assigned to two rows")
-        seen.add(job_id)
+    validate_job_ids(assignments)
     existing = table.job_rows(job_column)
     accepted: list[tuple[int, str]] = []
     refused: set[int] = set()

@@ -74,7 +74,7 @@ def test_only_the_records_written_change_in_a_big_file(tmp_path: Path) -> None:
 def test_a_save_by_another_program_during_the_stream_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_bytes(f"{HEADER}\r\nhttps://a,Alpha,j1,,\r\nhttps://b,Beta,j2,,\r\n".encode())
-    update = StreamedUpdate({"j2": {"Status": "completed"}}, "c.csv", job_column="Job ID")
+    update = StreamedUpdate({"j2": {"Status": "completed"}}, job_column="Job ID")
     saves = []
 
     def edit(source: BinaryIO, target: BinaryIO) -> tuple[bool, WriteResult]:
@@ -102,3 +102,49 @@ def test_a_column_to_append_takes_the_parsed_path(tmp_path: Path) -> None:
     path.write_bytes(b"URL,Job ID\r\nhttps://a,j1\r\n")
     assert CsvSheet(path).write_by_job_id({"j1": {"Status": "completed"}}) == WriteResult(cells=1)
     assert path.read_bytes() == b"URL,Job ID,Status\r\nhttps://a,j1,completed\r\n"
+
+
+ASSIGN_FILE = (
+    f"{HEADER}\r\nhttps://a,Alpha,,,\r\nhttps://b,Beta,,,\r\nhttps://c,Gamma,,,\r\n"
+    "https://d,Delta,j9,,\r\nhttps://e,Epsilon,old,,\r\nhttps://f,Zeta,taken,,\r\n"
+)
+
+
+def assign_both(
+    tmp_path: Path,
+    content: str,
+    assignments: Mapping[int, str],
+    expected: Mapping[int, Mapping[str, str]],
+) -> set[int]:
+    """Assign through the stream and through the parsed document; both must agree."""
+    streamed = tmp_path / "streamed.csv"
+    streamed.write_bytes(content.encode("utf-8"))
+    parsed = tmp_path / "parsed.csv"
+    shutil.copyfile(streamed, parsed)
+    got = CsvSheet(streamed).assign_job_ids(assignments, expected)
+    want = FileSheet.assign_job_ids(CsvSheet(parsed), assignments, expected)
+    assert got == want
+    assert streamed.read_bytes() == parsed.read_bytes()
+    return got
+
+
+def test_the_stream_refuses_the_rows_the_parsed_document_refuses(tmp_path: Path) -> None:
+    refused = assign_both(
+        tmp_path,
+        ASSIGN_FILE,
+        {0: "n0", 1: "n1", 2: "j9", 3: "j9x", 4: "n4", 5: "n5", 9: "n9"},
+        {
+            0: {"URL": "https://a", "Job ID": ""},
+            1: {"URL": "https://moved"},  # the row changed since it was read
+            4: {"URL": "https://e", "Job ID": "old"},  # the caller read "old": replaced
+        },
+    )
+    # 2: j9 sits on another row; 3 and 5: hold another id; 9: no such row.
+    assert refused == {1, 2, 3, 5, 9}
+    rows = (tmp_path / "streamed.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[1] == "https://a,Alpha,n0,," and rows[5] == "https://e,Epsilon,n4,,"
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_the_stream_assigns_what_the_parsed_document_assigns(tmp_path: Path, name: str) -> None:
+    assign_both(tmp_path, FILES[name], {0: "x0", 1: "x1"}, {0: {"Job ID": "j1"}, 1: {}})
