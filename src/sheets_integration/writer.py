@@ -246,8 +246,11 @@ class SheetWriter:
             unwritable: dict[str, tuple[str, ...]] = {}
             fresh: dict[str, tuple[str, ...]] = {}
             for ids, fill_only in ((changed, ()), (unchanged, outputs)):
-                missing |= self._write(sorted(ids), fill_only, unwritable, fresh)
+                missing |= self._write(sorted(ids), fill_only, unwritable, fresh, guard)
             self._note(missing, fresh)
+            # A big flush may outlast the lease: renewed (same holder, same epoch) before
+            # the fenced cursor move, which fails only if another writer took over.
+            self._renew(guard)
             self.store.set_cursor(name, head, guard=guard)
             total = len(changed) + len(unchanged)
             report = FlushReport(
@@ -269,6 +272,14 @@ class SheetWriter:
         # resumed batch's earlier writes were another process's).
         options = self.store.batch(self.batch_id)["options"]
         return self.owner is None or options.get("prepared_by") != self.owner
+
+    def _renew(self, guard: Fence | None) -> None:
+        """Renew the lease `guard` was taken with; WriterBusy if someone else took it."""
+        if guard is None:
+            return
+        fence = self._lead()
+        if fence is None or fence.epoch != guard.epoch:
+            raise WriterBusy(f"{self.sheet.name}: another writer took over this batch's sheet")
 
     def _lead(self) -> Fence | None:
         """Take or renew the writer lease (when this writer has an owner); its fence."""
@@ -293,6 +304,7 @@ class SheetWriter:
         fill_only: Sequence[str],
         unwritable: dict[str, tuple[str, ...]],
         fresh: dict[str, tuple[str, ...]],
+        guard: Fence | None = None,
     ) -> set[str]:
         """Write the rows of `ids`; the ids not found.
 
@@ -304,6 +316,8 @@ class SheetWriter:
         # Very large flushes (the final reconciliation of a big batch) go in pieces, so
         # memory stays flat; a normal flush is one piece, one write.
         for start in range(0, len(ids), _WRITE_ROWS):
+            if start:
+                self._renew(guard)  # each piece under a live lease
             jobs: dict[str, JobSnapshot] = {}
             piece = ids[start : start + _WRITE_ROWS]
             for i in range(0, len(piece), 500):
