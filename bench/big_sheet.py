@@ -1,7 +1,9 @@
 """Big sheets: peak RSS, rows/s, store bytes per row and final-flush time per sheet size.
 
 `sheetbatch run` on generated sheets of each size (`--rows 10000,100000,500000`; CSV by
-default, `--format xlsx` for a workbook) with the `fast` pipeline (no network I/O), so the
+default, `--format xlsx` for a workbook, `--format google` for a Google Sheet served by the
+Sheets stand-in in this process, which gspread in the child talks to; the child's peak RSS
+is sheetbatch's alone) with the `fast` pipeline (no network I/O), so the
 figures measure sheetbatch itself. The 10,000-row run (the first size) is the baseline: each
 larger size reports its ratios to it (issue 14's targets: peak RSS ≤ 300 MB and ≤ 1.3× the
 baseline's, rows/s ≥ 0.9× the baseline's, ≤ 1.5 KB of store per row). Prints one JSON line.
@@ -50,10 +52,53 @@ def write_sheet(path: Path, rows: int) -> None:
     book.save(path)
 
 
-def run(cmd: list[str], cwd: Path) -> tuple[float, float, float, int]:
+class GoogleSheets:
+    """The Sheets stand-in, running in this process, with a service account for the child."""
+
+    ACCOUNT = "bench@standin-project.iam.gserviceaccount.com"
+
+    def __init__(self, workdir: Path) -> None:
+        from gsheets_standin import StandIn
+        from gsheets_standin._auth import generate_service_account_key
+
+        self.standin = StandIn().__enter__()
+        key = self.standin.register_service_account(
+            generate_service_account_key(self.ACCOUNT, self.standin.token_url)
+        )
+        self.key_file = workdir / "sa.json"
+        self.key_file.write_text(json.dumps(key.info))
+
+    def sheet(self, rows: int) -> str:
+        """A new spreadsheet of `rows` rows; its key."""
+        values = [
+            COLUMNS,
+            *(
+                [f"Company {i}", f"https://company{i}.example", "Berlin", f"owner{i % 97}", "lead"]
+                for i in range(rows)
+            ),
+        ]
+        return str(
+            self.standin.create_spreadsheet(
+                {"Leads": values}, shared_with=[self.ACCOUNT], rows=rows + 10
+            )
+        )
+
+    def close(self) -> None:
+        self.standin.__exit__(None, None, None)
+
+
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, float, int]:
     """(peak RSS in MB, seconds, exit time as epoch seconds, exit code) of a child."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     ended = time.time()
     code = os.waitstatus_to_exitcode(status)
@@ -80,9 +125,19 @@ def finished_at(db: Path) -> float | None:
     return datetime.fromisoformat(str(value)).timestamp()
 
 
-def measure(rows: int, fmt: str, concurrency: int, workdir: Path) -> dict[str, Any]:
+def measure(
+    rows: int, fmt: str, concurrency: int, workdir: Path, google: GoogleSheets | None
+) -> dict[str, Any]:
     sheet = workdir / f"big-{rows}.{fmt}"
-    write_sheet(sheet, rows)
+    env: dict[str, str] = {}
+    extra: list[str] = []
+    if google is not None:
+        spec = google.sheet(rows)
+        env["SHEETBATCH_SHEETS_API_URL"] = google.standin.url
+        extra = ["--credentials", str(google.key_file)]
+    else:
+        write_sheet(sheet, rows)
+        spec = str(sheet)
     db = workdir / f"p-{rows}.db"
     rss, seconds, ended, code = run(
         [
@@ -90,7 +145,8 @@ def measure(rows: int, fmt: str, concurrency: int, workdir: Path) -> dict[str, A
             "-m",
             "sheetbatch",
             "run",
-            str(sheet),
+            spec,
+            *extra,
             "--pipeline",
             "fast",
             "--db",
@@ -100,10 +156,11 @@ def measure(rows: int, fmt: str, concurrency: int, workdir: Path) -> dict[str, A
             str(concurrency),
         ],
         workdir,
+        env,
     )
     finished = finished_at(db)
     size = store_bytes(db)
-    sheet.unlink()
+    sheet.unlink(missing_ok=True)
     for part in db.parent.glob(db.name + "*"):
         part.unlink()
     return {
@@ -122,14 +179,19 @@ def main() -> None:
     parser.add_argument(
         "--rows", default="10000,100000", help="sizes, comma-separated; the first is the baseline"
     )
-    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    parser.add_argument("--format", choices=("csv", "xlsx", "google"), default="csv")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     sizes = [int(part) for part in args.rows.split(",") if part.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         base_rss, _, _, _ = run([sys.executable, "-c", "import sheetbatch.cli"], workdir)
-        runs = [measure(n, args.format, args.concurrency, workdir) for n in sizes]
+        google = GoogleSheets(workdir) if args.format == "google" else None
+        try:
+            runs = [measure(n, args.format, args.concurrency, workdir, google) for n in sizes]
+        finally:
+            if google is not None:
+                google.close()
     first = runs[0]
     for r in runs[1:]:
         r["rss_ratio"] = round(r["peak_rss_mb"] / first["peak_rss_mb"], 2)

@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import logging
 import os
-import re
-from collections.abc import Iterator, Sequence
-from typing import Literal
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
+from sheets_integration.csv_format import (
+    NEWLINE,
+    SEP_LINE,
+    UTF8,
+    Quoting,
+    format_record,
+    sniff_delimiter,
+    sniff_quoting,
+    terminator,
+)
+from sheets_integration.csv_stream import (
+    NeedsDocument,
+    StreamedAssignment,
+    StreamedUpdate,
+    usable,
+)
 from sheets_integration.errors import BadSheet
 from sheets_integration.file_sheet import FileSheet
 from sheets_integration.safety import CellWrite, escape_csv
-from sheets_integration.sheet import Table
+from sheets_integration.sheet import JOB_ID_COLUMN, CellValue, Table, WriteResult
+from sheets_integration.stream_rewrite import stream_rewrite
 
 log = logging.getLogger(__name__)
-
-_Quoting = Literal[0, 1]  # csv.QUOTE_MINIMAL, csv.QUOTE_ALL
-
-_DELIMITERS = ",;\t|"
-_NEWLINE = re.compile(r"\r\n|\r|\n")
-_SEP_LINE = re.compile(r"sep=(.)(?:\r\n|\r|\n|$)")
-_UTF8 = frozenset({"utf-8", "utf-8-sig"})
 
 
 class CsvSheet(FileSheet):
@@ -56,6 +63,56 @@ class CsvSheet(FileSheet):
     def _parse(self, data: bytes) -> _CsvDocument:
         return _CsvDocument.parse(data, self.encoding, self.name)
 
+    def assign_job_ids(
+        self,
+        assignments: Mapping[int, str],
+        expected: Mapping[int, Mapping[str, str]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+    ) -> set[int]:
+        """`FileSheet.assign_job_ids`, streamed record by record (`csv_stream`)."""
+        if not assignments or not usable(self.encoding):
+            return super().assign_job_ids(assignments, expected, job_column=job_column)
+        try:
+            edit = StreamedAssignment(assignments, expected, job_column=job_column)
+            return stream_rewrite(
+                self.path,
+                self.name,
+                edit,
+                respect_lock_files=self.respect_lock_files,
+                versions=self.versions,
+            )
+        except NeedsDocument:
+            return super().assign_job_ids(assignments, expected, job_column=job_column)
+
+    def write_by_job_id(
+        self,
+        updates: Mapping[str, Mapping[str, CellValue]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+        fill_only: Collection[str] = (),
+    ) -> WriteResult:
+        """`FileSheet.write_by_job_id`, streamed record by record (`csv_stream`): memory
+        stays flat however big the file is. What the stream cannot decide alone (a column
+        to append, a file it cannot read) takes the parsed path."""
+        if not updates or not usable(self.encoding):
+            return super().write_by_job_id(updates, job_column=job_column, fill_only=fill_only)
+        try:
+            edit = StreamedUpdate(updates, job_column=job_column, fill_only=fill_only)
+            result = stream_rewrite(
+                self.path,
+                self.name,
+                edit,
+                respect_lock_files=self.respect_lock_files,
+                versions=self.versions,
+            )
+        except NeedsDocument:
+            return super().write_by_job_id(updates, job_column=job_column, fill_only=fill_only)
+        log.debug(
+            "%s: wrote %d cells, %d jobs missing", self.name, result.cells, len(result.missing)
+        )
+        return result
+
 
 class _CsvDocument:
     """A parsed CSV file that remembers each record's raw text, to write back unchanged."""
@@ -65,11 +122,11 @@ class _CsvDocument:
         self.bom = bom
         self.sheet = sheet
         self.text = text
-        sep_line = _SEP_LINE.match(text)
+        sep_line = SEP_LINE.match(text)
         # Excel's "sep=;" first line names the delimiter and is not part of the table.
         self.first = 1 if sep_line else 0
         body = text[sep_line.end() :] if sep_line else text
-        self.delimiter = sep_line.group(1) if sep_line else _sniff_delimiter(body)
+        self.delimiter = sep_line.group(1) if sep_line else sniff_delimiter(body)
         self.spans: list[tuple[int, int]] = []
         self.records: list[list[str]] = []
         self._parse()
@@ -86,7 +143,7 @@ class _CsvDocument:
         except UnicodeDecodeError as exc:
             raise BadSheet(
                 sheet,
-                f"not {'UTF-8' if encoding in _UTF8 else encoding} text (byte {exc.start})",
+                f"not {'UTF-8' if encoding in UTF8 else encoding} text (byte {exc.start})",
                 "save it as UTF-8, or name the file's encoding with --encoding "
                 "(e.g. --encoding cp1252 for a file saved by Excel on Windows)",
             ) from exc
@@ -103,7 +160,7 @@ class _CsvDocument:
         # Split on CR/LF only (str.splitlines also splits on form feeds and the like).
         start, end_of_text = position[0], len(self.text)
         while start < end_of_text:
-            found = _NEWLINE.search(self.text, start)
+            found = NEWLINE.search(self.text, start)
             end = found.end() if found else end_of_text
             position[0] = end
             yield self.text[start:end]
@@ -126,26 +183,12 @@ class _CsvDocument:
                 "fix that line in a text editor or re-export the file",
             ) from exc
 
-    def _sniff_quoting(self) -> _Quoting:
-        header = self.records[self.first]
-        raw = self._raw(self.first)
-        raw = raw[: len(raw) - len(_terminator(raw))]
-        if self._format(header, csv.QUOTE_ALL) == raw != self._format(header, csv.QUOTE_MINIMAL):
-            return csv.QUOTE_ALL
-        return csv.QUOTE_MINIMAL
+    def _sniff_quoting(self) -> Quoting:
+        return sniff_quoting(self.records[self.first], self._raw(self.first), self.delimiter)
 
     def _raw(self, record: int) -> str:
         start, end = self.spans[record]
         return self.text[start:end]
-
-    def _format(self, fields: list[str], quoting: _Quoting) -> str:
-        buffer = io.StringIO()
-        # A "\r\n" terminator makes the writer quote fields holding either character.
-        writer = csv.writer(
-            buffer, delimiter=self.delimiter, quoting=quoting, lineterminator="\r\n"
-        )
-        writer.writerow(fields)
-        return buffer.getvalue()[:-2]
 
     @property
     def table(self) -> Table:
@@ -177,30 +220,10 @@ class _CsvDocument:
         for record, (start, end) in enumerate(self.spans):
             raw = self.text[start:end]
             if record in self.changed:
-                pieces.append(self._format(self.records[record], self.quoting))
-                pieces.append(_terminator(raw))
+                pieces.append(format_record(self.records[record], self.delimiter, self.quoting))
+                pieces.append(terminator(raw))
             else:
                 pieces.append(raw)
-        encoding = "utf-8" if codecs.lookup(self.encoding).name in _UTF8 else self.encoding
+        encoding = "utf-8" if codecs.lookup(self.encoding).name in UTF8 else self.encoding
         # Untouched text came from this encoding; only a written value can be unencodable.
         return "".join(pieces).encode(encoding, errors="replace")
-
-
-def _terminator(raw: str) -> str:
-    if raw.endswith("\r\n"):
-        return "\r\n"
-    if raw.endswith(("\r", "\n")):
-        return raw[-1]
-    return ""
-
-
-def _sniff_delimiter(text: str) -> str:
-    """The candidate delimiter that splits the header line into the most fields (else ",")."""
-    found = _NEWLINE.search(text)
-    line = text[: found.start()] if found else text
-    best, best_count = ",", 1
-    for delimiter in _DELIMITERS:
-        count = len(next(csv.reader([line], delimiter=delimiter), []))
-        if count > best_count:
-            best, best_count = delimiter, count
-    return best

@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 
 from sheets_integration.a1 import cell_name
 from sheets_integration.errors import BadSheet
+from sheets_integration.file_versions import FileVersions
 from sheets_integration.safety import (
     CellWrite,
     plan_columns,
@@ -55,12 +56,22 @@ class FileSheet:
     def __init__(self, path: str | os.PathLike[str], *, respect_lock_files: bool = True) -> None:
         self.path = Path(path)
         self.respect_lock_files = respect_lock_files
+        self.versions = FileVersions()
 
     def _parse(self, data: bytes) -> Document:
         raise NotImplementedError
 
     def close(self) -> None:
         """Nothing to release: every operation opens and closes the file itself."""
+
+    def edited_by_others(self) -> bool:
+        """Whether another program may have changed the file since this sheet wrote it
+        (the file as it stands now included)."""
+        try:
+            self.versions.seen(os.stat(self.path))
+        except OSError:
+            return True
+        return self.versions.edited_by_others()
 
     @property
     def name(self) -> str:
@@ -69,7 +80,8 @@ class FileSheet:
 
     def read(self) -> Table:
         """The header and data rows as the file holds them now."""
-        data, _ = read_file(self.path, self.name)
+        data, stat = read_file(self.path, self.name)
+        self.versions.seen(stat)
         return self._document(data).table
 
     def read_values(self) -> Table:
@@ -169,7 +181,11 @@ class FileSheet:
             return (document.dump() if changed else None), result
 
         return rewrite_file(
-            self.path, self.name, on_bytes, respect_lock_files=self.respect_lock_files
+            self.path,
+            self.name,
+            on_bytes,
+            respect_lock_files=self.respect_lock_files,
+            versions=self.versions,
         )
 
 

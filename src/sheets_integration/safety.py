@@ -41,6 +41,7 @@ from sheets_integration.errors import (
     SheetNotFound,
     SheetWriteError,
 )
+from sheets_integration.file_versions import FileVersions
 from sheets_integration.sheet import (
     JOB_ID_COLUMN,
     CellValue,
@@ -223,6 +224,18 @@ def plan_updates(
     )
 
 
+def validate_job_ids(assignments: Mapping[int, str]) -> None:
+    """ValueError unless every id is usable (no blanks around it, not formula-like) and
+    assigned to one row only."""
+    seen: set[str] = set()
+    for job_id in assignments.values():
+        if not job_id or job_id != job_id.strip() or is_formula_like(job_id):
+            raise ValueError(f"not a usable job id: {job_id!r}")
+        if job_id in seen:
+            raise ValueError(f"job id {job_id!r} assigned to two rows")
+        seen.add(job_id)
+
+
 def plan_job_ids(
     table: Table,
     assignments: Mapping[int, str],
@@ -238,13 +251,7 @@ def plan_job_ids(
     that already carries its id is neither written nor refused. Rows without an `expected`
     entry are checked for everything but content.
     """
-    seen: set[str] = set()
-    for job_id in assignments.values():
-        if not job_id or job_id != job_id.strip() or is_formula_like(job_id):
-            raise ValueError(f"not a usable job id: {job_id!r}")
-        if job_id in seen:
-            raise ValueError(f"job id {job_id!r} assigned to two rows")
-        seen.add(job_id)
+    validate_job_ids(assignments)
     existing = table.job_rows(job_column)
     accepted: list[tuple[int, str]] = []
     refused: set[int] = set()
@@ -312,8 +319,10 @@ def _same_file_version(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
 
 
-def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> None:
-    """Replace `path` by `data` all at once: temp file beside it, fsync, chmod `mode`, rename."""
+def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> os.stat_result:
+    """Replace `path` by `data` all at once: temp file beside it, fsync, chmod `mode`, rename.
+
+    Returns the stat of the file put in place (taken before the rename, so it is ours)."""
     try:
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
@@ -325,6 +334,7 @@ def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> None:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
+            written = os.fstat(stream.fileno())
         os.chmod(temp, stat.S_IMODE(mode))
         os.replace(temp, path)
     except BaseException as exc:
@@ -335,11 +345,12 @@ def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> None:
         if isinstance(exc, OSError):
             raise SheetWriteError(sheet, exc.strerror or str(exc)) from exc
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
+    return written
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, and not fatal.
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (not possible on every platform, and not fatal)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -359,6 +370,7 @@ def rewrite_file(
     *,
     respect_lock_files: bool = True,
     attempts: int = 3,
+    versions: FileVersions | None = None,
 ) -> T:
     """Read `path`, let `edit` turn its bytes into new bytes, and atomically replace the file.
 
@@ -368,6 +380,7 @@ def rewrite_file(
     content, up to `attempts` times, so the other program's edit is never undone.
     With `respect_lock_files`, a file open in LibreOffice or Office raises `SheetLocked`
     instead of being written (that program's next save would silently drop our write).
+    `versions` is told the version of every read and of the file written.
     """
     target = Path(os.path.realpath(path))
     with path_lock(target):
@@ -376,6 +389,8 @@ def rewrite_file(
             if lock_file is not None:
                 raise SheetLocked(sheet, f"another program (lock file {lock_file.name})")
             data, before = read_file(target, sheet)
+            if versions is not None:
+                versions.seen(before)
             new, result = edit(data)
             if new is None:
                 return result
@@ -386,7 +401,9 @@ def rewrite_file(
             if not _same_file_version(before, now):
                 log.info("%s changed while being written (attempt %d); redoing", sheet, attempt)
                 continue
-            atomic_write(target, new, before.st_mode, sheet)
+            written = atomic_write(target, new, before.st_mode, sheet)
+            if versions is not None:
+                versions.wrote(written)
             return result
     raise SheetWriteError(
         sheet,

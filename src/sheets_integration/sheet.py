@@ -176,3 +176,16 @@ class Sheet(Protocol):
     def close(self) -> None:
         """Release connections or handles (a no-op for local files)."""
         ...
+
+
+@runtime_checkable
+class TracksEdits(Protocol):
+    """A sheet that knows whether anyone else changed it since it wrote it (a local file).
+
+    The final flush of a batch reconciles every row only when `edited_by_others()`; a
+    sheet without this method (Google Sheets, edited live by operators) always gets it.
+    """
+
+    def edited_by_others(self) -> bool:
+        """False only when this object wrote the sheet and nobody changed it since."""
+        ...

@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,7 +30,7 @@ from progress.schedule_model import Fence
 from sheets_integration.columns import RunColumns
 from sheets_integration.errors import SheetError, WriterBusy
 from sheets_integration.selection import rows_text
-from sheets_integration.sheet import CellValue, Sheet, cell_text
+from sheets_integration.sheet import CellValue, Sheet, TracksEdits, cell_text
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,27 @@ def _output_value(output: object, raw: object) -> CellValue:
 
 
 _WRITE_ROWS = 10_000
+
+#: At most this share of a run goes to flushing: a flush that rewrites a big file whole
+#: is followed by a pause long enough to keep it so.
+FLUSH_SHARE = 0.1
+
+
+def flush_pause(interval: float, seconds: float, share: float = FLUSH_SHARE) -> float:
+    """Seconds from the end of a flush that took `seconds` to the next one: `interval`, or
+    longer when flushing would otherwise take more than `share` of the time."""
+    return max(interval, seconds * (1.0 - share) / share)
+
+
+def fixed_flush_cost(recent: Sequence[float]) -> float:
+    """What a flush costs whatever it writes (a big file's read and rewrite), estimated as
+    the quickest of the `recent` flushes' durations.
+
+    The rows a flush writes cost the same however they are grouped, so only this part is
+    worth spreading out; pausing after the whole duration would make the next flush bigger,
+    hence slower, hence the pause after it longer, without end.
+    """
+    return min(recent, default=0.0)
 
 
 def cursor_name(batch_id: str) -> str:
@@ -201,11 +223,14 @@ class SheetWriter:
         `full` writes every row of the batch: the final flush reconciles the whole sheet, so
         a status an operator's stale save overwrote mid-run is put back. Rows unchanged since
         their last successful write get their output cells only where those are empty (or
-        still hold our value): an operator's later edit of an output cell is kept.
+        still hold our value): an operator's later edit of an output cell is kept. A sheet
+        this process prepared and nobody else changed since (`TracksEdits`) holds every
+        row as written: `full` then writes only the changed rows.
         """
         with self._lock:
             started = self.clock()
             guard = self._lead()
+            full = full and self._may_be_stale()
             name = cursor_name(self.batch_id)
             cursor = self.store.get_cursor(name)
             changed, head = self._changed_since(cursor)
@@ -221,8 +246,11 @@ class SheetWriter:
             unwritable: dict[str, tuple[str, ...]] = {}
             fresh: dict[str, tuple[str, ...]] = {}
             for ids, fill_only in ((changed, ()), (unchanged, outputs)):
-                missing |= self._write(sorted(ids), fill_only, unwritable, fresh)
+                missing |= self._write(sorted(ids), fill_only, unwritable, fresh, guard)
             self._note(missing, fresh)
+            # A big flush may outlast the lease: renewed (same holder, same epoch) before
+            # the fenced cursor move, which fails only if another writer took over.
+            self._renew(guard)
             self.store.set_cursor(name, head, guard=guard)
             total = len(changed) + len(unchanged)
             report = FlushReport(
@@ -235,6 +263,23 @@ class SheetWriter:
         if self.on_flush is not None:
             self.on_flush(report)
         return report
+
+    def _may_be_stale(self) -> bool:
+        """Whether rows written earlier may no longer show what was written."""
+        if not isinstance(self.sheet, TracksEdits) or self.sheet.edited_by_others():
+            return True
+        # The sheet object saw every write only if this process prepared the batch (a
+        # resumed batch's earlier writes were another process's).
+        options = self.store.batch(self.batch_id)["options"]
+        return self.owner is None or options.get("prepared_by") != self.owner
+
+    def _renew(self, guard: Fence | None) -> None:
+        """Renew the lease `guard` was taken with; WriterBusy if someone else took it."""
+        if guard is None:
+            return
+        fence = self._lead()
+        if fence is None or fence.epoch != guard.epoch:
+            raise WriterBusy(f"{self.sheet.name}: another writer took over this batch's sheet")
 
     def _lead(self) -> Fence | None:
         """Take or renew the writer lease (when this writer has an owner); its fence."""
@@ -259,6 +304,7 @@ class SheetWriter:
         fill_only: Sequence[str],
         unwritable: dict[str, tuple[str, ...]],
         fresh: dict[str, tuple[str, ...]],
+        guard: Fence | None = None,
     ) -> set[str]:
         """Write the rows of `ids`; the ids not found.
 
@@ -270,6 +316,8 @@ class SheetWriter:
         # Very large flushes (the final reconciliation of a big batch) go in pieces, so
         # memory stays flat; a normal flush is one piece, one write.
         for start in range(0, len(ids), _WRITE_ROWS):
+            if start:
+                self._renew(guard)  # each piece under a live lease
             jobs: dict[str, JobSnapshot] = {}
             piece = ids[start : start + _WRITE_ROWS]
             for i in range(0, len(piece), 500):
@@ -399,6 +447,7 @@ class SheetWriter:
     def _loop(self) -> None:
         last = self.store.get_cursor(cursor_name(self.batch_id))
         next_flush = self.clock()
+        recent: deque[float] = deque(maxlen=8)
         while not self._stop.is_set():
             head = self.store.wait(last, timeout=min(1.0, self.interval))
             now = self.clock()
@@ -406,14 +455,18 @@ class SheetWriter:
                 if now < next_flush:
                     self._stop.wait(min(next_flush - now, self.interval))
                 continue
+            pause = self.interval
             try:
-                self.flush()
+                report = self.flush()
                 last = head
                 self.failures = 0
+                if report.rows:
+                    recent.append(report.seconds)
+                pause = flush_pause(self.interval, fixed_flush_cost(recent))
             except WriterBusy as busy:
                 log.info("%s; not writing", busy)
             except Exception as exc:
                 # A loop boundary: the cursor did not move, so the next flush writes it all.
                 self.failures += 1
                 log.warning("sheet flush to %s failed (%s); will retry", self.sheet.name, exc)
-            next_flush = self.clock() + self.interval
+            next_flush = self.clock() + pause

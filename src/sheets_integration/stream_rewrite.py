@@ -1,0 +1,123 @@
+"""`stream_rewrite`: `safety.rewrite_file` for files too big to hold in memory.
+
+The edit reads the file as a stream and writes the new content to a temporary file beside
+it; the temporary file replaces the original atomically, and only if the original is still
+the version that was read (another program's save is never undone: the edit is redone on
+the new content). Memory stays what the edit keeps, whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from sheets_integration.errors import (
+    BadSheet,
+    SheetLocked,
+    SheetNotFound,
+    SheetWriteError,
+)
+from sheets_integration.file_versions import FileVersions, version_of
+from sheets_integration.safety import fsync_directory, office_lock_file, path_lock
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: `edit(source, target)` -> (whether it wrote new content into `target`, its result).
+StreamEdit = Callable[[BinaryIO, BinaryIO], tuple[bool, T]]
+
+
+def _open_source(path: Path, sheet: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError as exc:
+        raise SheetNotFound(str(path)) from exc
+    except IsADirectoryError as exc:
+        raise BadSheet(sheet, f"{path} is a directory", "give the path of a file") from exc
+    except OSError as exc:
+        raise BadSheet(sheet, f"cannot read {path}: {exc.strerror}", "check permissions") from exc
+
+
+def _temp_beside(path: Path, sheet: str) -> tuple[int, str]:
+    try:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SheetWriteError(
+            sheet, f"cannot create a file in {path.parent}: {exc.strerror}"
+        ) from exc
+
+
+def stream_rewrite(
+    path: Path,
+    sheet: str,
+    edit: StreamEdit[T],
+    *,
+    respect_lock_files: bool = True,
+    attempts: int = 3,
+    versions: FileVersions | None = None,
+) -> T:
+    """Stream `path` through `edit` into a new version that replaces it atomically.
+
+    The same promises as `safety.rewrite_file`: writers in this process are serialised
+    per file, a file open in LibreOffice or Office raises `SheetLocked` (with
+    `respect_lock_files`), and a file that changed while it was streamed is edited again
+    from its new content, up to `attempts` times. When `edit` wrote nothing new, the file
+    is left as it is. `versions` is told the version read and the version written.
+    """
+    target = Path(os.path.realpath(path))
+    with path_lock(target):
+        for attempt in range(1, attempts + 1):
+            lock_file = office_lock_file(target) if respect_lock_files else None
+            if lock_file is not None:
+                raise SheetLocked(sheet, f"another program (lock file {lock_file.name})")
+            with _open_source(target, sheet) as source:
+                before = os.fstat(source.fileno())
+                if versions is not None:
+                    versions.seen(before)
+                fd, temp = _temp_beside(target, sheet)
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        changed, result = edit(source, out)
+                        if changed:
+                            out.flush()
+                            os.fsync(out.fileno())
+                            written = os.fstat(out.fileno())
+                    if not changed:
+                        os.unlink(temp)
+                        return result
+                    try:
+                        now = os.stat(target)
+                    except FileNotFoundError as exc:
+                        raise SheetNotFound(str(path), "it was deleted while we wrote it") from exc
+                    if version_of(before) != version_of(now):
+                        log.info(
+                            "%s changed while being written (attempt %d); redoing", sheet, attempt
+                        )
+                        os.unlink(temp)
+                        continue
+                    os.chmod(temp, stat.S_IMODE(before.st_mode))
+                    os.replace(temp, target)
+                except BaseException as exc:
+                    with contextlib.suppress(OSError):
+                        os.unlink(temp)
+                    if isinstance(exc, PermissionError):
+                        raise SheetLocked(sheet, "another program (is it open in Excel?)") from exc
+                    if isinstance(exc, OSError):
+                        raise SheetWriteError(sheet, exc.strerror or str(exc)) from exc
+                    raise
+            fsync_directory(target.parent)
+            if versions is not None:
+                versions.wrote(written)
+            return result
+    raise SheetWriteError(
+        sheet,
+        f"the file kept changing while we wrote it ({attempts} attempts)",
+        "pause other programs writing it and try again",
+    )
