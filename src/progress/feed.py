@@ -192,8 +192,11 @@ class LogFeed:
         self._poke.set()
         if self._listener is not None:
             self._listener.close()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        with self._cond:
+            thread = self._thread
+        # A thread created but not yet started (`_ensure_thread` racing this) sees `_closed`
+        # at its first step and ends by itself.
+        if thread is not None and thread is not threading.current_thread() and thread.ident:
             thread.join(timeout=5)
 
     # -- the one waiter ------------------------------------------------------------------

@@ -95,7 +95,8 @@ class LogListener:
     def close(self) -> None:
         """Stop listening and close the connection."""
         self._closed.set()
-        thread = self._thread
+        with self._lock:  # `start` creates and starts the thread under it: never half-made
+            thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self._wake_every + 5)
 

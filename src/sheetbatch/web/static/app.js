@@ -241,6 +241,7 @@
     let generation = 0;
     let pageIndex = 0;
     const cursors = [null]; // cursors[k]: the cursor page k is read from (page 0: none)
+    let asked = 0; // the page last asked for (shown once its rows arrive)
     let refreshTimer = null;
     let batchAsked = 0;
     let batchShown = 0;
@@ -355,6 +356,7 @@
     // Read page `k` over REST and show it; events that came meanwhile are applied on top.
     async function loadPage(k) {
       const mine = ++generation;
+      asked = k;
       state.complete = false;
       scheduleRender();
       const q = new URLSearchParams({ batch_id: batchId, limit: String(PAGE) });
@@ -364,7 +366,7 @@
         page = await api(`/api/progress/all?${q}`);
       } catch (err) {
         console.warn("sheetbatch: loading rows failed", err);
-        if (mine === generation) { state.complete = true; pending = []; scheduleRender(); }
+        if (mine === generation) { asked = pageIndex; state.complete = true; pending = []; scheduleRender(); }
         return;
       }
       if (mine !== generation) return; // another page was asked for meanwhile
@@ -525,8 +527,9 @@
       snapshot(data) {
         state.batch = data.batch;
         batchShown = batchAsked + 1; // REST answers asked before it are older
-        if (pageIndex === 0) {
-          // The snapshot is the first page, exactly at its cursor.
+        if (asked === 0) {
+          // The snapshot is the first page, exactly at its cursor (unless another page
+          // was asked for: a click on Next must not be lost to a stream reconnecting).
           generation += 1;
           state.jobs = new Map(data.jobs.map((j) => [j.job_id, j]));
           cursors[1] = data.jobs_next_cursor;
@@ -535,7 +538,7 @@
           state.complete = true;
           fullRender = true;
         } else {
-          loadPage(pageIndex); // a reconnect on another page: read it again
+          loadPage(asked); // a reconnect on another page: read it again
         }
         scheduleRender();
       },
