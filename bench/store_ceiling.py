@@ -107,6 +107,7 @@ def point(base: str, writers: int, args: argparse.Namespace) -> dict[str, Any]:
                     json.dumps([db, batch_id, args.threads, args.seconds, f"w{n}"]),
                 ],
                 stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 env=env,
             )
@@ -118,7 +119,10 @@ def point(base: str, writers: int, args: argparse.Namespace) -> dict[str, Any]:
         for proc in procs:
             assert proc.stdout is not None
             out = proc.stdout.read()
+            err = proc.stderr.read() if proc.stderr is not None else ""
             _, _, usage = os.wait4(proc.pid, 0)
+            if not out.strip():
+                raise SystemExit(f"a writer failed:\n{err[-3000:]}")
             proc.returncode = 0
             writer_cpu.append(round(usage.ru_utime + usage.ru_stime, 2))
             report = json.loads(out.strip().splitlines()[-1])
