@@ -28,7 +28,7 @@ import re
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -319,24 +319,23 @@ def _same_file_version(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
 
 
-def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> os.stat_result:
-    """Replace `path` by `data` all at once: temp file beside it, fsync, chmod `mode`, rename.
-
-    Returns the stat of the file put in place (taken before the rename, so it is ours)."""
+def temp_beside(path: Path, sheet: str) -> tuple[int, str]:
+    """A new temp file in `path`'s directory (so renaming it over `path` is atomic)."""
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise SheetWriteError(
             sheet, f"cannot create a file in {path.parent}: {exc.strerror}"
         ) from exc
+
+
+@contextlib.contextmanager
+def replacing(temp: str, sheet: str) -> Iterator[None]:
+    """Around writing `temp` and renaming it into place: on any failure `temp` is removed,
+    and an OS error becomes SheetLocked (permission: another program holds the file) or
+    SheetWriteError."""
     try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-            written = os.fstat(stream.fileno())
-        os.chmod(temp, stat.S_IMODE(mode))
-        os.replace(temp, path)
+        yield
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
@@ -345,6 +344,21 @@ def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> os.stat_resu
         if isinstance(exc, OSError):
             raise SheetWriteError(sheet, exc.strerror or str(exc)) from exc
         raise
+
+
+def atomic_write(path: Path, data: bytes, mode: int, sheet: str) -> os.stat_result:
+    """Replace `path` by `data` all at once: temp file beside it, fsync, chmod `mode`, rename.
+
+    Returns the stat of the file put in place (taken before the rename, so it is ours)."""
+    fd, temp = temp_beside(path, sheet)
+    with replacing(temp, sheet):
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+            written = os.fstat(stream.fileno())
+        os.chmod(temp, stat.S_IMODE(mode))
+        os.replace(temp, path)
     fsync_directory(path.parent)
     return written
 

@@ -8,11 +8,9 @@ the new content). Memory stays what the edit keeps, whatever the file's size.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -24,7 +22,13 @@ from sheets_integration.errors import (
     SheetWriteError,
 )
 from sheets_integration.file_versions import FileVersions, version_of
-from sheets_integration.safety import fsync_directory, office_lock_file, path_lock
+from sheets_integration.safety import (
+    fsync_directory,
+    office_lock_file,
+    path_lock,
+    replacing,
+    temp_beside,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +47,6 @@ def _open_source(path: Path, sheet: str) -> BinaryIO:
         raise BadSheet(sheet, f"{path} is a directory", "give the path of a file") from exc
     except OSError as exc:
         raise BadSheet(sheet, f"cannot read {path}: {exc.strerror}", "check permissions") from exc
-
-
-def _temp_beside(path: Path, sheet: str) -> tuple[int, str]:
-    try:
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise SheetWriteError(
-            sheet, f"cannot create a file in {path.parent}: {exc.strerror}"
-        ) from exc
 
 
 def stream_rewrite(
@@ -81,8 +76,8 @@ def stream_rewrite(
                 before = os.fstat(source.fileno())
                 if versions is not None:
                     versions.seen(before)
-                fd, temp = _temp_beside(target, sheet)
-                try:
+                fd, temp = temp_beside(target, sheet)
+                with replacing(temp, sheet):
                     with os.fdopen(fd, "wb") as out:
                         changed, result = edit(source, out)
                         if changed:
@@ -104,14 +99,6 @@ def stream_rewrite(
                         continue
                     os.chmod(temp, stat.S_IMODE(before.st_mode))
                     os.replace(temp, target)
-                except BaseException as exc:
-                    with contextlib.suppress(OSError):
-                        os.unlink(temp)
-                    if isinstance(exc, PermissionError):
-                        raise SheetLocked(sheet, "another program (is it open in Excel?)") from exc
-                    if isinstance(exc, OSError):
-                        raise SheetWriteError(sheet, exc.strerror or str(exc)) from exc
-                    raise
             fsync_directory(target.parent)
             if versions is not None:
                 versions.wrote(written)
