@@ -1,4 +1,5 @@
-"""Server-Sent Events over the progress log: wire format, exact snapshots, the stream.
+"""Server-Sent Events over the progress log: exact snapshots and the stream (the wire format is
+`sse_wire`).
 
 A stream is one of three scopes: a job, a batch, or the whole log. It follows these rules
 (html.spec.whatwg.org, server-sent events):
@@ -31,9 +32,7 @@ watchdog needs to see that the stream is alive. A ping never moves the client's 
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -44,23 +43,20 @@ from sqlalchemy import select
 from progress import schema as t
 from progress.reads import batch_row, job_row, log_head
 from progress.snapshots import LogEvent, batch_snapshot, job_snapshot
+from progress.sse_wire import (
+    END_EVENT,
+    SNAPSHOT_EVENT,
+    format_event,
+    format_log_event,
+    format_ping,
+    format_retry,
+)
 from progress.status import BatchStatus, EventType
 from progress.steps import Step, StepCache
 from progress.store import Store
 
 log = logging.getLogger(__name__)
 
-SSE_HEADERS: Mapping[str, str] = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
-"""The response headers every stream carries (nginx must not buffer it)."""
-
-SNAPSHOT_EVENT = "snapshot"
-END_EVENT = "end"
-PING_EVENT = "ping"
-MAX_CURSOR = 2**63 - 1
 # How many recent batches the whole-log snapshot carries (the dashboard's list).
 SNAPSHOT_BATCHES = 100
 # How many jobs a batch snapshot carries (the rest is paged over REST from its cursor).
@@ -71,76 +67,6 @@ _JOB_ENDINGS = frozenset(
 )
 
 Event = LogEvent
-
-
-# --------------------------------------------------------------------------- wire format
-def format_event(event_id: int, event_type: str, data: Any) -> str:
-    """One SSE message. JSON escapes newlines, so a single `data:` line always suffices."""
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
-    return f"id: {event_id}\nevent: {event_type}\ndata: {payload}\n\n"
-
-
-def format_log_event(event: Mapping[str, Any]) -> str:
-    """A log event as an SSE message: its id, its type, and the whole event as data."""
-    return format_event(int(event["id"]), str(event["type"]), event)
-
-
-class EventFormatter:
-    """Formats each log event once for every stream of the process (bounded, by event id).
-
-    With hundreds of streams following the same batch, formatting dominates the server's
-    work; the text of an event never changes, so it is shared.
-    """
-
-    def __init__(self, size: int = 8192) -> None:
-        self._size = size
-        self._texts: dict[int, str] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Mapping[str, Any]) -> str:
-        event_id = int(event["id"])
-        text = self._texts.get(event_id)
-        if text is None:
-            text = format_log_event(event)
-            with self._lock:
-                self._texts[event_id] = text
-                while len(self._texts) > self._size:
-                    self._texts.pop(next(iter(self._texts)))
-        return text
-
-
-def format_retry(milliseconds: int) -> str:
-    """The `retry:` field line (how long EventSource waits before reconnecting), to put in
-    front of a message: it then belongs to that message's block."""
-    return f"retry: {int(milliseconds)}\n"
-
-
-def format_ping(cursor: int) -> str:
-    """The heartbeat: a `: ping` comment plus an id-less `ping` event scripts can see."""
-    return f': ping\nevent: {PING_EVENT}\ndata: {{"cursor":{int(cursor)}}}\n\n'
-
-
-def parse_cursor(value: str | None) -> int | None:
-    """A `Last-Event-ID` / `last_event_id` value as a cursor; None when absent or empty.
-
-    Raises ValueError for anything but a non-negative decimal integer.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if not text.isascii():
-        # Often digits of another script (or bytes mis-decoded): echoing them helps nobody.
-        raise ValueError(
-            "not a cursor: use the id of the last event received, in the digits 0-9 only"
-        )
-    if not text.isdigit() or len(text) > 19:
-        raise ValueError(f"not a cursor (a non-negative integer): {value[:40]!r}")
-    cursor = int(text)
-    if cursor > MAX_CURSOR:
-        raise ValueError(f"cursor out of range: {value[:40]!r}")
-    return cursor
 
 
 # --------------------------------------------------------------------------- scopes

@@ -11,18 +11,14 @@ import pytest
 
 from progress import Store
 from progress.sse import (
-    SSE_HEADERS,
     Scope,
     StreamPlan,
     already_finished,
     event_stream,
-    format_event,
-    format_ping,
-    format_retry,
-    parse_cursor,
     plan_stream,
     read_snapshot,
 )
+from progress.sse_wire import SSE_HEADERS, format_event, format_ping, format_retry, parse_cursor
 from progress.status import EventType
 from tests.support.factory import make_batch
 

@@ -14,15 +14,8 @@ from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, request
 
-from progress.sse import (
-    SSE_HEADERS,
-    Pushed,
-    Scope,
-    StreamPlan,
-    event_stream,
-    parse_cursor,
-    plan_stream,
-)
+from progress.sse import Pushed, Scope, StreamPlan, event_stream, plan_stream
+from progress.sse_wire import SSE_HEADERS, parse_cursor
 from progress.steps import Step
 from sheetbatch.web.api import valid_id
 from sheetbatch.web.context import HANDLER_KEY, SOCKET_KEY, WebContext, web_context

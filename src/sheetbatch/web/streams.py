@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 
 from progress import Store
-from progress.sse import EventFormatter, Pushed, Scope
+from progress.sse import Pushed, Scope
+from progress.sse_wire import EventFormatter
 from progress.steps import Step, StepCache
 from sheetbatch.web.disconnect import DisconnectWatch
 from sheetbatch.web.fanout import Direct, Frames, socket_fd
