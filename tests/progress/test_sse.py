@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -157,6 +158,7 @@ def test_snapshot_is_exact_while_writers_run(store: Store) -> None:
         try:
             for i, job_id in enumerate(job_ids):
                 drive(store, job_id, fail=i % 4 == 0)
+                time.sleep(0.005)  # let the reader in between jobs, however the GIL falls
         except BaseException as exc:
             errors.append(exc)
 
