@@ -48,7 +48,9 @@ def test_a_partitioned_worker_is_taken_over_and_refused_when_the_link_heals(
 
             wait_for(cut_runs_a_row, 30, "the soon cut-off worker to run a row")
             proxy.blackhole()  # no error, no answer: longer than its lease, until the run ends
-            workers("other")
+            # Its own lease is long: on a loaded machine a heartbeat late by 2 s would requeue
+            # the taker's rows too, and this test is about the cut worker's row alone.
+            workers("other", SHEETBATCH_RUN_LEASE_SECONDS="30")
             out, err = _finish(run)
             assert run.returncode == 0, err
             final = json.loads(out)
