@@ -177,9 +177,12 @@ def test_postgresql_backends_killed_mid_run_lose_no_event(
     cluster_store: Store,
     workers: Spawn,
 ) -> None:
-    workers("a", "b")
+    # No worker dies here: long leases, so a loaded machine's late heartbeat cannot requeue
+    # (and after three attempts abandon) a row while everyone reconnects.
+    long_lease = {**CLUSTER_ENV, "SHEETBATCH_RUN_LEASE_SECONDS": "30"}
+    workers("a", "b", SHEETBATCH_RUN_LEASE_SECONDS="30")
     sheet = make_sheet(tmp_path, 16)
-    run = start_sheetbatch(_run_args(sheet, cluster_db, broker), cwd=tmp_path, **CLUSTER_ENV)
+    run = start_sheetbatch(_run_args(sheet, cluster_db, broker), cwd=tmp_path, **long_lease)
     wait_for(
         lambda: cluster_store.batches() and cluster_store.batches()[0]["counts"]["succeeded"] >= 2,
         30,
@@ -187,7 +190,7 @@ def test_postgresql_backends_killed_mid_run_lose_no_event(
     )
     assert terminate_backends(app_name) > 0  # the workers', the run's, the sheet writer's
     out, err = _finish(run)
-    assert run.returncode == 0, err
+    assert run.returncode == 0, out + err
     final = json.loads(out)
     assert final["counts"]["succeeded"] == 16
     ids = [e["id"] for e in cluster_store.events_after(0, limit=100_000)]

@@ -91,7 +91,8 @@ def test_200_keep_alive_clients_on_a_10000_row_batch(tmp_path: Path) -> None:
         counts, probes = asyncio.run(_load(server, batch_id, jobs))
         assert server.proc.poll() is None, "the server died:\n" + server.output()
         assert len(counts) == CLIENTS and all(n >= STREAMS_EACH for n in counts)
-        assert probes and all(p.startswith("HTTP/1.1 200") for p in probes), probes[:5]
+        unanswered = [p for p in probes if not p.startswith("HTTP/1.1 200")]
+        assert probes and not unanswered, f"{len(unanswered)} of {len(probes)}: {unanswered[:5]}"
         assert time.monotonic() - started < 120
     finally:
         code = server.stop() if server.proc.poll() is None else server.proc.returncode
