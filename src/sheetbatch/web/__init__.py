@@ -29,6 +29,7 @@ from sheetbatch.web.ratelimit import FailureLimiter
 from sheetbatch.web.runner import BatchRunner
 from sheetbatch.web.sessions import SessionStore
 from sheetbatch.web.sheets import SheetPolicy
+from sheetbatch.web.shortcut import StreamShortcut
 from sheetbatch.web.streams import StreamHub
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,9 @@ def create_app(
                 "form-action 'self'; base-uri 'none'",
             )
         return response
+
+    # Streams that plainly open are answered before Flask (a reconnect storm costs less).
+    app.wsgi_app = StreamShortcut(app.wsgi_app, context)  # type: ignore[method-assign]
 
     app.register_error_handler(ApiError, _api_error)
     # The library's exceptions (unknown ids, a busy batch, a sheet that cannot be used ...)
