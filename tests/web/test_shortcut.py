@@ -204,3 +204,16 @@ def test_a_session_stream_opened_past_flask_ends_when_the_session_signs_out(
     assert context.hub.end_session(session.key) == 1
     assert list(chunks) == []  # the stream ended (it would otherwise wait for news)
 
+
+def test_each_stream_gets_its_own_reconnection_time_around_the_base(
+    open_app: tuple[Flask, Store],
+) -> None:
+    app, store = open_app
+    batch_id, _ = make_batch(store, 1)
+    retries = set()
+    for wsgi in (app.wsgi_app, _shortcut(app).app) * 10:  # past Flask and through it
+        first = _ask(wsgi, f"/events/batches/{batch_id}")[2].decode()
+        assert first.startswith("retry: ")
+        retries.add(int(first.split("\n", 1)[0][7:]))
+    assert all(1000 <= r <= 3000 for r in retries)
+    assert len(retries) > 10  # not one shared value: a cut crowd comes back spread out

@@ -79,7 +79,7 @@ def _body(
             plan,
             sub,
             ping_interval=context.settings.ping_interval,
-            retry_ms=context.retry_ms,
+            retry_ms=context.stream_retry(),
             on_sent=context.metrics.events_sent,
             formatter=context.hub.formatter,
             steps=context.hub.steps,
