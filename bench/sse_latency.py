@@ -3,9 +3,11 @@
 `sheetbatch serve` (gevent, SQLite) runs a batch of paced rows in-process; 200 SSE clients
 (asyncio, in this process) follow `/events/batches/<id>`. Latency of an event =
 the client's receive time minus the event's `time` (taken when its transaction began, so
-the figure includes the commit). Halfway through, every client drops its connection, waits
-`--gap` seconds and reconnects with `Last-Event-ID`: each client's events are then compared
-with the log (lost = in the log but never received, duplicates = received twice).
+the figure includes the commit). Halfway through, every client drops its connection, is offline
+for `--gap` seconds and reconnects with `Last-Event-ID` as EventSource does: after the
+reconnection time its stream's `retry:` set (tries every `retry:` ms until the network is
+back; 3 s without one). Each client's events are then compared with the log (lost = in the
+log but never received, duplicates = received twice).
 
 With `--keep-alive` the clients speak as browsers do: HTTP/1.1 without `Connection: close`;
 after `end` each client asks for the batch's snapshot on the same connection (as the
@@ -101,6 +103,15 @@ class Client:
 
 Message = tuple[str | None, str, str]  # (id, event, data) as an EventSource dispatches it
 OPENED = "\x00opened"  # yielded once the response head arrived
+RETRY = "\x00retry"  # yielded with a `retry:` field's milliseconds (the reconnection time)
+DEFAULT_RETRY_S = 3.0  # EventSource's reconnection time until a stream sets one ("a few s")
+
+
+def reconnect_wait(offline: float, retry: float) -> float:
+    """When EventSource is back after a cut that keeps the network away for `offline` s:
+    it retries every `retry` s (the stream's `retry:`), and the first try that finds the
+    network back connects."""
+    return retry * max(1, math.ceil(offline / retry)) if retry > 0 else offline
 
 
 class Conn:
@@ -199,6 +210,8 @@ async def sse_messages(
                         event_id = value
                     elif name == "event":
                         kind = value
+                    elif name == "retry" and value.isdigit():  # as EventSource: at once
+                        yield None, RETRY, value
                 if payload:  # comments and retry-only blocks are not dispatched
                     yield event_id, kind, "\n".join(payload)
     finally:
@@ -223,8 +236,11 @@ async def follow(
 
     With `keep_alive` the client behaves as a browser: one kept-alive connection; after
     `end` it GETs `after_end` on that same connection; a stream that broke is reopened on a
-    new connection with `Last-Event-ID` (up to 5 times, as EventSource retries).
+    new connection with `Last-Event-ID` (up to 5 times, as EventSource retries). Like
+    EventSource it waits the stream's `retry:` time before reconnecting, after a broken
+    stream and after the cut (`reconnect_wait`: the cut keeps it offline `gap` seconds).
     """
+    retry = DEFAULT_RETRY_S
     cursor: int | None = None
     dropped = False
     opened = float("inf")
@@ -243,6 +259,9 @@ async def follow(
                 event_id_text, kind, _ = message
                 if kind == OPENED:
                     opened = now
+                    continue
+                if kind == RETRY:
+                    retry = int(message[2]) / 1000
                     continue
                 if kind == "end":
                     record.ended = True
@@ -276,7 +295,7 @@ async def follow(
                 record.error = f"{type(exc).__name__}: {exc}"
                 return
             record.retries += 1
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(retry)
             continue
         if record.ended:
             if keep_alive and conn is not None and after_end:
@@ -296,7 +315,7 @@ async def follow(
             started = time.time()
             if other_url is not None:
                 url, parts = other_url, urlsplit(other_url)
-            await asyncio.sleep(gap)
+            await asyncio.sleep(reconnect_wait(gap, retry))
             record.gap = (started, time.time())
             continue
         if keep_alive:

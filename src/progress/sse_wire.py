@@ -65,6 +65,20 @@ def format_retry(milliseconds: int) -> str:
     return f"retry: {int(milliseconds)}\n"
 
 
+def jittered_retry(milliseconds: int, spread: float, draw: float) -> int:
+    """A stream's `retry:` value: `milliseconds` moved by up to `spread` of itself either way,
+    by `draw` (0 <= draw < 1, from the caller's random source).
+
+    EventSource waits the `retry:` time before it reconnects after losing the stream; when a
+    proxy or a network blip cuts a thousand streams at once, a retry that differs per stream
+    spreads their reconnects over a window instead of landing them all in the same
+    milliseconds (each costs the server's loop a request), while on average they come back
+    as soon as before.
+    """
+    spread = min(max(spread, 0.0), 1.0)
+    return max(1, round(milliseconds * (1.0 - spread + 2.0 * spread * draw)))
+
+
 def format_ping(cursor: int) -> str:
     """The heartbeat: a `: ping` comment plus an id-less `ping` event scripts can see."""
     return f': ping\nevent: {PING_EVENT}\ndata: {{"cursor":{int(cursor)}}}\n\n'

@@ -19,7 +19,14 @@ from progress.sse import (
     plan_stream,
     read_snapshot,
 )
-from progress.sse_wire import SSE_HEADERS, format_event, format_ping, format_retry, parse_cursor
+from progress.sse_wire import (
+    SSE_HEADERS,
+    format_event,
+    format_ping,
+    format_retry,
+    jittered_retry,
+    parse_cursor,
+)
 from progress.status import EventType
 from tests.support.factory import make_batch
 
@@ -339,3 +346,15 @@ def test_the_snapshot_text_is_formatted_once(store: Store) -> None:
     [message] = parse(snap.text)
     assert message["event"] == "snapshot" and message["id"] == str(snap.cursor)
     assert message["data"]["cursor"] == snap.cursor
+
+
+def test_a_jittered_retry_stays_within_its_spread_and_averages_the_base() -> None:
+    assert jittered_retry(2000, 0.5, 0.0) == 1000
+    assert jittered_retry(2000, 0.5, 0.5) == 2000
+    assert jittered_retry(2000, 0.5, 0.999999) == 3000
+    assert jittered_retry(2000, 0.0, 0.9) == 2000  # no spread: the base
+    assert jittered_retry(2000, 5.0, 0.0) == 1  # a spread beyond 1 is capped; never 0 ms
+    draws = [i / 100 for i in range(100)]
+    assert sum(jittered_retry(2000, 0.5, d) for d in draws) / len(draws) == pytest.approx(
+        2000, abs=15
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from sheetbatch.web.ratelimit import FailureLimiter
 from sheetbatch.web.runner import BatchRunner
 from sheetbatch.web.sessions import SessionStore
 from sheetbatch.web.sheets import SheetPolicy
+from sheetbatch.web.shortcut import StreamShortcut
 from sheetbatch.web.streams import StreamHub
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,14 @@ def create_app(
     store: Store | None = None,
     watchdog_seconds: float = 30.0,
     retry_ms: int = 2000,
+    retry_spread: float = 0.5,
+    rng: random.Random | None = None,
 ) -> Flask:
     """The Flask app for `config` (loaded from files and environment when None).
 
     With `store` given the app uses it and leaves closing it to the caller; otherwise it
-    opens the store the settings name and `shutdown_app` closes it.
+    opens the store the settings name and `shutdown_app` closes it. Each stream's `retry:`
+    is `retry_ms` moved by up to `retry_spread` of it either way, drawn from `rng`.
     """
     settings = config if config is not None else load_settings()
     owns_store = store is None
@@ -93,6 +98,8 @@ def create_app(
         owns_store=owns_store,
         watchdog_seconds=watchdog_seconds,
         retry_ms=retry_ms,
+        retry_spread=retry_spread,
+        rng=rng or random.Random(),
     )
     app.extensions[EXTENSION] = context
 
@@ -131,6 +138,9 @@ def create_app(
                 "form-action 'self'; base-uri 'none'",
             )
         return response
+
+    # Streams that plainly open are answered before Flask (a reconnect storm costs less).
+    app.wsgi_app = StreamShortcut(app.wsgi_app, context)  # type: ignore[method-assign]
 
     app.register_error_handler(ApiError, _api_error)
     # The library's exceptions (unknown ids, a busy batch, a sheet that cannot be used ...)

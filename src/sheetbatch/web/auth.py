@@ -19,10 +19,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Request, g
+from werkzeug.http import parse_cookie
+from werkzeug.sansio.utils import get_host
 
 from sheetbatch.web.errors import Forbidden, TooManyRequests, Unauthorized
 from sheetbatch.web.offload import offload
@@ -150,10 +153,14 @@ class Guard:
     def client(self, request: Request) -> str:
         """The client's address: the peer, or the last untrusted X-Forwarded-For hop when
         the peer is a trusted proxy."""
-        peer = request.environ.get("REMOTE_ADDR") or "unknown"
+        return self._client_of(request.environ)
+
+    def _client_of(self, environ: Mapping[str, Any]) -> str:
+        peer = environ.get("REMOTE_ADDR") or "unknown"
         if not self._trusted(peer):
             return str(peer)
-        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        forwarded = str(environ.get("HTTP_X_FORWARDED_FOR", ""))
+        hops = [h.strip() for h in forwarded.split(",")]
         for hop in reversed([h for h in hops if h]):
             if not self._trusted(hop):
                 return hop[:64]
@@ -276,6 +283,30 @@ class Guard:
             "or sign in at /login",
             field="Authorization",
         )
+
+    def passes(self, environ: Mapping[str, Any]) -> tuple[bool, Session | None]:
+        """Whether a GET of a protected path passes `check` - decided from the raw WSGI
+        environ, without a Flask request - and the session it is made with.
+
+        For the streams' shortcut past Flask (`shortcut.py`): False whenever `check` would
+        refuse the request, or might (a wrong token, a limited address, no Host), so that
+        Flask then answers it - and counts the failure - exactly as it always does.
+        """
+        if not self.required:
+            # The Host as Flask's `request.host` reads it (werkzeug validates its characters).
+            host = get_host(environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_HOST"))
+            name = _host_name(host)
+            return bool(host) and (is_loopback_host(name) or name == self.bind_host), None
+        scheme, _, offered = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer" and offered:
+            if self.limiter.retry_after(self._client_of(environ)) is not None:
+                return False, None
+            return token_matches(self.token, offered.strip()), None
+        if self.sessions is None:
+            return False, None
+        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(COOKIE, "")
+        session = self.sessions.find(cookie) if cookie else None
+        return session is not None, session
 
     def check(self, request: Request) -> None:
         """Every check, in order; raises an ApiError subclass."""

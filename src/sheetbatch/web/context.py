@@ -3,11 +3,13 @@ the auth guard and the sheet policy."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
 from progress import Store
+from progress.sse_wire import jittered_retry
 from sheetbatch.config import Settings
 from sheetbatch.web.auth import Guard
 from sheetbatch.web.metrics import Metrics
@@ -35,6 +37,13 @@ class WebContext:
     owns_store: bool
     watchdog_seconds: float = 30.0
     retry_ms: int = 2000
+    # How far each stream's `retry:` may move from `retry_ms`, either way (a share of it).
+    retry_spread: float = 0.5
+    rng: random.Random = field(default_factory=random.Random)
+
+    def stream_retry(self) -> int:
+        """The `retry:` of a new stream (`jittered_retry`: reconnect storms spread out)."""
+        return jittered_retry(self.retry_ms, self.retry_spread, self.rng.random())
 
 
 def web_context(app: Flask | None = None) -> WebContext:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -42,6 +43,25 @@ def request_cursor() -> int | None:
         raise BadRequest(f"last_event_id: {exc}", field="last_event_id") from exc
 
 
+def open_stream(
+    context: WebContext, plan: StreamPlan, environ: Mapping[str, Any], session: str | None
+) -> Iterator[bytes]:
+    """The body of a planned stream (batch, job, log or schedule), as bytes to write: it
+    ends when its client leaves, the server stops, or the dashboard `session` it was opened
+    with ends. `environ` is the request's WSGI environ (its socket, under `sheetbatch serve`).
+    """
+    # Set by `sheetbatch serve`'s request handler: gevent's socket (socket.socket once patched).
+    sock = environ.get(SOCKET_KEY)
+    handler = environ.get(HANDLER_KEY)
+    return _body(
+        context,
+        plan,
+        sock if hasattr(sock, "recv") else None,
+        session,
+        None if handler is None else lambda: bool(handler.response_use_chunked),
+    )
+
+
 def _body(
     context: WebContext,
     plan: StreamPlan,
@@ -59,7 +79,7 @@ def _body(
             plan,
             sub,
             ping_interval=context.settings.ping_interval,
-            retry_ms=context.retry_ms,
+            retry_ms=context.stream_retry(),
             on_sent=context.metrics.events_sent,
             formatter=context.hub.formatter,
             steps=context.hub.steps,
@@ -87,8 +107,13 @@ def _stream(scope: Scope) -> Response:
     context = web_context()
     if context.hub.closed:
         raise Unavailable("the server is shutting down")
-    cursor = request_cursor()
-    plan = plan_stream(
+    return stream_response(context, plan_scope(context, scope, request_cursor()))
+
+
+def plan_scope(context: WebContext, scope: Scope, cursor: int | None) -> StreamPlan:
+    """How a stream of `scope` from `cursor` starts, from the hub's shared reads; raises
+    UnknownJob / UnknownBatch."""
+    return plan_stream(
         context.store,
         scope,
         cursor,
@@ -97,23 +122,12 @@ def _stream(scope: Scope) -> Response:
         finished=context.hub.finished,
         compacted=context.hub.compacted,
     )
-    return stream_response(context, plan)
 
 
 def stream_response(context: WebContext, plan: StreamPlan) -> Response:
-    """The SSE answer of a planned stream (batch, job, log or schedule): it ends when its
-    client leaves, the server stops, or the dashboard session it was opened with ends."""
-    # Set by `sheetbatch serve`'s request handler: gevent's socket (socket.socket once patched).
-    sock = request.environ.get(SOCKET_KEY)
-    handler = request.environ.get(HANDLER_KEY)
+    """The SSE answer of a planned stream (see `open_stream`)."""
     session = context.guard.session(request)
-    body = _body(
-        context,
-        plan,
-        sock if hasattr(sock, "recv") else None,
-        session.key if session is not None else None,
-        None if handler is None else lambda: bool(handler.response_use_chunked),
-    )
+    body = open_stream(context, plan, request.environ, session.key if session else None)
     return Response(body, headers=dict(SSE_HEADERS))
 
 
