@@ -12,7 +12,6 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +28,7 @@ from progress.owners import owner_alive
 from progress.schedule_model import Fence
 from sheets_integration.columns import RunColumns
 from sheets_integration.errors import SheetError, WriterBusy
+from sheets_integration.flush_pacing import FlushPacing
 from sheets_integration.selection import rows_text
 from sheets_integration.sheet import CellValue, Sheet, TracksEdits, cell_text
 
@@ -90,27 +90,6 @@ def _output_value(output: object, raw: object) -> CellValue:
 
 
 _WRITE_ROWS = 10_000
-
-#: At most this share of a run goes to flushing: a flush that rewrites a big file whole
-#: is followed by a pause long enough to keep it so.
-FLUSH_SHARE = 0.1
-
-
-def flush_pause(interval: float, seconds: float, share: float = FLUSH_SHARE) -> float:
-    """Seconds from the end of a flush that took `seconds` to the next one: `interval`, or
-    longer when flushing would otherwise take more than `share` of the time."""
-    return max(interval, seconds * (1.0 - share) / share)
-
-
-def fixed_flush_cost(recent: Sequence[float]) -> float:
-    """What a flush costs whatever it writes (a big file's read and rewrite), estimated as
-    the quickest of the `recent` flushes' durations.
-
-    The rows a flush writes cost the same however they are grouped, so only this part is
-    worth spreading out; pausing after the whole duration would make the next flush bigger,
-    hence slower, hence the pause after it longer, without end.
-    """
-    return min(recent, default=0.0)
 
 
 def cursor_name(batch_id: str) -> str:
@@ -447,7 +426,7 @@ class SheetWriter:
     def _loop(self) -> None:
         last = self.store.get_cursor(cursor_name(self.batch_id))
         next_flush = self.clock()
-        recent: deque[float] = deque(maxlen=8)
+        pacing = FlushPacing(self.interval)
         while not self._stop.is_set():
             head = self.store.wait(last, timeout=min(1.0, self.interval))
             now = self.clock()
@@ -460,9 +439,7 @@ class SheetWriter:
                 report = self.flush()
                 last = head
                 self.failures = 0
-                if report.rows:
-                    recent.append(report.seconds)
-                pause = flush_pause(self.interval, fixed_flush_cost(recent))
+                pause = pacing.flushed(report.seconds) if report.rows else pacing.pause()
             except WriterBusy as busy:
                 log.info("%s; not writing", busy)
             except Exception as exc:
