@@ -89,9 +89,6 @@ def _output_value(output: object, raw: object) -> CellValue:
     return number if math.isfinite(number) and cell_text(number) == text else text
 
 
-_WRITE_ROWS = 10_000
-
-
 def cursor_name(batch_id: str) -> str:
     return f"sheet:{batch_id}"
 
@@ -167,6 +164,9 @@ class SheetWriter:
     #: live holder: WriterBusy, nothing written) and moves the cursor fenced by its epoch.
     owner: str | None = None
     lease_seconds: float = 30.0
+    #: Rows per piece of a very large flush (the final reconciliation of a big batch): memory
+    #: stays flat, and the lease is renewed before each piece.
+    write_rows: int = 10_000
 
     def __post_init__(self) -> None:
         if self.columns is None:
@@ -292,13 +292,12 @@ class SheetWriter:
         """
         columns = self._columns
         missing: set[str] = set()
-        # Very large flushes (the final reconciliation of a big batch) go in pieces, so
-        # memory stays flat; a normal flush is one piece, one write.
-        for start in range(0, len(ids), _WRITE_ROWS):
+        # A normal flush is one piece, one write.
+        for start in range(0, len(ids), self.write_rows):
             if start:
                 self._renew(guard)  # each piece under a live lease
             jobs: dict[str, JobSnapshot] = {}
-            piece = ids[start : start + _WRITE_ROWS]
+            piece = ids[start : start + self.write_rows]
             for i in range(0, len(piece), 500):
                 for job in self.store.jobs(job_ids=piece[i : i + 500]):
                     jobs[job["job_id"]] = job
