@@ -37,7 +37,7 @@ from sheets_integration.selection import (
     select_rows,
     wants_processing,
 )
-from sheets_integration.sheet import Sheet, Table, normalize_header
+from sheets_integration.sheet import RowsAsRead, Sheet, Table, normalize_header
 from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,9 @@ class BatchProcessor:
         check_merged_targets(table, self.columns, selected, self.sheet.name)
         wanted = self.columns.written
         if any(table.index(c) is None for c in wanted):
+            # The rewrite parses the file again: the table as first read is let go before,
+            # so a big sheet is held once, not twice.
+            del table
             table = self.sheet.ensure_columns(wanted)
             # Read again to add the columns: select on what the sheet holds now.
             selection = Selection()
@@ -394,13 +397,7 @@ class BatchProcessor:
                 break
             # The Job ID as read is part of what must still match: an old run's id is replaced
             # only on the row it was read from.
-            expected = {
-                i: {
-                    **{c: table.cell(i, c) for c in inputs},
-                    job_column: table.cell(i, job_column),
-                }
-                for i in pending
-            }
+            expected = RowsAsRead(table, pending, (*inputs, job_column))
             refused = self.sheet.assign_job_ids(pending, expected, job_column=job_column)
             landed.update(job_id for i, job_id in pending.items() if i not in refused)
             if not refused:
