@@ -31,6 +31,7 @@ from sheets_integration.columns import (
 from sheets_integration.errors import BatchBusy, MissingColumn, SheetError
 from sheets_integration.orphans import Orphans
 from sheets_integration.planned import PlannedJobs
+from sheets_integration.row_cells import row_cells
 from sheets_integration.selection import (
     NothingToDo,
     Selection,
@@ -39,7 +40,7 @@ from sheets_integration.selection import (
     wants_processing,
 )
 from sheets_integration.sheet import RowsAsRead, Sheet, Table, normalize_header
-from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
+from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
 

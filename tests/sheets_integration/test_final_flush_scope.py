@@ -134,3 +134,18 @@ def test_a_writer_paces_by_its_eight_most_recent_flushes() -> None:
         pacing.flushed(3.0)
     # The quick flush has left the window: the slower ones set the pause now.
     assert pacing.pause() == pytest.approx(27.0)
+
+
+def test_the_final_reconciliation_pages_through_every_row_of_the_batch(
+    store: Store, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", HEADER, ROWS)
+    reports: list[FlushReport] = []
+    _, writer = flushed_batch(store, path, reports)
+    writer.write_rows = 1  # every row its own piece, every page of the store one row
+    for company in ("Acme", "Beta", "Gamma"):
+        stale_save(path, company, "queued")
+    store.note(job_of(path, "Beta"), "checked")  # one changed row, two unchanged ones
+    assert writer.stop(final_flush=True).written
+    assert [r["Status"] for r in read_csv(path)] == ["completed"] * 3
+    assert reports[-1].rows == 3
