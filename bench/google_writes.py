@@ -31,7 +31,7 @@ from progress import open_store
 from sheets_integration.batch import BatchProcessor, RunOptions
 from sheets_integration.google_access import load_credentials
 from sheets_integration.google_sheet import GoogleSheet
-from sheets_integration.writer import status_text
+from sheets_integration.row_cells import status_text
 
 PHASE_TEXT_EVENTS = {"job_queued", "job_started", "phase_started", "job_succeeded", "job_failed"}
 

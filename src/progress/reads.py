@@ -6,7 +6,7 @@ methods; `Store` (in `store.py`) adds the writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +144,24 @@ class StoreReads:
         query = select(t.jobs.c.job_id).where(t.jobs.c.batch_id == batch_id).order_by(t.jobs.c.row)
         with self.engine.connect() as conn:
             return [str(v) for v in conn.execute(query).scalars()]
+
+    def job_id_pages(self, batch_id: str, size: int = 5000) -> Iterator[list[str]]:
+        """Every job id of the batch in row order, `size` at a time: each page is a range
+        read of the (batch, row) index, so a 500,000-row batch is never held at once."""
+        c = t.jobs.c
+        last: tuple[int, str] | None = None
+        while True:
+            query = select(c.row, c.job_id).where(c.batch_id == batch_id)
+            if last is not None:
+                query = query.where(tuple_(c.row, c.job_id) > tuple_(*last))
+            with self.engine.connect() as conn:
+                page = conn.execute(query.order_by(c.row, c.job_id).limit(size)).all()
+            if not page:
+                return
+            yield [str(job_id) for _, job_id in page]
+            if len(page) < size:
+                return
+            last = (int(page[-1][0]), str(page[-1][1]))
 
     def batch(self, batch_id: str) -> BatchSnapshot:
         """The batch's snapshot with counts, percent, elapsed and ETA; raises UnknownBatch."""

@@ -21,7 +21,7 @@ from progress.errors import BatchExists, UnknownBatch
 from progress.notify_model import Targets
 from progress.owners import new_owner, owner_alive
 from progress.status import BatchStatus, JobStatus
-from progress.store import NewJob, new_job_id
+from progress.store import NewJob
 from sheets_integration.columns import (
     RunColumns,
     check_merged_targets,
@@ -30,6 +30,8 @@ from sheets_integration.columns import (
 )
 from sheets_integration.errors import BatchBusy, MissingColumn, SheetError
 from sheets_integration.orphans import Orphans
+from sheets_integration.planned import PlannedJobs
+from sheets_integration.row_cells import row_cells
 from sheets_integration.selection import (
     NothingToDo,
     Selection,
@@ -37,8 +39,8 @@ from sheets_integration.selection import (
     select_rows,
     wants_processing,
 )
-from sheets_integration.sheet import Sheet, Table, normalize_header
-from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome, row_cells
+from sheets_integration.sheet import RowsAsRead, Sheet, Table, normalize_header
+from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,9 @@ class BatchProcessor:
         check_merged_targets(table, self.columns, selected, self.sheet.name)
         wanted = self.columns.written
         if any(table.index(c) is None for c in wanted):
+            # The rewrite parses the file again: the table as first read is let go before,
+            # so a big sheet is held once, not twice.
+            del table
             table = self.sheet.ensure_columns(wanted)
             # Read again to add the columns: select on what the sheet holds now.
             selection = Selection()
@@ -156,7 +161,7 @@ class BatchProcessor:
             table, self.columns.job_id, batch_id
         )
         fresh = [i for i in selected if i not in keep and i not in settled]
-        planned = self._plan(table, fresh)
+        planned = PlannedJobs(table, fresh, self.input_columns(table))
         selection.resumed = len(keep)
         if not planned and not keep:
             # Writing the store's results is all this run has to do: if it fails, say so.
@@ -176,15 +181,15 @@ class BatchProcessor:
         try:
             landed = self._assign(table, planned, selection)
         except BaseException:
-            self._withdraw(planned, "its job id could not be written into the sheet")
+            self._withdraw(planned.ids(), "its job id could not be written into the sheet")
             raise
         self._withdraw(
-            [job for job in planned if job.job_id not in landed],
+            [job_id for job_id in planned.ids() if job_id not in landed],
             "its row moved while job ids were written; it waits for the next run",
         )
         selection.queued = len(landed)
         selection.copies = sum(
-            1 for job in planned if job.job_id in landed and job.row - 2 in copies
+            1 for row, job_id in planned.by_row().items() if job_id in landed and row in copies
         )
         if not landed and not keep:
             raise NothingToDo(self.sheet.name, selection)
@@ -209,7 +214,7 @@ class BatchProcessor:
     def _record(
         self,
         batch_id: str | None,
-        new_jobs: list[NewJob],
+        new_jobs: Sequence[NewJob],
         keep: set[int],
         *,
         key: str | None = None,
@@ -367,19 +372,7 @@ class BatchProcessor:
             f"{self.sheet.name}: batch {batch_id} of this sheet",
         )
 
-    def _plan(self, table: Table, rows: list[int]) -> list[NewJob]:
-        """A new job for each row, with its id, inputs and label as read."""
-        by_name = self.input_columns(table)
-        inputs = list(by_name.values())
-        jobs = []
-        for i in rows:
-            # Input values are what a cell links to (a hyperlinked website: its target).
-            values = {name: table.target(i, column) for name, column in by_name.items()}
-            label = table.cell(i, inputs[0]) if inputs else ""
-            jobs.append(NewJob(row=i + 2, inputs=values, label=label, job_id=new_job_id()))
-        return jobs
-
-    def _assign(self, table: Table, jobs: list[NewJob], selection: Selection) -> set[str]:
+    def _assign(self, table: Table, jobs: PlannedJobs, selection: Selection) -> set[str]:
         """Write each job's id into its row's Job ID cell; the ids that landed.
 
         A row the operator moved meanwhile is found again by its content; one that cannot be
@@ -387,20 +380,14 @@ class BatchProcessor:
         """
         inputs = list(self.input_columns(table).values())
         job_column = self.columns.job_id
-        pending = {job.row - 2: str(job.job_id) for job in jobs}
+        pending = jobs.by_row()
         landed: set[str] = set()
         for _attempt in range(3):
             if not pending:
                 break
             # The Job ID as read is part of what must still match: an old run's id is replaced
             # only on the row it was read from.
-            expected = {
-                i: {
-                    **{c: table.cell(i, c) for c in inputs},
-                    job_column: table.cell(i, job_column),
-                }
-                for i in pending
-            }
+            expected = RowsAsRead(table, pending, (*inputs, job_column))
             refused = self.sheet.assign_job_ids(pending, expected, job_column=job_column)
             landed.update(job_id for i, job_id in pending.items() if i not in refused)
             if not refused:
@@ -425,10 +412,10 @@ class BatchProcessor:
             )
         return landed
 
-    def _withdraw(self, jobs: Sequence[NewJob], reason: str) -> None:
+    def _withdraw(self, job_ids: Sequence[str], reason: str) -> None:
         """Cancel recorded jobs whose ids never reached the sheet (they never started)."""
-        for job in jobs:
-            self.store.cancel_job(str(job.job_id), reason)
+        for job_id in job_ids:
+            self.store.cancel_job(job_id, reason)
 
     # ------------------------------------------------------------------ run
     def make_writer(self, batch_id: str) -> SheetWriter:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -112,6 +112,28 @@ class WriteResult:
     missing: frozenset[str] = frozenset()
     unwritable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     kept: int = 0
+
+
+class RowsAsRead(Mapping[int, Mapping[str, str]]):
+    """Row index -> {column: value} of `columns` as `table` read them, for the rows of
+    `rows`: each row's cells are looked up when asked for, so the rows of a big sheet are
+    not copied into a dict each."""
+
+    def __init__(self, table: Table, rows: Collection[int], columns: Sequence[str]) -> None:
+        self._table = table
+        self._rows = rows
+        self._columns = columns
+
+    def __getitem__(self, row: int) -> Mapping[str, str]:
+        if row not in self._rows:
+            raise KeyError(row)
+        return {column: self._table.cell(row, column) for column in self._columns}
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 @runtime_checkable

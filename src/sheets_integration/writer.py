@@ -9,11 +9,9 @@ rows are written again: no status is ever lost.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tenacity import (
@@ -24,93 +22,17 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from progress import JobSnapshot, JobStatus, Store
+from progress import JobSnapshot, Store
 from progress.owners import owner_alive
 from progress.schedule_model import Fence
 from sheets_integration.columns import RunColumns
 from sheets_integration.errors import SheetError, WriterBusy
+from sheets_integration.flush_pacing import FlushPacing
+from sheets_integration.row_cells import row_cells
 from sheets_integration.selection import rows_text
-from sheets_integration.sheet import CellValue, Sheet, TracksEdits, cell_text
+from sheets_integration.sheet import Sheet, TracksEdits
 
 log = logging.getLogger(__name__)
-
-
-def status_text(job: JobSnapshot) -> str:
-    """What the Status cell says for a job snapshot: "processing (2/4 crawl)", "failed: …"."""
-    status = JobStatus(job["status"])
-    if status is JobStatus.RUNNING:
-        phase = job["phase"]
-        if phase:
-            return f"processing ({phase['index']}/{phase['count']} {phase['name']})"
-        return "processing"
-    if status is JobStatus.SUCCEEDED:
-        return "completed"
-    if status is JobStatus.FAILED:
-        return f"failed: {job['error'] or 'unknown error'}"
-    return status.value
-
-
-def row_cells(
-    job: JobSnapshot,
-    output_columns: Mapping[str, str],
-    columns: RunColumns | None = None,
-    *,
-    notes: Sequence[str] = (),
-) -> dict[str, CellValue]:
-    """Every cell the writer owns in a job's row, from its snapshot, keyed by sheet column.
-
-    `output_columns` is the pipeline's (output column -> result key); `columns` maps every
-    written column to the sheet column it lands in. A numeric result lands as a number.
-    `notes` (cells that could not be written) are added to the Error cell.
-    """
-    columns = columns or RunColumns.resolve(list(output_columns))
-    status = JobStatus(job["status"])
-    updated = job["updated"] or ""
-    error = (job["error"] or "") if status is JobStatus.FAILED else ""
-    cells: dict[str, CellValue] = {
-        columns.status: status_text(job),
-        columns.updated: updated.replace("T", " ").rstrip("Z")[:19] + (" UTC" if updated else ""),
-        columns.error: "; ".join(part for part in (error, *notes) if part),
-    }
-    results = job["results"] or {}
-    outputs = results.get("outputs") or {}
-    if status is JobStatus.SUCCEEDED:
-        for column, key in output_columns.items():
-            cells[columns.column(column)] = _output_value(outputs.get(column, ""), results.get(key))
-    return cells
-
-
-def _output_value(output: object, raw: object) -> CellValue:
-    """The number the pipeline produced when the output is that number's text, else text."""
-    text = str(output)
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        return text
-    number: int | float = raw
-    return number if math.isfinite(number) and cell_text(number) == text else text
-
-
-_WRITE_ROWS = 10_000
-
-#: At most this share of a run goes to flushing: a flush that rewrites a big file whole
-#: is followed by a pause long enough to keep it so.
-FLUSH_SHARE = 0.1
-
-
-def flush_pause(interval: float, seconds: float, share: float = FLUSH_SHARE) -> float:
-    """Seconds from the end of a flush that took `seconds` to the next one: `interval`, or
-    longer when flushing would otherwise take more than `share` of the time."""
-    return max(interval, seconds * (1.0 - share) / share)
-
-
-def fixed_flush_cost(recent: Sequence[float]) -> float:
-    """What a flush costs whatever it writes (a big file's read and rewrite), estimated as
-    the quickest of the `recent` flushes' durations.
-
-    The rows a flush writes cost the same however they are grouped, so only this part is
-    worth spreading out; pausing after the whole duration would make the next flush bigger,
-    hence slower, hence the pause after it longer, without end.
-    """
-    return min(recent, default=0.0)
 
 
 def cursor_name(batch_id: str) -> str:
@@ -188,6 +110,9 @@ class SheetWriter:
     #: live holder: WriterBusy, nothing written) and moves the cursor fenced by its epoch.
     owner: str | None = None
     lease_seconds: float = 30.0
+    #: Rows per piece of a very large flush (the final reconciliation of a big batch): memory
+    #: stays flat, and the lease is renewed before each piece.
+    write_rows: int = 10_000
 
     def __post_init__(self) -> None:
         if self.columns is None:
@@ -234,10 +159,7 @@ class SheetWriter:
             name = cursor_name(self.batch_id)
             cursor = self.store.get_cursor(name)
             changed, head = self._changed_since(cursor)
-            unchanged: set[str] = set()
-            if full:
-                unchanged = set(self.store.job_ids(self.batch_id)) - changed
-            if not changed and not unchanged:
+            if not changed and not full:
                 if head > cursor:
                     self.store.set_cursor(name, head, guard=guard)
                 return FlushReport(cursor=head)
@@ -245,14 +167,21 @@ class SheetWriter:
             missing: set[str] = set()
             unwritable: dict[str, tuple[str, ...]] = {}
             fresh: dict[str, tuple[str, ...]] = {}
-            for ids, fill_only in ((changed, ()), (unchanged, outputs)):
-                missing |= self._write(sorted(ids), fill_only, unwritable, fresh, guard)
+            ordered = sorted(changed)
+            pieces = (
+                ordered[i : i + self.write_rows] for i in range(0, len(ordered), self.write_rows)
+            )
+            total = 0
+            for piece, fill_only in self._pieces(pieces, changed, full, outputs):
+                if total:
+                    self._renew(guard)  # each piece under a live lease
+                total += len(piece)
+                missing |= self._write(piece, fill_only, unwritable, fresh)
             self._note(missing, fresh)
             # A big flush may outlast the lease: renewed (same holder, same epoch) before
             # the fenced cursor move, which fails only if another writer took over.
             self._renew(guard)
             self.store.set_cursor(name, head, guard=guard)
-            total = len(changed) + len(unchanged)
             report = FlushReport(
                 rows=total - len(missing),
                 missing=frozenset(missing),
@@ -263,6 +192,26 @@ class SheetWriter:
         if self.on_flush is not None:
             self.on_flush(report)
         return report
+
+    def _pieces(
+        self,
+        changed_pieces: Iterable[list[str]],
+        changed: set[str],
+        full: bool,
+        outputs: Sequence[str],
+    ) -> Iterator[tuple[list[str], Sequence[str]]]:
+        """The rows to write, a piece at a time, with the columns only filled where empty:
+        the changed rows whole, then (`full`) every other row of the batch, paged from the
+        store, filling its output cells only (very large flushes go in pieces, so memory
+        stays flat however big the batch)."""
+        for piece in changed_pieces:
+            yield piece, ()
+        if not full:
+            return
+        for page in self.store.job_id_pages(self.batch_id, self.write_rows):
+            unchanged = [job_id for job_id in page if job_id not in changed]
+            if unchanged:
+                yield unchanged, outputs
 
     def _may_be_stale(self) -> bool:
         """Whether rows written earlier may no longer show what was written."""
@@ -304,56 +253,47 @@ class SheetWriter:
         fill_only: Sequence[str],
         unwritable: dict[str, tuple[str, ...]],
         fresh: dict[str, tuple[str, ...]],
-        guard: Fence | None = None,
     ) -> set[str]:
-        """Write the rows of `ids`; the ids not found.
+        """Write the rows of `ids` (one piece of a flush); the ids not found.
 
         Cells that could not be written go into `unwritable`, those not seen before into
         `fresh` (and, once, into their row's Error cell).
         """
         columns = self._columns
         missing: set[str] = set()
-        # Very large flushes (the final reconciliation of a big batch) go in pieces, so
-        # memory stays flat; a normal flush is one piece, one write.
-        for start in range(0, len(ids), _WRITE_ROWS):
-            if start:
-                self._renew(guard)  # each piece under a live lease
-            jobs: dict[str, JobSnapshot] = {}
-            piece = ids[start : start + _WRITE_ROWS]
-            for i in range(0, len(piece), 500):
-                for job in self.store.jobs(job_ids=piece[i : i + 500]):
-                    jobs[job["job_id"]] = job
-            updates = {
-                job_id: row_cells(
-                    job, self.output_columns, columns, notes=self._unwritable.get(job_id, ())
-                )
-                for job_id, job in jobs.items()
-            }
-            result = self.sheet.write_by_job_id(
-                updates, job_column=columns.job_id, fill_only=fill_only
+        jobs: dict[str, JobSnapshot] = {}
+        for i in range(0, len(ids), 500):
+            for job in self.store.jobs(job_ids=ids[i : i + 500]):
+                jobs[job["job_id"]] = job
+        updates = {
+            job_id: row_cells(
+                job, self.output_columns, columns, notes=self._unwritable.get(job_id, ())
             )
-            missing |= result.missing
-            new = {
-                job_id: tuple(reasons)
-                for job_id, reasons in result.unwritable.items()
-                if tuple(reasons) != self._unwritable.get(job_id)
-            }
-            unwritable.update(result.unwritable)
-            if new:
-                self._unwritable.update(new)
-                fresh.update(new)
-                # Once: say in each such row's Error cell which of its cells did not land
-                # (later writes of the row carry it in their Error cell).
-                errors = {
-                    job_id: {
-                        columns.error: row_cells(
-                            jobs[job_id], self.output_columns, columns, notes=reasons
-                        )[columns.error]
-                    }
-                    for job_id, reasons in new.items()
-                    if job_id in jobs
+            for job_id, job in jobs.items()
+        }
+        result = self.sheet.write_by_job_id(updates, job_column=columns.job_id, fill_only=fill_only)
+        missing |= result.missing
+        new = {
+            job_id: tuple(reasons)
+            for job_id, reasons in result.unwritable.items()
+            if tuple(reasons) != self._unwritable.get(job_id)
+        }
+        unwritable.update(result.unwritable)
+        if new:
+            self._unwritable.update(new)
+            fresh.update(new)
+            # Once: say in each such row's Error cell which of its cells did not land
+            # (later writes of the row carry it in their Error cell).
+            errors = {
+                job_id: {
+                    columns.error: row_cells(
+                        jobs[job_id], self.output_columns, columns, notes=reasons
+                    )[columns.error]
                 }
-                self.sheet.write_by_job_id(errors, job_column=columns.job_id)
+                for job_id, reasons in new.items()
+                if job_id in jobs
+            }
+            self.sheet.write_by_job_id(errors, job_column=columns.job_id)
         return missing
 
     def _note(self, missing: set[str], unwritable: Mapping[str, tuple[str, ...]]) -> None:
@@ -447,7 +387,7 @@ class SheetWriter:
     def _loop(self) -> None:
         last = self.store.get_cursor(cursor_name(self.batch_id))
         next_flush = self.clock()
-        recent: deque[float] = deque(maxlen=8)
+        pacing = FlushPacing(self.interval)
         while not self._stop.is_set():
             head = self.store.wait(last, timeout=min(1.0, self.interval))
             now = self.clock()
@@ -460,9 +400,7 @@ class SheetWriter:
                 report = self.flush()
                 last = head
                 self.failures = 0
-                if report.rows:
-                    recent.append(report.seconds)
-                pause = flush_pause(self.interval, fixed_flush_cost(recent))
+                pause = pacing.flushed(report.seconds) if report.rows else pacing.pause()
             except WriterBusy as busy:
                 log.info("%s; not writing", busy)
             except Exception as exc:

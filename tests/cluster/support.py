@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from progress import Store
-from sheets_integration.writer import status_text
+from sheets_integration.row_cells import status_text
 from tests.support.cli import read_csv, write_csv
 
 TERMINAL = {"job_succeeded", "job_failed", "job_cancelled"}

@@ -415,3 +415,15 @@ def test_a_failing_write_in_a_shared_commit_affects_no_other_write(store: Store)
     assert len(store.batches()) == 1  # the refused batch left nothing behind
     ids = [e["id"] for e in store.events_after(0, limit=10_000)]
     assert ids == list(range(1, len(ids) + 1))  # no gap where a write was undone
+
+
+def test_job_id_pages_give_every_job_of_the_batch_once_in_row_order(store: Store) -> None:
+    # Rows 3 and 4 twice each (a row's job withdrawn and the row given a new one): the
+    # pages must not lose or repeat a job that shares its row with another.
+    jobs = [NewJob(row=row, inputs={}, label=f"r{row}") for row in (2, 3, 3, 4, 4, 5, 6)]
+    batch_id = store.create_batch(sheet="s.csv", pipeline="company", phases=PHASES, jobs=jobs)
+    make_batch(store, 2)  # another batch's jobs are not in them
+    pages = list(store.job_id_pages(batch_id, size=2))
+    assert [len(page) for page in pages] == [2, 2, 2, 1]
+    expected = [job.job_id for job in sorted(jobs, key=lambda job: (job.row, job.job_id))]
+    assert [job_id for page in pages for job_id in page] == expected

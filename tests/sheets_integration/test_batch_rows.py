@@ -19,8 +19,8 @@ from progress.store import NewJob
 from sheets_integration.batch import BatchProcessor, NothingToDo
 from sheets_integration.csv_sheet import CsvSheet
 from sheets_integration.errors import MergedTarget
+from sheets_integration.row_cells import row_cells
 from sheets_integration.sheet import Sheet
-from sheets_integration.writer import row_cells
 from sheets_integration.xlsx_sheet import XlsxSheet
 from tests.support.cli import read_csv, write_csv
 from tests.support.factory import local_store, processor

@@ -12,7 +12,8 @@ import pytest
 from progress import Store
 from sheets_integration.batch import BatchProcessor
 from sheets_integration.csv_sheet import CsvSheet
-from sheets_integration.writer import FlushReport, SheetWriter, fixed_flush_cost, flush_pause
+from sheets_integration.flush_pacing import FlushPacing, fixed_flush_cost, flush_pause
+from sheets_integration.writer import FlushReport, SheetWriter
 from tests.support.cli import read_csv, write_csv
 from tests.support.factory import local_store, processor
 
@@ -123,3 +124,28 @@ def test_only_the_quickest_recent_flush_counts_as_the_cost_worth_spreading() -> 
     # Big flushes after long pauses must not lengthen the pause again (a runaway).
     assert fixed_flush_cost([0.6, 1.5, 3.2, 6.6]) == 0.6
     assert fixed_flush_cost([]) == 0.0
+
+
+def test_a_writer_paces_by_its_eight_most_recent_flushes() -> None:
+    pacing = FlushPacing(interval=2.0)
+    assert pacing.pause() == 2.0  # nothing flushed yet: the interval
+    assert pacing.flushed(1.0) == pytest.approx(9.0)
+    for _ in range(8):
+        pacing.flushed(3.0)
+    # The quick flush has left the window: the slower ones set the pause now.
+    assert pacing.pause() == pytest.approx(27.0)
+
+
+def test_the_final_reconciliation_pages_through_every_row_of_the_batch(
+    store: Store, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", HEADER, ROWS)
+    reports: list[FlushReport] = []
+    _, writer = flushed_batch(store, path, reports)
+    writer.write_rows = 1  # every row its own piece, every page of the store one row
+    for company in ("Acme", "Beta", "Gamma"):
+        stale_save(path, company, "queued")
+    store.note(job_of(path, "Beta"), "checked")  # one changed row, two unchanged ones
+    assert writer.stop(final_flush=True).written
+    assert [r["Status"] for r in read_csv(path)] == ["completed"] * 3
+    assert reports[-1].rows == 3
