@@ -7,7 +7,8 @@ size (`Store.size_bytes`: SQLite's file and WAL, after a checkpoint; PostgreSQL'
 with their indexes and TOAST), compacts it (`Store.compact`), measures again, then runs a
 second batch of the same size and compacts it too. `bytes_per_row_two_compacted_batches`
 shows whether the space the first compaction freed is used again (PostgreSQL: VACUUM makes
-it reusable, the files do not shrink); `bytes_per_row_packed` is what both batches need
+the tables' space reusable, their files do not shrink; the indexes are rebuilt, so theirs
+do); `bytes_per_row_packed` is what both batches need
 once rewritten (VACUUM / VACUUM FULL). Issue 14's target: <= 1.5 KB per finished row.
 Prints one JSON line.
 

@@ -99,6 +99,37 @@ def test_a_running_batch_is_never_compacted(store: Store, finished: str) -> None
     assert "phase_started" in types
 
 
+def test_a_batch_running_through_a_compaction_keeps_its_whole_history(
+    store: Store, finished: str
+) -> None:
+    # On PostgreSQL the compaction rebuilds the log's and the jobs' indexes under the
+    # running batch; its claims, job reads and per-job replays go through them after.
+    jobs = [NewJob(row=r, inputs={}) for r in (2, 3)]
+    running = store.create_batch(sheet="r.csv", pipeline="p", phases=PHASES, jobs=jobs)
+    first = store.claim_next(running, "w", 30)
+    assert first is not None
+    store.phase_started(first["job_id"], 1, 2, PHASES[0], owner="w")
+    compacted_history = _transitions(_history(store, finished))
+
+    assert store.compact().batches == (finished,)
+
+    store.advance(first["job_id"], seconds=0.1, owner="w", next_phase=(2, 2, PHASES[1]))
+    store.succeed_job(first["job_id"], {"Name": "n2"}, owner="w", phase_seconds=0.1)
+    _run(store, running)
+    assert store.batch(running)["status"] == "completed"
+    assert _history(store, finished) == compacted_history
+    progress = {2: [], 3: ["phase_progress"]}  # row 3 ran through `_run`
+    for job in store.jobs(batch_id=running):
+        kinds = [e["type"] for e in store.events_after(0, job_id=job["job_id"])]
+        assert kinds == [
+            "job_queued", "job_started", "phase_started", *progress[job["row"]],
+            "phase_finished", "phase_started", "phase_finished", "job_succeeded",
+        ], job["row"]  # fmt: skip
+    for job in store.jobs(batch_id=finished):
+        kinds = [e["type"] for e in store.events_after(0, job_id=job["job_id"])]
+        assert kinds[-1] == "job_succeeded" and not set(kinds) & set(PROGRESS_EVENTS)
+
+
 def test_a_batch_is_compacted_again_only_after_new_events(store: Store) -> None:
     jobs = [NewJob(row=r, inputs={}) for r in (2, 3)]
     batch_id = store.create_batch(sheet="s.csv", pipeline="p", phases=PHASES, jobs=jobs)
