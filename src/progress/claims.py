@@ -173,16 +173,24 @@ class JobClaims(JobTransitions, LeaseOps):
             )
 
     def mark_dispatched(self, job_ids: Iterable[str]) -> None:
-        """Record that nudges for these jobs were handed to the broker now."""
+        """Record that nudges for these jobs were handed to the broker now.
+
+        Only rows still queued are marked, and on PostgreSQL only rows no transaction holds:
+        the nudges are already out, so workers claim these rows this very moment, a group of
+        claims locking its rows in its own order - waiting for them could deadlock with it
+        (and did). A row being claimed needs no nudge record; each chunk commits alone.
+        """
         ids = list(job_ids)
         now = self.clock()
-        with self._write_lock, self._write_engine.begin() as conn:
-            for start in range(0, len(ids), 500):
-                conn.execute(
-                    update(t.jobs)
-                    .where(t.jobs.c.job_id.in_(ids[start : start + 500]))
-                    .values(dispatched=now)
-                )
+        skip_locked = self._write_engine.dialect.name == "postgresql"
+        queued = t.jobs.c.status == JobStatus.QUEUED.value
+        for start in range(0, len(ids), 500):
+            target = t.jobs.c.job_id.in_(ids[start : start + 500])
+            if skip_locked:
+                free = select(t.jobs.c.job_id).where(target, queued)
+                target = t.jobs.c.job_id.in_(free.with_for_update(skip_locked=True))
+            with self._write_lock, self._write_engine.begin() as conn:
+                conn.execute(update(t.jobs).where(target, queued).values(dispatched=now))
 
     def queued_job_ids(self, batch_id: str) -> list[str]:
         """The batch's queued jobs, by row."""

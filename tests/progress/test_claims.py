@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -147,3 +148,28 @@ def test_a_schema_3_store_gains_the_fencing_columns(db_url: str) -> None:
         assert claim is not None and claim.epoch == 1
     finally:
         upgraded.close()
+
+
+@pytest.mark.postgres
+def test_marking_nudges_never_waits_for_a_worker_that_is_claiming_a_row(pg_db: str) -> None:
+    """The dispatcher marks rows whose nudges are out while workers already claim them; it
+    used to wait for their row locks inside its own transaction and deadlock with a group
+    of claims. A row another transaction holds is skipped, the others are marked."""
+    store = open_store(pg_db, poll_interval=0.05)
+    try:
+        batch_id, (held, free) = _batch(store, 2)
+        store.set_executor(batch_id, "celery")
+        worker = store._write_engine.connect()  # a worker's claim, not yet committed
+        try:
+            worker.begin()
+            worker.execute(update(t.jobs).where(t.jobs.c.job_id == held).values(lease_owner="w1"))
+            marking = threading.Thread(target=store.mark_dispatched, args=([held, free],))
+            marking.start()
+            marking.join(30)
+            assert not marking.is_alive(), "mark_dispatched waited for the worker's lock"
+        finally:
+            worker.rollback()
+            worker.close()
+        assert store.due_nudges(30) == [held]  # the held row is nudged again if still queued
+    finally:
+        store.close()
