@@ -180,6 +180,7 @@ class CompactionOps:
                 for table in (t.events, t.jobs, t.batches, t.log_head):
                     conn.exec_driver_sql(f"VACUUM {table.name}")
                 for table in (t.events, t.jobs):
+                    _drop_leftover_rebuilds(conn, table.name)
                     conn.exec_driver_sql(f"REINDEX TABLE CONCURRENTLY {table.name}")
             return
         with self._write_lock, self.engine.connect() as conn:
@@ -265,3 +266,20 @@ def _wal_bytes(engine: Engine) -> int:
         return 0
     wal = Path(database + "-wal")
     return wal.stat().st_size if wal.exists() else 0
+
+
+# An index REINDEX CONCURRENTLY builds beside the old one is named `<index>_ccnew[N]`; a
+# rebuild cut off half-way (a cancel, a killed backend, a server restart) leaves it behind,
+# invalid: never used by a query, yet kept up to date by every write, and the next rebuild
+# skips it. Such leftovers are dropped before the next rebuild.
+_LEFTOVERS = (
+    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    " WHERE i.indrelid = CAST(%(table)s AS regclass) AND NOT i.indisvalid"
+    " AND c.relname ~ '_ccnew[0-9]*$'"
+)
+
+
+def _drop_leftover_rebuilds(conn: Any, table: str) -> None:
+    for (name,) in conn.exec_driver_sql(_LEFTOVERS, {"table": table}).all():
+        log.warning("dropping %s, left behind by an interrupted index rebuild", name)
+        conn.exec_driver_sql(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')

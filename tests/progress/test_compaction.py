@@ -226,3 +226,39 @@ def test_ticks_keep_the_newest_per_schedule_and_everything_recent(
     store.prune_ticks(keep=5, finished_before=start + 1000)
     left = sorted(tick.scheduled_for - start for tick in store.ticks(sid, limit=1000))
     assert left == [-50, 25, 26, 27, 28, 29]
+
+
+@pytest.mark.postgres
+def test_an_index_left_by_an_interrupted_rebuild_is_dropped_by_the_next_compaction(
+    pg_db: str,
+) -> None:
+    """An index rebuild cut off half-way leaves an invalid `*_ccnew` index that every write
+    still maintains; the next compaction drops it and rebuilds the rest."""
+    store = open_store(pg_db, poll_interval=0.05)
+    try:
+        jobs = [NewJob(row=r, inputs={}) for r in (2, 3)]
+        batch_id = store.create_batch(sheet="s.csv", pipeline="p", phases=PHASES, jobs=jobs)
+        _run(store, batch_id)
+        with store.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            # A concurrent build that fails (duplicate keys) stays behind invalid, as an
+            # interrupted REINDEX CONCURRENTLY's new index does.
+            with pytest.raises(Exception, match="could not create unique index"):
+                conn.exec_driver_sql(
+                    "CREATE UNIQUE INDEX CONCURRENTLY sb_events_batch_ccnew ON sb_events (batch_id)"
+                )
+
+        def invalid() -> list[str]:
+            with store.engine.connect() as conn:
+                rows = conn.exec_driver_sql(
+                    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                    " WHERE i.indrelid = 'sb_events'::regclass AND NOT i.indisvalid"
+                ).all()
+            return [name for (name,) in rows]
+
+        assert invalid() == ["sb_events_batch_ccnew"]
+        assert store.compact([batch_id]).batches == (batch_id,)
+        assert invalid() == []
+        assert _transitions(_history(store, batch_id))  # the log still replays
+    finally:
+        store.close()
