@@ -29,6 +29,7 @@ from sheets_integration.columns import (
     check_same_columns,
 )
 from sheets_integration.errors import BatchBusy, MissingColumn, SheetError
+from sheets_integration.id_assignment import assign_ids
 from sheets_integration.orphans import Orphans
 from sheets_integration.planned import PlannedJobs
 from sheets_integration.row_cells import row_cells
@@ -39,7 +40,7 @@ from sheets_integration.selection import (
     select_rows,
     wants_processing,
 )
-from sheets_integration.sheet import RowsAsRead, Sheet, Table, normalize_header
+from sheets_integration.sheet import Sheet, Table, normalize_header
 from sheets_integration.writer import FlushReport, SheetWriter, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -373,42 +374,15 @@ class BatchProcessor:
         )
 
     def _assign(self, table: Table, jobs: PlannedJobs, selection: Selection) -> set[str]:
-        """Write each job's id into its row's Job ID cell; the ids that landed.
-
-        A row the operator moved meanwhile is found again by its content; one that cannot be
-        found keeps no id (its job is withdrawn and the row waits for the next run).
-        """
+        """Write each job's id into its row's Job ID cell; the ids that landed (see
+        `assign_ids`). A row that cannot be found again waits for the next run."""
         inputs = list(self.input_columns(table).values())
-        job_column = self.columns.job_id
-        pending = jobs.by_row()
-        landed: set[str] = set()
-        for _attempt in range(3):
-            if not pending:
-                break
-            # The Job ID as read is part of what must still match: an old run's id is replaced
-            # only on the row it was read from.
-            expected = RowsAsRead(table, pending, (*inputs, job_column))
-            refused = self.sheet.assign_job_ids(pending, expected, job_column=job_column)
-            landed.update(job_id for i, job_id in pending.items() if i not in refused)
-            if not refused:
-                pending = {}
-                break
-            # The operator moved rows meanwhile: read again, find each row by its content.
-            fresh = self.sheet.read()
-            remap: dict[int, str] = {}
-            for i in refused:
-                for j in range(len(fresh.rows)):
-                    if j not in remap and all(
-                        fresh.cell(j, c) == v for c, v in expected[i].items()
-                    ):
-                        remap[j] = pending[i]
-                        break
-            pending, table = remap, fresh
-        if pending:
-            selection.skipped.moved += len(pending)
+        landed, moved = assign_ids(self.sheet, table, jobs.by_row(), (*inputs, self.columns.job_id))
+        if moved:
+            selection.skipped.moved += moved
             log.warning(
                 "%s moved while being assigned job ids; they wait for the next run",
-                rows_text(len(pending)),
+                rows_text(moved),
             )
         return landed
 
