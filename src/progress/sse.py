@@ -282,23 +282,27 @@ def event_stream(
     filters: dict[str, Any] = {"batch_id": scope.batch_id, "job_id": scope.job_id}
     retry = [format_retry(retry_ms)]
 
-    def with_retry(text: str) -> str:
-        # The first message carries `retry:`; later ones do not.
-        prefix = retry.pop() if retry else ""
-        return prefix + text
+    def with_retry(text: str) -> Iterator[str]:
+        # The first message carries `retry:` (a field of its block, written just before
+        # it); later ones do not. `text` itself goes out as it is: a snapshot's text is
+        # shared by every stream that starts from it, and so are its encoded bytes - with
+        # each stream's own `retry:` joined to it, a crowd of 1,000 would hold 1,000 copies.
+        if retry:
+            yield retry.pop()
+        yield text
 
     if plan.snapshot is not None:
         scan = plan.snapshot.cursor
-        first = plan.snapshot.text
+        yield from with_retry(plan.snapshot.text)
         if plan.snapshot.finished:
-            first += format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind})
-            yield with_retry(first)
+            yield format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind})
             return
-        yield with_retry(first)
     else:
         scan = plan.cursor or 0
         if plan.finished_at_cursor:
-            yield with_retry(format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind}))
+            yield from with_retry(
+                format_event(scan, END_EVENT, {"cursor": scan, "scope": scope.kind})
+            )
             return
         yield ": connected\n\n"
 
@@ -342,7 +346,7 @@ def event_stream(
             if pushed.behind:
                 replaying = True
             elif clock() >= next_ping:
-                yield with_retry(format_ping(scan))
+                yield from with_retry(format_ping(scan))
                 next_ping = clock() + ping_interval
             continue
         else:
@@ -353,7 +357,7 @@ def event_stream(
             known = known_or_stop
             if known <= scan:
                 if clock() >= next_ping:
-                    yield with_retry(format_ping(scan))
+                    yield from with_retry(format_ping(scan))
                     next_ping = clock() + ping_interval
                 continue
         result = steps.get(scope, scan, known, step) if steps is not None else step(scan, known)
@@ -364,7 +368,7 @@ def event_stream(
             if on_sent is not None:
                 on_sent(result.sent)
             next_ping = clock() + ping_interval
-            yield with_retry(result.text)
+            yield from with_retry(result.text)
         if result.ended:
             return
 

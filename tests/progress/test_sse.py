@@ -304,11 +304,28 @@ def test_idle_stream_pings_and_stops_when_the_waiter_says_so(store: Store) -> No
     chunks = event_stream(
         store, plan_stream(store, Scope(job_id=job_id), None), waiter, ping_interval=0.05
     )
-    first = next(chunks)
-    assert "event: snapshot" in first
+    retry, first = next(chunks), next(chunks)
+    assert retry == "retry: 2000\n" and "event: snapshot" in first
     assert parse(next(chunks))[0]["event"] == "ping"
     waiter.stop = True
     assert list(chunks) == []
+
+
+def test_streams_starting_from_one_snapshot_send_its_very_text(store: Store) -> None:
+    # A crowd of dashboards opening together shares one snapshot: each stream's own
+    # `retry:` goes out before it, so the text (and its encoded bytes) is held once, not
+    # once per stream.
+    batch_id, _ = new_batch(store, 3)
+    plan = plan_stream(store, Scope(batch_id=batch_id), None)
+    assert plan.snapshot is not None
+    firsts = []
+    for retry_ms in (1200, 2600):
+        chunks = event_stream(store, plan, StoreWaiter(store), ping_interval=5, retry_ms=retry_ms)
+        assert next(chunks) == f"retry: {retry_ms}\n"
+        firsts.append(next(chunks))
+    assert firsts[0] is firsts[1] is plan.snapshot.text
+    messages = parse("retry: 1200\n" + firsts[0])
+    assert messages[0]["retry"] == "1200" and messages[0]["event"] == "snapshot"
 
 
 def test_plan_from_a_cursor_reads_no_snapshot(store: Store) -> None:

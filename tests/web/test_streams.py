@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from progress import Store
 from progress.sse import Scope, event_stream, plan_stream
@@ -93,3 +94,24 @@ def test_a_reconnect_storm_asks_the_store_once_whether_the_batch_finished(store:
     now[0] = 5.0
     assert store.retry_batch(batch_id)  # reopened
     assert finished(store, scope, store.last_event_id()) is False
+
+
+def test_the_shared_caches_are_let_go_after_the_last_stream_of_a_thinning_crowd(
+    store: Store,
+) -> None:
+    hub = StreamHub(store)
+    crowd = hub.snapshots
+    first = hub.subscribe()
+    first.close()  # nobody left for a moment: the wait for a quiet second begins
+    time.sleep(0.4)
+    late = hub.subscribe()  # one more visit during that wait
+    time.sleep(0.3)
+    assert hub.snapshots is crowd  # a stream is open: nothing is let go
+    late.close()
+    deadline = time.monotonic() + 10
+    while hub.snapshots is crowd and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Dropped once the last visit had left a second ago, not forgotten because the first
+    # wait ended while that visit was still recent.
+    assert hub.snapshots is not crowd
+    hub.close()

@@ -73,6 +73,7 @@ def _body(
     encoded = context.hub.encoded
     on_sent = context.metrics.events_sent
     pusher = _Pusher(sub, on_sent) if sub.can_push else None
+    held = b""
     try:
         for text in event_stream(
             context.store,
@@ -85,7 +86,13 @@ def _body(
             steps=context.hub.steps,
             pusher=pusher,
         ):
-            yield encoded(text)
+            if not text.endswith("\n\n"):
+                # Part of a message (the stream's `retry:` field, yielded apart so that
+                # the shared text after it stays shared): it goes out with the rest.
+                held += encoded(text)
+                continue
+            yield held + encoded(text) if held else encoded(text)
+            held = b""
     finally:
         sub.close()
 

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 LINGER_PER_STREAM = 5e-6  # seconds of extra coalescing per open stream
 MAX_EXTRA_LINGER = 0.05
+IDLE_BEFORE_TRIM = 1.0  # seconds without a stream before the shared caches are let go
 
 
 class Subscription:
@@ -220,31 +221,38 @@ class StreamHub:
         with self._lock:
             self._subs.discard(sub)
             idle = not self._subs
-        if idle and not self.closed:
-            self._idle_since = time.monotonic()
-            if not self._trim_pending:
-                self._trim_pending = True
-                threading.Thread(target=self._trim_later, daemon=True).start()
+            if idle:
+                self._idle_since = time.monotonic()
+        if idle and not self.closed and not self._trim_pending:
+            self._trim_pending = True
+            threading.Thread(target=self._trim_when_idle, daemon=True).start()
 
-    def _trim_later(self) -> None:
-        time.sleep(1.1)
-        self._trim_pending = False
-        self._trim_if_idle()
-
-    def _trim_if_idle(self) -> None:
-        """With no stream open for a moment, give the memory of the shared caches back.
+    def _trim_when_idle(self) -> None:
+        """Once no stream has been open for `IDLE_BEFORE_TRIM` seconds, give the memory of
+        the shared caches back; a stream opening meanwhile calls it off.
 
         A crowd of dashboards fills them (snapshots, chunks, encoded texts, the feed's
         buffer); once it has gone they only hold memory. glibc keeps freed memory in its
-        arenas unless asked (`malloc_trim`).
+        arenas unless asked (`malloc_trim`). The wait restarts whenever the last stream of
+        another short visit leaves, so a crowd that thins out stream by stream still ends
+        in one trim after its last stream.
         """
-        if self._idle_since is None or time.monotonic() - self._idle_since < 1.0:
-            return
+        try:
+            while True:
+                with self._lock:
+                    since = self._idle_since
+                    if self._subs or since is None or self.closed:
+                        return
+                wait = since + IDLE_BEFORE_TRIM - time.monotonic()
+                if wait <= 0:
+                    break
+                time.sleep(wait + 0.01)
+        finally:
+            self._trim_pending = False
         with self._lock:
             if self._subs:
-                self._idle_since = None
                 return
-        self._idle_since = None
+            self._idle_since = None
         self.snapshots = SnapshotCache(self.store)
         self.steps = StepCache()
         self.encoded = Encoded()
