@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -74,6 +74,7 @@ class BatchCounts(NamedTuple):
 _COMPACT = (",", ":")  # no spaces in stored JSON: a few bytes on every event
 _JSON_JOB_COLUMNS = frozenset({"inputs", "results", "phase_seconds"})
 _EVENT_COLUMNS = ("id", "type", "batch_id", "job_id", "time", "data")
+_JOB_FIELDS = frozenset(JobRow._fields)
 
 
 def _names(columns: Iterable[str]) -> str:
@@ -169,6 +170,8 @@ class HotStatements:
         self._dialect = conn.dialect
         self._cursor: Any = driver.cursor()
         self._driver_error: type[Exception] = conn.dialect.dbapi.Error  # type: ignore[union-attr]
+        # Job rows' updates not yet sent, by job id (see `update_job`).
+        self._pending: dict[str, dict[str, Any]] = {}
 
     def _execute(self, sql: str, params: Any, *, many: bool = False) -> Any:
         try:
@@ -200,7 +203,8 @@ class HotStatements:
                 results=json.loads(raw.results),
                 phase_seconds=json.loads(raw.phase_seconds),
             )
-        return job
+        pending = self._pending.get(job.job_id)
+        return job if pending is None else job._replace(**pending)
 
     def lock_head(self) -> tuple[int, str | None]:
         """The log head's id, locked until the transaction ends (PostgreSQL: FOR UPDATE),
@@ -250,17 +254,40 @@ class HotStatements:
 
     def first_queued(self, batch_id: str) -> JobRow | None:
         """The batch's queued job with the lowest row number, or None."""
+        # Which job is queued is the rows' status: statuses still pending must be in them.
+        self.flush_jobs(lambda _, values: "status" in values)
         row = self._one(self._sql.first_queued, {"bid": batch_id, "queued": JobStatus.QUEUED.value})
         return None if row is None else self._job(row)
 
     def update_job(self, job_id: str, values: Mapping[str, Any]) -> None:
-        """Set these columns of the job (JSON columns given as Python values)."""
-        params = {
-            name: json.dumps(value, separators=_COMPACT) if name in _JSON_JOB_COLUMNS else value
-            for name, value in values.items()
-        }
-        params["jid"] = job_id
-        self._execute(self._sql.update_job(tuple(values)), params)
+        """Set these columns of the job (JSON columns given as Python values).
+
+        The update is held until the transaction needs it sent (`flush_jobs`): one job's
+        updates in one transaction - a runner's phase boundaries queued without waiting
+        often commit together - become ONE row update. On PostgreSQL every update writes a
+        new version of the whole row, and a group's versions of the rows in flight, all
+        on the same page, pushed rows off their page (1,413 heap bytes a finished row for
+        a row of 524). Reads of the job in this transaction (`job`) see the held values.
+        """
+        unknown = values.keys() - _JOB_FIELDS
+        if unknown:
+            raise ValueError(f"not columns of {t.jobs.name}: {sorted(unknown)}")
+        self._pending.setdefault(job_id, {}).update(values)
+
+    def flush_jobs(self, which: Callable[[str, Mapping[str, Any]], bool] | None = None) -> None:
+        """Send the held job updates (only those `which(job_id, values)` selects, if given)."""
+        for job_id in [j for j, v in self._pending.items() if which is None or which(j, v)]:
+            values = self._pending.pop(job_id)
+            params = {
+                name: json.dumps(value, separators=_COMPACT) if name in _JSON_JOB_COLUMNS else value
+                for name, value in values.items()
+            }
+            params["jid"] = job_id
+            self._execute(self._sql.update_job(tuple(sorted(values))), params)
+
+    def discard_jobs(self) -> None:
+        """Forget the held job updates (their write was rolled back to a savepoint)."""
+        self._pending.clear()
 
     def move_counts(
         self, batch_id: str, old: JobStatus, new: JobStatus, now: float, event_id: int
@@ -277,6 +304,7 @@ class HotStatements:
 
     def claim(self, job_id: str, now: float) -> int | None:
         """Bump the job's lease epoch if it is claimable at `now`; the new epoch, or None."""
+        self.flush_jobs(lambda held, _: held == job_id)
         row = self._one(
             self._sql.claim,
             {
