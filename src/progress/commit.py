@@ -60,6 +60,7 @@ class Tx:
         """The transaction's connection, for statements off the hot path: the job updates
         `sql` holds are sent first, so whatever runs on it sees them."""
         self.sql.flush_jobs()
+        self.sql.flush_counts()
         return self._conn
 
     @property
@@ -109,6 +110,7 @@ class Tx:
 
     def flush(self) -> None:
         self.sql.flush_jobs()
+        self.sql.flush_counts()
         if not self.appended:
             return
         self.spill()

@@ -12,6 +12,10 @@ from a fresh snapshot instead (`compaction_mark`, used by `sse.plan_stream`). Th
 set before the first event is removed; the events then go in chunks, each its own short
 write, so runners of other batches are never held up by a long transaction.
 
+On PostgreSQL the progress reports have a partition of the log of their own
+(`log_partitions.py`): once they are removed, VACUUM gives their pages back to the file
+system instead of keeping them for later batches.
+
 Ticks are kept bounded too (`prune_ticks`): a finished tick older than the window goes once
 its schedule has `keep` newer ones.
 """

@@ -148,7 +148,7 @@ class StoreReads:
             if after_row is not None:
                 query = query.where(tuple_(c.batch_id, c.row) > tuple_(*after_row))
         if statuses:
-            query = query.where(c.status.in_([JobStatus(s).value for s in statuses]))
+            query = query.where(t.status_is(*(JobStatus(s).value for s in statuses)))
         if job_ids is not None:
             query = query.where(c.job_id.in_(list(job_ids)))
         if limit is not None:

@@ -63,7 +63,12 @@ def _as_schema_7(store: Store) -> None:
         )
         conn.exec_driver_sql("DROP TABLE sb_events")
         conn.exec_driver_sql("ALTER TABLE sb_events_old RENAME TO sb_events")
-        for name in ("ix_sb_jobs_queued", "ix_sb_jobs_running", "ix_sb_jobs_failed"):
+        for name in (
+            "ix_sb_jobs_queued",
+            "ix_sb_jobs_running",
+            "ix_sb_jobs_failed",
+            "ix_sb_jobs_cancelled",
+        ):
             conn.exec_driver_sql(f"DROP INDEX {name}")
         for ddl in _V7_INDEXES:
             conn.exec_driver_sql(ddl)
@@ -71,9 +76,7 @@ def _as_schema_7(store: Store) -> None:
             select(t.events.c.id, t.events.c.data).where(t.events.c.type == "job_succeeded")
         ).one()
         old_data = {**succeeded.data, "outputs": {"Name": "Acme", "Score": "90"}}
-        conn.execute(
-            update(t.events).where(t.events.c.id == succeeded.id).values(data=old_data)
-        )
+        conn.execute(update(t.events).where(t.events.c.id == succeeded.id).values(data=old_data))
         conn.execute(update(t.meta).where(t.meta.c.key == "schema_version").values(value="7"))
 
 
@@ -157,7 +160,9 @@ def test_a_succeeded_job_event_reads_its_outputs_from_the_job_after_compaction(
     for job in store.jobs(batch_id=batch_id):
         want = {"Name": f"n{job['row']}", "Final URL": f"https://{job['row']}.example"}
         assert job["results"]["outputs"] == want
-        (event,) = [e for e in store.events_after(0, job_id=job["job_id"]) if e["type"] == "job_succeeded"]
+        (event,) = [
+            e for e in store.events_after(0, job_id=job["job_id"]) if e["type"] == "job_succeeded"
+        ]
         assert event["data"] == {"status": "succeeded", "row": job["row"], "outputs": want}
     with store.engine.connect() as conn:
         stored = conn.execute(
