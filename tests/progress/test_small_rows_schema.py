@@ -19,6 +19,7 @@ _V7_EVENTS = (
     "batch_id VARCHAR(64) NOT NULL, job_id VARCHAR(64), time FLOAT NOT NULL, "
     "data JSON NOT NULL, PRIMARY KEY (id))"
 )
+_VERSION = select(t.meta.c.value).where(t.meta.c.key == "schema_version")
 _V7_COLUMNS = "id, type, batch_id, job_id, time, data"
 _V7_INDEXES = (
     "CREATE INDEX ix_sb_events_batch ON sb_events (batch_id, id)",
@@ -103,9 +104,7 @@ def test_a_schema_7_store_is_upgraded_reads_the_same_and_compacts(db_url: str) -
     upgraded = open_store(db_url)
     try:
         with upgraded.engine.connect() as conn:
-            version = conn.execute(
-                select(t.meta.c.value).where(t.meta.c.key == "schema_version")
-            ).scalar_one()
+            version = conn.execute(_VERSION).scalar_one()
             job_indexes = {i["name"] for i in inspect(conn).get_indexes("sb_jobs")}
             if conn.dialect.name == "postgresql":
                 kind = conn.exec_driver_sql(
