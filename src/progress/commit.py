@@ -48,12 +48,20 @@ class Tx:
     """
 
     def __init__(self, conn: Connection, now: float) -> None:
-        self.conn = conn
+        self._conn = conn
         self.sql = HotStatements(conn)
         self.now = now
         self.head, self.xid = self.sql.lock_head()
         self.rows: list[dict[str, Any]] = []
         self._spilled = 0  # events already inserted (not yet committed)
+
+    @property
+    def conn(self) -> Connection:
+        """The transaction's connection, for statements off the hot path: the job updates
+        `sql` holds are sent first, so whatever runs on it sees them."""
+        self.sql.flush_jobs()
+        self.sql.flush_counts()
+        return self._conn
 
     @property
     def appended(self) -> bool:
@@ -101,6 +109,8 @@ class Tx:
             self._spilled = size
 
     def flush(self) -> None:
+        self.sql.flush_jobs()
+        self.sql.flush_counts()
         if not self.appended:
             return
         self.spill()
@@ -307,6 +317,9 @@ class GroupCommitter:
                 raise _NeedsSavepoints from exc
             if savepoint is not None:
                 savepoint.rollback()
+                # Opening the savepoint sent the held job updates: those held now are
+                # this write's, rolled back with it.
+                tx.sql.discard_jobs()
             tx.undo_to(mark)
             return None, exc
         if savepoint is not None:

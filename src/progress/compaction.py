@@ -12,6 +12,10 @@ from a fresh snapshot instead (`compaction_mark`, used by `sse.plan_stream`). Th
 set before the first event is removed; the events then go in chunks, each its own short
 write, so runners of other batches are never held up by a long transaction.
 
+On PostgreSQL the progress reports have a partition of the log of their own
+(`log_partitions.py`): once they are removed, VACUUM gives their pages back to the file
+system instead of keeping them for later batches.
+
 Ticks are kept bounded too (`prune_ticks`): a finished tick older than the window goes once
 its schedule has `keep` newer ones.
 """
@@ -32,18 +36,13 @@ from sqlalchemy.engine import Engine
 from progress import schema as t
 from progress.errors import BatchStillRunning, UnknownBatch, UnknownJob
 from progress.leases import fence
+from progress.log_partitions import PARTITIONS, PROGRESS_EVENTS
 from progress.schedule_model import Fence, TickState
 from progress.schedule_tables import ticks
-from progress.status import BatchStatus, EventType
+from progress.status import BatchStatus
 
 log = logging.getLogger(__name__)
 
-#: The events compaction removes: progress reports within a running job.
-PROGRESS_EVENTS = (
-    EventType.PHASE_STARTED.value,
-    EventType.PHASE_PROGRESS.value,
-    EventType.PHASE_FINISHED.value,
-)
 _TERMINAL_TICKS = tuple(s.value for s in TickState if s.terminal)
 CHUNK = 20_000  # events removed per transaction
 
@@ -179,8 +178,11 @@ class CompactionOps:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 for table in (t.events, t.jobs, t.batches, t.log_head):
                     conn.exec_driver_sql(f"VACUUM {table.name}")
+                # The log's indexes are its partitions' (`log_partitions.py`); VACUUM and
+                # REINDEX of `sb_events` go through to them.
+                for name in (*PARTITIONS, t.jobs.name):
+                    _drop_leftover_rebuilds(conn, name)
                 for table in (t.events, t.jobs):
-                    _drop_leftover_rebuilds(conn, table.name)
                     conn.exec_driver_sql(f"REINDEX TABLE CONCURRENTLY {table.name}")
             return
         with self._write_lock, self.engine.connect() as conn:
@@ -247,7 +249,9 @@ class CompactionOps:
                 pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
                 size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
                 return int(pages) * int(size) + _wal_bytes(self.engine)
-            names = [table.name for table in t.metadata.sorted_tables]
+            # The log's partitions hold its rows (`log_partitions.py`): sb_events itself,
+            # a partitioned table, has no storage of its own.
+            names = [table.name for table in t.metadata.sorted_tables] + list(PARTITIONS)
             total = conn.execute(
                 text(
                     "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "

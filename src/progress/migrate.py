@@ -11,6 +11,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
 
 from progress import schema as t
 from progress.errors import STORE_SETTING, SchemaVersionError, StoreNotFound, StoreUnavailable
+from progress.log_partitions import create_partitioned_log, partition_log
 from progress.notify_tables import add_notifications
 from progress.quota_state import add_quota_buckets
 from progress.schedule_tables import add_scheduling_tables
@@ -70,6 +71,34 @@ def _rebuild_sqlite_events(conn: Connection) -> None:
     conn.exec_driver_sql(f"DROP TABLE {old}")
 
 
+# The indexes schema 8 replaced by those of `schema.jobs` and `schema.events`.
+_V7_INDEXES = ("ix_sb_jobs_batch_status", "ix_sb_jobs_lease", "ix_sb_events_job")
+
+
+def shrink_rows(conn: Connection) -> None:
+    """Schema 7 -> 8: the small finished row (issue 14). The jobs' status indexes become
+    partial ones and a job's events are indexed by its id alone; on PostgreSQL the log is
+    moved into its partitions (`log_partitions.py`). Every row is kept as it is."""
+    for name in _V7_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+    if conn.dialect.name == "postgresql":
+        partition_log(conn)
+    for table in (t.jobs, t.events):
+        have = {i["name"] for i in inspect(conn).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                index.create(conn)
+
+
+def create_tables(conn: Connection) -> None:
+    """Every table of the current schema, in a database that has none of them."""
+    if conn.dialect.name != "postgresql":
+        t.metadata.create_all(conn)
+        return
+    t.metadata.create_all(conn, tables=[x for x in t.metadata.sorted_tables if x is not t.events])
+    create_partitioned_log(conn)
+
+
 # from_version -> the step that upgrades a database to from_version + 1.
 MIGRATIONS: Mapping[int, Migration] = {
     1: add_scheduling_tables,
@@ -78,6 +107,7 @@ MIGRATIONS: Mapping[int, Migration] = {
     4: add_notifications,
     5: add_compaction,
     6: add_quota_buckets,
+    7: shrink_rows,
 }
 
 
@@ -132,7 +162,7 @@ def _ensure_schema(
                         f"no progress store at {where}; run a batch first, "
                         f"or point {STORE_SETTING} at one"
                     )
-                t.metadata.create_all(conn)
+                create_tables(conn)
                 conn.execute(t.meta.insert().values(key="schema_version", value=str(target)))
                 conn.execute(t.log_head.insert().values(id=1, last_id=0))
                 return target

@@ -23,6 +23,7 @@ from progress.snapshots import (
     batch_snapshot,
     event_dict,
     job_snapshot,
+    outputs_elsewhere,
 )
 from progress.status import BatchStatus, JobStatus
 
@@ -32,6 +33,8 @@ _LOG_HEAD = select(t.log_head.c.last_id).where(t.log_head.c.id == 1)
 _CANCEL_REQUESTED = select(t.batches.c.cancel_requested).where(
     t.batches.c.batch_id == bindparam("bid")
 )
+
+_IDS_PER_QUERY = 500
 
 _STATUS_COUNTS = select(
     t.batches.c.status,
@@ -67,6 +70,20 @@ def batch_row(conn: Connection, batch_id: str) -> Any:
     if row is None:
         raise UnknownBatch(batch_id)
     return row
+
+
+def _outputs_of_succeeded(conn: Connection, rows: Sequence[Any]) -> dict[str, Any]:
+    """The outputs of the jobs whose `job_succeeded` events are among `rows` without them,
+    by job id: read from the jobs' results, a few hundred ids a query."""
+    ids = sorted({row.job_id for row in rows if outputs_elsewhere(row)})
+    found: dict[str, Any] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        query = select(t.jobs.c.job_id, t.jobs.c.results).where(
+            t.jobs.c.job_id.in_(ids[start : start + _IDS_PER_QUERY])
+        )
+        for job_id, results in conn.execute(query):
+            found[job_id] = (results or {}).get("outputs", {})
+    return found
 
 
 class StoreReads:
@@ -131,7 +148,7 @@ class StoreReads:
             if after_row is not None:
                 query = query.where(tuple_(c.batch_id, c.row) > tuple_(*after_row))
         if statuses:
-            query = query.where(c.status.in_([JobStatus(s).value for s in statuses]))
+            query = query.where(t.status_is(*(JobStatus(s).value for s in statuses)))
         if job_ids is not None:
             query = query.where(c.job_id.in_(list(job_ids)))
         if limit is not None:
@@ -224,7 +241,9 @@ class StoreReads:
         if job_id is not None:
             query = query.where(t.events.c.job_id == job_id)
         with self.engine.connect() as conn:
-            return [event_dict(row) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+            outputs = _outputs_of_succeeded(conn, rows)
+        return [event_dict(row, outputs.get(row.job_id)) for row in rows]
 
     def event_refs_after(
         self, after: int, *, batch_id: str, limit: int = 5000

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Float,
     Index,
     Integer,
@@ -14,6 +15,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    or_,
+    text,
 )
 
 # 2: schedules, ticks and leases (`schedule_tables.py`).
@@ -24,7 +27,11 @@ from sqlalchemy import (
 # 6: compaction (`migrate.add_compaction`): a batch's `compacted` mark, the (batch, row) index
 #    REST pages by, and on SQLite an event id that is the table's rowid (no second index).
 # 7: Google quota buckets shared by every process of a credential (`quota_state.py`).
-SCHEMA_VERSION = 7
+# 8: a small finished row (`migrate.shrink_rows`, issue 14): the jobs' status indexes hold
+#    only the rows in that status (queued, running, failed), a job's events are indexed by
+#    its id alone, and on PostgreSQL the log is partitioned so compaction gives its progress
+#    reports' space back (`log_partitions.py`).
+SCHEMA_VERSION = 8
 
 # An event id: BIGINT, but on SQLite exactly "INTEGER PRIMARY KEY", which makes it the rowid
 # (any other spelling keeps a separate unique index of every id: ~12 bytes per event).
@@ -34,6 +41,19 @@ EventId = BigInteger().with_variant(Integer(), "sqlite")
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 metadata = MetaData()
+
+
+_INDEXED_STATUSES = ("queued", "running", "failed", "cancelled")
+
+
+def _in_status(status: str) -> Index:
+    # No lease column in it: a heartbeat then changes no indexed column, and PostgreSQL can
+    # write its new row version in place (a HOT update, no new index entries).
+    where = text(f"status = '{status}'")
+    return Index(
+        f"ix_sb_jobs_{status}", "batch_id", "row", postgresql_where=where, sqlite_where=where
+    )
+
 
 meta = Table(
     "sb_meta",
@@ -54,14 +74,19 @@ log_head = Table(
 events = Table(
     "sb_events",
     metadata,
+    # The two 8-byte columns first: no alignment padding after the variable-length ones.
     Column("id", EventId, primary_key=True, autoincrement=False),
+    Column("time", Float, nullable=False),
     Column("type", String(40), nullable=False),
     Column("batch_id", String(64), nullable=False),
     Column("job_id", String(64), nullable=True),
-    Column("time", Float, nullable=False),
     Column("data", JSON, nullable=False),
     Index("ix_sb_events_batch", "batch_id", "id"),
-    Index("ix_sb_events_job", "job_id", "id"),
+    # By job id alone: a job has a handful of events, sorted by id when read. PostgreSQL
+    # keeps equal keys once with a list of their rows (~50 bytes for a job's three kept
+    # events, 147 as (job_id, id) entries); on SQLite every index entry ends with the rowid,
+    # the event id, so this index is in (job, id) order anyway.
+    Index("ix_sb_events_of_job", "job_id"),
 )
 
 batches = Table(
@@ -124,11 +149,23 @@ jobs = Table(
     Column("finished", Float, nullable=True),
     Column("updated", Float, nullable=False),
     Column("last_event_id", BigInteger, nullable=False, default=0),
-    Index("ix_sb_jobs_batch_status", "batch_id", "status", "row"),
     # REST and the dashboard page a batch's rows in row order (`/api/progress/all?cursor=`).
     Index("ix_sb_jobs_batch_row", "batch_id", "row"),
-    Index("ix_sb_jobs_lease", "status", "lease_expires"),
+    # The rows a query asks for by status - the next queued row to claim, the running rows
+    # whose leases are checked, the failed rows to retry or list - each in an index of only
+    # the rows in that status: empty (queued, running) or small (failed, cancelled) once a
+    # batch is over, where an index of every row's status cost ~60 bytes a finished row.
+    # A query uses one when it names that status with `=` (`status_is`); SQLite and
+    # PostgreSQL both tell. Succeeded rows, most of a batch, are read by (batch, row).
+    *(_in_status(status) for status in _INDEXED_STATUSES),
 )
+
+
+def status_is(*statuses: str) -> ColumnElement[bool]:
+    """A job is in one of these statuses, spelled so the planner uses the statuses' partial
+    indexes: `status = 'a' OR status = 'b'` (an IN list matches none of them)."""
+    return or_(*(jobs.c.status == status for status in statuses))
+
 
 # Durable positions of log readers (the sheet writer of each batch keeps one here).
 cursors = Table(

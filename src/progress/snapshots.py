@@ -117,6 +117,12 @@ IMPLIED_STATUS: dict[str, str] = {
 }
 
 
+def outputs_elsewhere(row: Any) -> bool:
+    """Whether this event row's outputs are its job's (a `job_succeeded` stored without
+    them, as from schema 8 on; older ones carry their own)."""
+    return bool(row.type == EventType.JOB_SUCCEEDED.value and "outputs" not in row.data)
+
+
 def stored_data(type_: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """An event's data as the log stores it: without a status its type implies."""
     implied = IMPLIED_STATUS.get(type_)
@@ -125,12 +131,15 @@ def stored_data(type_: str, data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-def event_dict(row: Any) -> LogEvent:
-    """An event row as a `LogEvent` (its data with the implied status back in front)."""
+def event_dict(row: Any, outputs: Mapping[str, Any] | None = None) -> LogEvent:
+    """An event row as a `LogEvent` (its data with the implied status back in front, and
+    a `job_succeeded` event's `outputs`, stored in its job's results, given back)."""
     data = row.data
     implied = IMPLIED_STATUS.get(row.type)
     if implied is not None and "status" not in data:
         data = {"status": implied, **data}
+    if outputs is not None and outputs_elsewhere(row):
+        data = {**data, "outputs": dict(outputs)}
     return {
         "id": int(row.id),
         "type": row.type,

@@ -15,14 +15,15 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from progress import schema as t
-from progress.errors import UnknownJob
+from progress.errors import UnknownBatch, UnknownJob
 from progress.pg_session import is_lost_connection
 from progress.snapshots import stored_data
 from progress.status import JobStatus
@@ -71,9 +72,21 @@ class BatchCounts(NamedTuple):
     cancel_requested: bool
 
 
+@dataclass
+class _Moves:
+    """A batch's counter moves held in one transaction: delta by status, and the last
+    move's time and event id."""
+
+    deltas: dict[str, int] = field(default_factory=dict)
+    now: float = 0.0
+    event_id: int = 0
+    started: bool = False
+
+
 _COMPACT = (",", ":")  # no spaces in stored JSON: a few bytes on every event
 _JSON_JOB_COLUMNS = frozenset({"inputs", "results", "phase_seconds"})
 _EVENT_COLUMNS = ("id", "type", "batch_id", "job_id", "time", "data")
+_JOB_FIELDS = frozenset(JobRow._fields)
 
 
 def _names(columns: Iterable[str]) -> str:
@@ -118,6 +131,8 @@ class _Sql:
             f'{select_jobs} WHERE "batch_id" = :bid AND "status" = :queued ORDER BY "row" LIMIT 1'
         )
         self.batch_counts = self.render(f'SELECT {counts} FROM {batches} WHERE "batch_id" = :bid')
+        # The counters a transaction moves, locked at their first move until it ends.
+        self.lock_counts = self.batch_counts + (" FOR UPDATE" if self.postgresql else "")
         self.cancel_requested = self.render(
             f'SELECT "cancel_requested" FROM {batches} WHERE "batch_id" = :bid'
         )
@@ -144,12 +159,14 @@ class _Sql:
         return self.render(f'UPDATE {self._jobs} SET {assignments} WHERE "job_id" = :jid')
 
     @functools.cache  # noqa: B019 - one instance per dialect, kept for the process's life
-    def move_counts(self, old: JobStatus, new: JobStatus) -> str:
-        started = ', "started" = COALESCE("started", :now)' if new is JobStatus.RUNNING else ""
+    def move_counts(self, moved: tuple[str, ...], started: bool) -> str:
+        """Add `:d_<status>` to the counters of these statuses; the batch's update time and
+        last event; its start time when a job started."""
+        deltas = "".join(f'"n_{s}" = "n_{s}" + :d_{s}, ' for s in moved)
+        start = ', "started" = COALESCE("started", :now)' if started else ""
         return self.render(
-            f'UPDATE {self._batches} SET "n_{old.value}" = "n_{old.value}" - 1, '
-            f'"n_{new.value}" = "n_{new.value}" + 1, "updated" = :now, '
-            f'"last_event_id" = :eid{started} WHERE "batch_id" = :bid RETURNING {self._counts}'
+            f'UPDATE {self._batches} SET {deltas}"updated" = :now, "last_event_id" = :eid'
+            f'{start} WHERE "batch_id" = :bid'
         )
 
 
@@ -169,6 +186,11 @@ class HotStatements:
         self._dialect = conn.dialect
         self._cursor: Any = driver.cursor()
         self._driver_error: type[Exception] = conn.dialect.dbapi.Error  # type: ignore[union-attr]
+        # Job rows' updates not yet sent, by job id (see `update_job`); batches' counter
+        # moves not yet sent and the counters as this transaction has them (`move_counts`).
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._moves: dict[str, _Moves] = {}
+        self._counts: dict[str, BatchCounts] = {}
 
     def _execute(self, sql: str, params: Any, *, many: bool = False) -> Any:
         try:
@@ -200,7 +222,8 @@ class HotStatements:
                 results=json.loads(raw.results),
                 phase_seconds=json.loads(raw.phase_seconds),
             )
-        return job
+        pending = self._pending.get(job.job_id)
+        return job if pending is None else job._replace(**pending)
 
     def lock_head(self) -> tuple[int, str | None]:
         """The log head's id, locked until the transaction ends (PostgreSQL: FOR UPDATE),
@@ -250,33 +273,97 @@ class HotStatements:
 
     def first_queued(self, batch_id: str) -> JobRow | None:
         """The batch's queued job with the lowest row number, or None."""
+        # Which job is queued is the rows' status: statuses still pending must be in them.
+        self.flush_jobs(lambda _, values: "status" in values)
         row = self._one(self._sql.first_queued, {"bid": batch_id, "queued": JobStatus.QUEUED.value})
         return None if row is None else self._job(row)
 
     def update_job(self, job_id: str, values: Mapping[str, Any]) -> None:
-        """Set these columns of the job (JSON columns given as Python values)."""
-        params = {
-            name: json.dumps(value, separators=_COMPACT) if name in _JSON_JOB_COLUMNS else value
-            for name, value in values.items()
-        }
-        params["jid"] = job_id
-        self._execute(self._sql.update_job(tuple(values)), params)
+        """Set these columns of the job (JSON columns given as Python values).
+
+        The update is held until the transaction needs it sent (`flush_jobs`): one job's
+        updates in one transaction - a runner's phase boundaries queued without waiting
+        often commit together - become ONE row update. On PostgreSQL every update writes a
+        new version of the whole row, and a group's versions of the rows in flight, all
+        on the same page, pushed rows off their page (1,413 heap bytes a finished row for
+        a row of 524). Reads of the job in this transaction (`job`) see the held values.
+        """
+        unknown = values.keys() - _JOB_FIELDS
+        if unknown:
+            raise ValueError(f"not columns of {t.jobs.name}: {sorted(unknown)}")
+        self._pending.setdefault(job_id, {}).update(values)
+
+    def flush_jobs(self, which: Callable[[str, Mapping[str, Any]], bool] | None = None) -> None:
+        """Send the held job updates (only those `which(job_id, values)` selects, if given)."""
+        for job_id in [j for j, v in self._pending.items() if which is None or which(j, v)]:
+            values = self._pending.pop(job_id)
+            params = {
+                name: json.dumps(value, separators=_COMPACT) if name in _JSON_JOB_COLUMNS else value
+                for name, value in values.items()
+            }
+            params["jid"] = job_id
+            self._execute(self._sql.update_job(tuple(sorted(values))), params)
+
+    def discard_jobs(self) -> None:
+        """Forget the held job updates and counter moves (their write was rolled back to a
+        savepoint)."""
+        self._pending.clear()
+        self._moves.clear()
+        self._counts.clear()
 
     def move_counts(
         self, batch_id: str, old: JobStatus, new: JobStatus, now: float, event_id: int
     ) -> BatchCounts:
-        """Move one job from `old` to `new` in the batch's counters; the counters after."""
-        row = self._one(
-            self._sql.move_counts(old, new), {"bid": batch_id, "now": now, "eid": event_id}
+        """Move one job from `old` to `new` in the batch's counters; the counters after.
+
+        Like job updates, the move is held and sent with the transaction's others to this
+        batch as one update (`flush_counts`): each row update is a new version of the row,
+        and a group's hundreds of moves of one batch row left hundreds of versions of it
+        (a one-row table grew to 2 MB in a 10,000-row batch). The row is locked at the
+        first move (SQLite: the transaction holds the write lock), so the counters kept
+        here are the row's.
+        """
+        counts = self.batch_counts(batch_id)
+        if counts is None:
+            raise UnknownBatch(batch_id)
+        counts = counts._replace(
+            **{
+                f"n_{old.value}": getattr(counts, f"n_{old.value}") - 1,
+                f"n_{new.value}": getattr(counts, f"n_{new.value}") + 1,
+            }
         )
-        return _counts(row)
+        self._counts[batch_id] = counts
+        held = self._moves.setdefault(batch_id, _Moves())
+        held.deltas[old.value] = held.deltas.get(old.value, 0) - 1
+        held.deltas[new.value] = held.deltas.get(new.value, 0) + 1
+        held.now, held.event_id = now, event_id
+        held.started = held.started or new is JobStatus.RUNNING
+        return counts
 
     def batch_counts(self, batch_id: str) -> BatchCounts | None:
-        row = self._one(self._sql.batch_counts, {"bid": batch_id})
-        return None if row is None else _counts(row)
+        """The batch's counters as this transaction has them (locked from the first read)."""
+        counts = self._counts.get(batch_id)
+        if counts is None:
+            row = self._one(self._sql.lock_counts, {"bid": batch_id})
+            if row is None:
+                return None
+            counts = self._counts[batch_id] = _counts(row)
+        return counts
+
+    def flush_counts(self) -> None:
+        """Send the held counter moves, and forget the counters read (what runs next on
+        the connection may change the batch row)."""
+        for batch_id, held in self._moves.items():
+            moved = tuple(sorted(s for s, d in held.deltas.items() if d))
+            params: dict[str, Any] = {f"d_{s}": held.deltas[s] for s in moved}
+            params.update(bid=batch_id, now=held.now, eid=held.event_id)
+            self._execute(self._sql.move_counts(moved, held.started), params)
+        self._moves.clear()
+        self._counts.clear()
 
     def claim(self, job_id: str, now: float) -> int | None:
         """Bump the job's lease epoch if it is claimable at `now`; the new epoch, or None."""
+        self.flush_jobs(lambda held, _: held == job_id)
         row = self._one(
             self._sql.claim,
             {

@@ -310,7 +310,7 @@ class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps,
                 select(t.jobs)
                 .where(
                     t.jobs.c.batch_id == batch_id,
-                    t.jobs.c.status.in_([s.value for s in statuses]),
+                    t.status_is(*(s.value for s in statuses)),
                 )
                 .order_by(t.jobs.c.row)
             ).all()

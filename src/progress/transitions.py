@@ -176,14 +176,9 @@ class JobTransitions(JobPhases):
                 lease_owner=None,
                 lease_expires=None,
             )
-            return self._move(
-                tx,
-                job,
-                JobStatus.SUCCEEDED,
-                EventType.JOB_SUCCEEDED,
-                {"outputs": dict(outputs)},
-                values,
-            )
+            # The outputs are stored once, in the job's results; readers of the event get
+            # them from there (`reads.events_after`): a succeeded job's results never change.
+            return self._move(tx, job, JobStatus.SUCCEEDED, EventType.JOB_SUCCEEDED, {}, values)
 
         return self._apply(_op)
 

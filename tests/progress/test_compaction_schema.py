@@ -14,6 +14,8 @@ _V5_EVENTS = (
     "data JSON NOT NULL, PRIMARY KEY (id))"
 )
 
+_V5_COLUMNS = "id, type, batch_id, job_id, time, data"
+
 
 def _make_schema_5(db_url: str) -> tuple[str, list[dict[str, object]]]:
     """A store as sheetbatch with schema 5 left it, holding one finished batch."""
@@ -30,9 +32,11 @@ def _make_schema_5(db_url: str) -> tuple[str, list[dict[str, object]]]:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("ALTER TABLE sb_events RENAME TO sb_events_new")
             conn.exec_driver_sql("DROP INDEX ix_sb_events_batch")
-            conn.exec_driver_sql("DROP INDEX ix_sb_events_job")
+            conn.exec_driver_sql("DROP INDEX ix_sb_events_of_job")
             conn.exec_driver_sql(_V5_EVENTS)
-            conn.exec_driver_sql("INSERT INTO sb_events SELECT * FROM sb_events_new")
+            conn.exec_driver_sql(
+                f"INSERT INTO sb_events ({_V5_COLUMNS}) SELECT {_V5_COLUMNS} FROM sb_events_new"
+            )
             conn.exec_driver_sql("DROP TABLE sb_events_new")
             conn.exec_driver_sql("CREATE INDEX ix_sb_events_batch ON sb_events (batch_id, id)")
             conn.exec_driver_sql("CREATE INDEX ix_sb_events_job ON sb_events (job_id, id)")
@@ -59,7 +63,7 @@ def test_a_schema_5_store_is_upgraded_keeps_its_log_and_compacts(db_url: str) ->
                     text("SELECT name FROM sqlite_master WHERE tbl_name = 'sb_events'")
                 ).scalars()
                 assert sorted(autoindexes) == [
-                    "ix_sb_events_batch", "ix_sb_events_job", "sb_events"
+                    "ix_sb_events_batch", "ix_sb_events_of_job", "sb_events"
                 ]  # fmt: skip
         assert int(version) == t.SCHEMA_VERSION  # 6 and every later step
         assert "compacted" in columns and "ix_sb_jobs_batch_row" in indexes
