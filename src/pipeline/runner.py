@@ -199,7 +199,11 @@ class JobRunner:
         results: dict[str, Any],
         epoch: int | None = None,
     ) -> Mapping[str, Any]:
-        last_report = [float("-inf")]
+        # phase_started is the phase's first event: a report comes one interval after it at
+        # the earliest (a phase that ends sooner reports nothing in between: its start and
+        # end are two events a few hundred ms apart; three more writes per row cost the
+        # store and the worker more than they told anyone).
+        last_report = [self.clock()]
 
         def report(fraction: float, message: str) -> None:
             # phase_finished records 1.0 anyway; between, one event per interval is plenty.

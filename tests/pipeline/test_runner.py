@@ -216,3 +216,30 @@ def test_a_cancel_from_another_process_ends_the_job_cancelled_not_succeeded(
         assert types[-1] == "job_cancelled" and "job_succeeded" not in types
     finally:
         other.close()
+
+
+def test_progress_is_recorded_once_an_interval_after_the_phase_started(store: Store) -> None:
+    # phase_started is the phase's first event: a report right after it is not written (a
+    # fast phase reports nothing in between), one an interval later is.
+    now = [100.0]
+
+    def slow(ctx: JobContext) -> Mapping[str, Any]:
+        ctx.report(0.1, "fetching")  # right at the start: phase_started said as much
+        now[0] += 0.6
+        ctx.report(0.5, "half way")  # an interval later: recorded
+        ctx.report(0.6, "a moment later")  # within the interval: dropped
+        return {}
+
+    def fast(ctx: JobContext) -> Mapping[str, Any]:
+        ctx.report(0.5, "half way")
+        return {}
+
+    pipe = Pipeline("p", [Phase("slow", slow), Phase("fast", fast)])
+    status, job = run_one(store, pipe, clock=lambda: now[0], progress_interval=0.5)
+    assert status is JobStatus.SUCCEEDED
+    progress = [
+        (e["data"]["name"], e["data"]["message"])
+        for e in store.events_after(0, job_id=job["job_id"])
+        if e["type"] == "phase_progress"
+    ]
+    assert progress == [("slow", "half way")]
