@@ -53,9 +53,7 @@ def noop_server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.mark.slow
 def test_a_cpu_bound_batch_never_freezes_health_or_streams(noop_server: Server) -> None:
-    # Seconds of CPU-bound rows (the issue saw the loop freeze for a 10,000-row batch; a
-    # few thousand rows keep it busy long enough to probe it many times).
-    sheet = noop_sheet(noop_server.sheets / "big.csv", 4_000)
+    sheet = noop_sheet(noop_server.sheets / "big.csv", 10_000)
     with noop_server.client() as client:
         batch_id = start_batch(client, sheet)
     during: list[ServerSentEvent] = []
