@@ -30,7 +30,7 @@ from sheets_integration.errors import SheetError, WriterBusy
 from sheets_integration.flush_pacing import FlushPacing
 from sheets_integration.row_cells import row_cells
 from sheets_integration.selection import rows_text
-from sheets_integration.sheet import Sheet, TracksEdits
+from sheets_integration.sheet import CellValue, Sheet, TracksEdits
 
 log = logging.getLogger(__name__)
 
@@ -261,16 +261,13 @@ class SheetWriter:
         """
         columns = self._columns
         missing: set[str] = set()
-        jobs: dict[str, JobSnapshot] = {}
-        for i in range(0, len(ids), 500):
-            for job in self.store.jobs(job_ids=ids[i : i + 500]):
-                jobs[job["job_id"]] = job
-        updates = {
-            job_id: row_cells(
-                job, self.output_columns, columns, notes=self._unwritable.get(job_id, ())
-            )
-            for job_id, job in jobs.items()
-        }
+        # Only the cells of a piece are held: a job's full snapshot (inputs, results) is
+        # several times its cells, and a piece of a big batch's final flush has 10,000.
+        updates: dict[str, dict[str, CellValue]] = {}
+        for job in self._jobs(ids):
+            job_id = job["job_id"]
+            notes = self._unwritable.get(job_id, ())
+            updates[job_id] = row_cells(job, self.output_columns, columns, notes=notes)
         result = self.sheet.write_by_job_id(updates, job_column=columns.job_id, fill_only=fill_only)
         missing |= result.missing
         new = {
@@ -285,16 +282,20 @@ class SheetWriter:
             # Once: say in each such row's Error cell which of its cells did not land
             # (later writes of the row carry it in their Error cell).
             errors = {
-                job_id: {
+                job["job_id"]: {
                     columns.error: row_cells(
-                        jobs[job_id], self.output_columns, columns, notes=reasons
+                        job, self.output_columns, columns, notes=new[job["job_id"]]
                     )[columns.error]
                 }
-                for job_id, reasons in new.items()
-                if job_id in jobs
+                for job in self._jobs([job_id for job_id in new if job_id in updates])
             }
             self.sheet.write_by_job_id(errors, job_column=columns.job_id)
         return missing
+
+    def _jobs(self, ids: Sequence[str]) -> Iterator[JobSnapshot]:
+        """The snapshots of `ids`, read 500 at a time."""
+        for i in range(0, len(ids), 500):
+            yield from self.store.jobs(job_ids=ids[i : i + 500])
 
     def _note(self, missing: set[str], unwritable: Mapping[str, tuple[str, ...]]) -> None:
         for job_id in sorted(missing - self._noted_missing):

@@ -4,6 +4,7 @@ copy saved over our statuses is put back), and the pause after a slow flush."""
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +150,28 @@ def test_the_final_reconciliation_pages_through_every_row_of_the_batch(
     assert writer.stop(final_flush=True).written
     assert [r["Status"] for r in read_csv(path)] == ["completed"] * 3
     assert reports[-1].rows == 3
+
+
+def test_a_full_flush_holds_the_cells_of_a_piece_not_every_job_snapshot(
+    store: Store, tmp_path: Path
+) -> None:
+    # 3,000 finished rows, and a stale save so the final flush reconciles every one of
+    # them: the writer holds each row's cells (a few hundred bytes), never the jobs'
+    # whole snapshots (inputs, results: several times that), for the rows of a piece.
+    rows = [[f"Company {i}", f"c{i}.test"] for i in range(3000)]
+    path = write_csv(tmp_path / "big.csv", HEADER, rows)
+    batch = processor(store, CsvSheet(path), concurrency=8)
+    batch_id = batch.prepare()
+    batch.make_pool().run_batch(batch_id)
+    writer = batch.make_writer(batch_id)
+    assert writer.flush().rows == 3000
+    stale_save(path, "Company 7", "queued")
+    tracemalloc.start()
+    try:
+        report = writer.flush(full=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.rows == 3000
+    assert next(r for r in read_csv(path) if r["Company"] == "Company 7")["Status"] == "completed"
+    assert peak < 8_000_000, f"a full flush of 3,000 rows peaked at {peak / 1e6:.1f} MB"
