@@ -180,19 +180,19 @@ class BatchProcessor:
         else:
             batch_id = self._record(batch_id, planned, keep)
         try:
-            landed = self._assign(table, planned, selection)
+            lost = self._assign(table, planned, selection)
         except BaseException:
             self._withdraw(planned.ids(), "its job id could not be written into the sheet")
             raise
-        self._withdraw(
-            [job_id for job_id in planned.ids() if job_id not in landed],
-            "its row moved while job ids were written; it waits for the next run",
-        )
-        selection.queued = len(landed)
-        selection.copies = sum(
-            1 for row, job_id in planned.by_row().items() if job_id in landed and row in copies
-        )
-        if not landed and not keep:
+        if lost:
+            self._withdraw(
+                [job_id for job_id in planned.ids() if job_id in lost],
+                "its row moved while job ids were written; it waits for the next run",
+            )
+        selection.queued = len(planned) - len(lost)
+        by_row = planned.by_row()
+        selection.copies = sum(1 for row in copies if row in by_row and by_row[row] not in lost)
+        if selection.queued == 0 and not keep:
             raise NothingToDo(self.sheet.name, selection)
         self._write_settled(settled, selection, required=False)
         return batch_id
@@ -374,17 +374,17 @@ class BatchProcessor:
         )
 
     def _assign(self, table: Table, jobs: PlannedJobs, selection: Selection) -> set[str]:
-        """Write each job's id into its row's Job ID cell; the ids that landed (see
+        """Write each job's id into its row's Job ID cell; the ids that did not land (see
         `assign_ids`). A row that cannot be found again waits for the next run."""
         inputs = list(self.input_columns(table).values())
-        landed, moved = assign_ids(self.sheet, table, jobs.by_row(), (*inputs, self.columns.job_id))
+        lost, moved = assign_ids(self.sheet, table, jobs.by_row(), (*inputs, self.columns.job_id))
         if moved:
             selection.skipped.moved += moved
             log.warning(
                 "%s moved while being assigned job ids; they wait for the next run",
                 rows_text(moved),
             )
-        return landed
+        return lost
 
     def _withdraw(self, job_ids: Sequence[str], reason: str) -> None:
         """Cancel recorded jobs whose ids never reached the sheet (they never started)."""

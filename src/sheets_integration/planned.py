@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import secrets
 from array import array
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import pairwise
 from typing import overload
 
 from progress.store import NewJob
@@ -25,7 +27,9 @@ class PlannedJobs(Sequence[NewJob]):
 
     def __init__(self, table: Table, rows: Sequence[int], columns: Mapping[str, str]) -> None:
         self._table = table
-        self._rows = array("I", rows)
+        # In row order (the view by row looks rows up by bisection); a job's id is random,
+        # so sorting gives each row the same kind of id it would have had.
+        self._rows = array("I", rows if _ascending(rows) else sorted(rows))
         self._columns = dict(columns)
         self._ids = _JobIds(secrets.token_bytes(_ID_BYTES * len(self._rows)))
 
@@ -49,9 +53,10 @@ class PlannedJobs(Sequence[NewJob]):
         label = table.cell(row, first) if first is not None else ""
         return NewJob(row=row + 2, inputs=values, label=label, job_id=self._ids[index])
 
-    def by_row(self) -> dict[int, str]:
-        """Data row index -> the id of its job."""
-        return dict(zip(self._rows, self._ids, strict=True))
+    def by_row(self) -> Mapping[int, str]:
+        """Data row index -> the id of its job: a view on the rows and ids held (a dict of
+        a 500,000-row sheet's ids would hold ~70 MB)."""
+        return _RowIds(self._rows, self._ids)
 
     def ids(self) -> Sequence[str]:
         """The jobs' ids, in row order (each made from its bytes when read)."""
@@ -86,3 +91,33 @@ class _JobIds(Sequence[str]):
             raise IndexError(index)
         start = index * _ID_BYTES
         return "j-" + self._raw[start : start + _ID_BYTES].hex()
+
+
+def _ascending(rows: Sequence[int]) -> bool:
+    return all(a < b for a, b in pairwise(rows))
+
+
+class _RowIds(Mapping[int, str]):
+    """Data row index -> job id over the planned rows (ascending) and their ids."""
+
+    def __init__(self, rows: array[int], ids: _JobIds) -> None:
+        self._rows = rows
+        self._ids = ids
+
+    def __getitem__(self, row: int) -> str:
+        index = bisect_left(self._rows, row)
+        if index == len(self._rows) or self._rows[index] != row:
+            raise KeyError(row)
+        return self._ids[index]
+
+    def __contains__(self, row: object) -> bool:
+        if not isinstance(row, int):
+            return False
+        index = bisect_left(self._rows, row)
+        return index < len(self._rows) and self._rows[index] == row
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
