@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
+from sheets_integration.csv_sheet import CsvSheet
+from sheets_integration.id_assignment import assign_ids
 from sheets_integration.planned import PlannedJobs
 from sheets_integration.sheet import Table
+from tests.support.cli import read_csv, write_csv
 
 
 def table_of(n: int) -> Table:
@@ -43,3 +47,28 @@ def test_the_row_to_id_view_of_a_big_plan_holds_no_object_per_row() -> None:
         tracemalloc.stop()
     # A dict of row -> id string would hold ~10 MB here.
     assert current < 100_000, f"the view holds {current} bytes"
+
+
+def test_ids_whose_rows_moved_land_on_them_and_ids_whose_rows_vanished_are_told(
+    tmp_path: Path,
+) -> None:
+    rows = [["Acme", "acme.test"], ["Beta", "beta.test"], ["Gamma", "gamma.test"]]
+    path = write_csv(tmp_path / "c.csv", ["Company", "Website", "Job ID"], [[*r, ""] for r in rows])
+    sheet = CsvSheet(path)
+    table = sheet.read()
+    planned = PlannedJobs(table, [0, 1, 2], {"Company": "Company"})
+    # Meanwhile the operator inserts a row at the top and deletes Beta.
+    write_csv(
+        path,
+        ["Company", "Website", "Job ID"],
+        [["New", "new.test", ""], ["Acme", "acme.test", ""], ["Gamma", "gamma.test", ""]],
+    )
+    lost, moved = assign_ids(sheet, table, planned.by_row(), ("Company", "Website", "Job ID"))
+    ids = dict(zip(["Acme", "Beta", "Gamma"], planned.ids(), strict=True))
+    assert lost == {ids["Beta"]}
+    assert moved == 0
+    assert {r["Company"]: r["Job ID"] for r in read_csv(path)} == {
+        "New": "",
+        "Acme": ids["Acme"],
+        "Gamma": ids["Gamma"],
+    }
