@@ -291,7 +291,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     label = _label(name)
     try:
         if kind == "int":
-            if isinstance(value, bool):
+            # `int()` would cut a TOML 2.5 down to 2 without a word.
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             result: Any = int(value)
         elif kind == "float":
