@@ -73,10 +73,12 @@ def no_slot_message(error: BaseException, pool_size: int) -> str | None:
             return None
         limit = "max_connections"
     said = (text.partition("FATAL:")[2].strip() or text.strip()).splitlines()[0]
+    now = f" (now {pool_size})" if pool_size > 0 else ""
     return (
         f"PostgreSQL has no connection slot left ({limit} reached: {said}): lower "
-        f"{POOL_SETTING} (now {pool_size}) in each process, or raise {limit}; the processes "
-        "on one server together need at most max_connections - superuser_reserved_connections"
+        f"{POOL_SETTING}{now} in each process, or raise {limit}; the pool sizes of all "
+        "processes on one server must add up to at most "
+        "max_connections - superuser_reserved_connections"
     )
 
 

@@ -288,7 +288,8 @@ def _label(name: str) -> str:
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     kind = _TYPES[name]
-    label = _label(name)
+    # A flag's message names the flag (the source) and the setting as it always did.
+    label = name if source.startswith("--") else _label(name)
     try:
         if kind == "int":
             # `int()` would cut a TOML 2.5 down to 2 without a word.
