@@ -26,6 +26,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,34 @@ def _vhost() -> tuple[str, str]:
     return vhost, f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
 
 
+class _PeakBackends:
+    """The most PostgreSQL sessions the bench's processes held at once (sampled every 0.1 s;
+    each process may hold `[store] pool_size`, issue 13)."""
+
+    def __init__(self, application_name: str) -> None:
+        self.name = application_name
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> _PeakBackends:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            while not self._stop.wait(0.1):
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    (self.name,),
+                ).fetchone()
+                self.most = max(self.most, int(row[0]) if row else 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
@@ -71,7 +100,8 @@ def main() -> None:
     schema = "ssenodes_" + secrets.token_hex(4)
     with psycopg.connect(PG, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
-    db = f"{PG}?options=-csearch_path%3D{schema}"
+    # Every process of the bench names its connections, so their peak can be counted.
+    db = f"{PG}?options=-csearch_path%3D{schema}&application_name={schema}"
     vhost, broker = _vhost()
     procs: list[subprocess.Popen[Any]] = []
     nodes = []
@@ -103,7 +133,9 @@ def main() -> None:
                 out = csv.writer(f)
                 out.writerow(["Company", "Website"])
                 out.writerows([(f"Company {i}", f"https://c{i}.test") for i in range(args.rows)])
-            figures = _run(args, nodes[0].url, nodes[1].url, sheet, db)
+            with _PeakBackends(schema) as peak:
+                figures = _run(args, nodes[0].url, nodes[1].url, sheet, db)
+            figures["pg_backends_peak"] = peak.most
             figures["node_errors"] = [len(n.errors()) for n in nodes]
             figures["node_error_samples"] = [e for n in nodes for e in n.errors()][:5]
             figures["nodes_alive"] = [n.proc.poll() is None for n in nodes]

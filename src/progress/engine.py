@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
+from progress.budget import DEFAULT_POOL_SIZE, POOL_TIMEOUT, budget_pool_args, install_budget
 from progress.errors import STORE_SETTING, StoreNotFound, StoreUnavailable
 from progress.pg_session import configure_postgresql
 
@@ -56,11 +57,20 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database or "")
 
 
-def create_store_engine(url: str, *, create: bool = True) -> Engine:
+def create_store_engine(
+    url: str,
+    *,
+    create: bool = True,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_timeout: float = POOL_TIMEOUT,
+) -> Engine:
     """An engine configured for the store: WAL and busy_timeout on SQLite, a pool on PostgreSQL.
 
     A SQLite file is created only in a directory that exists (the default store's
     `.sheetbatch/` is made); without `create`, a missing SQLite file raises `StoreNotFound`.
+    On PostgreSQL the process holds at most `pool_size` connections, its LISTEN connection
+    included (`progress.budget`); a thread waits up to `pool_timeout` seconds for one. A
+    SQLite file has no server whose slots run out: its pool stays as wide as its threads.
     """
     from sqlalchemy import create_engine
 
@@ -90,13 +100,13 @@ def create_store_engine(url: str, *, create: bool = True) -> Engine:
     if backend == "postgresql":
         engine = create_engine(
             url,
-            pool_size=10,
-            max_overflow=40,
+            **budget_pool_args(pool_size, pool_timeout),
             pool_pre_ping=True,
             pool_recycle=1800,
             json_serializer=compact_json,
         )
         configure_postgresql(engine)
+        install_budget(engine, pool_size)
         return engine
     raise StoreUnavailable(f"unsupported database {backend!r}; use {_URL_FORMS}", about_url=True)
 

@@ -56,6 +56,21 @@ class StoreNotFound(StoreUnavailable):
     """There is no progress store where one was looked for (and none was to be created)."""
 
 
+# How the store's messages name the setting that bounds a process's connections: every
+# front end reads it from the same place (a config file or SHEETBATCH_STORE_POOL_SIZE).
+POOL_SETTING = "[store] pool_size"
+
+
+class NoConnectionSlot(StoreUnavailable):
+    """PostgreSQL refused a new connection for lack of slots (max_connections, or a role's or
+    database's CONNECTION LIMIT, reached): the processes together ask for too many."""
+
+
+class StoreBusy(StoreUnavailable):
+    """Every connection this process may hold to the store stayed in use for the pool's
+    timeout: the work waiting for one gives up instead of hanging."""
+
+
 class LeaseLost(ProgressError):
     """A worker wrote to a job it no longer holds (its lease expired and it was requeued)."""
 

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 
+from progress.budget import budget_of, no_slot_message
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -117,7 +119,8 @@ class LogListener:
                 conn = self._connect()
             except Exception as exc:
                 # A loop boundary: the server may be restarting; the feed polls meanwhile.
-                log.warning("log feed: cannot open the LISTEN connection (%s); retrying", exc)
+                cause = no_slot_message(exc, budget_of(self._engine)) or exc
+                log.warning("log feed: cannot open the LISTEN connection (%s); retrying", cause)
                 self._closed.wait(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue

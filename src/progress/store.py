@@ -21,6 +21,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.engine import Engine
 
 from progress import schema as t
+from progress.budget import DEFAULT_POOL_SIZE, POOL_TIMEOUT, budget_of, listens
 from progress.claims import JobClaims
 from progress.commit import GroupCommitter, Tx
 from progress.compaction import CompactionOps
@@ -100,13 +101,16 @@ class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps,
         # PostgreSQL: every group commit NOTIFYs the new head and the feed LISTENs, so a
         # commit by any process wakes this one's waiters at once; `poll_interval` is then
         # used only while the LISTEN connection is down, `fallback_poll` otherwise. SQLite:
-        # in-process commits poke the feed, other processes' are found by the poll.
+        # in-process commits poke the feed, other processes' are found by the poll. A budget
+        # of one connection (`[store] pool_size = 1`) leaves none to LISTEN: PostgreSQL is
+        # then followed by the poll too.
         sqlite = is_sqlite(engine)
+        listen = not sqlite and listens(budget_of(engine))
         self.feed = LogFeed(
             self._read_after,
             self.last_event_id,
             poll_interval=poll_interval,
-            listener=None if sqlite else LogListener(engine),
+            listener=LogListener(engine) if listen else None,
             fallback_poll=fallback_poll,
         )
         self._committer = GroupCommitter(
@@ -430,15 +434,20 @@ def open_store(
     poll_interval: float = 0.25,
     fallback_poll: float = FALLBACK_POLL,
     create: bool = True,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_timeout: float = POOL_TIMEOUT,
 ) -> Store:
     """Open (creating or upgrading the schema) the store at `url` (SQLite by default).
 
     Without `create`, a store that does not exist yet raises `StoreNotFound`. The log feed
     reads the head every `poll_interval` seconds to see other processes' commits; on
     PostgreSQL they are announced by NOTIFY and the poll runs every `fallback_poll` seconds
-    instead (`poll_interval` again while the LISTEN connection is down).
+    instead (`poll_interval` again while the LISTEN connection is down). On PostgreSQL the
+    store holds at most `pool_size` connections, LISTEN included (`progress.budget`).
     """
-    engine = create_store_engine(url or DEFAULT_URL, create=create)
+    engine = create_store_engine(
+        url or DEFAULT_URL, create=create, pool_size=pool_size, pool_timeout=pool_timeout
+    )
     try:
         ensure_schema(engine, sqlite=is_sqlite(engine), create=create)
     except Exception:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from progress.budget import DEFAULT_POOL_SIZE
 from sheetbatch.errors import SheetbatchError
 
 # Every notification type (progress.notify_model.NotifyEvent), the default of [notify] events.
@@ -42,6 +43,7 @@ class Settings:
     # [store]
     db: str = "sqlite:///.sheetbatch/progress.db"
     compact_after: float = 86400.0  # seconds after a batch finished that it is compacted
+    pool_size: int = DEFAULT_POOL_SIZE  # PostgreSQL connections one process holds at most
     # [run]
     pipeline: str = "company"
     concurrency: int = 8
@@ -100,7 +102,7 @@ class Settings:
 
 # config file layout: section -> {key in file: Settings field}
 SECTIONS: dict[str, dict[str, str]] = {
-    "store": {"url": "db", "compact_after": "compact_after"},
+    "store": {"url": "db", "compact_after": "compact_after", "pool_size": "pool_size"},
     "run": {
         "pipeline": "pipeline",
         "concurrency": "concurrency",
@@ -275,11 +277,23 @@ def _check_secret(secret: str, source: str) -> None:
         )
 
 
+def _label(name: str) -> str:
+    """How a message names a setting: as a config file spells it (`[run] lease_seconds`)."""
+    for section, keys in SECTIONS.items():
+        for key, field_name in keys.items():
+            if field_name == name:
+                return f"[{section}] {key}"
+    return name
+
+
 def _coerce(name: str, value: Any, source: str) -> Any:
     kind = _TYPES[name]
+    # A flag's message names the flag (the source) and the setting as it always did.
+    label = name if source.startswith("--") else _label(name)
     try:
         if kind == "int":
-            if isinstance(value, bool):
+            # `int()` would cut a TOML 2.5 down to 2 without a word.
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             result: Any = int(value)
         elif kind == "float":
@@ -303,10 +317,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         if kind == _PAIRS:
             raise ConfigError(
-                f"{source}: {name} must map outputs to columns (OUTPUT=COLUMN, or a TOML "
+                f"{source}: {label} must map outputs to columns (OUTPUT=COLUMN, or a TOML "
                 f'table such as {{Name = "Found name"}}), not {value!r}'
             ) from exc
-        raise ConfigError(f"{source}: {name} must be {kind}, not {value!r}") from exc
+        raise ConfigError(f"{source}: {label} must be {kind}, not {value!r}") from exc
     if name == "allow_hosts":
         _check_hosts(result, source)
     if name == "notify_events":
@@ -327,7 +341,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             f"{source}: executor must be one of {', '.join(EXECUTORS)}, not {value!r}"
         )
     if kind in ("int", "float") and (result < 0 or (result == 0 and name not in _ZERO_ALLOWED)):
-        raise ConfigError(f"{source}: {name} must be greater than 0, not {value!r}")
+        raise ConfigError(f"{source}: {label} must be greater than 0, not {value!r}")
     return result
 
 

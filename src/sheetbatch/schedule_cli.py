@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from progress import Store, open_store
+from progress import Store
 from progress.schedule_model import TickState
 from sheetbatch.cli_errors import CommandError
 from sheetbatch.compactor import Compactor
@@ -30,6 +30,7 @@ from sheetbatch.schedules import (
     schedule_view,
     schedule_views,
 )
+from sheetbatch.service import store_for
 from sheets_integration.errors import SheetError
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 def _store(ctx: click.Context, db: str | None) -> Iterator[tuple[Store, Settings]]:
     # An unknown schedule, bad input or a store that cannot be opened: said by the group.
     settings = _settings(ctx, db=db)
-    store = open_store(settings.db)
+    store = store_for(settings)
     try:
         yield store, settings
     finally:
@@ -303,7 +304,7 @@ def scheduler_command(
     if allow_host:
         settings = _settings(ctx, **flags, allow_hosts=(*settings.allow_hosts, *allow_host))
     declared = declared_schedules((ctx.obj or {}).get("config_files"))
-    store = open_store(settings.db)
+    store = store_for(settings)
     try:
         for name, what in apply_declared(store, settings, declared):
             log.info("config schedule %r: %s", name, what)

@@ -78,13 +78,13 @@ def open_sheet(
     )
 
 
-def store_for(settings: Settings, *, create: bool = True) -> Store:
-    """Open the progress store the settings name.
+def store_for(settings: Settings, *, create: bool = True, **options: Any) -> Store:
+    """Open the progress store the settings name, within the process's `[store] pool_size`.
 
     Without `create` (commands that only read it), a store that does not exist raises
-    `StoreNotFound` instead of being created.
+    `StoreNotFound` instead of being created. `options` go to `open_store` (`poll_interval`).
     """
-    return open_store(settings.db, create=create)
+    return open_store(settings.db, create=create, pool_size=settings.pool_size, **options)
 
 
 @contextmanager

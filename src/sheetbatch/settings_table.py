@@ -24,6 +24,9 @@ MEANINGS: dict[str, str] = {
     "compact_after": "Seconds after a batch finished that `serve` and `scheduler` compact it "
     "(its progress reports go, every transition stays); ticks older than this are pruned "
     "beyond each schedule's newest 100.",
+    "pool_size": "PostgreSQL connections one process holds at most, its LISTEN connection "
+    "included; threads beyond wait for one. Size it so that the processes on one server "
+    "together stay within `max_connections - superuser_reserved_connections` (SQLite: unused).",
     "pipeline": "The pipeline rows go through: a built-in name or `module:attribute`.",
     "concurrency": "Rows processed at once.",
     "flush_interval": "Seconds between sheet writes while a batch runs (and one at the end).",

@@ -215,7 +215,7 @@ def run_work(request: WorkRequest, out: Any) -> int:
     settings = thaw_settings(request["settings"])
     try:
         # The server's own store: never create one where it has gone missing.
-        store = open_store(request["db"], create=False)
+        store = open_store(request["db"], create=False, pool_size=settings.pool_size)
     except Exception as exc:
         out(event="refused", kind="unavailable", message=f"cannot open the progress store: {exc}")
         return EXIT_REFUSED

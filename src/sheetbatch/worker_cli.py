@@ -15,12 +15,13 @@ from typing import Any, NoReturn
 
 import click
 
-from progress import Store, open_store
+from progress import Store
 from progress.engine import is_sqlite
 from progress.errors import ProgressError
 from progress.snapshots import iso
 from sheetbatch.config import ConfigError, Settings, load_settings
 from sheetbatch.errors import BrokerUnavailable
+from sheetbatch.service import store_for
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def worker_command(
     """Run rows dispatched by `run --executor celery` (and the API, schedules) on this machine."""
     settings = _settings(ctx, db=db, broker_url=broker, concurrency=concurrency)
     try:
-        store = open_store(settings.db)
+        store = store_for(settings)
     except ProgressError as exc:
         _fail(str(exc))
     try:

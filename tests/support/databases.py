@@ -47,3 +47,35 @@ def postgres_schema_url() -> Iterator[str]:
 
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'progress.db'}"
+
+
+def postgres_role_url(connection_limit: int) -> Iterator[tuple[str, str]]:
+    """(URL, role): a new role allowed `connection_limit` sessions at once, logging in with a
+    search_path on a fresh schema it owns; role and schema dropped afterwards.
+
+    The way to run PostgreSQL out of slots without starving anyone else of the shared server:
+    its refusal ("too many connections for role") is the one `max_connections` gives.
+    """
+    import psycopg
+
+    base = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        admin = psycopg.connect(base, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        need_service("PostgreSQL at 127.0.0.1:5432", str(exc).strip().splitlines()[0])
+        raise AssertionError("unreachable") from exc
+    role = "sb_role_" + secrets.token_hex(5)
+    with admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {int(connection_limit)}")
+        admin.execute(f"CREATE SCHEMA {role} AUTHORIZATION {role}")
+        where = base.split("@", 1)[1]  # host:port/database[?query]
+        sep = "&" if "?" in where else "?"
+        try:
+            yield f"postgresql+psycopg://{role}@{where}{sep}options=-csearch_path%3D{role}", role
+        finally:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (role,),
+            )
+            admin.execute(f"DROP SCHEMA {role} CASCADE")
+            admin.execute(f"DROP ROLE {role}")

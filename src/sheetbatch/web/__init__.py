@@ -19,12 +19,13 @@ from flask import Flask, Response, current_app, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from progress import Store, open_store
+from progress import Store
 from sheetbatch.config import Settings, load_settings
+from sheetbatch.service import store_for
 from sheetbatch.web import error_map
 from sheetbatch.web.auth import Guard
 from sheetbatch.web.context import EXTENSION, WebContext, web_context
-from sheetbatch.web.errors import ApiError, TooLarge, TooManyRequests
+from sheetbatch.web.errors import ApiError, TooLarge
 from sheetbatch.web.metrics import Metrics
 from sheetbatch.web.ratelimit import FailureLimiter
 from sheetbatch.web.runner import BatchRunner
@@ -60,7 +61,7 @@ def create_app(
     owns_store = store is None
     # Batches commit in worker processes: the feed learns of their events by polling the
     # log head, so poll often (one indexed one-row read each time).
-    the_store = store if store is not None else open_store(settings.db, poll_interval=FEED_POLL)
+    the_store = store if store is not None else store_for(settings, poll_interval=FEED_POLL)
     sessions = (
         SessionStore(the_store, settings.api_token, hours=settings.session_hours)
         if settings.api_token
@@ -174,7 +175,7 @@ def _api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:
     headers = {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="sheetbatch"'
-    if isinstance(exc, TooManyRequests):
+    if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     return jsonify(exc.body()), exc.status, headers
 

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from flask import Flask, Response, request
 
 from pipeline.errors import PipelineError
-from progress.errors import StoreUnavailable, UnknownBatch, UnknownJob, UnknownSchedule
+from progress.errors import (
+    NoConnectionSlot,
+    StoreBusy,
+    StoreUnavailable,
+    UnknownBatch,
+    UnknownJob,
+    UnknownSchedule,
+)
 from sheetbatch.errors import Refused, RunnerClosed, ScheduleError
 from sheetbatch.web.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
 from sheets_integration.errors import (
@@ -46,6 +53,10 @@ ERROR_MAP: dict[type[Exception], tuple[type[ApiError], str | None]] = {
     Refused: (Invalid, "sheet"),
 }
 
+# Store errors that pass by themselves, with the seconds a client should wait (Retry-After):
+# every connection of this process busy, or the database server out of connection slots.
+RETRY_AFTER: dict[type[Exception], int] = {StoreBusy: 2, NoConnectionSlot: 5}
+
 # Fields of a new batch's request. On a route about a recorded batch (`batch_id` in its
 # path: retry) the sheet and pipeline are the batch's, so the answer names the batch.
 _REQUEST_FIELDS = frozenset({"sheet", "pipeline", "output_columns"})
@@ -60,7 +71,9 @@ def api_error(exc: Exception, kind: type[ApiError], field: str | None) -> ApiErr
         field = "batch_id"
         if kind is Invalid:
             message = f"cannot run the batch's sheet again: {message}"
-    return kind(message, field=field)
+    error = kind(message, field=field)
+    error.retry_after = next((s for k, s in RETRY_AFTER.items() if isinstance(exc, k)), None)
+    return error
 
 
 def install(app: Flask, answer: Callable[[ApiError], tuple[Response, int, dict[str, str]]]) -> None:

@@ -6,6 +6,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
+from progress.errors import StoreUnavailable
 from sheetbatch.web.context import web_context
 from sheetbatch.web.metrics import CONTENT_TYPE, StoreFigures
 from sheetbatch.web.offload import offload
@@ -25,10 +26,13 @@ def healthz() -> tuple[Response, int]:
         cursor = context.store.last_event_id()
     except Exception as exc:
         # A probe's boundary: whatever the database answers (SQLAlchemy's or the driver's
-        # error), the answer is "not healthy", never a crash.
+        # error), the answer is "not healthy", never a crash. The store's own errors say
+        # why (no connection slot left, every connection busy): the body says it too.
         log.warning("health check: the store does not answer: %s", exc)
-        body = {"status": "unavailable", "error": "the progress store does not answer"}
-        return jsonify(body), 503
+        error = (
+            str(exc) if isinstance(exc, StoreUnavailable) else "the progress store does not answer"
+        )
+        return jsonify({"status": "unavailable", "error": error}), 503
     return jsonify({"status": "ok", "cursor": cursor}), 200
 
 
