@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, func, select, tuple_
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from progress import schema as t
 from progress.errors import UnknownBatch, UnknownJob
@@ -35,6 +36,27 @@ _CANCEL_REQUESTED = select(t.batches.c.cancel_requested).where(
 )
 
 _IDS_PER_QUERY = 500
+
+R = TypeVar("R")
+
+
+def once_more_if_dropped(read: Callable[[], R]) -> R:
+    """`read()`, asked again once when its connection turned out dead (a PostgreSQL backend
+    killed or restarted after the pool handed the connection out; the pool then opens a
+    fresh one). The reads a running row makes at every phase boundary must not fail the
+    row over a connection that died between two of them."""
+    try:
+        return read()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        return read()
+
+
+def _read(engine: Engine, fetch: Callable[[Connection, str], R], key: str) -> R:
+    with engine.connect() as conn:
+        return fetch(conn, key)
+
 
 _STATUS_COUNTS = select(
     t.batches.c.status,
@@ -108,8 +130,7 @@ class StoreReads:
 
     def job(self, job_id: str) -> JobSnapshot:
         """The job's snapshot; raises UnknownJob."""
-        with self.engine.connect() as conn:
-            row = job_row(conn, job_id)
+        row = once_more_if_dropped(lambda: _read(self.engine, job_row, job_id))
         return job_snapshot(row)
 
     def find_job(self, job_id: str) -> JobSnapshot | None:
@@ -182,8 +203,7 @@ class StoreReads:
 
     def batch(self, batch_id: str) -> BatchSnapshot:
         """The batch's snapshot with counts, percent, elapsed and ETA; raises UnknownBatch."""
-        with self.engine.connect() as conn:
-            row = batch_row(conn, batch_id)
+        row = once_more_if_dropped(lambda: _read(self.engine, batch_row, batch_id))
         return batch_snapshot(row, self.clock())
 
     def batches(
@@ -222,9 +242,12 @@ class StoreReads:
 
     def cancel_requested(self, batch_id: str) -> bool:
         """Whether the batch was asked to stop."""
-        with self.engine.connect() as conn:
-            value = conn.execute(_CANCEL_REQUESTED, {"bid": batch_id}).scalar_one_or_none()
-        return bool(value)
+
+        def read() -> Any:
+            with self.engine.connect() as conn:
+                return conn.execute(_CANCEL_REQUESTED, {"bid": batch_id}).scalar_one_or_none()
+
+        return bool(once_more_if_dropped(read))
 
     def events_after(
         self,
