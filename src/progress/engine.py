@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.pool import NullPool
 
 from progress.budget import DEFAULT_POOL_SIZE, POOL_TIMEOUT, budget_pool_args, install_budget
 from progress.errors import STORE_SETTING, StoreNotFound, StoreUnavailable
@@ -90,7 +88,6 @@ def create_store_engine(
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=NullPool if os.environ.get("SHEETBATCH_SQLITE_NULLPOOL") else None,
             pool_size=40,
             max_overflow=40,
             json_serializer=compact_json,
