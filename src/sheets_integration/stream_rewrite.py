@@ -64,7 +64,14 @@ def stream_read(
     for _attempt in range(attempts):
         with _open_source(path, sheet) as source:
             before = os.fstat(source.fileno())
-            result = read(source)
+            try:
+                result = read(source)
+            except OSError as exc:  # the disk, or the temporary file a big sheet's rows go to
+                raise BadSheet(
+                    sheet,
+                    f"reading it failed: {exc}",
+                    "check the disk and the temporary directory (TMPDIR) has room",
+                ) from exc
             after = os.fstat(source.fileno())
         if versions is not None:
             versions.seen(before)

@@ -9,6 +9,7 @@ import codecs
 import csv
 import io
 import shutil
+import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import BinaryIO
@@ -99,7 +100,7 @@ def test_a_big_sheet_spilled_to_disk_reads_back_every_row_exactly(
     tmp_path: Path, bom: bool, terminator: str
 ) -> None:
     path = tmp_path / "big.csv"
-    rows = tricky_rows(30_000)  # a few MB: past what stays in memory
+    rows = tricky_rows(30_000)  # 1.1 MB of rows: past the MiB kept in memory
     write_rows(path, rows, bom=bom, terminator=terminator)
     table = CsvSheet(path).read()
     assert table.header == HEADER.split(",")
@@ -239,3 +240,13 @@ def test_reading_a_fifty_thousand_row_sheet_keeps_its_rows_out_of_the_heap(
     assert held < 4e6, f"held {held / 1e6:.1f} MB"
     assert len(table.rows) == 50_000
     assert table.row_dict(49_999)["Company"] == "Company 49999"
+
+
+def test_no_room_for_a_big_sheets_rows_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.csv"
+    write_rows(path, tricky_rows(50_000), bom=False, terminator="\r\n")  # past 1 MiB
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    with pytest.raises(BadSheet, match=r"big\.csv.*reading it failed.*TMPDIR"):
+        CsvSheet(path).read()
