@@ -24,17 +24,13 @@ from sheets_integration.csv_format import (
     sniff_quoting,
     terminator,
 )
-from sheets_integration.csv_stream import (
-    NeedsDocument,
-    StreamedAssignment,
-    StreamedUpdate,
-    usable,
-)
+from sheets_integration.csv_records import NeedsDocument, read_table, usable
+from sheets_integration.csv_stream import StreamedAssignment, StreamedColumns, StreamedUpdate
 from sheets_integration.errors import BadSheet
 from sheets_integration.file_sheet import FileSheet
 from sheets_integration.safety import CellWrite, escape_csv
 from sheets_integration.sheet import JOB_ID_COLUMN, CellValue, Table, WriteResult
-from sheets_integration.stream_rewrite import stream_rewrite
+from sheets_integration.stream_rewrite import stream_read, stream_rewrite
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +58,36 @@ class CsvSheet(FileSheet):
 
     def _parse(self, data: bytes) -> _CsvDocument:
         return _CsvDocument.parse(data, self.encoding, self.name)
+
+    def read(self) -> Table:
+        """`FileSheet.read`, streamed: the rows go to a `SpilledRows` as they are parsed,
+        so neither the file's bytes nor a list of every row is held. A file the stream
+        cannot read is parsed whole, which says what is wrong with it."""
+        try:
+            return stream_read(
+                self.path,
+                self.name,
+                lambda source: read_table(source, self.encoding),
+                versions=self.versions,
+            )
+        except NeedsDocument:
+            return super().read()
+
+    def ensure_columns(self, columns: Sequence[str]) -> Table:
+        """`FileSheet.ensure_columns`, streamed: the header record is rewritten and the
+        rest of the file copied byte for byte (`csv_stream.StreamedColumns`)."""
+        if not usable(self.encoding):
+            return super().ensure_columns(columns)
+        try:
+            return stream_rewrite(
+                self.path,
+                self.name,
+                StreamedColumns(columns),
+                respect_lock_files=self.respect_lock_files,
+                versions=self.versions,
+            )
+        except NeedsDocument:
+            return super().ensure_columns(columns)
 
     def assign_job_ids(
         self,

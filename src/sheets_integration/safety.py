@@ -30,6 +30,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import TypeVar
 
@@ -129,7 +130,7 @@ class WritePlan:
 def used_width(table: Table) -> int:
     """One past the rightmost column holding a non-empty cell in the header or any row."""
     width = 0
-    for values in (table.header, *table.rows):
+    for values in chain([table.header], table.rows):
         for position in range(len(values) - 1, width - 1, -1):
             if values[position] != "":
                 width = position + 1

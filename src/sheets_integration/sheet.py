@@ -38,11 +38,14 @@ class Table:
     """A sheet's header and data rows as literal strings.
 
     `rows[i]` is sheet row `i + 2` (row 1 is the header). Rows may be shorter than the
-    header; a missing cell reads as "".
+    header; a missing cell reads as "". Walk `rows` in order (`for values in rows`) or
+    index it; never copy all of it (`list(rows)`, `*rows`): a big sheet's rows are not
+    meant to be in memory at once.
     """
 
     header: list[str]
-    rows: list[list[str]] = field(default_factory=list)
+    #: A list, or for a big local sheet a `SpilledRows` on disk: read-only either way.
+    rows: Sequence[list[str]] = field(default_factory=list)
     #: Hyperlink targets of cells that carry one: (data row index, column index) -> URL.
     #: A cell showing "Acme site" that links to https://acme.example, or holding
     #: `=HYPERLINK("https://acme.example","Acme site")`.

@@ -1,4 +1,5 @@
-"""`stream_rewrite`: `safety.rewrite_file` for files too big to hold in memory.
+"""`stream_rewrite`: `safety.rewrite_file` for files too big to hold in memory (and
+`stream_read`, its reading half).
 
 The edit reads the file as a stream and writes the new content to a temporary file beside
 it; the temporary file replaces the original atomically, and only if the original is still
@@ -47,6 +48,41 @@ def _open_source(path: Path, sheet: str) -> BinaryIO:
         raise BadSheet(sheet, f"{path} is a directory", "give the path of a file") from exc
     except OSError as exc:
         raise BadSheet(sheet, f"cannot read {path}: {exc.strerror}", "check permissions") from exc
+
+
+def stream_read(
+    path: Path,
+    sheet: str,
+    read: Callable[[BinaryIO], T],
+    *,
+    attempts: int = 3,
+    versions: FileVersions | None = None,
+) -> T:
+    """`read(source)` over `path` as one version of the file: a file another program saved
+    in place while it was read (a torn read) is read again, up to `attempts` times.
+    `versions` is told the version read (as `safety.read_file`'s callers tell it)."""
+    for _attempt in range(attempts):
+        with _open_source(path, sheet) as source:
+            before = os.fstat(source.fileno())
+            try:
+                result = read(source)
+            except OSError as exc:  # the disk, or the temporary file a big sheet's rows go to
+                raise BadSheet(
+                    sheet,
+                    f"reading it failed: {exc}",
+                    "check the disk and the temporary directory (TMPDIR) has room",
+                ) from exc
+            after = os.fstat(source.fileno())
+        if versions is not None:
+            versions.seen(before)
+        if version_of(before) == version_of(after):
+            return result
+        log.info("%s changed while being read; reading again", sheet)
+    raise BadSheet(
+        sheet,
+        f"the file kept changing while we read it ({attempts} attempts)",
+        "pause other programs writing it and try again",
+    )
 
 
 def stream_rewrite(
