@@ -40,22 +40,19 @@ _IDS_PER_QUERY = 500
 R = TypeVar("R")
 
 
-def once_more_if_dropped(read: Callable[[], R]) -> R:
-    """`read()`, asked again once when its connection turned out dead (a PostgreSQL backend
-    killed or restarted after the pool handed the connection out; the pool then opens a
-    fresh one). The reads a running row makes at every phase boundary must not fail the
-    row over a connection that died between two of them."""
-    try:
-        return read()
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        return read()
-
-
-def _read(engine: Engine, fetch: Callable[[Connection, str], R], key: str) -> R:
-    with engine.connect() as conn:
-        return fetch(conn, key)
+def once_more_if_dropped(engine: Engine, fetch: Callable[[Connection], R]) -> R:
+    """`fetch` on a pooled connection, asked again once on a fresh one when the connection
+    turned out dead (a PostgreSQL backend killed or restarted after the pool handed it out).
+    The reads a running row makes at every phase boundary must not fail the row over a
+    connection that died between two of them."""
+    for last in (False, True):
+        try:
+            with engine.connect() as conn:
+                return fetch(conn)
+        except DBAPIError as exc:
+            if last or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 _STATUS_COUNTS = select(
@@ -130,7 +127,7 @@ class StoreReads:
 
     def job(self, job_id: str) -> JobSnapshot:
         """The job's snapshot; raises UnknownJob."""
-        row = once_more_if_dropped(lambda: _read(self.engine, job_row, job_id))
+        row = once_more_if_dropped(self.engine, lambda conn: job_row(conn, job_id))
         return job_snapshot(row)
 
     def find_job(self, job_id: str) -> JobSnapshot | None:
@@ -203,7 +200,7 @@ class StoreReads:
 
     def batch(self, batch_id: str) -> BatchSnapshot:
         """The batch's snapshot with counts, percent, elapsed and ETA; raises UnknownBatch."""
-        row = once_more_if_dropped(lambda: _read(self.engine, batch_row, batch_id))
+        row = once_more_if_dropped(self.engine, lambda conn: batch_row(conn, batch_id))
         return batch_snapshot(row, self.clock())
 
     def batches(
@@ -242,12 +239,11 @@ class StoreReads:
 
     def cancel_requested(self, batch_id: str) -> bool:
         """Whether the batch was asked to stop."""
-
-        def read() -> Any:
-            with self.engine.connect() as conn:
-                return conn.execute(_CANCEL_REQUESTED, {"bid": batch_id}).scalar_one_or_none()
-
-        return bool(once_more_if_dropped(read))
+        value = once_more_if_dropped(
+            self.engine,
+            lambda conn: conn.execute(_CANCEL_REQUESTED, {"bid": batch_id}).scalar_one_or_none(),
+        )
+        return bool(value)
 
     def events_after(
         self,

@@ -10,8 +10,12 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    import psycopg
 
 PG_URL = os.environ.get("SHEETBATCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -25,16 +29,25 @@ def need_service(name: str, error: str) -> None:
     pytest.skip(message)
 
 
-def postgres_schema_url() -> Iterator[str]:
-    """A URL whose search_path is a fresh schema, dropped afterwards."""
+def _libpq_url() -> str:
+    """PG_URL as psycopg itself takes it (without SQLAlchemy's driver name)."""
+    return PG_URL.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _admin() -> psycopg.Connection[Any]:
+    """An autocommit connection to the test server (skips, or fails under CI, without it)."""
     import psycopg
 
-    base = PG_URL.replace("postgresql+psycopg://", "postgresql://")
     try:
-        admin = psycopg.connect(base, autocommit=True, connect_timeout=3)
+        return psycopg.connect(_libpq_url(), autocommit=True, connect_timeout=3)
     except psycopg.Error as exc:
         need_service("PostgreSQL at 127.0.0.1:5432", str(exc).strip().splitlines()[0])
         raise AssertionError("unreachable") from exc
+
+
+def postgres_schema_url() -> Iterator[str]:
+    """A URL whose search_path is a fresh schema, dropped afterwards."""
+    admin = _admin()
     schema = "t_" + secrets.token_hex(6)
     with admin:
         admin.execute(f"CREATE SCHEMA {schema}")
@@ -56,14 +69,8 @@ def postgres_role_url(connection_limit: int) -> Iterator[tuple[str, str]]:
     The way to run PostgreSQL out of slots without starving anyone else of the shared server:
     its refusal ("too many connections for role") is the one `max_connections` gives.
     """
-    import psycopg
-
-    base = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    try:
-        admin = psycopg.connect(base, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        need_service("PostgreSQL at 127.0.0.1:5432", str(exc).strip().splitlines()[0])
-        raise AssertionError("unreachable") from exc
+    base = _libpq_url()
+    admin = _admin()
     role = "sb_role_" + secrets.token_hex(5)
     with admin:
         admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {int(connection_limit)}")
