@@ -14,7 +14,7 @@ from tests.cluster.support import (
 )
 from tests.cluster.test_celery_runs import _finish, _run_args
 from tests.support.cli import start_sheetbatch
-from tests.support.cluster import start_worker, stop, wait_for
+from tests.support.cluster import start_worker, stop, wait_for, wait_registered
 from tests.support.tcp_proxy import proxied_postgres
 
 
@@ -31,11 +31,7 @@ def test_a_partitioned_worker_is_taken_over_and_refused_when_the_link_heals(
             **{**CLUSTER_ENV, "SHEETBATCH_TEST_PHASE_SECONDS": "0.4"},
         )
         try:
-            wait_for(
-                lambda: any(w.owner.endswith(":cut") and w.alive for w in cluster_store.workers()),
-                30,
-                "the cut-off worker to register",
-            )
+            wait_registered(cluster_store, "cut")
             sheet = make_sheet(tmp_path, 4)
             run = start_sheetbatch(
                 _run_args(sheet, cluster_db, broker), cwd=tmp_path, **CLUSTER_ENV

@@ -9,8 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import psycopg
-
 from progress import Store
 from tests.cluster.conftest import CLUSTER_ENV
 from tests.cluster.support import (
@@ -20,8 +18,8 @@ from tests.cluster.support import (
     make_sheet,
 )
 from tests.support.cli import start_sheetbatch
-from tests.support.cluster import start_worker, stop, wait_for
-from tests.support.databases import PG_URL
+from tests.support.cluster import start_worker, stop, wait_registered
+from tests.support.databases import admin_connection
 
 
 def test_a_worker_with_more_threads_than_connections_runs_every_row_within_its_budget(
@@ -37,14 +35,9 @@ def test_a_worker_with_more_threads_than_connections_runs_every_row_within_its_b
         SHEETBATCH_STORE_POOL_SIZE="2",
         **CLUSTER_ENV,
     )
-    admin = psycopg.connect(PG_URL.replace("postgresql+psycopg://", "postgresql://"))
-    admin.autocommit = True
+    admin = admin_connection()
     try:
-        wait_for(
-            lambda: any(w.owner.endswith(":narrow") and w.alive for w in cluster_store.workers()),
-            30,
-            "the worker to register",
-        )
+        wait_registered(cluster_store, "narrow")
         sheet = make_sheet(tmp_path, 24)
         args = ["run", str(sheet), "--db", cluster_db, "--executor", "celery"]
         args += ["--broker", broker, "--pipeline", PIPELINE, "--json"]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from progress import Store
 from tests.support.cli import cli_env
 from tests.support.databases import need_service
 
@@ -53,12 +54,9 @@ def close_broker_connections() -> None:
 
 def terminate_backends(application_name: str) -> int:
     """pg_terminate_backend every connection carrying this application_name; how many."""
-    import psycopg
+    from tests.support.databases import admin_connection
 
-    from tests.support.databases import PG_URL
-
-    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with admin_connection() as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
             (application_name,),
@@ -138,3 +136,12 @@ def wait_for(condition: Callable[[], object], timeout: float = 20, what: str = "
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def wait_registered(store: Store, name: str, timeout: float = 30) -> None:
+    """Wait until the worker started with `--name name` is registered and alive."""
+    wait_for(
+        lambda: any(w.owner.endswith(f":{name}") and w.alive for w in store.workers()),
+        timeout,
+        f"worker {name!r} to register",
+    )

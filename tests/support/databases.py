@@ -34,7 +34,7 @@ def _libpq_url() -> str:
     return PG_URL.replace("postgresql+psycopg://", "postgresql://")
 
 
-def _admin() -> psycopg.Connection[Any]:
+def admin_connection() -> psycopg.Connection[Any]:
     """An autocommit connection to the test server (skips, or fails under CI, without it)."""
     import psycopg
 
@@ -47,7 +47,7 @@ def _admin() -> psycopg.Connection[Any]:
 
 def postgres_schema_url() -> Iterator[str]:
     """A URL whose search_path is a fresh schema, dropped afterwards."""
-    admin = _admin()
+    admin = admin_connection()
     schema = "t_" + secrets.token_hex(6)
     with admin:
         admin.execute(f"CREATE SCHEMA {schema}")
@@ -70,7 +70,7 @@ def postgres_role_url(connection_limit: int) -> Iterator[tuple[str, str]]:
     its refusal ("too many connections for role") is the one `max_connections` gives.
     """
     base = _libpq_url()
-    admin = _admin()
+    admin = admin_connection()
     role = "sb_role_" + secrets.token_hex(5)
     with admin:
         admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {int(connection_limit)}")
