@@ -104,6 +104,15 @@ class SpilledRows(Sequence[list[str]]):
             for i in range(first, last)
         ]
 
+    def _block_end(self, first: int, rows: int, size: int) -> int:
+        """Where a block read from row `first` ends: at most `rows` rows and `size` bytes,
+        and at least the one row."""
+        end = min(len(self), first + rows)
+        last = first + 1
+        while last < end and self._offsets[last + 1] <= self._offsets[first] + size:
+            last += 1
+        return last
+
     def __len__(self) -> int:
         return len(self._offsets) - 1
 
@@ -126,10 +135,7 @@ class SpilledRows(Sequence[list[str]]):
             if row is not None:
                 self._cache.move_to_end(index)
                 return row
-            last = index + 1
-            limit = self._offsets[index] + _READ_AHEAD_BYTES
-            while last < min(count, index + _READ_AHEAD_ROWS) and self._offsets[last + 1] <= limit:
-                last += 1
+            last = self._block_end(index, _READ_AHEAD_ROWS, _READ_AHEAD_BYTES)
             for i, decoded in enumerate(self._decode(index, last), start=index):
                 self._cache[i] = decoded
             while len(self._cache) > _CACHED_ROWS:
@@ -141,10 +147,7 @@ class SpilledRows(Sequence[list[str]]):
         # must not push out the rows being worked on); each row decoded when it is reached.
         first, count = 0, len(self)
         while first < count:
-            last = first + 1
-            limit = self._offsets[first] + _ITERATION_BYTES
-            while last < count and self._offsets[last + 1] <= limit:
-                last += 1
+            last = self._block_end(first, count, _ITERATION_BYTES)
             base = self._offsets[first]
             with self._lock:
                 data = memoryview(self._read(base, self._offsets[last]))
