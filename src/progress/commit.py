@@ -109,12 +109,14 @@ class Tx:
             self._spilled = size
 
     def flush(self) -> None:
-        self.sql.flush_jobs()
-        self.sql.flush_counts()
-        if not self.appended:
-            return
-        self.spill()
-        self.sql.set_head(self.head)
+        """Send what is held: job rows, counters, events and the new head, in one round
+        trip on PostgreSQL (`HotStatements.pipelined`)."""
+        with self.sql.pipelined():
+            self.sql.flush_jobs()
+            self.sql.flush_counts()
+            if self.appended:
+                self.spill()
+                self.sql.set_head(self.head)
 
 
 def _transient(exc: BaseException) -> bool:
