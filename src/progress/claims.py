@@ -118,10 +118,10 @@ class JobClaims(JobTransitions, LeaseOps):
         """
 
         def _op(tx: Tx) -> Claim | None:
-            epoch = tx.sql.claim(job_id, tx.now)
-            if epoch is None:
+            job = tx.sql.claim(job_id, tx.now)
+            if job is None:
                 return None
-            job = tx.sql.job(job_id)
+            epoch = job.lease_epoch
             cancelled = tx.sql.cancel_requested(job.batch_id)
             if job.status == JobStatus.RUNNING.value:
                 if cancelled:

@@ -108,15 +108,18 @@ class Tx:
             self.rows = []
             self._spilled = size
 
-    def flush(self) -> None:
-        """Send what is held: job rows, counters, events and the new head, in one round
-        trip on PostgreSQL (`HotStatements.pipelined`)."""
+    def flush(self, channel: str | None = None) -> None:
+        """Send what is held: job rows, counters, events and the new head, announced on
+        `channel` (PostgreSQL's NOTIFY) when events were appended; in one round trip on
+        PostgreSQL (`HotStatements.pipelined`)."""
         with self.sql.pipelined():
             self.sql.flush_jobs()
             self.sql.flush_counts()
             if self.appended:
                 self.spill()
                 self.sql.set_head(self.head)
+                if channel is not None:
+                    self.sql.notify(channel, self.head)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -153,16 +156,16 @@ class GroupCommitter:
         clock: Callable[[], float],
         on_commit: Callable[[int], None],
         *,
-        announce: Callable[[Connection, int], None] | None = None,
+        announce: Callable[[Connection], str] | None = None,
         max_group: int = 256,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._begin = begin
         self._clock = clock
         self._on_commit = on_commit
-        # Runs in a group's transaction when it appended events, with the new head: the
-        # PostgreSQL NOTIFY that wakes other processes at commit (one per group: NOTIFY
-        # takes a global lock at commit).
+        # The channel of the PostgreSQL NOTIFY that wakes other processes at commit, sent
+        # by a group's transaction when it appended events, with the new head (one per
+        # group: NOTIFY takes a global lock at commit).
         self._announce = announce
         self._max_group = max_group
         self._sleep = sleep
@@ -250,9 +253,7 @@ class GroupCommitter:
                         xid = tx.xid
                         for write in group:
                             outcomes.append(self._one(tx, write, savepoints))
-                        tx.flush()
-                        if tx.appended and self._announce is not None:
-                            self._announce(conn, tx.head)
+                        tx.flush(None if self._announce is None else self._announce(conn))
                         committing = True  # leaving the block sends COMMIT
                     return outcomes, (tx.head if tx.appended else 0)
                 except _NeedsSavepoints:

@@ -25,7 +25,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 from progress.budget import budget_of, no_slot_message
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _IDENTITY = "SELECT current_database(), coalesce(current_schema(), '')"
-_NOTIFY = text("SELECT pg_notify(:channel, :head)")
 _RETRY_FIRST = 0.1  # seconds before the first reconnect; doubles up to _RETRY_MAX
 _RETRY_MAX = 2.0
 _CONNECT_DEFAULTS = {
@@ -56,17 +55,19 @@ def channel_name(database: str, schema: str) -> str:
     return f"sheetbatch_log_{digest}"
 
 
-class HeadAnnouncer:
-    """Sends the new log head to every listening process, inside the committing transaction."""
+class NotifyChannel:
+    """The channel a committing transaction sends the new log head to (`Tx.flush` sends the
+    NOTIFY with its closing writes), for every listening process: the store's database and
+    schema, asked once."""
 
     def __init__(self) -> None:
         self._channel: str | None = None
 
-    def __call__(self, conn: Connection, head: int) -> None:
+    def __call__(self, conn: Connection) -> str:
         if self._channel is None:
             database, schema = conn.exec_driver_sql(_IDENTITY).one()
             self._channel = channel_name(str(database), str(schema))
-        conn.execute(_NOTIFY, {"channel": self._channel, "head": str(head)})
+        return self._channel
 
 
 class LogListener:

@@ -134,9 +134,6 @@ class _Sql:
         self.batch_counts = self.render(f'SELECT {counts} FROM {batches} WHERE "batch_id" = :bid')
         # The counters a transaction moves, locked at their first move until it ends.
         self.lock_counts = self.batch_counts + (" FOR UPDATE" if self.postgresql else "")
-        self.cancel_requested = self.render(
-            f'SELECT "cancel_requested" FROM {batches} WHERE "batch_id" = :bid'
-        )
         # The claim itself: one conditional UPDATE that succeeds only for a runnable job (queued,
         # or running under a lease that expired) and bumps its lease epoch. On PostgreSQL the
         # condition is re-checked after a concurrent heartbeat commits, so a renewed lease is
@@ -144,7 +141,8 @@ class _Sql:
         self.claim = self.render(
             f'UPDATE {jobs} SET "lease_epoch" = "lease_epoch" + 1 WHERE "job_id" = :jid AND '
             f'("status" = :queued OR ("status" = :running AND '
-            f'("lease_expires" IS NULL OR "lease_expires" < :now))) RETURNING "lease_epoch"'
+            f'("lease_expires" IS NULL OR "lease_expires" < :now))) '
+            f"RETURNING {_names(JobRow._fields)}"
         )
         self._jobs, self._batches, self._counts = jobs, batches, counts
 
@@ -263,6 +261,12 @@ class HotStatements:
 
     def set_head(self, head: int) -> None:
         self._execute(self._sql.set_head, {"head": head})
+
+    def notify(self, channel: str, head: int) -> None:
+        """Announce the new log head on `channel` at commit (PostgreSQL)."""
+        self._execute(
+            "SELECT pg_notify(%(channel)s, %(head)s)", {"channel": channel, "head": str(head)}
+        )
 
     def insert_events(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append events (dicts of id, type, batch_id, job_id, time and a JSON-able `data`)."""
@@ -386,8 +390,9 @@ class HotStatements:
         self._moves.clear()
         self._counts.clear()
 
-    def claim(self, job_id: str, now: float) -> int | None:
-        """Bump the job's lease epoch if it is claimable at `now`; the new epoch, or None."""
+    def claim(self, job_id: str, now: float) -> JobRow | None:
+        """Bump the job's lease epoch if it is claimable at `now`; the row with its new
+        epoch (no second read), or None."""
         self.flush_jobs(lambda held, _: held == job_id)
         row = self._one(
             self._sql.claim,
@@ -398,11 +403,13 @@ class HotStatements:
                 "running": JobStatus.RUNNING.value,
             },
         )
-        return None if row is None else int(row[0])
+        return None if row is None else self._job(row)
 
     def cancel_requested(self, batch_id: str) -> bool:
-        row = self._one(self._sql.cancel_requested, {"bid": batch_id})
-        return bool(row and row[0])
+        """Whether the batch was asked to stop, read with its counters (`batch_counts`): one
+        read of the batch row per transaction, however many of its jobs the group moves."""
+        counts = self.batch_counts(batch_id)
+        return bool(counts and counts.cancel_requested)
 
 
 def _counts(row: Any) -> BatchCounts:

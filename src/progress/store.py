@@ -30,7 +30,7 @@ from progress.engine import DEFAULT_URL, create_store_engine, is_sqlite
 from progress.errors import BatchExists
 from progress.feed import LogFeed
 from progress.leases import fence
-from progress.listener import HeadAnnouncer, LogListener
+from progress.listener import LogListener, NotifyChannel
 from progress.migrate import ensure_schema
 from progress.quota_state import QuotaState
 from progress.reads import StoreReads, batch_row
@@ -117,7 +117,7 @@ class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps,
             self._begin_write,
             self.clock,
             self.feed.poke,
-            announce=None if sqlite else HeadAnnouncer(),
+            announce=None if sqlite else NotifyChannel(),
         )
         # Batches cancelled through this Store object: workers of this process see the
         # cancel at once, without a read (other processes read `cancel_requested`).
