@@ -313,11 +313,14 @@ def write_updates(
                 totals.unwritable.setdefault(job, []).extend(reasons)
             planned = set(plan.owner.values())
             pending = {j: v for j, v in pending.items() if j in planned}
-            batch = requests(columns, plan.writes, render=RENDER, limit=ws.max_payload)
-            if not batch:
+            # One request a round: the next round plans on a fresh read.
+            request = next(
+                requests(columns, plan.writes, render=RENDER, limit=ws.max_payload), None
+            )
+            if request is None:
                 break
             try:
-                landing = send(ws.api, columns, batch[0])
+                landing = send(ws.api, columns, request)
             except APIError as exc:
                 if google_error(exc).code != 400 or refreshed:
                     raise
@@ -325,7 +328,7 @@ def write_updates(
                 refreshed = True
                 ws.state(fresh=True)
                 continue
-        done, shifted = _settle(ws, snap, plan, columns, batch[0], landing, job_key, totals)
+        done, shifted = _settle(ws, snap, plan, columns, request, landing, job_key, totals)
         pending = {j: v for j, v in pending.items() if j not in done}
         stuck = stuck + 1 if shifted or not done else 0
     result = totals.result()
