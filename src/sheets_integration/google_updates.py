@@ -123,10 +123,12 @@ def _plan(
     fill: Collection[str],
 ) -> _Plan:
     plan = _Plan()
+    # The rows of the jobs written only: a map of every id of a 100,000-row sheet was ~15 MB.
+    wanted = {job.strip() for job in pending}
     rows: dict[str, list[int]] = {}
     for offset in range(1, snap.height()):
         job = text(snap.at(job_key, offset)).strip()
-        if job:
+        if job in wanted:
             rows.setdefault(job, []).append(offset)
     doubled = {j.strip() for j in pending if len(rows.get(j.strip(), [])) > 1}
     tagged = _tagged_rows(ws, doubled) if doubled else {}
