@@ -186,8 +186,7 @@ def _tag_rows(
         for metadata_id, index in present.get(old, set())
         if index == row + 1
     )
-    # Made as they are sent: a request per row of a 100,000-row sheet held at once was
-    # ~100 MB.
+    # Made as they are sent, not a list of a request per row of a 100,000-row sheet.
     creates = (
         tags.create(tags.JOB_KEY, job_id, ws.sheet_id, "ROWS", row + 1)
         for row, job_id in sorted(rows.items())
@@ -235,7 +234,7 @@ def assign_ids(
     # a 100,000-row sheet are not held at once.
     if first is not None and landing is not None:
         work.settle(first, landing, writes)
-    for request in batch:
+    for request in batch:  # the rest of the requests, made one at a time
         work.settle(request, send(ws.api, work.columns, request), writes)
     carrying = {
         row: job_id

@@ -1,11 +1,12 @@
 """Reading a worksheet whole: its values, hyperlinks, merges, protected ranges and our tags.
 
-Every request addresses the worksheet by sheetId: `spreadsheets:getByDataFilter` of the
-header row for the grid size, merged and protected ranges and column tags; then, a page of
-rows at a time (`google_pages`), `spreadsheets:getByDataFilter` pruned to what the values
-do not say (each cell's hyperlink: an `=HYPERLINK(...)` formula or a linked cell, the links
-in its text runs) and `values:batchGetByDataFilter` for the text the user sees
-(FORMATTED_VALUE: "00123" stays "00123"), the rows going to a `SpilledRows`.
+Every request addresses the worksheet by sheetId, a page of rows at a time
+(`google_pages`): `spreadsheets:getByDataFilter` pruned to what the values do not say (each
+cell's hyperlink: an `=HYPERLINK(...)` formula or a linked cell, the links in its text
+runs; the first one also the grid size, merged and protected ranges and column tags), and
+`values:batchGetByDataFilter` for the text the user sees (FORMATTED_VALUE: "00123" stays
+"00123"), the rows going to a `SpilledRows`. A worksheet of up to `Paging.per_request`
+rows (25,000 by default) takes one request of each.
 """
 
 from __future__ import annotations

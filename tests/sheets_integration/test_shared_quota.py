@@ -141,7 +141,7 @@ def test_two_processes_opening_one_credentials_sheet_stay_within_its_limit_toget
         "SHEETBATCH_GOOGLE_BURST": str(BURST),
     }
     started = time.monotonic()
-    both = [_spawn(_READER, store_url, f"{key}/Leads", "4", **env) for _ in range(2)]
+    both = [_spawn(_READER, store_url, f"{key}/Leads", "6", **env) for _ in range(2)]
     made = [_result(p)["requests"] for p in both]
     elapsed = time.monotonic() - started
     # Each alone would spend its own burst (10 requests, over the limit of 8: 429s); one
