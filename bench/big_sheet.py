@@ -133,6 +133,7 @@ def measure(
     extra: list[str] = []
     if google is not None:
         spec = google.sheet(rows)
+        google.standin.clear_log()
         env["SHEETBATCH_SHEETS_API_URL"] = google.standin.url
         extra = ["--credentials", str(google.key_file)]
     else:
@@ -163,7 +164,15 @@ def measure(
     sheet.unlink(missing_ok=True)
     for part in db.parent.glob(db.name + "*"):
         part.unlink()
+    figures: dict[str, Any] = {}
+    if google is not None:
+        # What the run cost of the credential's quota (60 reads and 60 writes a minute).
+        figures["google_requests"] = {
+            kind: google.standin.count(kind=kind) for kind in ("read", "write")
+        }
+        google.standin.clear_log()
     return {
+        **figures,
         "rows": rows,
         "exit_code": code,
         "seconds": round(seconds, 1),

@@ -10,7 +10,7 @@ text as \\uXXXX, doubling CJK text).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gspread.http_client import ParamsType
@@ -75,12 +75,15 @@ class SheetsApi:
         body: dict[str, Any] = response.json()
         return [s.get("properties", {}) for s in body.get("sheets", [])]
 
-    def grid(self, sheet_id: int, fields: str) -> dict[str, Any] | None:
-        """The Sheet resource of `sheet_id` with grid data, pruned to `fields`
-        (spreadsheets.getByDataFilter); None when no such worksheet is left."""
+    def grid(
+        self, sheet_id: int, fields: str, filters: Sequence[DataFilter] | None = None
+    ) -> dict[str, Any] | None:
+        """The Sheet resource of `sheet_id` with grid data of `filters` (the whole sheet by
+        default), pruned to `fields` (spreadsheets.getByDataFilter); None when no such
+        worksheet is left."""
         body = self._post(
             ":getByDataFilter",
-            {"dataFilters": [whole_sheet(sheet_id)], "includeGridData": True},
+            {"dataFilters": list(filters or [whole_sheet(sheet_id)]), "includeGridData": True},
             params={"fields": fields},
         )
         for sheet in body.get("sheets", []):
@@ -114,24 +117,24 @@ class SheetsApi:
         replies: list[dict[str, Any]] = answer.get("replies", [])
         return replies
 
-    def batch_updates(
-        self, requests: Sequence[Mapping[str, Any]], limit: int
-    ) -> list[dict[str, Any]]:
+    def batch_updates(self, requests: Iterable[Mapping[str, Any]], limit: int) -> int:
         """Independent requests (tags of many rows) in batchUpdates of at most `limit`
-        bytes each; the replies, one per request."""
-        replies: list[dict[str, Any]] = []
+        bytes each, taken from `requests` as they are sent; how many were sent."""
+        sent = 0
         chunk: list[Mapping[str, Any]] = []
         size = 0
         for request in requests:
             cost = len(encode(request)) + 1
             if chunk and size + cost > limit:
-                replies += self.batch_update(chunk)
+                self.batch_update(chunk)
+                sent += len(chunk)
                 chunk, size = [], 0
             chunk.append(request)
             size += cost
         if chunk:
-            replies += self.batch_update(chunk)
-        return replies
+            self.batch_update(chunk)
+            sent += len(chunk)
+        return sent
 
     def search_metadata(self, filters: Sequence[DataFilter]) -> list[dict[str, Any]]:
         """developerMetadata:search: the DeveloperMetadata entries the filters select."""

@@ -163,6 +163,9 @@ class Columns:
         snap = Snapshot()
         filters = [tags.by_id(self.tags[key].metadata_id) for key in keys]
         filters += [c.data_filter for c in watch]
+        # Equal values held once: a column of a big sheet repeats its statuses and empty
+        # cells ("succeeded" 100,000 times is one string, not 100,000).
+        alike: dict[str, str] = {}
         for value_range, used in self.api.values(filters, render=render, major="COLUMNS"):
             for data_filter in used:
                 key = by_filter.get(encode(data_filter))
@@ -170,11 +173,12 @@ class Columns:
                     continue
                 line = (value_range.get("values") or [[]])[0]
                 header = normalize_header(text(line[0] if line else ""))
+                values = [alike.setdefault(v, v) if type(v) is str else v for v in line]
                 if key in names:
                     if header == normalize_header(names[key]):
-                        snap.values[key] = list(line)
+                        snap.values[key] = values
                     continue
-                snap.values[key] = list(line)
+                snap.values[key] = values
                 snap.index[key] = column_of(str(value_range.get("range", "A1")))
                 if header != key:
                     snap.stale.add(key)

@@ -13,13 +13,15 @@ where exactly one row carries it, with the expected inputs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Collection, Mapping
 
 from sheets_integration import google_tags as tags
-from sheets_integration.google_api import column_range, whole_sheet
+from sheets_integration.google_api import column_range
 from sheets_integration.google_columns import column_of
 from sheets_integration.google_errors import SheetUnavailable
+from sheets_integration.google_pages import read_pages
 from sheets_integration.google_table import a1
 from sheets_integration.google_tags import Tag
 from sheets_integration.google_updates import own_columns
@@ -43,22 +45,26 @@ RENDER = "FORMATTED_VALUE"  # the inputs compare with the rows as the caller rea
 
 
 def _read(ws: Worksheet, job_key: str, job_column: str) -> tuple[Table, Tag]:
-    """The worksheet's values, and our Job ID tag on the column so headed: one read."""
+    """The worksheet's values (in pages), and our Job ID tag on the column so headed (read
+    along in the first page's request)."""
     for _ in range(3):
         tag = ws.columns.tags.get(job_key)
         if tag is not None:
-            ranges = ws.api.values(
-                [whole_sheet(ws.sheet_id), tags.by_id(tag.metadata_id)], render=RENDER
+            header, rows, found = read_pages(
+                ws.api,
+                ws.sheet_id,
+                ws.height,
+                render=RENDER,
+                paging=ws.paging,
+                extra=[tags.by_id(tag.metadata_id)],
+                what=ws.name,
             )
-            table: Table | None = None
-            index: int | None = None
-            for value_range, used in ranges:
-                if any("gridRange" in f for f in used):
-                    values = [[str(v) for v in row] for row in value_range.get("values", [])]
-                    table = Table(values[0] if values else [], values[1:])
-                if any("developerMetadataLookup" in f for f in used):
-                    index = column_of(str(value_range.get("range", "A1")))
-            if table is not None and index is not None and table.index(job_column) == index:
+            table = Table(header, rows)
+            index = next(
+                (column_of(str(value_range.get("range", "A1"))) for value_range, _ in found),
+                None,
+            )
+            if index is not None and table.index(job_column) == index:
                 return table, Tag(tag.metadata_id, tag.value, index)
             ws.columns.forget([job_key])
         own_columns(ws, {job_key: job_column}, {job_key})
@@ -174,19 +180,19 @@ def _tag_rows(
             tag = tags.parse(meta, tags.JOB_KEY, ws.sheet_id)
             if tag is not None:
                 present.setdefault(tag.value, set()).add((tag.metadata_id, tag.index))
-    changes = [
+    deletes = (
         tags.delete(metadata_id)
         for row, old in replaced.items()
         for metadata_id, index in present.get(old, set())
         if index == row + 1
-    ]
-    changes += [
+    )
+    # Made as they are sent, not a list of a request per row of a 100,000-row sheet.
+    creates = (
         tags.create(tags.JOB_KEY, job_id, ws.sheet_id, "ROWS", row + 1)
         for row, job_id in sorted(rows.items())
         if not any(index == row + 1 for _, index in present.get(job_id, set()))
-    ]
-    if changes:
-        ws.api.batch_updates(changes, ws.max_payload - 100)
+    )
+    ws.api.batch_updates(itertools.chain(deletes, creates), ws.max_payload - 100)
 
 
 def assign_ids(
@@ -222,10 +228,14 @@ def assign_ids(
         job = Column(job_key, job_column, tags.by_id(tag.metadata_id))
         work = _Assignment(ws, table, job, watched)
         batch = requests(work.columns, {job_key: writes}, render=RENDER, limit=ws.max_payload)
-        answered = [(batch[0], send(ws.api, work.columns, batch[0]))] if batch else []
-    answered += [(request, send(ws.api, work.columns, request)) for request in batch[1:]]
-    for request, landing in answered:
-        work.settle(request, landing, writes)
+        first = next(batch, None)
+        landing = None if first is None else send(ws.api, work.columns, first)
+    # Each answer is settled before the next request is made: the bodies and answers of
+    # a 100,000-row sheet are not held at once.
+    if first is not None and landing is not None:
+        work.settle(first, landing, writes)
+    for request in batch:  # the rest of the requests, made one at a time
+        work.settle(request, send(ws.api, work.columns, request), writes)
     carrying = {
         row: job_id
         for row, job_id in assignments.items()

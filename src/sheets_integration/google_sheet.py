@@ -50,6 +50,7 @@ from sheets_integration.google_errors import (
     translated,
 )
 from sheets_integration.google_jobs import assign_ids
+from sheets_integration.google_pages import DEFAULT_PAGING, Paging
 from sheets_integration.google_table import read_values
 from sheets_integration.google_updates import write_updates
 from sheets_integration.google_worksheet import Worksheet
@@ -82,7 +83,8 @@ class GoogleSheet:
     `spec` is a URL, key or `key/worksheet` (the first worksheet when none is named).
     `credentials` defaults to $GOOGLE_APPLICATION_CREDENTIALS, `api_url` to
     $SHEETBATCH_SHEETS_API_URL, then Google. All instances using one credential share
-    the buckets of `registry` (the process-wide one by default). `sleep` and `rng` drive
+    the buckets of `registry` (the process-wide one by default). Rows are read a page of
+    rows at a time (`paging`, see `google_pages`). `sleep` and `rng` drive
     the retry backoff. Thread-safe: operations run one at a time. Call `close()` when done.
     """
 
@@ -97,6 +99,7 @@ class GoogleSheet:
         registry: QuotaRegistry | None = None,
         retry: RetryPolicy | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        paging: Paging = DEFAULT_PAGING,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         environ: Mapping[str, str] | None = None,
@@ -121,6 +124,7 @@ class GoogleSheet:
             gid=self._gid,
             title=self._title,
             max_payload=max_payload_bytes,
+            paging=paging,
         )
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -169,8 +173,10 @@ class GoogleSheet:
         return self._run("read", lambda: self._ws.state(fresh=True).table)
 
     def read_values(self) -> Table:
-        """The text the user sees, nothing else: one read request."""
-        return self._run("read", lambda: read_values(self._ws.api, self._ws.sheet_id))
+        """The text the user sees, nothing else: one read request per `paging.per_request`
+        rows."""
+        ws = self._ws
+        return self._run("read", lambda: read_values(ws.api, ws.sheet_id, ws.height, ws.paging))
 
     def ensure_columns(self, columns: Sequence[str]) -> Table:
         """Append the missing `columns` after the used area (one request); the table.

@@ -1,11 +1,12 @@
 """Reading a worksheet whole: its values, hyperlinks, merges, protected ranges and our tags.
 
-Two read requests, both addressing the worksheet by sheetId: `values:batchGetByDataFilter`
-for the text the user sees (FORMATTED_VALUE: "00123" stays "00123"), and
-`spreadsheets:getByDataFilter` with grid data pruned to what the values do not say: each
-cell's hyperlink (an `=HYPERLINK(...)` formula or a linked cell), the links in its text
-runs, the formula of `=HYPERLINK` cells, the merged and protected ranges, the grid size and
-the column tags.
+Every request addresses the worksheet by sheetId, a page of rows at a time
+(`google_pages`): `spreadsheets:getByDataFilter` pruned to what the values do not say (each
+cell's hyperlink: an `=HYPERLINK(...)` formula or a linked cell, the links in its text
+runs; the first one also the grid size, merged and protected ranges and column tags), and
+`values:batchGetByDataFilter` for the text the user sees (FORMATTED_VALUE: "00123" stays
+"00123"), the rows going to a `SpilledRows`. A worksheet of up to `Paging.per_request`
+rows (25,000 by default) takes one request of each.
 """
 
 from __future__ import annotations
@@ -15,10 +16,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gspread.exceptions import APIError
 from gspread.utils import rowcol_to_a1
 
 from sheets_integration.errors import SheetError
-from sheets_integration.google_api import SheetsApi, whole_sheet
+from sheets_integration.google_api import SheetsApi
+from sheets_integration.google_errors import google_error
+from sheets_integration.google_pages import (
+    DEFAULT_PAGING,
+    Paging,
+    grid_height,
+    read_pages,
+    requests_for,
+    row_range,
+)
 from sheets_integration.google_tags import Tag, column_tags
 from sheets_integration.sheet import Table
 
@@ -29,7 +40,16 @@ GRID_FIELDS = (
     "rowData.values(hyperlink,textFormatRuns(startIndex,format.link.uri),"
     "userEnteredValue.formulaValue)))"
 )
-"""What `spreadsheets:getByDataFilter` is asked for: everything but the values."""
+"""What the first `spreadsheets:getByDataFilter` of a read is asked for: everything but the
+values (of its rows)."""
+
+LINK_FIELDS = (
+    "sheets(properties.sheetId,data(startRow,startColumn,"
+    "rowData.values(hyperlink,textFormatRuns(startIndex,format.link.uri),"
+    "userEnteredValue.formulaValue)))"
+)
+"""What the next ones (of a worksheet higher than one request reads) are asked for: the
+links of their rows."""
 
 _STRING = r'"((?:[^"]|"")*)"'
 _HYPERLINK = re.compile(rf"^=\s*HYPERLINK\s*\(\s*{_STRING}\s*(?:[,;].*)?\)\s*$", re.I | re.S)
@@ -181,35 +201,71 @@ def _merged(merges: list[Box]) -> dict[tuple[int, int], str]:
     return inside
 
 
-def read_values(api: SheetsApi, sheet_id: int) -> Table:
-    """The worksheet's text only (FORMATTED_VALUE), one read request: no links, no merges."""
-    ranges = api.values([whole_sheet(sheet_id)], render="FORMATTED_VALUE")
-    values = [[str(v) for v in row] for row in (ranges[0][0].get("values", []) if ranges else [])]
-    return Table(values[0] if values else [], values[1:])
+def read_values(
+    api: SheetsApi, sheet_id: int, height: int, paging: Paging = DEFAULT_PAGING
+) -> Table:
+    """The worksheet's text only (FORMATTED_VALUE), in pages (one request up to
+    `paging.per_request` rows); `height` is its row count as last seen."""
+    header, rows, _ = read_pages(api, sheet_id, height, render="FORMATTED_VALUE", paging=paging)
+    return Table(header, rows)
 
 
-def read_state(api: SheetsApi, sheet_id: int) -> SheetState:
-    """The worksheet `sheet_id` as it stands: two read requests. Raises WorksheetGone."""
-    sheet = api.grid(sheet_id, GRID_FIELDS)
-    if sheet is None:
-        raise WorksheetGone(sheet_id)
-    ranges = api.values([whole_sheet(sheet_id)], render="FORMATTED_VALUE")
-    values = [[str(v) for v in row] for row in (ranges[0][0].get("values", []) if ranges else [])]
+def _first_grid(
+    api: SheetsApi, sheet_id: int, height: int, paging: Paging
+) -> tuple[dict[str, Any], bool]:
+    """The first grid answer of a read (`height`: the row count as last seen) and whether
+    it read every row."""
+    for attempt in range(2):
+        pages = next(requests_for(0, height, paging))
+        try:
+            sheet = api.grid(sheet_id, GRID_FIELDS, [row_range(sheet_id, a, b) for a, b in pages])
+        except APIError as exc:
+            # Rows deleted since: a range past the grid.
+            if google_error(exc).code != 400 or attempt:
+                raise
+            height = grid_height(api, sheet_id) or 1
+            continue
+        if sheet is None:
+            break
+        return sheet, pages[-1][1] is None
+    raise WorksheetGone(sheet_id)
+
+
+def read_state(
+    api: SheetsApi, sheet_id: int, height: int, paging: Paging = DEFAULT_PAGING
+) -> SheetState:
+    """The worksheet `sheet_id` as it stands (`height`: its row count as last seen), read
+    in pages (`google_pages`): grid data (grid size, merges, protections, tags and the
+    first rows' links), the values a page of rows at a time, then the other rows' links;
+    a worksheet of up to `paging.per_request` rows in two requests. Raises WorksheetGone."""
+    sheet, whole = _first_grid(api, sheet_id, height, paging)
     properties = sheet.get("properties", {})
     grid = properties.get("gridProperties", {})
+    height = int(grid.get("rowCount", 0))
+    title = str(properties.get("title", ""))
+    header, rows, _ = read_pages(
+        api, sheet_id, height, render="FORMATTED_VALUE", paging=paging, what=title
+    )
+    links = _links(sheet)
+    used = len(rows) + 1  # the links of the rows the values showed (and any added since)
+    if not whole and used > paging.per_request:
+        for pages in requests_for(paging.per_request, used, paging):
+            part = api.grid(sheet_id, LINK_FIELDS, [row_range(sheet_id, a, b) for a, b in pages])
+            if part is None:
+                raise WorksheetGone(sheet_id)
+            links.update(_links(part))
     merges = [Box.of(m) for m in sheet.get("merges", [])]
     protected = [
         Protected(Box.of(p.get("range", {})), str(p.get("description", "")))
         for p in sheet.get("protectedRanges", [])
         if not p.get("requestingUserCanEdit") and not p.get("warningOnly")
     ]
-    table = Table(values[0] if values else [], values[1:], _links(sheet), _merged(merges))
     return SheetState(
         sheet_id=sheet_id,
-        title=str(properties.get("title", "")),
-        rows=int(grid.get("rowCount", 0)),
+        title=title,
+        rows=height,
         cols=int(grid.get("columnCount", 0)),
-        table=table,
+        table=Table(header, rows, links, _merged(merges)),
         tags=column_tags(sheet, sheet_id),
         merges=merges,
         protected=protected,

@@ -50,14 +50,14 @@ def parse(meta: Mapping[str, Any], key: str, sheet_id: int) -> Tag | None:
 
 def column_tags(sheet: Mapping[str, Any], sheet_id: int) -> list[Tag]:
     """The column tags in a Sheet resource read with `columnMetadata.developerMetadata`."""
-    found: list[Tag] = []
+    found: dict[int, Tag] = {}  # each range's grid data repeats the columns' metadata
     for data in sheet.get("data", []):
         for properties in data.get("columnMetadata", []):
             for meta in properties.get("developerMetadata", []):
                 tag = parse(meta, COLUMN_KEY, sheet_id)
                 if tag is not None:
-                    found.append(tag)
-    return found
+                    found.setdefault(tag.metadata_id, tag)
+    return list(found.values())
 
 
 def create(key: str, value: str, sheet_id: int, dimension: str, index: int) -> dict[str, Any]:

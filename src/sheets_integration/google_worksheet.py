@@ -9,6 +9,7 @@ from sheets_integration.errors import SheetNotFound
 from sheets_integration.google_access import SheetsHTTPClient
 from sheets_integration.google_api import SheetsApi
 from sheets_integration.google_columns import Columns
+from sheets_integration.google_pages import DEFAULT_PAGING, Paging
 from sheets_integration.google_table import SheetState, WorksheetGone, read_state
 
 log = logging.getLogger(__name__)
@@ -29,16 +30,20 @@ class Worksheet:
         gid: int | None,
         title: str | None,
         max_payload: int,
+        paging: Paging = DEFAULT_PAGING,
     ) -> None:
         self.api = api
         self.http = http
         self.key = api.key
         self.max_payload = max_payload
+        self.paging = paging
         self._gid = gid
         self._title = title
         self._sheet_id: int | None = None
         self._columns: Columns | None = None
         self._state: SheetState | None = None
+        self._height = 0
+        """Its row count as last seen (where a paged read plans its ranges)."""
 
     @property
     def name(self) -> str:
@@ -79,10 +84,17 @@ class Worksheet:
         """The worksheet as last read; read now (two requests) when `fresh` or never read."""
         if fresh or self._state is None:
             try:
-                self._state = read_state(self.api, self.sheet_id)
+                self._state = read_state(self.api, self.sheet_id, self.height, self.paging)
             except WorksheetGone:
                 raise self.gone() from None
+            self._height = self._state.rows
         return self._state
+
+    @property
+    def height(self) -> int:
+        """The worksheet's row count as last seen (by choosing it or by a read)."""
+        _ = self.sheet_id
+        return self._height
 
     def synced(self) -> None:
         """Keep the last read current after a `columns.sync` that changed the sheet: its
@@ -127,4 +139,5 @@ class Worksheet:
             raise SheetNotFound(f"{what} in Google spreadsheet {self.key}", hint)
         chosen = found[0]
         self._title = str(chosen.get("title", self._title or ""))
+        self._height = int(chosen.get("gridProperties", {}).get("rowCount", 0))
         return chosen

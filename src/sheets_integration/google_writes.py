@@ -12,11 +12,13 @@ our read and the write is told by its `Job ID` (or, for job id writes, its input
 their previous value is known from the read, and which cannot (those are left alone and
 reported, never cleared).
 
-Requests are split so the bytes sent stay under the limit, measured on the encoded body.
+Requests are split so the bytes sent stay under the limit, measured on the encoded body
+(beyond the nulls that lead down to their rows).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +84,7 @@ def _body(
     columns: Sequence[Column],
     writes: Mapping[str, Mapping[int, CellValue]],
     offsets: Sequence[int],
+    *,
     render: str,
 ) -> bytes:
     chosen = set(offsets)
@@ -108,16 +111,22 @@ class Request:
     body: bytes
 
 
+def _padding(columns: int, first: int) -> int:
+    """The bytes of nulls any request writing from offset `first` carries above it (each
+    column's values run from the header), however few cells it writes."""
+    return columns * len("null,") * first
+
+
 def _split(
-    offsets: list[int], build: Callable[[Sequence[int]], bytes], limit: int
+    offsets: list[int], build: Callable[[Sequence[int]], bytes], limit: int, columns: int
 ) -> Iterator[Request]:
     body = build(offsets)
-    if len(body) <= limit or len(offsets) == 1:
+    if len(body) <= limit + _padding(columns, offsets[0]) or len(offsets) == 1:
         yield Request(tuple(offsets), body)
         return
     middle = len(offsets) // 2
-    yield from _split(offsets[:middle], build, limit)
-    yield from _split(offsets[middle:], build, limit)
+    yield from _split(offsets[:middle], build, limit, columns)
+    yield from _split(offsets[middle:], build, limit, columns)
 
 
 def requests(
@@ -126,16 +135,20 @@ def requests(
     *,
     render: str,
     limit: int,
-) -> list[Request]:
-    """`writes` (column key -> offset -> value) as requests of at most `limit` bytes each,
-    rows in sheet order; every column of `columns` rides along in each, so its answer
-    shows them all. (A single row larger than `limit` goes alone.)"""
+) -> Iterator[Request]:
+    """`writes` (column key -> offset -> value) as requests, rows in sheet order, each
+    encoded when the one before has been taken; every column of `columns` rides along in
+    each, so its answer shows them all. A request's bytes beyond the nulls that lead down
+    to its first row stay under `limit` (a single row larger than that goes alone): rows
+    far down a big sheet are not sent one request each because the nulls above them alone
+    pass the limit."""
     offsets = sorted({o for values in writes.values() for o in values})
     if any(o < 1 for o in offsets):
         raise ValueError("offset 0 is the header row: headers are never written here")
     if not offsets:
-        return []
-    return list(_split(offsets, lambda chunk: _body(columns, writes, chunk, render), limit))
+        return iter(())
+    build = functools.partial(_body, columns, writes, render=render)
+    return _split(offsets, build, limit, len(columns))
 
 
 def _first_row(a1_range: str) -> int:

@@ -159,7 +159,7 @@ class Sheet(Protocol):
     def read_values(self) -> Table:
         """The cells' text only, as cheaply as the backend can (no hyperlinks, no merges):
         enough to tell which rows a run would select (a schedule's tick with nothing to do
-        costs one read request on Google Sheets)."""
+        costs one read request per 25,000 rows on Google Sheets)."""
         ...
 
     def ensure_columns(self, columns: Sequence[str]) -> Table:

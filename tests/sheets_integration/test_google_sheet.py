@@ -227,8 +227,26 @@ def test_large_writes_are_split_under_the_payload_limit(
     sheet.write_by_job_id({f"j{i}": {"Status": "x" * 200} for i in range(40)})
     writes = [r for r in standin.log if r.route == "values.batchUpdateByDataFilter"]
     assert len(writes) >= 3
-    assert all(r.size <= 4_000 for r in writes)  # the bytes that were sent
+    # The bytes that were sent: the limit, plus at most the nulls every column of a request
+    # carries above its first row (Job ID, Status and a watched column here, 41 rows).
+    assert all(r.size <= 4_000 + 3 * len("null,") * 41 for r in writes)
     assert all(row[1] == "x" * 200 for row in _values(standin, sheet)[1:])
+
+
+def test_writes_far_down_a_big_sheet_are_not_sent_a_row_at_a_time(
+    google_sheet: MakeSheet, standin: StandIn
+) -> None:
+    # Every column's values run from the header: the nulls above row 3,000 alone pass a
+    # 10,000-byte limit, which must not make each row a request of its own.
+    rows = [["Company"]] + [[f"c{i}"] for i in range(3_000)]
+    sheet = google_sheet(rows, max_payload_bytes=10_000)
+    sheet.ensure_columns(BOOKKEEPING)
+    sheet.assign_job_ids({i: f"j{i}" for i in range(2_900, 3_000)}, {})
+    standin.clear_log()
+    sheet.write_by_job_id({f"j{i}": {"Status": "done"} for i in range(2_900, 3_000)})
+    writes = [r for r in standin.log if r.route == "values.batchUpdateByDataFilter"]
+    assert len(writes) == 1
+    assert [row[1] for row in _values(standin, sheet)[2_901:]] == ["done"] * 100
 
 
 def test_cells_are_clipped_to_the_cell_limit(google_sheet: MakeSheet, standin: StandIn) -> None:
