@@ -450,3 +450,15 @@ def test_every_event_of_a_job_moves_its_last_event_id(store: Store) -> None:
     for job in store.jobs(batch_id=batch_id):
         events = store.events_after(0, job_id=job["job_id"])
         assert job["last_event_id"] == events[-1]["id"], events[-1]["type"]
+
+
+def test_every_sqlite_connection_keeps_a_small_page_cache(tmp_path: Any) -> None:
+    # A run holds a connection per worker thread, each with a page cache of its own: at
+    # SQLite's default 2 MB each they filled up as the file grew (RSS grew with the rows).
+    with (
+        open_store(f"sqlite:///{tmp_path / 'p.db'}") as store,
+        store.engine.connect() as one,
+        store.engine.connect() as two,
+    ):
+        sizes = [c.exec_driver_sql("PRAGMA cache_size").scalar_one() for c in (one, two)]
+    assert sizes == [-512, -512]
