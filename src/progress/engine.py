@@ -133,6 +133,10 @@ def _check_sqlite_file(path: Path, *, default: bool, create: bool) -> None:
         )
 
 
+#: Page cache per SQLite connection, in KiB (negative: SQLite's unit for a size in KiB).
+SQLITE_CACHE_KIB = -512
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -145,6 +149,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Each connection has a page cache of its own (2 MB by default), and a run holds one
+        # connection per worker thread: at 2 MB each they filled up as the file grew, so a
+        # 500,000-row run held ~15 MB more than a 10,000-row one. The OS caches the file too.
+        cursor.execute(f"PRAGMA cache_size={SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, func, select, tuple_
+from sqlalchemy import Connection, bindparam, distinct, func, select, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -280,6 +280,15 @@ class StoreReads:
         )
         with self.engine.connect() as conn:
             return [(int(event_id), job_id) for event_id, job_id in conn.execute(query)]
+
+    def jobs_moved_after(self, after: int, *, batch_id: str) -> int:
+        """How many of the batch's jobs have events after `after` (counted by the database:
+        no id is held here, however many moved)."""
+        query = select(func.count(distinct(t.events.c.job_id))).where(
+            t.events.c.id > after, t.events.c.batch_id == batch_id
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def follow(
         self,

@@ -236,11 +236,15 @@ class JobTransitions(JobPhases):
 
         def _op(tx: Tx) -> int:
             job = tx.sql.job(job_id)
-            return tx.emit(
+            event_id = tx.emit(
                 EventType.JOB_NOTE,
                 job.batch_id,
                 job_id,
                 {"status": job.status, "row": job.row, "message": message, **data},
             )
+            # Every event of a job moves its last_event_id: a reader that finds the jobs
+            # changed since a cursor from the jobs table (the final sheet flush) sees it.
+            tx.sql.update_job(job_id, {"last_event_id": event_id})
+            return event_id
 
         return self._apply(_op)

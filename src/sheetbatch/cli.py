@@ -16,6 +16,7 @@ from sheetbatch.cli_errors import CommandError, CommandGroup
 from sheetbatch.config import Settings, load_settings
 from sheetbatch.console import summary_line
 from sheetbatch.live_run import execute_run
+from sheetbatch.malloc_arenas import limit_malloc_arenas
 from sheetbatch.service import store_for
 from sheetbatch.webhook_client import webhook_refusal
 from sheetbatch.worker_cli import print_workers, worker_command
@@ -309,4 +310,5 @@ for _command in (*_SCHEDULE_COMMANDS, *_NOTIFY_COMMANDS):
 
 def main() -> None:
     """Console-script entry point."""
+    limit_malloc_arenas()  # before any thread starts
     cli(prog_name="sheetbatch")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 from pipeline.errors import PipelineError
 from progress import BatchSnapshot, BatchStatus, Store
@@ -51,7 +52,7 @@ def unreachable(exc: SheetError) -> bool:
 
 def select_for(
     store: Store, settings: Settings, sheet: Sheet, table: Table, schedule: ScheduleRow
-) -> tuple[list[int], Selection]:
+) -> tuple[Sequence[int], Selection]:
     """The rows a tick of `schedule` would process in `table` now: the very selection
     `sheetbatch run` makes (`BatchProcessor.select`), nothing written."""
     options = schedule.options
@@ -159,7 +160,7 @@ class TickRunner:
         )
         return done
 
-    def preview(self, schedule: ScheduleRow) -> tuple[Table, list[int]]:
+    def preview(self, schedule: ScheduleRow) -> tuple[Table, Sequence[int]]:
         """The sheet now and the rows a tick would select (nothing is written)."""
         sheet, table = self.reader.read(schedule.sheet)
         rows, _selection = select_for(self.store, self.settings, sheet, table, schedule)

@@ -9,6 +9,7 @@ status cells current, and returns the final batch snapshot.
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,7 +162,7 @@ class BatchProcessor:
         Orphans(self.store, self.sheet.name, self.sheet_spec, self.owner).withdraw(
             table, self.columns.job_id, batch_id
         )
-        fresh = [i for i in selected if i not in keep and i not in settled]
+        fresh = array("I", (i for i in selected if i not in keep and i not in settled))
         planned = PlannedJobs(table, fresh, self.input_columns(table))
         selection.resumed = len(keep)
         if not planned and not keep:
@@ -197,7 +198,7 @@ class BatchProcessor:
         self._write_settled(settled, selection, required=False)
         return batch_id
 
-    def select(self, table: Table) -> tuple[list[int], Selection]:
+    def select(self, table: Table) -> tuple[Sequence[int], Selection]:
         """The rows `prepare` would process in `table` now, and what it would make of the
         others; nothing is written (a schedule's preview and its `no_new_rows` check)."""
         known = self._known_jobs(table)
@@ -288,7 +289,7 @@ class BatchProcessor:
 
     def _select(
         self, table: Table, known: Mapping[str, JobSnapshot], selection: Selection
-    ) -> tuple[list[int], set[int]]:
+    ) -> tuple[Sequence[int], set[int]]:
         self.selection = selection
         return select_rows(
             table,
@@ -312,7 +313,7 @@ class BatchProcessor:
     def _resumable(
         self,
         table: Table,
-        selected: list[int],
+        selected: Sequence[int],
         copies: set[int],
         known: Mapping[str, JobSnapshot],
     ) -> tuple[str | None, set[int], dict[int, JobSnapshot]]:

@@ -117,19 +117,18 @@ class StreamedAssignment:
         *,
         job_column: str = JOB_ID_COLUMN,
     ) -> None:
-        validate_job_ids(assignments)
+        self.ids = validate_job_ids(assignments)
         self.assignments = assignments
         self.expected = expected
         self.job_column = job_column
 
     def __call__(self, source: BinaryIO, target: BinaryIO) -> tuple[bool, set[int]]:
-        ids = set(self.assignments.values())
         sitting: dict[str, int] = {}  # assigned id -> the first row carrying it now
         with reading(source) as sheet:
             job_position = sheet.index(self.job_column)
             for row, (fields, _raw) in enumerate(sheet.records):
                 key = cell(fields, job_position).strip()
-                if key in ids:
+                if key and key in self.ids:
                     sitting.setdefault(key, row)
         source.seek(0)
         out = io.TextIOWrapper(target, encoding="utf-8", newline="")

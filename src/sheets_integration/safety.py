@@ -43,6 +43,7 @@ from sheets_integration.errors import (
     SheetWriteError,
 )
 from sheets_integration.file_versions import FileVersions
+from sheets_integration.id_index import IdIndex
 from sheets_integration.sheet import (
     JOB_ID_COLUMN,
     CellValue,
@@ -225,16 +226,16 @@ def plan_updates(
     )
 
 
-def validate_job_ids(assignments: Mapping[int, str]) -> None:
-    """ValueError unless every id is usable (no blanks around it, not formula-like) and
-    assigned to one row only."""
-    seen: set[str] = set()
+def validate_job_ids(assignments: Mapping[int, str]) -> IdIndex:
+    """The assigned ids as a compact set; ValueError unless every id is usable (no blanks
+    around it, not formula-like) and assigned to one row only."""
     for job_id in assignments.values():
         if not job_id or job_id != job_id.strip() or is_formula_like(job_id):
             raise ValueError(f"not a usable job id: {job_id!r}")
-        if job_id in seen:
-            raise ValueError(f"job id {job_id!r} assigned to two rows")
-        seen.add(job_id)
+    ids = IdIndex(assignments.values())
+    if ids.duplicate is not None:
+        raise ValueError(f"job id {ids.duplicate!r} assigned to two rows")
+    return ids
 
 
 def plan_job_ids(

@@ -9,6 +9,7 @@ what happened to every row: "3 rows skipped (Status set by hand: 'do not touch')
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -203,8 +204,9 @@ def select_rows(
     *,
     retry_failed: bool,
     force: bool,
-) -> tuple[list[int], set[int]]:
-    """The data rows to process, and which of them are copies of another row's job.
+) -> tuple[array[int], set[int]]:
+    """The data rows to process (4 bytes a row), and which of them are copies of another
+    row's job.
 
     `known` holds the store's snapshots of the job ids in the sheet; `inputs` maps the
     pipeline's input names to sheet columns. A Job ID on several rows belongs to the row
@@ -212,7 +214,7 @@ def select_rows(
     new job, unless its Status was set by hand. Rows left alone are counted in `skipped`.
     """
     copies = _copies(table, known, columns.job_id, inputs)
-    selected: list[int] = []
+    selected = array("I")
     for i, values in enumerate(table.rows):
         if is_blank(values):
             skipped.empty += 1

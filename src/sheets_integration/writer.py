@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tenacity import (
@@ -25,6 +25,7 @@ from tenacity import (
 from progress import JobSnapshot, Store
 from progress.owners import owner_alive
 from progress.schedule_model import Fence
+from sheets_integration.changed_rows import changed_pieces, written_later
 from sheets_integration.columns import RunColumns
 from sheets_integration.errors import SheetError, WriterBusy
 from sheets_integration.flush_pacing import FlushPacing
@@ -123,24 +124,10 @@ class SheetWriter:
         assert self.columns is not None  # set in __post_init__
         return self.columns
 
-    def _changed_since(self, cursor: int) -> tuple[set[str], int]:
-        """Job ids with events after `cursor`, and the head of the log seen."""
-        head = cursor
-        changed: set[str] = set()
-        while True:
-            refs = self.store.event_refs_after(head, batch_id=self.batch_id, limit=5000)
-            if not refs:
-                break
-            head = refs[-1][0]
-            changed.update(job_id for _, job_id in refs if job_id)
-            if len(refs) < 5000:
-                break
-        return changed, head
-
     def pending_rows(self) -> int:
         """How many rows have a state in the store that no successful flush wrote yet."""
-        changed, _ = self._changed_since(self.store.get_cursor(cursor_name(self.batch_id)))
-        return len(changed)
+        cursor = self.store.get_cursor(cursor_name(self.batch_id))
+        return self.store.jobs_moved_after(cursor, batch_id=self.batch_id)
 
     def flush(self, *, full: bool = False) -> FlushReport:
         """Write every row whose job changed since the cursor; advance the cursor on success.
@@ -158,25 +145,21 @@ class SheetWriter:
             full = full and self._may_be_stale()
             name = cursor_name(self.batch_id)
             cursor = self.store.get_cursor(name)
-            changed, head = self._changed_since(cursor)
-            if not changed and not full:
-                if head > cursor:
-                    self.store.set_cursor(name, head, guard=guard)
-                return FlushReport(cursor=head)
-            outputs = list(self._columns.outputs.values())
+            # The log as it is now: events appended while this flush writes are the next's.
+            head = self.store.last_event_id()
             missing: set[str] = set()
             unwritable: dict[str, tuple[str, ...]] = {}
             fresh: dict[str, tuple[str, ...]] = {}
-            ordered = sorted(changed)
-            pieces = (
-                ordered[i : i + self.write_rows] for i in range(0, len(ordered), self.write_rows)
-            )
             total = 0
-            for piece, fill_only in self._pieces(pieces, changed, full, outputs):
+            for piece, fill_only in self._pieces(cursor, head, full):
                 if total:
                     self._renew(guard)  # each piece under a live lease
                 total += len(piece)
                 missing |= self._write(piece, fill_only, unwritable, fresh)
+            if not total and not full:
+                if head > cursor:
+                    self.store.set_cursor(name, head, guard=guard)
+                return FlushReport(cursor=head)
             self._note(missing, fresh)
             # A big flush may outlast the lease: renewed (same holder, same epoch) before
             # the fenced cursor move, which fails only if another writer took over.
@@ -194,22 +177,35 @@ class SheetWriter:
         return report
 
     def _pieces(
-        self,
-        changed_pieces: Iterable[list[str]],
-        changed: set[str],
-        full: bool,
-        outputs: Sequence[str],
-    ) -> Iterator[tuple[list[str], Sequence[str]]]:
-        """The rows to write, a piece at a time, with the columns only filled where empty:
-        the changed rows whole, then (`full`) every other row of the batch, paged from the
-        store, filling its output cells only (very large flushes go in pieces, so memory
-        stays flat however big the batch)."""
-        for piece in changed_pieces:
+        self, cursor: int, head: int, full: bool
+    ) -> Iterator[tuple[dict[str, dict[str, CellValue]], Sequence[str]]]:
+        """The cells to write, a piece at a time, with the columns only filled where empty:
+        the rows whose jobs moved in (`cursor`, `head`] whole, then (`full`) every other
+        row of the batch, paged from the store, filling its output cells only. Very large
+        flushes go in pieces of `write_rows`, so memory stays flat however big the batch.
+        """
+        piece: dict[str, dict[str, CellValue]] = {}
+        for ids, upto in changed_pieces(self.store, self.batch_id, cursor, head, self.write_rows):
+            for job, cells in self._rows(ids):
+                if written_later(job["last_event_id"], upto, head):
+                    continue
+                piece[job["job_id"]] = cells
+                if len(piece) >= self.write_rows:
+                    yield piece, ()
+                    piece = {}
+        if piece:
             yield piece, ()
         if not full:
             return
+        outputs = list(self._columns.outputs.values())
         for page in self.store.job_id_pages(self.batch_id, self.write_rows):
-            unchanged = [job_id for job_id in page if job_id not in changed]
+            # A job that moved after the cursor was written whole above (every event of a
+            # job moves its last_event_id), or moved after `head`: the next flush's.
+            unchanged = {
+                job["job_id"]: cells
+                for job, cells in self._rows(page)
+                if job["last_event_id"] <= cursor
+            }
             if unchanged:
                 yield unchanged, outputs
 
@@ -247,27 +243,30 @@ class SheetWriter:
                 raise WriterBusy(f"{self.sheet.name}: {holder} writes this batch's sheet now")
         return Fence(name, self.owner, epoch)
 
+    def _rows(self, ids: Sequence[str]) -> Iterator[tuple[JobSnapshot, dict[str, CellValue]]]:
+        """Each job of `ids` with the cells of its row.
+
+        A piece holds only the cells: a job's full snapshot (inputs, results) is several
+        times its cells, and a piece of a big batch's final flush has 10,000 rows.
+        """
+        for job in self._jobs(ids):
+            notes = self._unwritable.get(job["job_id"], ())
+            yield job, row_cells(job, self.output_columns, self._columns, notes=notes)
+
     def _write(
         self,
-        ids: list[str],
+        updates: dict[str, dict[str, CellValue]],
         fill_only: Sequence[str],
         unwritable: dict[str, tuple[str, ...]],
         fresh: dict[str, tuple[str, ...]],
     ) -> set[str]:
-        """Write the rows of `ids` (one piece of a flush); the ids not found.
+        """Write the cells of one piece of a flush; the job ids whose rows were not found.
 
         Cells that could not be written go into `unwritable`, those not seen before into
         `fresh` (and, once, into their row's Error cell).
         """
         columns = self._columns
         missing: set[str] = set()
-        # Only the cells of a piece are held: a job's full snapshot (inputs, results) is
-        # several times its cells, and a piece of a big batch's final flush has 10,000.
-        updates: dict[str, dict[str, CellValue]] = {}
-        for job in self._jobs(ids):
-            job_id = job["job_id"]
-            notes = self._unwritable.get(job_id, ())
-            updates[job_id] = row_cells(job, self.output_columns, columns, notes=notes)
         result = self.sheet.write_by_job_id(updates, job_column=columns.job_id, fill_only=fill_only)
         missing |= result.missing
         new = {

@@ -427,3 +427,38 @@ def test_job_id_pages_give_every_job_of_the_batch_once_in_row_order(store: Store
     assert [len(page) for page in pages] == [2, 2, 2, 1]
     expected = [job.job_id for job in sorted(jobs, key=lambda job: (job.row, job.job_id))]
     assert [job_id for page in pages for job_id in page] == expected
+
+
+def test_every_event_of_a_job_moves_its_last_event_id(store: Store) -> None:
+    # Readers that look for the jobs changed since a cursor in the jobs table (the sheet
+    # writer's final flush) see a job move exactly when its log does: notes included.
+    batch_id = make_batch(store, 3)
+    done = run_job_through(store, batch_id)
+    store.note(done, "row deleted from the sheet")
+    failed = store.claim_next(batch_id, "w1", 30)
+    assert failed is not None
+    store.phase_started(failed["job_id"], 1, 4, "resolve", owner="w1")
+    store.fail_job(failed["job_id"], phase="resolve", reason="boom", owner="w1")
+    store.retry_jobs(batch_id, [failed["job_id"]])
+    store.note(failed["job_id"], "retried by the operator")
+    cancelled = store.claim_next(batch_id, "w1", 30)
+    assert cancelled is not None
+    store.phase_started(cancelled["job_id"], 1, 4, "resolve", owner="w1")
+    store.cancel_batch(batch_id)
+    store.advance(cancelled["job_id"], seconds=0.1, next_phase=(2, 4, "crawl"), owner="w1")
+    store.note(cancelled["job_id"], "cancelled mid-run")
+    for job in store.jobs(batch_id=batch_id):
+        events = store.events_after(0, job_id=job["job_id"])
+        assert job["last_event_id"] == events[-1]["id"], events[-1]["type"]
+
+
+def test_every_sqlite_connection_keeps_a_small_page_cache(tmp_path: Any) -> None:
+    # A run holds a connection per worker thread, each with a page cache of its own: at
+    # SQLite's default 2 MB each they filled up as the file grew (RSS grew with the rows).
+    with (
+        open_store(f"sqlite:///{tmp_path / 'p.db'}") as store,
+        store.engine.connect() as one,
+        store.engine.connect() as two,
+    ):
+        sizes = [c.exec_driver_sql("PRAGMA cache_size").scalar_one() for c in (one, two)]
+    assert sizes == [-512, -512]
