@@ -110,16 +110,21 @@ class Tx:
 
     def flush(self, channel: str | None = None) -> None:
         """Send what is held: job rows, counters, events and the new head, announced on
-        `channel` (PostgreSQL's NOTIFY) when events were appended; in one round trip on
-        PostgreSQL (`HotStatements.pipelined`)."""
-        with self.sql.pipelined():
-            self.sql.flush_jobs()
-            self.sql.flush_counts()
-            if self.appended:
-                self.spill()
-                self.sql.set_head(self.head)
-                if channel is not None:
-                    self.sql.notify(channel, self.head)
+        `channel` (PostgreSQL's NOTIFY) when events were appended.
+
+        Each statement is its own round trip, on purpose: in pipeline mode a client cut
+        off mid-pipeline (a partition, not a closed socket) leaves its backend waiting for
+        the rest without ever going idle, so `idle_in_transaction_session_timeout` never
+        frees the log head's lock and every writer of the cluster waits (seen in
+        tests/cluster/test_partition.py).
+        """
+        self.sql.flush_jobs()
+        self.sql.flush_counts()
+        if self.appended:
+            self.spill()
+            self.sql.set_head(self.head)
+            if channel is not None:
+                self.sql.notify(channel, self.head)
 
 
 def _transient(exc: BaseException) -> bool:

@@ -12,11 +12,10 @@ Cold paths (batches, retries, leases, migrations, reads) stay on SQLAlchemy Core
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -211,27 +210,6 @@ class HotStatements:
         return DBAPIError.instance(
             sql, params, exc, self._driver_error, connection_invalidated=lost
         )
-
-    @contextlib.contextmanager
-    def pipelined(self) -> Iterator[None]:
-        """Send the statements run inside without waiting for each answer (PostgreSQL's
-        pipeline mode), then wait once: for writes whose results nobody reads.
-
-        The transaction's closing writes (job rows, counters, events, the log head) run
-        while it holds the log head's lock, which every writing process waits for: one
-        round trip instead of one per statement shortens that wait, and spares the thread
-        a wait for the GIL after each answer. Any error surfaces here, translated as
-        `_execute` does; one that leaves the session unusable ("cannot exit pipeline mode")
-        is a lost connection, so the pool drops it and the group runs again.
-        """
-        if not self._sql.postgresql:
-            yield
-            return
-        try:
-            with self._driver.pipeline():
-                yield
-        except self._driver_error as exc:
-            raise self._translated(exc, "<pipelined writes>", None) from exc
 
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
         return self._execute(sql, params).fetchone()

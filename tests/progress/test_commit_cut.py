@@ -35,8 +35,8 @@ def test_a_group_cut_at_commit_is_applied_exactly_once(pg_db: str, arrived: bool
             store.close()
 
 
-# The closing writes of a group (job rows, counters, events, the log head) go out together in
-# pipeline mode; the log head's update is among them.
+# The closing writes of a group (job rows, counters, events, the log head): the log head's
+# update is among them.
 LOG_HEAD_UPDATE = b'UPDATE sb_log_head SET "last_id"'
 
 
@@ -52,9 +52,8 @@ def test_a_group_cut_inside_its_closing_writes_is_applied_exactly_once(
             claim = store.claim_job(jobs[0].job_id, "w1", 30)
             assert claim is not None
             store.phase_started(jobs[0].job_id, 1, 2, "a", owner="w1", epoch=claim.epoch)
-            # The link dies while the batch of closing writes is on its way (or before the
-            # server got it): the session is gone mid-pipeline, the group runs again on a
-            # new connection, and the pool does not keep the broken one.
+            # The link dies while the closing writes are on their way (or before the server
+            # got them): the group runs again on a new connection, applied once.
             proxy.cut_at(LOG_HEAD_UPDATE, forward=arrived)
             store.advance(
                 jobs[0].job_id,
