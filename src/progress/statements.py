@@ -112,6 +112,7 @@ class _Sql:
         self.set_head = self.render(
             f'UPDATE {t.log_head.name} SET "last_id" = :head WHERE "id" = 1'
         )
+        self.notify = "SELECT pg_notify(%(channel)s, %(head)s)"  # PostgreSQL only
         self.insert_events = self.render(
             f"INSERT INTO {t.events.name} ({_names(_EVENT_COLUMNS)}) "
             f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})"
@@ -196,20 +197,17 @@ class HotStatements:
                 return self._cursor.executemany(sql, params)
             return self._cursor.execute(sql, params)
         except self._driver_error as exc:
-            raise self._translated(exc, sql, params) from exc
-
-    def _translated(self, exc: Exception, sql: str, params: Any) -> Exception:
-        """The same exception types SQLAlchemy would raise (OperationalError for a locked
-        database...), so callers handle one set of errors whichever way a statement ran.
-        A cut connection (a killed backend, a restart) is flagged as SQLAlchemy flags its
-        own, so the group committer retries the transaction on a new connection."""
-        lost = bool(
-            self._dialect.is_disconnect(exc, self._driver, self._cursor)  # type: ignore[arg-type]
-            or (self._sql.postgresql and is_lost_connection(exc))
-        )
-        return DBAPIError.instance(
-            sql, params, exc, self._driver_error, connection_invalidated=lost
-        )
+            # The same exception types SQLAlchemy would raise (OperationalError for a locked
+            # database...), so callers handle one set of errors whichever way a statement ran.
+            # A cut connection (a killed backend, a restart) is flagged as SQLAlchemy flags
+            # its own, so the group committer retries the transaction on a new connection.
+            lost = bool(
+                self._dialect.is_disconnect(exc, self._driver, self._cursor)  # type: ignore[arg-type]
+                or (self._sql.postgresql and is_lost_connection(exc))
+            )
+            raise DBAPIError.instance(
+                sql, params, exc, self._driver_error, connection_invalidated=lost
+            ) from exc
 
     def _one(self, sql: str, params: Mapping[str, Any]) -> Any:
         return self._execute(sql, params).fetchone()
@@ -242,9 +240,7 @@ class HotStatements:
 
     def notify(self, channel: str, head: int) -> None:
         """Announce the new log head on `channel` at commit (PostgreSQL)."""
-        self._execute(
-            "SELECT pg_notify(%(channel)s, %(head)s)", {"channel": channel, "head": str(head)}
-        )
+        self._execute(self._sql.notify, {"channel": channel, "head": str(head)})
 
     def insert_events(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append events (dicts of id, type, batch_id, job_id, time and a JSON-able `data`)."""
