@@ -143,11 +143,13 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy's begin event decide how a transaction starts (see below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # First: the journal mode below takes a lock, and a connection opened while another
+        # process writes would otherwise fail at once with "database is locked".
+        cursor.execute("PRAGMA busy_timeout=30000")
         # Takes effect only in a new, empty file: compaction can then give the pages it
         # frees back to the file system (`PRAGMA incremental_vacuum`); elsewhere a no-op.
         cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # Each connection has a page cache of its own (2 MB by default), and a run holds one
         # connection per worker thread: at 2 MB each they filled up as the file grew, so a
