@@ -78,6 +78,11 @@ class JobRunner:
     cancelled: Callable[[str], bool] | None = None
     progress_interval: float = 0.5
     cancel_check_interval: float = 0.5
+    # A job's success is waited for: its errors (a lost lease, a stopped batch) come back to
+    # `run`. A distributed worker queues it instead: the thread acks and claims its next row
+    # while the write commits (in order, after the job's other writes). Should the process
+    # die before that commit, the job's lease expires and the reconciler runs the row again.
+    wait_for_success: bool = True
     _cancel_cache: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
     def _is_cancelled(self, batch_id: str) -> bool:
@@ -169,6 +174,7 @@ class JobRunner:
                     epoch=epoch,
                     phase_seconds=seconds,
                     results=_storable(results),
+                    wait=self.wait_for_success,
                 )
                 return JobStatus.SUCCEEDED
             # A phase boundary: the place where a cancelled batch stops its running jobs

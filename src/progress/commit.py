@@ -1,10 +1,14 @@
 """Writing transactions with group commit: one transaction carries many threads' writes.
 
 Every store write is a function of an open transaction (`Tx`). Threads hand their write to
-the `GroupCommitter`; whichever thread finds no commit in progress becomes the leader and
-runs every waiting write in ONE transaction; one write's error (an illegal transition)
-undoes only that write. Under load, N writers pay for one
+the `GroupCommitter`; whichever thread waits for its write and finds no commit in progress
+becomes the leader and runs every waiting write in ONE transaction; one write's error (an
+illegal transition) undoes only that write. Under load, N writers pay for one
 BEGIN, one read of the log head, one multi-row insert of events and one COMMIT.
+
+A queued write (`submit`: a phase start or boundary, a distributed worker's success) never
+makes its thread lead: the committer's own thread does, so a worker thread goes back to its
+row at once instead of sitting through a commit that carries other threads' writes too.
 """
 
 from __future__ import annotations
@@ -177,6 +181,12 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._queue: list[_Write[Any]] = []
         self._leading = False
+        # The thread that leads for queued writes (started at the first one); `_handoff`
+        # says a queued write found nobody leading and left the lead to it.
+        self._background: threading.Thread | None = None
+        self._handoff = False
+        self._closed = False
+        self._handed = threading.Condition(self._lock)
         # SQLite answers "database is locked" past its busy timeout: a transient condition
         # under heavy multi-process load, not a verdict; so is a PostgreSQL connection cut
         # under a transaction (the pool pre-pings a fresh one). Three attempts, 50 then
@@ -203,17 +213,48 @@ class GroupCommitter:
         """Queue `fn` without waiting; it commits in order with later writes of any thread.
 
         A failure of `fn` is logged, not raised: use it only for writes nobody depends on.
+        After `close`, the caller commits it itself: nothing queued is left unwritten.
         """
-        self._enqueue(_Write(fn, detached=True))
+        self._enqueue(_Write(fn, detached=True), queued=True)
 
-    def _enqueue(self, write: _Write[Any]) -> None:
-        """Queue a write; lead the commit when nobody is (leading drains the whole queue)."""
+    def close(self) -> None:
+        """Let the background leader commit what it was handed, and stop it (idempotent)."""
+        with self._lock:
+            self._closed = True
+            self._handed.notify()
+            background = self._background
+        if background is not None and background is not threading.current_thread():
+            background.join()
+
+    def _enqueue(self, write: _Write[Any], *, queued: bool = False) -> None:
+        """Queue a write; when nobody leads, lead the commit here (a waited write) or hand
+        the lead to the background thread (a queued one). Leading drains the whole queue."""
         with self._lock:
             self._queue.append(write)
-            lead = not self._leading
-            if lead:
-                self._leading = True
-        if lead:
+            if self._leading:
+                return
+            self._leading = True
+            if queued and not self._closed:
+                self._handoff = True
+                if self._background is None:
+                    self._background = threading.Thread(
+                        target=self._lead_in_background,
+                        name="sheetbatch-store-committer",
+                        daemon=True,
+                    )
+                    self._background.start()
+                self._handed.notify()
+                return
+        self._lead()
+
+    def _lead_in_background(self) -> None:
+        while True:
+            with self._lock:
+                while not self._handoff and not self._closed:
+                    self._handed.wait()
+                if not self._handoff:
+                    return  # closed, with nothing handed over
+                self._handoff = False
             self._lead()
 
     def _lead(self) -> None:

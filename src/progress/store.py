@@ -134,7 +134,8 @@ class Store(JobClaims, StoreReads, ScheduleOps, TickReads, TickOps, DeliveryOps,
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
-        """Stop the feed and release every database connection."""
+        """Commit the queued writes, stop the feed and release every database connection."""
+        self._committer.close()
         self.feed.close()
         self.engine.dispose()
 

@@ -156,10 +156,13 @@ class JobTransitions(JobPhases):
         epoch: int | None = None,
         phase_seconds: float | None = None,
         results: Mapping[str, Any] | None = None,
-    ) -> int:
+        wait: bool = True,
+    ) -> int | None:
         """Finish a running job successfully; `outputs` are its sheet column values.
 
-        With `phase_seconds`, the last phase's end is recorded in the same transaction.
+        With `phase_seconds`, the last phase's end is recorded in the same transaction. With
+        `wait=False` the write is queued (see `advance`) and None is returned: a lost lease
+        or a cancelled batch then only shows in the store, whose record wins.
         """
 
         def _op(tx: Tx) -> int:
@@ -180,6 +183,9 @@ class JobTransitions(JobPhases):
             # them from there (`reads.events_after`): a succeeded job's results never change.
             return self._move(tx, job, JobStatus.SUCCEEDED, EventType.JOB_SUCCEEDED, {}, values)
 
+        if not wait:
+            self._committer.submit(_op)
+            return None
         return self._apply(_op)
 
     def fail_job(

@@ -99,7 +99,11 @@ class RowWorker:
             except PipelineError as exc:
                 raise PipelineError(f"this worker cannot load the pipeline: {exc}") from exc
             runner = JobRunner(
-                store=self.store, pipeline=pipeline, owner=self.owner, services=self.services
+                store=self.store,
+                pipeline=pipeline,
+                owner=self.owner,
+                services=self.services,
+                wait_for_success=False,
             )
             self._runners[ref] = runner
         return runner

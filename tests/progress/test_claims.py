@@ -72,10 +72,11 @@ def test_a_takeover_bumps_the_epoch_and_the_old_attempt_cannot_write(
         is None
     )
     store.phase_progress(job_id, 0.5, owner="w1", epoch=old.epoch, wait=False)
-    assert store.last_event_id() == head
     # The same owner id at a stale epoch (a redelivery to the same process) is refused too.
     with pytest.raises(LeaseLost):
         store.fail_job(job_id, phase=None, reason="x", owner="w2", epoch=old.epoch)
+    # That waited write committed after the queued ones: they were refused, not pending.
+    assert store.last_event_id() == head
     assert store.renew_claims("w2", {job_id: new.epoch}, 10) == {job_id}
     store.succeed_job(job_id, {"Name": "fresh"}, owner="w2", epoch=new.epoch)
     types = [e["type"] for e in store.events_after(0, batch_id=batch_id)]

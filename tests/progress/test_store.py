@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from progress import (
     IllegalTransition,
@@ -470,3 +473,60 @@ def test_every_sqlite_connection_keeps_a_small_page_cache(tmp_path: Any) -> None
     ):
         sizes = [c.exec_driver_sql("PRAGMA cache_size").scalar_one() for c in (one, two)]
     assert sizes == [-512, -512]
+
+
+@contextmanager
+def _writers_locked_out(store: Store) -> Iterator[None]:
+    """Another connection holds what every writing transaction waits for: the log head's
+    row lock (PostgreSQL) or the database's write lock (SQLite)."""
+    if store.engine.dialect.name == "sqlite":
+        holder = sqlite3.connect(str(store.engine.url.database), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    with store.engine.connect() as conn, conn.begin() as tx:
+        conn.execute(select(t.log_head.c.last_id).where(t.log_head.c.id == 1).with_for_update())
+        yield
+        tx.rollback()
+
+
+def test_a_queued_write_never_holds_up_its_thread(store: Store) -> None:
+    """A phase start is queued so a worker goes back to its row at once: it must not sit
+    through a commit, even when it finds nobody committing and the store busy."""
+    batch_id = make_batch(store, 1)
+    job = store.claim_next(batch_id, "w1", 30)
+    assert job is not None
+    head = store.last_event_id()
+    returned = threading.Event()
+
+    def queue_a_phase_start() -> None:
+        store.phase_started(job["job_id"], 1, 4, "resolve", owner="w1", wait=False)
+        returned.set()
+
+    with _writers_locked_out(store):
+        thread = threading.Thread(target=queue_a_phase_start)
+        thread.start()
+        assert returned.wait(10), "the queued write waited for the store's write lock"
+        assert store.last_event_id() == head  # not committed: the writers are locked out
+    thread.join()
+    # A waited write of the same job commits after the queued one, in order.
+    store.phase_finished(job["job_id"], seconds=0.1, owner="w1")
+    types = [e["type"] for e in store.events_after(head, batch_id=batch_id)]
+    assert types == ["phase_started", "phase_finished"]
+
+
+def test_closing_the_store_commits_the_queued_writes(db_url: str) -> None:
+    store = open_store(db_url)
+    batch_id = make_batch(store, 1)
+    job = store.claim_next(batch_id, "w1", 30)
+    assert job is not None
+    for index, name in enumerate(PHASES, start=1):
+        store.phase_started(job["job_id"], index, 4, name, owner="w1", wait=False)
+    store.close()
+    with open_store(db_url) as again:
+        types = [e["type"] for e in again.events_after(0, batch_id=batch_id)]
+    assert types.count("phase_started") == 4
