@@ -5,7 +5,13 @@ each worker runs `--concurrency` threads. Rows/s is measured from the store (fir
 job_started to last terminal event). Figures: T(1), T(2), the efficiency
 E(2) = T(2) / (2·T(1)) (the 1-worker run is the baseline, measured in the same run), the
 fraction of the I/O limit 2 workers reach (limit = workers × concurrency ÷ (requests per
-row × latency)), and CPU seconds per process (each worker, the dispatcher). Needs
+row × latency)), and CPU seconds per process (each worker, the dispatcher).
+
+The fixture server and the HTTP client cannot reach that paper limit themselves (a Python
+server on the same two cores, a connection per site): the run also measures the I/O limit
+with no sheetbatch at all - as many plain processes and threads as the 2-worker run, each
+fetching a row's four pages (robots.txt, home, about, contact) on one connection - and
+reports the fraction of that measured limit too. Needs
 PostgreSQL at 127.0.0.1:5432 (db `test`) and RabbitMQ at 127.0.0.1:5672 (guest, rabbitmqctl).
 Prints one JSON line.
 """
@@ -61,6 +67,54 @@ def _span(store: Store, batch_id: str) -> float:
                 last = max(last, at)
         cursor = page[-1]["id"]
     return last - first
+
+
+_BARE_CLIENT = """
+import json, sys, threading, time
+import httpx
+sites, threads = json.loads(sys.stdin.read()), int(sys.argv[1])
+lock = threading.Lock()
+def work():
+    while True:
+        with lock:
+            if not sites:
+                return
+            site = sites.pop().rstrip("/")
+        with httpx.Client(timeout=10) as client:
+            for path in ("/robots.txt", "/", "/about", "/contact"):
+                client.get(site + path)
+started = time.time()
+pool = [threading.Thread(target=work) for _ in range(threads)]
+for t in pool:
+    t.start()
+for t in pool:
+    t.join()
+print(json.dumps([started, time.time()]))
+"""
+
+
+def bare_rows_per_s(urls: list[str], processes: int, threads: int) -> float:
+    """Rows/s of plain clients doing a row's requests and nothing else (the I/O limit
+    measured): `processes` × `threads`, the rows split between the processes."""
+    clients = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BARE_CLIENT, str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    for i, client in enumerate(clients):
+        assert client.stdin is not None
+        client.stdin.write(json.dumps(urls[i::processes]))
+        client.stdin.close()
+    spans = []
+    for client in clients:
+        assert client.stdout is not None
+        spans.append(json.loads(client.stdout.read()))
+        client.wait()
+    return len(urls) / (max(end for _, end in spans) - min(start for start, _ in spans))
 
 
 def run(workers: int, sites: Sites, args: argparse.Namespace, broker: str) -> dict[str, Any]:
@@ -130,7 +184,9 @@ def run(workers: int, sites: Sites, args: argparse.Namespace, broker: str) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=480)
+    # 60 rows per worker thread: the first and last rows of a run find some threads idle
+    # (a ramp of about one row's time at each end), ~1 % of a run this long.
+    parser.add_argument("--rows", type=int, default=1920)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.1)
     args = parser.parse_args()
@@ -148,6 +204,11 @@ def main() -> None:
     finally:
         requests = sites.stop()
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+    bare_sites = Sites(args.rows, args.latency)
+    try:
+        bare2 = bare_rows_per_s(list(bare_sites.urls.values()), 2, args.concurrency)
+    finally:
+        bare_sites.stop()
     per_row = requests / (2 * args.rows)
     limit2 = 2 * args.concurrency / (per_row * args.latency)
     efficiency = two["rows_per_s"] / (2 * one["rows_per_s"])
@@ -164,6 +225,9 @@ def main() -> None:
                 "efficiency_2": round(efficiency, 3),
                 "limit_rows_per_s_2": round(limit2, 2),
                 "fraction_of_limit_2": round(two["rows_per_s"] / limit2, 3),
+                "bare_rows_per_s_2": round(bare2, 2),
+                "bare_fraction_of_limit_2": round(bare2 / limit2, 3),
+                "fraction_of_bare_2": round(two["rows_per_s"] / bare2, 3),
                 "target_efficiency": 0.9,
                 "target_fraction": 0.85,
                 "cores": os.cpu_count(),
