@@ -276,6 +276,13 @@ class GroupCommitter:
             for write in group:
                 if not write.done.is_set():
                     write.error = exc
+            queued = sum(write.detached for write in group)
+            if queued:
+                # Nobody waits for these to hear it. The store still has such a job
+                # running: its next waited write, or its lease's expiry, settles it.
+                log.warning(
+                    "%d queued progress writes were lost with their transaction: %s", queued, exc
+                )
         finally:
             for write in group:
                 write.done.set()
