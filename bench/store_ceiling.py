@@ -77,7 +77,7 @@ def point(base: str, writers: int, args: argparse.Namespace) -> dict[str, Any]:
     import psycopg
 
     from progress import open_store
-    from progress.store import NewJob
+    from progress.batch_writes import NewJob
 
     # A database of its own: its commit counter then counts only this point's writers.
     name = "ceiling_" + secrets.token_hex(4)

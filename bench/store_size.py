@@ -31,7 +31,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from progress import open_store
-from progress.store import NewJob, Store
+from progress.batch_writes import NewJob
+from progress.store import Store
 
 PHASES = ["resolve", "crawl", "extract", "score"]
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

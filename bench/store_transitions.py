@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from progress import open_store
-from progress.store import NewJob, Store
+from progress.batch_writes import NewJob
+from progress.store import Store
 
 PHASES = ["resolve", "crawl", "extract", "score"]
 

@@ -143,12 +143,14 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy's begin event decide how a transaction starts (see below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # First: the journal mode below takes a lock, and a connection opened while another
-        # process writes would otherwise fail at once with "database is locked".
+        # First: a pragma below may have to wait for another process's write.
         cursor.execute("PRAGMA busy_timeout=30000")
-        # Takes effect only in a new, empty file: compaction can then give the pages it
-        # frees back to the file system (`PRAGMA incremental_vacuum`); elsewhere a no-op.
-        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        # In a new, empty file: compaction can then give the pages it frees back to the
+        # file system (`PRAGMA incremental_vacuum`). Only there: elsewhere it is a no-op
+        # that still takes the write lock, so every connection opened while another
+        # process wrote would wait for that write to end.
+        if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # Each connection has a page cache of its own (2 MB by default), and a run holds one

@@ -18,11 +18,11 @@ from pipeline.phase import Pipeline
 from pipeline.runner import JobRunner
 from pipeline.workers import BatchExecutor, WorkerPool
 from progress import BatchSnapshot, JobSnapshot, Store
+from progress.batch_writes import NewJob
 from progress.errors import BatchExists, UnknownBatch
 from progress.notify_model import Targets
 from progress.owners import new_owner, owner_alive
 from progress.status import BatchStatus, JobStatus
-from progress.store import NewJob
 from sheets_integration.columns import (
     RunColumns,
     check_merged_targets,

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from itertools import pairwise
 from typing import overload
 
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from sheets_integration.sheet import Table
 
 

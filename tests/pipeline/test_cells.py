@@ -10,7 +10,7 @@ from pipeline.context import JobContext
 from pipeline.phase import Phase, Pipeline
 from pipeline.runner import JobRunner
 from progress import JobStatus, Store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 
 
 def test_clean_text_strips_every_bidi_control_and_caps_with_an_ellipsis() -> None:

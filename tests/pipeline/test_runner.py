@@ -15,7 +15,7 @@ from pipeline.phase import Phase, Pipeline
 from pipeline.runner import JobRunner, backoff_delay
 from pipeline.workers import WorkerPool
 from progress import JobStatus, Store, open_store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 
 
 def one_job_batch(store: Store, pipeline: Pipeline, inputs: Mapping[str, str] | None = None) -> str:

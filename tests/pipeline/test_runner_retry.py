@@ -16,7 +16,7 @@ from pipeline.errors import JobCancelled, PhaseError, PhaseTimeout, TransientErr
 from pipeline.phase import Phase, Pipeline
 from pipeline.runner import JobRunner, backoff_delay
 from progress import JobStatus, Store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 
 
 def run_with(

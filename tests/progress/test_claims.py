@@ -10,9 +10,9 @@ from sqlalchemy import inspect, update
 
 from progress import Store, open_store
 from progress import schema as t
+from progress.batch_writes import NewJob
 from progress.errors import LeaseLost, NotLeader
 from progress.schedule_model import Fence
-from progress.store import NewJob
 from tests.support.schedules import Clock
 
 PHASES = ["resolve", "crawl"]

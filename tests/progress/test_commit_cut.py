@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from progress import open_store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from tests.support.tcp_proxy import proxied_postgres
 
 pytestmark = pytest.mark.postgres

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from progress import Store, open_store
+from progress.batch_writes import NewJob
 from progress.compaction import PROGRESS_EVENTS
 from progress.errors import BatchStillRunning, UnknownBatch
 from progress.schedule_model import NewSchedule, PlannedTick, TickReason, TickState
 from progress.sse import Scope, plan_stream
-from progress.store import NewJob
 from tests.progress.test_leases import Clock
 
 PHASES = ["resolve", "crawl"]

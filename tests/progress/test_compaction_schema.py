@@ -6,7 +6,7 @@ from sqlalchemy import inspect, select, text, update
 
 from progress import open_store
 from progress import schema as t
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 
 _V5_EVENTS = (
     "CREATE TABLE sb_events (id BIGINT NOT NULL, type VARCHAR(40) NOT NULL, "

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from progress import Store, open_store
+from progress.batch_writes import NewJob
 from progress.errors import NoConnectionSlot, StoreBusy
-from progress.store import NewJob
 from tests.support.databases import PG_URL, postgres_role_url
 
 pytestmark = pytest.mark.postgres

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from progress import Store, open_store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from tests.support.databases import PG_URL
 
 pytestmark = pytest.mark.postgres

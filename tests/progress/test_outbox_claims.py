@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 
 from progress import Store
+from progress.batch_writes import NewJob
 from progress.notify_model import NotifyState, Targets
-from progress.store import NewJob
 
 URLS = tuple(f"https://receiver{i}.example/hook" for i in range(12))
 

@@ -6,9 +6,9 @@ from sqlalchemy import inspect, select, update
 
 from progress import open_store
 from progress import schema as t
+from progress.batch_writes import NewJob
 from progress.notify_model import NotifyState, Targets
 from progress.notify_tables import TABLES
-from progress.store import NewJob
 
 
 def test_a_schema_3_store_gains_the_outbox_and_records_into_it(db_url: str) -> None:

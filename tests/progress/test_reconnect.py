@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from progress import open_store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from tests.support.cli import cli_env
 from tests.support.cluster import terminate_backends
 

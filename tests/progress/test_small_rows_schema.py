@@ -10,8 +10,8 @@ from sqlalchemy import inspect, select, update
 
 from progress import Store, open_store
 from progress import schema as t
+from progress.batch_writes import NewJob
 from progress.sse import Scope, plan_stream
-from progress.store import NewJob
 
 # sb_events as schema 7 created it: one table, the id its key, (job, id) indexed.
 _V7_EVENTS = (

@@ -7,10 +7,10 @@ from sqlalchemy.exc import IntegrityError
 
 from progress import Store
 from progress import schema as t
+from progress.batch_writes import NewJob
 from progress.commit import Tx
 from progress.statements import BatchCounts, JobRow
 from progress.status import EventType
-from progress.store import NewJob
 
 
 def test_job_rows_carry_every_column_of_the_jobs_table() -> None:

@@ -23,9 +23,9 @@ from progress import (
     open_store,
 )
 from progress import schema as t
+from progress.batch_writes import NewJob
 from progress.errors import LeaseLost
 from progress.migrate import MIGRATIONS, ensure_schema
-from progress.store import NewJob
 
 PHASES = ["resolve", "crawl", "extract", "score"]
 
@@ -530,3 +530,14 @@ def test_closing_the_store_commits_the_queued_writes(db_url: str) -> None:
     with open_store(db_url) as again:
         types = [e["type"] for e in again.events_after(0, batch_id=batch_id)]
     assert types.count("phase_started") == 4
+
+
+def test_a_sqlite_store_opened_while_another_process_writes_reads_at_once(
+    sqlite_db: str,
+) -> None:
+    """A dashboard or `sheetbatch status` opened beside a running batch: its connections
+    must not wait for the batch's transactions (a pragma on connect used to)."""
+    with open_store(sqlite_db) as store:
+        batch_id = make_batch(store, 2)
+        with _writers_locked_out(store), open_store(sqlite_db, create=False) as reader:
+            assert reader.batch(batch_id)["counts"]["queued"] == 2

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect, select
 
 from progress import Store, open_store
 from progress import schema as t
+from progress.batch_writes import NewJob
 from progress.errors import DuplicateSchedule, IllegalTickTransition
 from progress.schedule_model import (
     Fence,
@@ -19,7 +20,6 @@ from progress.schedule_model import (
     TickState,
     tick_batch_id,
 )
-from progress.store import NewJob
 from tests.progress.test_leases import Clock
 
 

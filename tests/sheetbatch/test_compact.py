@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from progress import Store, open_store
+from progress.batch_writes import NewJob
 from progress.compaction import PROGRESS_EVENTS
-from progress.store import NewJob
 from sheetbatch.compactor import LEASE, Compactor
 from tests.progress.test_leases import Clock
 from tests.support.cli import sheetbatch

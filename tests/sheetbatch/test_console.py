@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from progress import Store, open_store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from sheetbatch.console import BatchView, fit, summary_line
 
 

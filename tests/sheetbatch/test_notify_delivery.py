@@ -16,8 +16,8 @@ import pytest
 import standardwebhooks
 
 from progress import Store, open_store
+from progress.batch_writes import NewJob
 from progress.notify_model import NotifyState, Targets
-from progress.store import NewJob
 from sheetbatch.notifier import Notifier, RetryPolicy, decide
 from sheetbatch.webhook_client import Response, WebhookClient
 from sheetbatch.webhooks import Signer, body_for

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from progress import Store, open_store
+from progress.batch_writes import NewJob
 from progress.schedule_model import (
     NewSchedule,
     PlannedTick,
@@ -22,7 +23,6 @@ from progress.schedule_model import (
     TickState,
     tick_batch_id,
 )
-from progress.store import NewJob
 from sheetbatch.config import Settings
 from sheetbatch.scheduler import LEADER_LEASE, Scheduler
 from sheetbatch.schedules import ScheduleInput, add_schedule

@@ -15,7 +15,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from progress import Store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from sheets_integration.batch import BatchProcessor, NothingToDo
 from sheets_integration.csv_sheet import CsvSheet
 from sheets_integration.errors import MergedTarget

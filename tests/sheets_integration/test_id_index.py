@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from progress.store import new_job_id
+from progress.batch_writes import new_job_id
 from sheets_integration.csv_sheet import CsvSheet
 from sheets_integration.id_index import IdIndex
 from sheets_integration.planned import PlannedJobs

@@ -10,7 +10,7 @@ from typing import Any
 from pipeline.phase import Pipeline
 from pipeline.registry import load_pipeline
 from progress import Store, open_store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from sheets_integration.batch import BatchProcessor, RunOptions
 from sheets_integration.sheet import Sheet
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 
 from progress import Store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from sheetbatch.config import load_settings
 from sheetbatch.web import close_app, create_app, shutdown_app, web_context
 from sheetbatch.web.metrics import Metrics, StoreFigures

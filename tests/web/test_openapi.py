@@ -22,7 +22,7 @@ from schemathesis.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from progress import open_store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from sheetbatch.config import load_settings
 from sheetbatch.web import close_app, create_app, shutdown_app
 

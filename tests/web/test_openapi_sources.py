@@ -7,11 +7,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from progress.batch_writes import new_batch_id, new_job_id
 from progress.schedule_model import Catchup, Overlap, TickReason, TickState, tick_batch_id
 from progress.schedules import new_schedule_id
 from progress.schema import ID_PATTERN
 from progress.status import BatchStatus, JobStatus
-from progress.store import new_batch_id, new_job_id
 from progress.ticks import new_tick_id
 from sheetbatch.web.openapi import openapi_document
 

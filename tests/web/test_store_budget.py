@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from progress import Store, open_store
-from progress.store import NewJob
+from progress.batch_writes import NewJob
 from sheetbatch.config import load_settings
 from sheetbatch.web import close_app, create_app, shutdown_app
 from tests.support.cluster import terminate_backends
