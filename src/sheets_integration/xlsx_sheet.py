@@ -21,15 +21,27 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from openpyxl.utils.cell import get_column_letter
 
+from sheets_integration.csv_records import NeedsDocument
 from sheets_integration.errors import BadSheet, SheetNotFound
 from sheets_integration.file_sheet import FileSheet
 from sheets_integration.safety import CellWrite
-from sheets_integration.sheet import CellValue, Table, cell_text, normalize_header
+from sheets_integration.sheet import (
+    JOB_ID_COLUMN,
+    CellValue,
+    Piece,
+    Table,
+    WriteResult,
+    cell_text,
+    normalize_header,
+)
+from sheets_integration.spilled_updates import spill
+from sheets_integration.stream_rewrite import stream_rewrite
 from sheets_integration.xlsx_cells import written_text
+from sheets_integration.xlsx_edit import MemoryUpdates, StreamedXlsxUpdate, Updates
 from sheets_integration.xlsx_package import (
     Package,
     SheetEntry,
@@ -72,6 +84,58 @@ class XlsxSheet(FileSheet):
     def name(self) -> str:
         """The file name, with "#worksheet" when one was named, for messages."""
         return f"{self.path.name}#{self.worksheet}" if self.worksheet else self.path.name
+
+    def write_by_job_id(
+        self,
+        updates: Mapping[str, Mapping[str, CellValue]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+        fill_only: Collection[str] = (),
+    ) -> WriteResult:
+        """`FileSheet.write_by_job_id`, streamed row by row (`xlsx_edit`): the worksheet is
+        never held whole. What the stream cannot decide alone takes the parsed path."""
+        if not updates:
+            return WriteResult()
+        try:
+            return self._streamed(MemoryUpdates(updates, fill_only), job_column)
+        except NeedsDocument:
+            return super().write_by_job_id(updates, job_column=job_column, fill_only=fill_only)
+
+    def write_pieces(
+        self, pieces: Iterable[Piece], *, job_column: str = JOB_ID_COLUMN
+    ) -> WriteResult:
+        """Every piece written in one pass over the workbook (`sheet.WritesPieces`): the
+        pieces are kept in a temporary database meanwhile (`spilled_updates`)."""
+        with spill(pieces) as updates:
+            if not len(updates):
+                return WriteResult()
+            try:
+                return self._streamed(updates, job_column)
+            except NeedsDocument:
+                results = [
+                    super().write_by_job_id(piece, job_column=job_column, fill_only=fill_only)
+                    for piece, fill_only in updates.pieces()
+                ]
+        return WriteResult(
+            cells=sum(result.cells for result in results),
+            missing=frozenset().union(*(result.missing for result in results)),
+            unwritable={k: v for result in results for k, v in result.unwritable.items()},
+            kept=sum(result.kept for result in results),
+        )
+
+    def _streamed(self, updates: Updates, job_column: str) -> WriteResult:
+        edit = StreamedXlsxUpdate(updates, self._entry_of, self.name, job_column=job_column)
+        result = stream_rewrite(
+            self.path,
+            self.name,
+            edit,
+            respect_lock_files=self.respect_lock_files,
+            versions=self.versions,
+        )
+        log.debug(
+            "%s: wrote %d cells, %d jobs missing", self.name, result.cells, len(result.missing)
+        )
+        return result
 
     def _parse(self, data: bytes) -> _XlsxDocument:
         package = Package(data, self.name)

@@ -375,3 +375,45 @@ def _with_spans(attrs: bytes, cells: Mapping[int, bytes]) -> bytes:
     low = min(min(cells), *(r[0] for r in ranges))
     high = max(max(cells), *(r[-1] for r in ranges))
     return set_attr(attrs, b"spans", f"{low}:{high}".encode())
+
+
+class RowSplicer:
+    """`splice` for a worksheet streamed row by row (`xlsx_stream`): the same cell edits,
+    for rows handed over in sheet order, so the part is never held whole.
+
+    `head` is the part up to and including `<sheetData>`; `row` returns a row's new bytes;
+    `head_after` the head with its dimension grown to cover the cells written.
+    """
+
+    def __init__(
+        self, head: bytes, prefix: str, styles: Styles, strings: Sequence[str], sheet: str
+    ) -> None:
+        self._splicer = _Splicer(head, styles, strings, sheet)
+        self._splicer.prefix = prefix
+        self._splicer.head_end = len(head)
+        self._splicer.column_styles = _column_styles(head)
+
+    @property
+    def result(self) -> Spliced:
+        """Whether anything changed so far, and the formulas the writes replaced."""
+        return self._splicer.result
+
+    def pending(self, number: int) -> bool:
+        """True when row `number` must go through `row` although nothing is written in it
+        (it may share a formula whose master a write replaced)."""
+        return bool(self._splicer.unshare) and number <= self._splicer.unshare_until
+
+    def row(self, raw: bytes, number: int, writes: Mapping[int, CellValue]) -> bytes:
+        """The row `raw` (one whole `<row>` element, sheet row `number`) with `writes`
+        ({column: value}, 1-based) made."""
+        start = _ROW.match(raw)
+        if start is None:
+            raise BadSheet(
+                self._splicer.sheet, f"row {number} of the worksheet is malformed", _HINT
+            )
+        body = b"" if start.group(4) else raw[start.end() : raw.rfind(b"</")]
+        return self._splicer._rewrite_row(start, body, number, writes)
+
+    def head_after(self, head: bytes) -> bytes:
+        """`head` with its `<dimension>` covering every cell written."""
+        return self._splicer._with_dimension(head)
