@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from openpyxl.utils.cell import get_column_letter
@@ -100,13 +101,40 @@ class MemoryUpdates:
         return frozenset(given for key, given in self._by_key.items() if key not in self._found)
 
 
+@dataclass
+class OpenWorkbook:
+    """What a streamed pass over one worksheet needs to know before its first row."""
+
+    package: Package
+    entry: SheetEntry
+    part: str
+    styles: Styles
+    strings: Sequence[str]
+    merged: MergedRanges
+
+
+def open_workbook(source: BinaryIO, entry_of: EntryOf, sheet: str) -> OpenWorkbook:
+    """The package of `source`, its worksheet (`entry_of`), styles, shared strings (spilled)
+    and the merged ranges of the worksheet's tail (one cheap pass over the part)."""
+    package = Package(source, sheet)
+    entry = entry_of(package)
+    assert entry.part is not None
+    styles_part = package.styles_part()
+    styles = Styles(package.read(styles_part) if styles_part else None, styles_part or "", sheet)
+    strings = shared_strings(package, package.shared_strings_part(), sheet)
+    with package.open(entry.part) as part:
+        tail = tail_of(part, sheet)
+    merged = MergedRanges([r for ref in merged_refs(tail) if (r := CellRange.parse(ref))])
+    return OpenWorkbook(package, entry, entry.part, styles, strings, merged)
+
+
 class StreamedXlsxUpdate:
     """One write by job id into worksheet `entry`, run as a `stream_rewrite` edit."""
 
     def __init__(
         self,
         updates: Updates,
-        entry_of: _EntryOf,
+        entry_of: EntryOf,
         sheet: str,
         *,
         job_column: str = JOB_ID_COLUMN,
@@ -118,18 +146,15 @@ class StreamedXlsxUpdate:
             raise NeedsDocument  # the parsed path says why that is refused
 
     def __call__(self, source: BinaryIO, target: BinaryIO) -> tuple[bool, WriteResult]:
-        package = Package(source, self.sheet)
-        entry = self.entry_of(package)
-        assert entry.part is not None
-        styles_part = package.styles_part()
-        styles = Styles(
-            package.read(styles_part) if styles_part else None, styles_part or "", self.sheet
+        book = open_workbook(source, self.entry_of, self.sheet)
+        package, entry, styles, strings, merged = (
+            book.package,
+            book.entry,
+            book.styles,
+            book.strings,
+            book.merged,
         )
-        strings_part = package.shared_strings_part()
-        strings = shared_strings(package, strings_part, self.sheet)
-        with package.open(entry.part) as part:
-            tail = tail_of(part, self.sheet)
-        merged = MergedRanges([r for ref in merged_refs(tail) if (r := CellRange.parse(ref))])
+        assert entry.part is not None
         with package.open(entry.part) as part, tempfile.TemporaryFile() as rows:
             stream = WorksheetStream(part, self.sheet)
             splicer = RowSplicer(stream.head, stream.prefix, styles, strings, self.sheet)
@@ -141,56 +166,55 @@ class StreamedXlsxUpdate:
             result = pass_.result()
             if not splicer.result.changed:
                 return False, result
-            head = splicer.head_after(stream.head)
-            replaced: dict[str, bytes | BinaryIO] = {}
-            with tempfile.TemporaryFile() as worksheet:
-                worksheet.write(head)
-                rows.seek(0)
-                while block := rows.read(1 << 20):
-                    worksheet.write(block)
-                worksheet.write(stream.tail)
-                replaced[entry.part] = worksheet
-                self._small_parts(package, entry, styles, splicer, replaced)
-                removed = self._removed(package, entry, splicer, replaced)
-                package.write_to(target, replaced, removed)
+            write_workbook(package, entry, styles, splicer, stream, rows, target)
         return True, result
 
-    @staticmethod
-    def _small_parts(
-        package: Package,
-        entry: SheetEntry,
-        styles: Styles,
-        splicer: RowSplicer,
-        replaced: dict[str, bytes | BinaryIO],
-    ) -> None:
+
+def write_workbook(
+    package: Package,
+    entry: SheetEntry,
+    styles: Styles,
+    splicer: RowSplicer,
+    stream: WorksheetStream,
+    rows: BinaryIO,
+    target: BinaryIO,
+) -> None:
+    """The package into `target` with worksheet `entry` made of `stream`'s head (its
+    dimension grown), the new `rows` (a file, read from its start) and `stream`'s tail,
+    and the small parts the splice changed (styles, workbook, calculation chain)."""
+    assert entry.part is not None
+    replaced: dict[str, bytes | BinaryIO] = {}
+    with tempfile.TemporaryFile() as worksheet:
+        worksheet.write(splicer.head_after(stream.head))
+        rows.seek(0)
+        while block := rows.read(1 << 20):
+            worksheet.write(block)
+        worksheet.write(stream.tail)
+        replaced[entry.part] = worksheet
         workbook = package.read(package.workbook)
         recalculated = recalculated_on_load(workbook)
         if recalculated != workbook:
             replaced[package.workbook] = recalculated
         if styles.changed and styles.data is not None:
             replaced[styles.part] = styles.data
-
-    @staticmethod
-    def _removed(
-        package: Package,
-        entry: SheetEntry,
-        splicer: RowSplicer,
-        replaced: dict[str, bytes | BinaryIO],
-    ) -> frozenset[str]:
-        removed_formulas = splicer.result.removed_formulas
-        chain = package.calc_chain_part() if removed_formulas else None
-        if chain is None:
-            return frozenset()
-        kept = forget_calculated(package.read(chain), entry.sheet_id, removed_formulas)
-        if kept is not None:
-            replaced[chain] = kept
-            return frozenset()
-        replaced.update(without_part(package, chain, package.workbook))
-        return frozenset({chain})
+        removed: frozenset[str] = frozenset()
+        chain = package.calc_chain_part() if splicer.result.removed_formulas else None
+        if chain is not None:
+            kept = forget_calculated(
+                package.read(chain), entry.sheet_id, splicer.result.removed_formulas
+            )
+            if kept is not None:
+                replaced[chain] = kept
+            else:
+                replaced.update(without_part(package, chain, package.workbook))
+                removed = frozenset({chain})
+        package.write_to(target, replaced, removed)
 
 
-class _EntryOf(Protocol):
-    def __call__(self, package: Package) -> SheetEntry: ...
+class EntryOf(Protocol):
+    """How a sheet picks its worksheet among a package's sheets."""
+
+    def __call__(self, package: Package, /) -> SheetEntry: ...
 
 
 class _Pass:

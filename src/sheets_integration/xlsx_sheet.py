@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import BinaryIO, TypeVar
 
 from openpyxl.utils.cell import get_column_letter
 
 from sheets_integration.csv_records import NeedsDocument
 from sheets_integration.errors import BadSheet, SheetNotFound
-from sheets_integration.file_sheet import FileSheet
+from sheets_integration.file_sheet import Document, FileSheet
 from sheets_integration.safety import CellWrite
 from sheets_integration.sheet import (
     JOB_ID_COLUMN,
@@ -39,8 +40,9 @@ from sheets_integration.sheet import (
     normalize_header,
 )
 from sheets_integration.spilled_updates import spill
-from sheets_integration.stream_rewrite import stream_rewrite
+from sheets_integration.stream_rewrite import stream_read, stream_rewrite
 from sheets_integration.xlsx_cells import written_text
+from sheets_integration.xlsx_document import StreamedWorkbook
 from sheets_integration.xlsx_edit import MemoryUpdates, StreamedXlsxUpdate, Updates
 from sheets_integration.xlsx_package import (
     Package,
@@ -54,6 +56,8 @@ from sheets_integration.xlsx_styles import Styles
 from sheets_integration.xlsx_worksheet import read_shared_strings, read_worksheet
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class XlsxSheet(FileSheet):
@@ -121,6 +125,32 @@ class XlsxSheet(FileSheet):
             missing=frozenset().union(*(result.missing for result in results)),
             unwritable={k: v for result in results for k, v in result.unwritable.items()},
             kept=sum(result.kept for result in results),
+        )
+
+    def read(self) -> Table:
+        """`FileSheet.read`, streamed (`xlsx_document`): the rows go to a `SpilledRows`."""
+        return stream_read(
+            self.path,
+            self.name,
+            lambda source: StreamedWorkbook(source, self._entry_of, self.name).table,
+            versions=self.versions,
+        )
+
+    def _rewrite(self, edit: Callable[[Document], tuple[bool, T]]) -> T:
+        """`FileSheet._rewrite` as two streaming passes (`xlsx_document`): the workbook is
+        read as a `StreamedWorkbook`, planned on, and spliced into its new version."""
+
+        def streamed(source: BinaryIO, target: BinaryIO) -> tuple[bool, T]:
+            document = StreamedWorkbook(source, self._entry_of, self.name)
+            wants, result = edit(document)
+            return (wants and document.write(target)), result
+
+        return stream_rewrite(
+            self.path,
+            self.name,
+            streamed,
+            respect_lock_files=self.respect_lock_files,
+            versions=self.versions,
         )
 
     def _streamed(self, updates: Updates, job_column: str) -> WriteResult:

@@ -414,6 +414,10 @@ class RowSplicer:
         body = b"" if start.group(4) else raw[start.end() : raw.rfind(b"</")]
         return self._splicer._rewrite_row(start, body, number, writes)
 
+    def new_row(self, number: int, writes: Mapping[int, CellValue]) -> bytes:
+        """A new `<row>` element for sheet row `number` (absent from the part) with `writes`."""
+        return self._splicer._new_row(number, writes)
+
     def head_after(self, head: bytes) -> bytes:
         """`head` with its `<dimension>` covering every cell written."""
         return self._splicer._with_dimension(head)

@@ -13,12 +13,14 @@ import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 from xml.etree import ElementTree
 
 from openpyxl.formula.translate import Translator, TranslatorError
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 
 from sheets_integration.errors import BadSheet
+from sheets_integration.spilled_rows import SpilledRows
 from sheets_integration.xlsx_cells import (
     hyperlink_target,
     iso_text,
@@ -90,6 +92,11 @@ class MergedRanges(Mapping[tuple[int, int], str]):
                 return cells
         return None
 
+    def in_row(self, row: int) -> Iterator[CellRange]:
+        """The ranges that cover sheet row `row` (1-based)."""
+        yield from self._by_row.get(row, [])
+        yield from (cells for cells in self._tall if cells.min_row <= row <= cells.max_row)
+
     def __getitem__(self, key: tuple[int, int]) -> str:
         found = self.range_at(key[0] + 2, key[1] + 1)
         if found is None:
@@ -129,6 +136,8 @@ class WorksheetContent:
     """
 
     rows: list[list[str]]
+    #: Streamed (`stream_worksheet`): `rows` is the header alone, `data` the data rows.
+    data: Sequence[list[str]] = ()
     links: dict[tuple[int, int], str] = field(default_factory=dict)
     merged: MergedRanges = field(default_factory=lambda: MergedRanges(()))
 
@@ -180,12 +189,13 @@ class _Reader:
         self._columns: dict[str, int] = {}
         self.tags: dict[str, str] = {}
 
-    def read(self, data: bytes) -> None:
-        namespace = _root_namespace(data)
+    def read(self, data: bytes | IO[bytes]) -> None:
+        source = _Rejoined(data if isinstance(data, bytes) else data.read(65536), data)
+        namespace = _root_namespace(source.first)
         row_tag, merge_tag, link_tag = (namespace + n for n in ("row", "mergeCell", "hyperlink"))
         self.tags = {namespace + n: n for n in ("c", "v", "f", "is")}
         row_number = 0
-        for _, element in ElementTree.iterparse(io.BytesIO(data), events=("end",)):
+        for _, element in ElementTree.iterparse(source, events=("end",)):
             tag = element.tag
             if tag == row_tag:
                 number = element.get("r")
@@ -219,6 +229,9 @@ class _Reader:
                 if len(values) < column:
                     values.extend([""] * (column - len(values)))
                 values[column - 1] = text
+        self._store(number, values)
+
+    def _store(self, number: int, values: list[str]) -> None:
         self.rows[number] = values
 
     def _cell(self, cell: ElementTree.Element, ref: str | None, row: int, column: int) -> str:
@@ -312,14 +325,33 @@ class _Reader:
             for row in range(max(cells.min_row, 2), min(cells.max_row, len(rows)) + 1):
                 for column in range(cells.min_col, min(cells.max_col, width) + 1):
                     self.links.setdefault((row - 2, column - 1), target)
-        return WorksheetContent(rows, self.links, MergedRanges(self.merges))
+        return WorksheetContent(rows, links=self.links, merged=MergedRanges(self.merges))
+
+
+class _Rejoined:
+    """A stream whose first bytes were read already (to find the root's namespace)."""
+
+    def __init__(self, first: bytes, rest: bytes | IO[bytes]) -> None:
+        self.first = first
+        self._first: bytes | None = first
+        self._rest = None if isinstance(rest, bytes) else rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            if first:
+                return first
+        return b"" if self._rest is None else self._rest.read(size)
 
 
 def _root_namespace(data: bytes) -> str:
     """ "{uri}" of the part's root element (its children share it), or "" without one."""
-    for _, element in ElementTree.iterparse(io.BytesIO(data[:65536]), events=("start",)):
-        tag = element.tag
-        return tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+    try:
+        for _, element in ElementTree.iterparse(io.BytesIO(data), events=("start",)):
+            tag = element.tag
+            return tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+    except ElementTree.ParseError:
+        pass  # the first bytes end mid-element; the root came before that
     return ""
 
 
@@ -341,3 +373,85 @@ def read_worksheet(
     except (ValueError, IndexError) as exc:
         raise BadSheet(sheet, f"the worksheet holds a malformed cell ({exc})", _HINT) from exc
     return reader.content()
+
+
+class _SpillingReader(_Reader):
+    """A `_Reader` whose data rows go to a `SpilledRows` as they are read, in sheet order.
+
+    The merged ranges are known before the pass (from the part's tail), so each row is
+    blanked inside them as it arrives; empty rows are held back as a count, so trailing
+    ones are never stored.
+    """
+
+    def __init__(
+        self,
+        strings: Sequence[str],
+        styles: Styles,
+        date1904: bool,
+        targets: Mapping[str, str],
+        merged: MergedRanges,
+    ) -> None:
+        super().__init__(strings, styles, date1904, targets)
+        self.merged = merged
+        self.header: list[str] = []
+        self.spilled = SpilledRows()
+        self._last = 1  # the sheet row stored last (row 1: the header)
+        self._empty = 0  # empty rows read and not stored yet
+        self.width = 0
+
+    def _store(self, number: int, values: list[str]) -> None:
+        for merge in self.merged.in_row(number):
+            first = merge.min_col + 1 if number == merge.min_row else merge.min_col
+            for column in range(first, min(merge.max_col, len(values)) + 1):
+                values[column - 1] = ""
+        while values and values[-1] == "":
+            values.pop()
+        if number == 1:
+            self.header = values
+            return
+        if number <= self._last:
+            raise ValueError(f"row {number} comes after row {self._last}")
+        self._empty += number - self._last - 1
+        self._last = number
+        if not values:
+            self._empty += 1
+            return
+        for _ in range(self._empty):
+            self.spilled.append([])
+        self._empty = 0
+        self.spilled.append(values)
+        self.width = max(self.width, len(values))
+
+    def streamed(self) -> WorksheetContent:
+        width = max(self.width, len(self.header))
+        last = len(self.spilled) + 1
+        for ref, target in self.hyperlinks:
+            cells = CellRange.parse(ref)
+            if cells is None:
+                continue
+            for row in range(max(cells.min_row, 2), min(cells.max_row, last) + 1):
+                for column in range(cells.min_col, min(cells.max_col, width) + 1):
+                    self.links.setdefault((row - 2, column - 1), target)
+        return WorksheetContent([self.header], self.spilled, self.links, self.merged)
+
+
+def stream_worksheet(
+    source: IO[bytes],
+    *,
+    strings: Sequence[str],
+    styles: Styles,
+    date1904: bool,
+    targets: Mapping[str, str],
+    merged: MergedRanges,
+    sheet: str,
+) -> WorksheetContent:
+    """`read_worksheet` over a stream of the part, its data rows spilled (`SpilledRows`):
+    `rows` then holds the header alone and `data` the data rows."""
+    reader = _SpillingReader(strings, styles, date1904, targets, merged)
+    try:
+        reader.read(source)
+    except ElementTree.ParseError as exc:
+        raise BadSheet(sheet, f"the worksheet is not well-formed XML ({exc})", _HINT) from exc
+    except (ValueError, IndexError) as exc:
+        raise BadSheet(sheet, f"the worksheet holds a malformed cell ({exc})", _HINT) from exc
+    return reader.streamed()
