@@ -11,6 +11,7 @@ it are given their own copy, so they keep computing what they did.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,9 +183,9 @@ class _Splicer:
         if matches:
             lead, tail = body[: matches[0].start()], body[matches[-1].end() :]
         for cell in matches:
-            ref = attr(cell.group(2), b"r")
+            ref = _ref(cell.group(2))
             raw = cell.group(0)
-            column = column_index(ref) if ref else column + 1
+            column = _column_of(ref) if ref else column + 1
             if not ref:  # explicit from now on: a cell inserted before it must not move it
                 at = cell.end(1) + 1 - cell.start()
                 raw = raw[:at] + f' r="{get_column_letter(column)}{number}"'.encode() + raw[at:]
@@ -330,6 +331,25 @@ class _Splicer:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+# A cell's reference as every writer spells it; `attr` (the general reader) otherwise.
+_PLAIN_REF = re.compile(rb'\sr="([A-Z]{1,3}[0-9]+)"')
+
+
+def _ref(attrs: bytes) -> str | None:
+    """The `r` of a cell's attributes: asked for every cell of every row a write touches."""
+    found = _PLAIN_REF.search(attrs) if b"'" not in attrs else None
+    return found.group(1).decode() if found is not None else attr(attrs, b"r")
+
+
+@functools.lru_cache(maxsize=4096)
+def _letters_index(letters: str) -> int:
+    return column_index(letters)
+
+
+def _column_of(ref: str) -> int:
+    """`column_index`, remembered per column letters (a sheet has few columns)."""
+    return _letters_index(ref.rstrip("0123456789$"))
 
 
 def _union(bounds: list[int], column: int, row: int) -> list[int]:

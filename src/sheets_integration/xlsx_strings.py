@@ -23,10 +23,18 @@ _HINT = "open it in Excel or LibreOffice and save it again as .xlsx"
 
 class SharedStrings(Sequence[str]):
     """The shared strings, by index, as their text (rich text runs joined, phonetic guides
-    left out)."""
+    left out); read from the package when first asked for (a write into cells we wrote
+    ourselves, inline strings, never asks)."""
 
-    def __init__(self, rows: SpilledRows) -> None:
-        self._rows = rows
+    def __init__(self, package: Package, part: str | None, sheet: str) -> None:
+        self._package, self._part, self._sheet = package, part, sheet
+        self._loaded: SpilledRows | None = None
+
+    @property
+    def _rows(self) -> SpilledRows:
+        if self._loaded is None:
+            self._loaded = _read(self._package, self._part, self._sheet)
+        return self._loaded
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -47,10 +55,15 @@ class SharedStrings(Sequence[str]):
 
 
 def shared_strings(package: Package, part: str | None, sheet: str) -> SharedStrings:
-    """The shared strings of `package` (its part `part`; none without one), streamed."""
+    """The shared strings of `package` (its part `part`; none without one), streamed when
+    first used."""
+    return SharedStrings(package, part, sheet)
+
+
+def _read(package: Package, part: str | None, sheet: str) -> SpilledRows:
     rows = SpilledRows()
     if part is None:
-        return SharedStrings(rows)
+        return rows
     try:
         with package.open(part) as source:
             for _, element in ElementTree.iterparse(source, events=("end",)):
@@ -59,7 +72,7 @@ def shared_strings(package: Package, part: str | None, sheet: str) -> SharedStri
                     element.clear()
     except ElementTree.ParseError as exc:
         raise BadSheet(sheet, f"{part} is not well-formed XML ({exc})", _HINT) from exc
-    return SharedStrings(rows)
+    return rows
 
 
 def string_text(element: ElementTree.Element) -> str:
