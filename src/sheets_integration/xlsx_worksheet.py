@@ -1,7 +1,8 @@
 """Reading one worksheet part: its cells as text, its hyperlinks and its merged ranges.
 
-The part is streamed (`iterparse`, one `<row>` at a time, each dropped once read), so a
-workbook of hundreds of thousands of rows is read in one pass without a DOM of it.
+The part is streamed from the zip (`iterparse`, one `<row>` at a time, each dropped once
+read) and its data rows go to a `SpilledRows` on disk, so a workbook of hundreds of
+thousands of rows is read in one pass without a DOM of it, its bytes, or a list of its rows.
 Element names are matched without their namespace: transitional and strict SpreadsheetML,
 with or without a prefix, read alike.
 """
@@ -29,6 +30,7 @@ from sheets_integration.xlsx_cells import (
 )
 from sheets_integration.xlsx_markup import column_index
 from sheets_integration.xlsx_package import local
+from sheets_integration.xlsx_strings import string_text
 from sheets_integration.xlsx_styles import Styles
 
 log = logging.getLogger(__name__)
@@ -142,38 +144,6 @@ class WorksheetContent:
     merged: MergedRanges = field(default_factory=lambda: MergedRanges(()))
 
 
-def read_shared_strings(data: bytes | None, part: str, sheet: str) -> list[str]:
-    """The shared string table: each `<si>` as its text (rich text runs joined, phonetic
-    guides left out)."""
-    if data is None:
-        return []
-    strings: list[str] = []
-    try:
-        for _, element in ElementTree.iterparse(io.BytesIO(data), events=("end",)):
-            if local(element.tag) == "si":
-                strings.append(unescape_xstring(_string_text(element)))
-                element.clear()
-    except ElementTree.ParseError as exc:
-        raise BadSheet(sheet, f"{part} is not well-formed XML ({exc})", _HINT) from exc
-    return strings
-
-
-def _string_text(element: ElementTree.Element) -> str:
-    """The text of an `<si>` or `<is>`: its `<t>`, or the `<t>` of each `<r>` run."""
-    namespace = element.tag[: element.tag.index("}") + 1] if element.tag[:1] == "{" else ""
-    text, run = namespace + "t", namespace + "r"
-    children = list(element)
-    if len(children) == 1 and children[0].tag == text:  # the plain string: no runs
-        return children[0].text or ""
-    parts: list[str] = []
-    for child in children:
-        if child.tag == text:
-            parts.append(child.text or "")
-        elif child.tag == run:
-            parts.extend(part.text or "" for part in child if part.tag == text)
-    return "".join(parts)
-
-
 class _Reader:
     """One pass over a worksheet part, collecting what `WorksheetContent` holds."""
 
@@ -181,7 +151,6 @@ class _Reader:
         self, strings: Sequence[str], styles: Styles, date1904: bool, targets: Mapping[str, str]
     ) -> None:
         self.strings, self.styles, self.date1904, self.targets = strings, styles, date1904, targets
-        self.rows: dict[int, list[str]] = {}
         self.links: dict[tuple[int, int], str] = {}
         self.merges: list[CellRange] = []
         self.hyperlinks: list[tuple[str, str]] = []
@@ -232,7 +201,7 @@ class _Reader:
         self._store(number, values)
 
     def _store(self, number: int, values: list[str]) -> None:
-        self.rows[number] = values
+        raise NotImplementedError  # where the rows go: `_SpillingReader`
 
     def _cell(self, cell: ElementTree.Element, ref: str | None, row: int, column: int) -> str:
         kind = cell.get("t", "n")
@@ -262,7 +231,7 @@ class _Reader:
             index = int(value or "-1")
             return self.strings[index] if 0 <= index < len(self.strings) else ""
         if inline is not None and kind == "inlineStr":
-            return unescape_xstring(_string_text(inline))
+            return unescape_xstring(string_text(inline))
         if value is None:
             return ""
         if kind == "n":
@@ -301,32 +270,6 @@ class _Reader:
             found = self._columns[letters] = column_index(letters)
         return found
 
-    def content(self) -> WorksheetContent:
-        # A merged range shows only its top-left cell's value; others may still hold one.
-        last = max(self.rows, default=0)
-        for merge in self.merges:
-            for number in range(merge.min_row, min(merge.max_row, last) + 1):
-                values = self.rows.get(number)
-                if not values:
-                    continue
-                first = merge.min_col + 1 if number == merge.min_row else merge.min_col
-                for column in range(first, min(merge.max_col, len(values)) + 1):
-                    values[column - 1] = ""
-                while values and values[-1] == "":
-                    values.pop()
-        rows = [self.rows.get(number, []) for number in range(1, last + 1)]
-        while rows and not rows[-1]:
-            rows.pop()
-        width = max((len(values) for values in rows), default=0)
-        for ref, target in self.hyperlinks:
-            cells = CellRange.parse(ref)
-            if cells is None:
-                continue
-            for row in range(max(cells.min_row, 2), min(cells.max_row, len(rows)) + 1):
-                for column in range(cells.min_col, min(cells.max_col, width) + 1):
-                    self.links.setdefault((row - 2, column - 1), target)
-        return WorksheetContent(rows, links=self.links, merged=MergedRanges(self.merges))
-
 
 class _Rejoined:
     """A stream whose first bytes were read already (to find the root's namespace)."""
@@ -353,26 +296,6 @@ def _root_namespace(data: bytes) -> str:
     except ElementTree.ParseError:
         pass  # the first bytes end mid-element; the root came before that
     return ""
-
-
-def read_worksheet(
-    data: bytes,
-    *,
-    strings: Sequence[str],
-    styles: Styles,
-    date1904: bool,
-    targets: Mapping[str, str],
-    sheet: str,
-) -> WorksheetContent:
-    """Everything `XlsxSheet` reads from a worksheet part; `BadSheet` when it is not XML."""
-    reader = _Reader(strings, styles, date1904, targets)
-    try:
-        reader.read(data)
-    except ElementTree.ParseError as exc:
-        raise BadSheet(sheet, f"the worksheet is not well-formed XML ({exc})", _HINT) from exc
-    except (ValueError, IndexError) as exc:
-        raise BadSheet(sheet, f"the worksheet holds a malformed cell ({exc})", _HINT) from exc
-    return reader.content()
 
 
 class _SpillingReader(_Reader):
