@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -213,4 +213,22 @@ class TracksEdits(Protocol):
 
     def edited_by_others(self) -> bool:
         """False only when this object wrote the sheet and nobody changed it since."""
+        ...
+
+
+#: A piece of a flush: {job id: {column: value}} and the columns only filled where empty.
+Piece = tuple[Mapping[str, Mapping[str, CellValue]], Collection[str]]
+
+
+@runtime_checkable
+class WritesPieces(Protocol):
+    """A sheet that writes the pieces of a big flush together, in one pass over its file.
+
+    A local file is rewritten whole by every write: a final flush of 500,000 rows in pieces
+    of 10,000 would rewrite it 50 times. The sheet writer hands such a sheet every piece at
+    once; the pieces are consumed as they come (never held together by the caller).
+    """
+
+    def write_pieces(self, pieces: Iterable[Piece], *, job_column: str = ...) -> WriteResult:
+        """`write_by_job_id` of every piece, as one write; one `WriteResult` for them all."""
         ...

@@ -31,7 +31,7 @@ from sheets_integration.errors import SheetError, WriterBusy
 from sheets_integration.flush_pacing import FlushPacing
 from sheets_integration.row_cells import row_cells
 from sheets_integration.selection import rows_text
-from sheets_integration.sheet import CellValue, Sheet, TracksEdits
+from sheets_integration.sheet import CellValue, Piece, Sheet, TracksEdits, WriteResult, WritesPieces
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,19 @@ class SheetWriter:
             unwritable: dict[str, tuple[str, ...]] = {}
             fresh: dict[str, tuple[str, ...]] = {}
             total = 0
-            for piece, fill_only in self._pieces(cursor, head, full):
-                if total:
-                    self._renew(guard)  # each piece under a live lease
-                total += len(piece)
-                missing |= self._write(piece, fill_only, unwritable, fresh)
+            if isinstance(self.sheet, WritesPieces):
+                # One pass over the file for every piece (a workbook rewritten whole).
+                counted = [0]
+                pieces = self._counted(self._pieces(cursor, head, full), guard, counted)
+                result = self.sheet.write_pieces(pieces, job_column=self._columns.job_id)
+                total = counted[0]
+                missing |= self._written(result, unwritable, fresh)
+            else:
+                for piece, fill_only in self._pieces(cursor, head, full):
+                    if total:
+                        self._renew(guard)  # each piece under a live lease
+                    total += len(piece)
+                    missing |= self._write(piece, fill_only, unwritable, fresh)
             if not total and not full:
                 if head > cursor:
                     self.store.set_cursor(name, head, guard=guard)
@@ -265,10 +273,31 @@ class SheetWriter:
         Cells that could not be written go into `unwritable`, those not seen before into
         `fresh` (and, once, into their row's Error cell).
         """
+        result = self.sheet.write_by_job_id(
+            updates, job_column=self._columns.job_id, fill_only=fill_only
+        )
+        return self._written(result, unwritable, fresh)
+
+    def _counted(
+        self, pieces: Iterator[Piece], guard: Fence | None, counted: list[int]
+    ) -> Iterator[Piece]:
+        """`pieces`, counting their rows into `counted[0]`, each after the first read under
+        a live lease."""
+        for piece in pieces:
+            if counted[0]:
+                self._renew(guard)
+            counted[0] += len(piece[0])
+            yield piece
+
+    def _written(
+        self,
+        result: WriteResult,
+        unwritable: dict[str, tuple[str, ...]],
+        fresh: dict[str, tuple[str, ...]],
+    ) -> set[str]:
+        """Note what a write did; the job ids whose rows were not found."""
         columns = self._columns
-        missing: set[str] = set()
-        result = self.sheet.write_by_job_id(updates, job_column=columns.job_id, fill_only=fill_only)
-        missing |= result.missing
+        missing: set[str] = set(result.missing)
         new = {
             job_id: tuple(reasons)
             for job_id, reasons in result.unwritable.items()
@@ -286,7 +315,7 @@ class SheetWriter:
                         job, self.output_columns, columns, notes=new[job["job_id"]]
                     )[columns.error]
                 }
-                for job in self._jobs([job_id for job_id in new if job_id in updates])
+                for job in self._jobs(list(new))
             }
             self.sheet.write_by_job_id(errors, job_column=columns.job_id)
         return missing

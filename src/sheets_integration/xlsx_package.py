@@ -13,9 +13,11 @@ import functools
 import io
 import posixpath
 import re
+import shutil
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import IO, BinaryIO
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
@@ -29,6 +31,8 @@ _REL_SHARED_STRINGS = "/sharedStrings"
 _REL_CALC_CHAIN = "/calcChain"
 _REL_HYPERLINK = "/hyperlink"
 _HINT = "open it in Excel or LibreOffice and save it again as .xlsx"
+#: Bytes copied at once when a part is streamed from one zip into the other.
+_BLOCK = 1 << 20
 # Defusing: a part that declares entities (the "billion laughs") is refused, not expanded.
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 
@@ -72,12 +76,17 @@ def parse_xml(data: bytes, what: str, sheet: str) -> ElementTree.Element:
 
 
 class Package:
-    """The parts of an .xlsx zip, read lazily; `dump` writes it back with some parts replaced."""
+    """The parts of an .xlsx zip, read lazily; `dump` writes it back with some parts replaced.
 
-    def __init__(self, data: bytes, sheet: str) -> None:
+    `data` is the file's bytes, or the file itself (a seekable stream): then a part is
+    read from it only when asked for, and `open`/`write_to` stream a big part (a worksheet
+    of 500,000 rows) instead of holding it.
+    """
+
+    def __init__(self, data: bytes | BinaryIO, sheet: str) -> None:
         self.sheet = sheet
         try:
-            self._zip = zipfile.ZipFile(io.BytesIO(data))
+            self._zip = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
         except (zipfile.BadZipFile, ValueError, OSError) as exc:
             raise BadSheet(sheet, f"not a readable .xlsx workbook ({exc})", _HINT) from exc
         # Part names are case-insensitive in a package; zip member names are not.
@@ -94,6 +103,16 @@ class Package:
         if name is None:
             raise BadSheet(self.sheet, f"the workbook lacks its part {part}", _HINT)
         return self._member(name)
+
+    def open(self, part: str) -> IO[bytes]:
+        """`part` as a stream of its (inflated) content, for parts too big to read whole."""
+        name = self._names.get(part.lower())
+        if name is None:
+            raise BadSheet(self.sheet, f"the workbook lacks its part {part}", _HINT)
+        try:
+            return self._zip.open(name)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+            raise BadSheet(self.sheet, f"its part {name} cannot be read ({exc})", _HINT) from exc
 
     def _member(self, name: str | zipfile.ZipInfo) -> bytes:
         try:
@@ -177,23 +196,52 @@ class Package:
 
         Every other member keeps its name, position, timestamp, compression and content.
         """
+        buffer = io.BytesIO()
+        self.write_to(buffer, replaced, removed)
+        return buffer.getvalue()
+
+    def write_to(
+        self,
+        target: BinaryIO,
+        replaced: Mapping[str, bytes | IO[bytes]],
+        removed: frozenset[str] = frozenset(),
+    ) -> None:
+        """`dump`, written into `target`; a replaced part given as a stream (read from its
+        start) and every part kept are copied through in blocks, never held whole."""
         replace = {part.lower(): data for part, data in replaced.items()}
         drop = {part.lower() for part in removed}
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as out:
+        with zipfile.ZipFile(target, "w") as out:
             out.comment = self._zip.comment
             for info in self._zip.infolist():
                 key = info.filename.lower()
                 if key in drop:
                     continue
-                data = replace[key] if key in replace else self._member(info)
                 copy = zipfile.ZipInfo(info.filename, info.date_time)
                 copy.compress_type = info.compress_type
                 copy.external_attr = info.external_attr
                 copy.create_system = info.create_system
                 copy.comment = info.comment
-                out.writestr(copy, data)
-        return buffer.getvalue()
+                data = replace.get(key)
+                if isinstance(data, bytes):
+                    out.writestr(copy, data)
+                    continue
+                # The size told beforehand: zipfile then adds ZIP64 fields only when needed.
+                if data is not None:
+                    copy.file_size = data.seek(0, io.SEEK_END)
+                    data.seek(0)
+                else:
+                    copy.file_size = info.file_size
+                try:
+                    with out.open(copy, "w") as member:
+                        if data is not None:
+                            shutil.copyfileobj(data, member, _BLOCK)
+                        else:
+                            with self._zip.open(info) as source:
+                                shutil.copyfileobj(source, member, _BLOCK)
+                except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+                    raise BadSheet(
+                        self.sheet, f"its part {info.filename} cannot be read ({exc})", _HINT
+                    ) from exc
 
     @functools.cached_property
     def _workbook_root(self) -> ElementTree.Element:

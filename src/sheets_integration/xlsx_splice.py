@@ -11,6 +11,7 @@ it are given their own copy, so they keep computing what they did.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,9 +183,9 @@ class _Splicer:
         if matches:
             lead, tail = body[: matches[0].start()], body[matches[-1].end() :]
         for cell in matches:
-            ref = attr(cell.group(2), b"r")
+            ref = _ref(cell.group(2))
             raw = cell.group(0)
-            column = column_index(ref) if ref else column + 1
+            column = _column_of(ref) if ref else column + 1
             if not ref:  # explicit from now on: a cell inserted before it must not move it
                 at = cell.end(1) + 1 - cell.start()
                 raw = raw[:at] + f' r="{get_column_letter(column)}{number}"'.encode() + raw[at:]
@@ -331,6 +332,25 @@ class _Splicer:
 
 # --- helpers --------------------------------------------------------------------------------
 
+# A cell's reference as every writer spells it; `attr` (the general reader) otherwise.
+_PLAIN_REF = re.compile(rb'\sr="([A-Z]{1,3}[0-9]+)"')
+
+
+def _ref(attrs: bytes) -> str | None:
+    """The `r` of a cell's attributes: asked for every cell of every row a write touches."""
+    found = _PLAIN_REF.search(attrs) if b"'" not in attrs else None
+    return found.group(1).decode() if found is not None else attr(attrs, b"r")
+
+
+@functools.lru_cache(maxsize=4096)
+def _letters_index(letters: str) -> int:
+    return column_index(letters)
+
+
+def _column_of(ref: str) -> int:
+    """`column_index`, remembered per column letters (a sheet has few columns)."""
+    return _letters_index(ref.rstrip("0123456789$"))
+
 
 def _union(bounds: list[int], column: int, row: int) -> list[int]:
     if not bounds:
@@ -375,3 +395,49 @@ def _with_spans(attrs: bytes, cells: Mapping[int, bytes]) -> bytes:
     low = min(min(cells), *(r[0] for r in ranges))
     high = max(max(cells), *(r[-1] for r in ranges))
     return set_attr(attrs, b"spans", f"{low}:{high}".encode())
+
+
+class RowSplicer:
+    """`splice` for a worksheet streamed row by row (`xlsx_stream`): the same cell edits,
+    for rows handed over in sheet order, so the part is never held whole.
+
+    `head` is the part up to and including `<sheetData>`; `row` returns a row's new bytes;
+    `head_after` the head with its dimension grown to cover the cells written.
+    """
+
+    def __init__(
+        self, head: bytes, prefix: str, styles: Styles, strings: Sequence[str], sheet: str
+    ) -> None:
+        self._splicer = _Splicer(head, styles, strings, sheet)
+        self._splicer.prefix = prefix
+        self._splicer.head_end = len(head)
+        self._splicer.column_styles = _column_styles(head)
+
+    @property
+    def result(self) -> Spliced:
+        """Whether anything changed so far, and the formulas the writes replaced."""
+        return self._splicer.result
+
+    def pending(self, number: int) -> bool:
+        """True when row `number` must go through `row` although nothing is written in it
+        (it may share a formula whose master a write replaced)."""
+        return bool(self._splicer.unshare) and number <= self._splicer.unshare_until
+
+    def row(self, raw: bytes, number: int, writes: Mapping[int, CellValue]) -> bytes:
+        """The row `raw` (one whole `<row>` element, sheet row `number`) with `writes`
+        ({column: value}, 1-based) made."""
+        start = _ROW.match(raw)
+        if start is None:
+            raise BadSheet(
+                self._splicer.sheet, f"row {number} of the worksheet is malformed", _HINT
+            )
+        body = b"" if start.group(4) else raw[start.end() : raw.rfind(b"</")]
+        return self._splicer._rewrite_row(start, body, number, writes)
+
+    def new_row(self, number: int, writes: Mapping[int, CellValue]) -> bytes:
+        """A new `<row>` element for sheet row `number` (absent from the part) with `writes`."""
+        return self._splicer._new_row(number, writes)
+
+    def head_after(self, head: bytes) -> bytes:
+        """`head` with its `<dimension>` covering every cell written."""
+        return self._splicer._with_dimension(head)

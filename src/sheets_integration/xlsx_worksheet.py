@@ -1,7 +1,8 @@
 """Reading one worksheet part: its cells as text, its hyperlinks and its merged ranges.
 
-The part is streamed (`iterparse`, one `<row>` at a time, each dropped once read), so a
-workbook of hundreds of thousands of rows is read in one pass without a DOM of it.
+The part is streamed from the zip (`iterparse`, one `<row>` at a time, each dropped once
+read) and its data rows go to a `SpilledRows` on disk, so a workbook of hundreds of
+thousands of rows is read in one pass without a DOM of it, its bytes, or a list of its rows.
 Element names are matched without their namespace: transitional and strict SpreadsheetML,
 with or without a prefix, read alike.
 """
@@ -13,12 +14,14 @@ import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 from xml.etree import ElementTree
 
 from openpyxl.formula.translate import Translator, TranslatorError
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 
 from sheets_integration.errors import BadSheet
+from sheets_integration.spilled_rows import SpilledRows
 from sheets_integration.xlsx_cells import (
     hyperlink_target,
     iso_text,
@@ -27,6 +30,7 @@ from sheets_integration.xlsx_cells import (
 )
 from sheets_integration.xlsx_markup import column_index
 from sheets_integration.xlsx_package import local
+from sheets_integration.xlsx_strings import string_text
 from sheets_integration.xlsx_styles import Styles
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,11 @@ class MergedRanges(Mapping[tuple[int, int], str]):
                 return cells
         return None
 
+    def in_row(self, row: int) -> Iterator[CellRange]:
+        """The ranges that cover sheet row `row` (1-based)."""
+        yield from self._by_row.get(row, [])
+        yield from (cells for cells in self._tall if cells.min_row <= row <= cells.max_row)
+
     def __getitem__(self, key: tuple[int, int]) -> str:
         found = self.range_at(key[0] + 2, key[1] + 1)
         if found is None:
@@ -129,40 +138,10 @@ class WorksheetContent:
     """
 
     rows: list[list[str]]
+    #: Streamed (`stream_worksheet`): `rows` is the header alone, `data` the data rows.
+    data: Sequence[list[str]] = ()
     links: dict[tuple[int, int], str] = field(default_factory=dict)
     merged: MergedRanges = field(default_factory=lambda: MergedRanges(()))
-
-
-def read_shared_strings(data: bytes | None, part: str, sheet: str) -> list[str]:
-    """The shared string table: each `<si>` as its text (rich text runs joined, phonetic
-    guides left out)."""
-    if data is None:
-        return []
-    strings: list[str] = []
-    try:
-        for _, element in ElementTree.iterparse(io.BytesIO(data), events=("end",)):
-            if local(element.tag) == "si":
-                strings.append(unescape_xstring(_string_text(element)))
-                element.clear()
-    except ElementTree.ParseError as exc:
-        raise BadSheet(sheet, f"{part} is not well-formed XML ({exc})", _HINT) from exc
-    return strings
-
-
-def _string_text(element: ElementTree.Element) -> str:
-    """The text of an `<si>` or `<is>`: its `<t>`, or the `<t>` of each `<r>` run."""
-    namespace = element.tag[: element.tag.index("}") + 1] if element.tag[:1] == "{" else ""
-    text, run = namespace + "t", namespace + "r"
-    children = list(element)
-    if len(children) == 1 and children[0].tag == text:  # the plain string: no runs
-        return children[0].text or ""
-    parts: list[str] = []
-    for child in children:
-        if child.tag == text:
-            parts.append(child.text or "")
-        elif child.tag == run:
-            parts.extend(part.text or "" for part in child if part.tag == text)
-    return "".join(parts)
 
 
 class _Reader:
@@ -172,7 +151,6 @@ class _Reader:
         self, strings: Sequence[str], styles: Styles, date1904: bool, targets: Mapping[str, str]
     ) -> None:
         self.strings, self.styles, self.date1904, self.targets = strings, styles, date1904, targets
-        self.rows: dict[int, list[str]] = {}
         self.links: dict[tuple[int, int], str] = {}
         self.merges: list[CellRange] = []
         self.hyperlinks: list[tuple[str, str]] = []
@@ -180,12 +158,13 @@ class _Reader:
         self._columns: dict[str, int] = {}
         self.tags: dict[str, str] = {}
 
-    def read(self, data: bytes) -> None:
-        namespace = _root_namespace(data)
+    def read(self, data: bytes | IO[bytes]) -> None:
+        source = _Rejoined(data if isinstance(data, bytes) else data.read(65536), data)
+        namespace = _root_namespace(source.first)
         row_tag, merge_tag, link_tag = (namespace + n for n in ("row", "mergeCell", "hyperlink"))
         self.tags = {namespace + n: n for n in ("c", "v", "f", "is")}
         row_number = 0
-        for _, element in ElementTree.iterparse(io.BytesIO(data), events=("end",)):
+        for _, element in ElementTree.iterparse(source, events=("end",)):
             tag = element.tag
             if tag == row_tag:
                 number = element.get("r")
@@ -219,7 +198,10 @@ class _Reader:
                 if len(values) < column:
                     values.extend([""] * (column - len(values)))
                 values[column - 1] = text
-        self.rows[number] = values
+        self._store(number, values)
+
+    def _store(self, number: int, values: list[str]) -> None:
+        raise NotImplementedError  # where the rows go: `_SpillingReader`
 
     def _cell(self, cell: ElementTree.Element, ref: str | None, row: int, column: int) -> str:
         kind = cell.get("t", "n")
@@ -249,7 +231,7 @@ class _Reader:
             index = int(value or "-1")
             return self.strings[index] if 0 <= index < len(self.strings) else ""
         if inline is not None and kind == "inlineStr":
-            return unescape_xstring(_string_text(inline))
+            return unescape_xstring(string_text(inline))
         if value is None:
             return ""
         if kind == "n":
@@ -288,56 +270,111 @@ class _Reader:
             found = self._columns[letters] = column_index(letters)
         return found
 
-    def content(self) -> WorksheetContent:
-        # A merged range shows only its top-left cell's value; others may still hold one.
-        last = max(self.rows, default=0)
-        for merge in self.merges:
-            for number in range(merge.min_row, min(merge.max_row, last) + 1):
-                values = self.rows.get(number)
-                if not values:
-                    continue
-                first = merge.min_col + 1 if number == merge.min_row else merge.min_col
-                for column in range(first, min(merge.max_col, len(values)) + 1):
-                    values[column - 1] = ""
-                while values and values[-1] == "":
-                    values.pop()
-        rows = [self.rows.get(number, []) for number in range(1, last + 1)]
-        while rows and not rows[-1]:
-            rows.pop()
-        width = max((len(values) for values in rows), default=0)
-        for ref, target in self.hyperlinks:
-            cells = CellRange.parse(ref)
-            if cells is None:
-                continue
-            for row in range(max(cells.min_row, 2), min(cells.max_row, len(rows)) + 1):
-                for column in range(cells.min_col, min(cells.max_col, width) + 1):
-                    self.links.setdefault((row - 2, column - 1), target)
-        return WorksheetContent(rows, self.links, MergedRanges(self.merges))
+
+class _Rejoined:
+    """A stream whose first bytes were read already (to find the root's namespace)."""
+
+    def __init__(self, first: bytes, rest: bytes | IO[bytes]) -> None:
+        self.first = first
+        self._first: bytes | None = first
+        self._rest = None if isinstance(rest, bytes) else rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            if first:
+                return first
+        return b"" if self._rest is None else self._rest.read(size)
 
 
 def _root_namespace(data: bytes) -> str:
     """ "{uri}" of the part's root element (its children share it), or "" without one."""
-    for _, element in ElementTree.iterparse(io.BytesIO(data[:65536]), events=("start",)):
-        tag = element.tag
-        return tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+    try:
+        for _, element in ElementTree.iterparse(io.BytesIO(data), events=("start",)):
+            tag = element.tag
+            return tag[: tag.index("}") + 1] if tag.startswith("{") else ""
+    except ElementTree.ParseError:
+        pass  # the first bytes end mid-element; the root came before that
     return ""
 
 
-def read_worksheet(
-    data: bytes,
+class _SpillingReader(_Reader):
+    """A `_Reader` whose data rows go to a `SpilledRows` as they are read, in sheet order.
+
+    The merged ranges are known before the pass (from the part's tail), so each row is
+    blanked inside them as it arrives; empty rows are held back as a count, so trailing
+    ones are never stored.
+    """
+
+    def __init__(
+        self,
+        strings: Sequence[str],
+        styles: Styles,
+        date1904: bool,
+        targets: Mapping[str, str],
+        merged: MergedRanges,
+    ) -> None:
+        super().__init__(strings, styles, date1904, targets)
+        self.merged = merged
+        self.header: list[str] = []
+        self.spilled = SpilledRows()
+        self._last = 1  # the sheet row stored last (row 1: the header)
+        self._empty = 0  # empty rows read and not stored yet
+        self.width = 0
+
+    def _store(self, number: int, values: list[str]) -> None:
+        for merge in self.merged.in_row(number):
+            first = merge.min_col + 1 if number == merge.min_row else merge.min_col
+            for column in range(first, min(merge.max_col, len(values)) + 1):
+                values[column - 1] = ""
+        while values and values[-1] == "":
+            values.pop()
+        if number == 1:
+            self.header = values
+            return
+        if number <= self._last:
+            raise ValueError(f"row {number} comes after row {self._last}")
+        self._empty += number - self._last - 1
+        self._last = number
+        if not values:
+            self._empty += 1
+            return
+        for _ in range(self._empty):
+            self.spilled.append([])
+        self._empty = 0
+        self.spilled.append(values)
+        self.width = max(self.width, len(values))
+
+    def streamed(self) -> WorksheetContent:
+        width = max(self.width, len(self.header))
+        last = len(self.spilled) + 1
+        for ref, target in self.hyperlinks:
+            cells = CellRange.parse(ref)
+            if cells is None:
+                continue
+            for row in range(max(cells.min_row, 2), min(cells.max_row, last) + 1):
+                for column in range(cells.min_col, min(cells.max_col, width) + 1):
+                    self.links.setdefault((row - 2, column - 1), target)
+        return WorksheetContent([self.header], self.spilled, self.links, self.merged)
+
+
+def stream_worksheet(
+    source: IO[bytes],
     *,
     strings: Sequence[str],
     styles: Styles,
     date1904: bool,
     targets: Mapping[str, str],
+    merged: MergedRanges,
     sheet: str,
 ) -> WorksheetContent:
-    """Everything `XlsxSheet` reads from a worksheet part; `BadSheet` when it is not XML."""
-    reader = _Reader(strings, styles, date1904, targets)
+    """`read_worksheet` over a stream of the part, its data rows spilled (`SpilledRows`):
+    `rows` then holds the header alone and `data` the data rows."""
+    reader = _SpillingReader(strings, styles, date1904, targets, merged)
     try:
-        reader.read(data)
+        reader.read(source)
     except ElementTree.ParseError as exc:
         raise BadSheet(sheet, f"the worksheet is not well-formed XML ({exc})", _HINT) from exc
     except (ValueError, IndexError) as exc:
         raise BadSheet(sheet, f"the worksheet holds a malformed cell ({exc})", _HINT) from exc
-    return reader.content()
+    return reader.streamed()
