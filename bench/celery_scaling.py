@@ -75,12 +75,14 @@ import httpx
 sites, threads = json.loads(sys.stdin.read()), int(sys.argv[1])
 lock = threading.Lock()
 def work():
-    while True:
-        with lock:
-            if not sites:
-                return
-            site = sites.pop().rstrip("/")
-        with httpx.Client(timeout=10) as client:
+    # One client a thread (building one loads the CA bundle); each site is a new
+    # connection all the same, as it is for the fetcher: every site has a port of its own.
+    with httpx.Client(timeout=10) as client:
+        while True:
+            with lock:
+                if not sites:
+                    return
+                site = sites.pop().rstrip("/")
             for path in ("/robots.txt", "/", "/about", "/contact"):
                 client.get(site + path)
 started = time.time()
