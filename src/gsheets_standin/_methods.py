@@ -18,7 +18,8 @@ def execute(
     payload: dict[str, Any],
     caller: str,
 ) -> dict[str, Any]:
-    """The JSON answer of `route` on `book` (a copy, for writes) for `caller`."""
+    """The JSON answer of `route` on `book` for `caller` (a write changes `book`: the server
+    makes it all or nothing, by a copy or an undo journal)."""
     name, text = route.name, route.range_text or ""
     if name == "spreadsheets.get":
         return _grid.get(book, params, caller)
