@@ -229,8 +229,9 @@ HANDLERS: dict[str, Handler] = {
 def batch_update(book: Spreadsheet, body: Mapping[str, Any]) -> dict[str, Any]:
     """Apply `body["requests"]` to `book` in order; the response with one reply per request.
 
-    The caller passes a copy and keeps it only on success: a failing request leaves the
-    spreadsheet as it was (all or nothing).
+    The caller makes it all or nothing (a copy kept only on success, or, for cell and
+    metadata requests, an undo journal; see `_journal`): a failing request leaves the
+    spreadsheet as it was.
     """
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:

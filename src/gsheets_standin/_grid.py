@@ -143,7 +143,8 @@ def spreadsheet_resource(
     return body
 
 
-def _mask(params: Mapping[str, list[str]]) -> _fields.Mask | None:
+def mask(params: Mapping[str, list[str]]) -> _fields.Mask | None:
+    """The `fields` parameter of a request as a mask (None: everything); 400 if unparsable."""
     text = (params.get("fields") or [""])[-1]
     if not text:
         return None
@@ -168,7 +169,7 @@ def get(book: Spreadsheet, params: Mapping[str, list[str]], caller: str) -> dict
             target = resolve(book, text)
             selected.setdefault(target.sheet.sheet_id, []).append(target.box)
     body = spreadsheet_resource(book, selected, grid, caller)
-    return dict(_fields.prune(body, _mask(params)))
+    return dict(_fields.prune(body, mask(params)))
 
 
 def get_by_data_filter(
@@ -187,4 +188,4 @@ def get_by_data_filter(
             if match.box not in boxes:
                 boxes.append(match.box)
     body = spreadsheet_resource(book, selected, _flag(payload.get("includeGridData")), caller)
-    return dict(_fields.prune(body, _mask(params)))
+    return dict(_fields.prune(body, mask(params)))

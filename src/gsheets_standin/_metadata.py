@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gsheets_standin import _journal
 from gsheets_standin._layout import Anchor, LocationKind
 from gsheets_standin._model import Spreadsheet, Worksheet
 
@@ -161,15 +162,20 @@ def lookup(
     if query.get("metadataLocation") is not None:
         where = Location.parse(book, query["metadataLocation"])
     exact = query.get("locationMatchingStrategy") == "EXACT_LOCATION"
+    # The cheap tests first, the query read once: a sheet of 100,000 tagged rows is
+    # scanned once per DataFilter of every request.
+    wanted_id = int(query["metadataId"]) if query.get("metadataId") is not None else None
+    key, value = query.get("metadataKey"), query.get("metadataValue")
+    project = project_of(caller)
     found = []
     for ws, anchor in book.anchors():
-        if not visible(anchor, caller):
+        if wanted_id is not None and anchor.metadata_id != wanted_id:
             continue
-        if query.get("metadataId") is not None and anchor.metadata_id != int(query["metadataId"]):
+        if key is not None and anchor.key != key:
             continue
-        if query.get("metadataKey") is not None and anchor.key != query["metadataKey"]:
+        if value is not None and anchor.value != value:
             continue
-        if query.get("metadataValue") is not None and anchor.value != query["metadataValue"]:
+        if anchor.visibility != "DOCUMENT" and anchor.project != project:
             continue
         if query.get("visibility") is not None and anchor.visibility != query["visibility"]:
             continue
@@ -207,11 +213,16 @@ def create(book: Spreadsheet, data: Any, caller: str) -> dict[str, Any]:
     anchor = Anchor(
         metadata_id, key, value, str(visibility), project_of(caller), where.kind, where.index
     )
+    journal = _journal.current()
     if where.kind == "SPREADSHEET":
+        if journal is not None:
+            journal.save_list(book, "metadata")
         book.metadata.append(anchor)
         return resource(None, anchor)
     assert where.sheet_id is not None
     ws = _sheet(book, where.sheet_id)
+    if journal is not None:
+        journal.save_list(ws.layout, "metadata")
     ws.layout.metadata.append(anchor)
     return resource(ws, anchor)
 
@@ -219,6 +230,13 @@ def create(book: Spreadsheet, data: Any, caller: str) -> dict[str, Any]:
 def remove(book: Spreadsheet, found: Iterable[tuple[Worksheet | None, Anchor]]) -> None:
     """Delete the given metadata."""
     doomed = {id(anchor) for _, anchor in found}
+    if not doomed:
+        return
+    journal = _journal.current()
+    if journal is not None:
+        journal.save_list(book, "metadata")
+        for ws in book.sheets:
+            journal.save_list(ws.layout, "metadata")
     book.metadata = [a for a in book.metadata if id(a) not in doomed]
     for ws in book.sheets:
         ws.layout.metadata = [a for a in ws.layout.metadata if id(a) not in doomed]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gsheets_standin import _batch, _filters, _grid, _values
+from gsheets_standin import _batch, _fields, _filters, _grid, _values
 from gsheets_standin._errors import not_found
 from gsheets_standin._model import Spreadsheet
 from gsheets_standin._routes import Route
@@ -18,7 +18,28 @@ def execute(
     payload: dict[str, Any],
     caller: str,
 ) -> dict[str, Any]:
-    """The JSON answer of `route` on `book` (a copy, for writes) for `caller`."""
+    """The JSON answer of `route` on `book` for `caller` (a write changes `book`: the server
+    makes it all or nothing, by a copy or an undo journal)."""
+    name = route.name
+    answer = _answer(route, book, params, payload, caller)
+    if name not in _PRUNED_BY_THEMSELVES and (params.get("fields") or [""])[-1]:
+        # `fields` is a system parameter of every method: the answer keeps what it selects
+        # (a caller that needs no replies asks for `fields=spreadsheetId`).
+        return dict(_fields.prune(answer, _grid.mask(params)))
+    return answer
+
+
+_PRUNED_BY_THEMSELVES = frozenset({"spreadsheets.get", "spreadsheets.getByDataFilter"})
+"""Methods that apply `fields` while they build the answer (to skip grid data unasked)."""
+
+
+def _answer(
+    route: Route,
+    book: Spreadsheet,
+    params: Mapping[str, list[str]],
+    payload: dict[str, Any],
+    caller: str,
+) -> dict[str, Any]:
     name, text = route.name, route.range_text or ""
     if name == "spreadsheets.get":
         return _grid.get(book, params, caller)

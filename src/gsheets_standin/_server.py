@@ -26,6 +26,7 @@ from gsheets_standin._errors import (
 from gsheets_standin._faults import FaultQueue, PendingFault
 from gsheets_standin._hooks import Hooks, OperatorHook, RequestInfo
 from gsheets_standin._http import Fault, HTTPServer, Reply
+from gsheets_standin._journal import in_place, journaled
 from gsheets_standin._log import LoggedRequest, RequestLog
 from gsheets_standin._methods import execute
 from gsheets_standin._model import (
@@ -391,11 +392,19 @@ class StandIn:
                 hook(book)  # before anything of the request is checked: sharing included
             if email not in book.shared_with:
                 raise permission_denied()
+            # All or nothing: a write that only sets cells or adds and removes developer
+            # metadata runs on the spreadsheet itself, undone if it fails (its cost is the
+            # cells it writes); any other write runs on a copy kept only on success.
+            journal: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
             if route.kind == "write":
-                book = book.copy()
+                if in_place(route.name, payload):
+                    journal = journaled()
+                else:
+                    book = book.copy()
             token_ = ACTOR.set((email, book.owner))
             try:
-                result = execute(route, book, params, payload, email)
+                with journal:
+                    result = execute(route, book, params, payload, email)
             except ProtectedCell as exc:
                 raise invalid_argument(str(exc)) from None
             finally:

@@ -130,14 +130,19 @@ def values_batch_get(book: Spreadsheet, params: Params) -> dict[str, Any]:
     return result
 
 
-def _rows_of(body_values: Any, major: str) -> list[list[Any]]:
+def _lines(body_values: Any) -> list[list[Any]]:
+    """The lines of a values array as sent (rows or columns), validated."""
     if body_values is None:
         return []
     if not isinstance(body_values, list) or not all(
         line is None or isinstance(line, list) for line in body_values
     ):
         raise invalid_argument("Invalid values: expected a list of lists (ListValue)")
-    rows = [line if line is not None else [] for line in body_values]
+    return [line if line is not None else [] for line in body_values]
+
+
+def _rows_of(body_values: Any, major: str) -> list[list[Any]]:
+    rows = _lines(body_values)
     if major == "COLUMNS":
         width = max((len(line) for line in rows), default=0)
         rows = [[line[r] if r < len(line) else None for line in rows] for r in range(width)]
@@ -153,12 +158,15 @@ def write_values(
 ) -> dict[str, Any]:
     """Write a values array into a target box; the UpdateValuesResponse (without spreadsheetId)."""
     ws = target.sheet
-    rows = _rows_of(body_values, major)
+    # The lines are read as sent, not transposed first: a column written far down a big
+    # sheet arrives as nulls down to its rows, which cost no more than skipping them.
+    lines = _lines(body_values)
+    longest = max((len(line) for line in lines), default=0)
+    columns = major == "COLUMNS"
+    height, width = (longest, len(lines) if longest else 0) if columns else (len(lines), longest)
     box = target.box
     if box.row1 == box.row0 + 1 and box.col1 == box.col0 + 1:
         box = Box(box.row0, box.col0, None, None)  # a single cell anchors the data
-    height = len(rows)
-    width = max((len(line) for line in rows), default=0)
     if box.row1 is not None and box.row0 + height > box.row1:
         raise invalid_argument(
             f"Requested writing within range [{target.text}], but tried writing to row "
@@ -175,8 +183,15 @@ def write_values(
         raise _grid_error(target)
     cells = 0
     staged: list[tuple[int, int, Cell]] = []
-    for r, line in enumerate(rows):
-        for c, value in enumerate(line):
+    rows_hit: set[int] = set()
+    columns_hit: set[int] = set()
+    for i, line in enumerate(lines):
+        for j, value in enumerate(line):
+            if value is None:
+                continue  # null: the cell is left as it is
+            r, c = (j, i) if columns else (i, j)
+            rows_hit.add(r)
+            columns_hit.add(c)
             try:
                 parsed = parse_input(value, option)
             except InputError as exc:
@@ -191,10 +206,8 @@ def write_values(
         "updatedRange": format_range(
             ws.title, box.row0, box.col0, box.row0 + max(height, 1), box.col0 + max(width, 1)
         ),
-        "updatedRows": sum(1 for line in rows if any(v is not None for v in line)),
-        "updatedColumns": sum(
-            1 for c in range(width) if any(c < len(line) and line[c] is not None for line in rows)
-        ),
+        "updatedRows": len(rows_hit),
+        "updatedColumns": len(columns_hit),
         "updatedCells": cells,
     }
     if response_render is not None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextvars
 import functools
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gsheets_standin import _journal
 from gsheets_standin._a1 import Box
 from gsheets_standin._cells import Cell, Formula, RichText, render, sort_key
 from gsheets_standin._layout import Layout, Protection, move_target
@@ -85,12 +86,32 @@ class Worksheet:
             raise EditError(f"cell ({row}, {col}) is outside the grid")
         if cell is None and (row >= len(self.rows) or col >= len(self.rows[row])):
             return
+        journal = _journal.current()
+        if journal is not None:
+            journal.record(self._undo_set(row, col))
         while len(self.rows) <= row:
             self.rows.append([])
         line = self.rows[row]
         if len(line) <= col:
             line.extend([None] * (col + 1 - len(line)))
         line[col] = cell
+
+    def _undo_set(self, row: int, col: int) -> Callable[[], None]:
+        """What puts (row, col), and the lengths of the rows it may extend, back as now."""
+        height = len(self.rows)
+        width = len(self.rows[row]) if row < height else 0
+        previous = self.rows[row][col] if col < width else None
+        rows = self.rows
+
+        def undo() -> None:
+            if row < height:
+                line = rows[row]
+                if col < width:
+                    line[col] = previous
+                del line[width:]
+            del rows[height:]
+
+        return undo
 
     def write(self, row: int, col: int, cell: Cell) -> bool:
         """Store `cell` as a request does: refused in a protected range, dropped under a merge.

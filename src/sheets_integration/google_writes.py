@@ -124,6 +124,9 @@ def _split(
     if len(body) <= limit + _padding(columns, offsets[0]) or len(offsets) == 1:
         yield Request(tuple(offsets), body)
         return
+    # Dropped before the halves are built: each level of the split would otherwise keep
+    # its too-large body alive while the ones below it are made and sent.
+    del body
     middle = len(offsets) // 2
     yield from _split(offsets[:middle], build, limit, columns)
     yield from _split(offsets[middle:], build, limit, columns)
