@@ -39,7 +39,7 @@ def writer(db: str, batch_id: str, threads: int, seconds: float, name: str) -> N
     from progress import open_store
 
     store = open_store(db)
-    jobs = [j["job_id"] for j in store.jobs(batch_id=batch_id)]
+    jobs = store.job_ids(batch_id)
     begun = time.time()
     stop = time.monotonic() + seconds
     done = [0]

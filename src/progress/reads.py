@@ -172,7 +172,10 @@ class StoreReads:
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
-            return [job_snapshot(row) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+        # Built after the read's transaction ended: snapshots of a whole big batch take
+        # longer than PostgreSQL lets a session idle inside a transaction (`pg_session`).
+        return [job_snapshot(row) for row in rows]
 
     def job_ids(self, batch_id: str) -> list[str]:
         """Every job id of the batch, in row order."""
