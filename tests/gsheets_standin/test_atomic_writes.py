@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,18 +18,6 @@ def book(standin: StandIn, service_account_key: ServiceAccountKey) -> str:
     return standin.create_spreadsheet(
         {"Leads": ROWS}, shared_with=[service_account_key.email], rows=10
     )
-
-
-@pytest.fixture
-def api(
-    standin: StandIn, service_account_key: ServiceAccountKey, book: str
-) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=f"{standin.url}/v4/spreadsheets/{book}",
-        headers={"Authorization": f"Bearer {standin.issue_token(service_account_key.email)}"},
-        timeout=5,
-    ) as client:
-        yield client
 
 
 def _root(api: httpx.Client) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,18 +14,6 @@ from gsheets_standin import ServiceAccountKey, StandIn
 def book(standin: StandIn, service_account_key: ServiceAccountKey) -> str:
     rows = [["Company", "Job ID"], *([f"Company {i}", f"j{i}"] for i in range(300))]
     return standin.create_spreadsheet({"Leads": rows}, shared_with=[service_account_key.email])
-
-
-@pytest.fixture
-def api(
-    standin: StandIn, service_account_key: ServiceAccountKey, book: str
-) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=f"{standin.url}/v4/spreadsheets/{book}",
-        headers={"Authorization": f"Bearer {standin.issue_token(service_account_key.email)}"},
-        timeout=5,
-    ) as client:
-        yield client
 
 
 def _tag(row: int) -> dict[str, Any]:
