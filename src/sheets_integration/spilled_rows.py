@@ -2,11 +2,12 @@
 
 A CSV sheet of 500,000 rows held as `list[list[str]]` costs ~0.6 KB of Python objects per
 row (300 MB), while a batch only ever looks at a few hundred rows at once. The rows are
-appended once, as they are parsed, each as its `marshal` bytes into an anonymous temporary
-file (the first MiB stays in memory, so a small sheet never touches the disk); an
-`array('Q')` holds where each row starts (8 bytes a row), and a small LRU keeps the rows
-decoded last, read ahead in blocks, so walking the rows in order costs one `pread` per
-block.
+appended once, as they are parsed, each as its `marshal` bytes after a 4-byte length, into
+an anonymous temporary file (the first MiB stays in memory, so a small sheet never touches
+the disk). Rows are found by block: an `array('Q')` holds where each block of 128 rows
+starts (8 bytes per 128 rows: 31 KB for 500,000 rows, where an offset a row took 4 MB), and
+a small LRU keeps the blocks' rows decoded last, so reading a row costs one `pread` of its
+block and walking the rows in order one `pread` per block.
 
 `marshal` is exact for lists of `str` (any character, newlines and NULs included) and
 fast; its format may change between Python versions, which does not matter for bytes that
@@ -27,13 +28,12 @@ from typing import IO, overload
 
 #: Bytes kept in memory before the rows go to a temporary file.
 _MEMORY_LIMIT = 1 << 20
-#: Rows decoded at once when one is asked for (the ones after it are likely asked next).
-_READ_AHEAD_ROWS = 128
-_READ_AHEAD_BYTES = 1 << 16
-#: Rows kept decoded: a few read-ahead blocks.
-_CACHED_ROWS = 4 * _READ_AHEAD_ROWS
-#: Bytes read at once by iteration.
-_ITERATION_BYTES = 1 << 18
+#: Rows a block holds: they are read and decoded together (the ones after a row asked for
+#: are likely asked next).
+_BLOCK_ROWS = 128
+#: Rows kept decoded: a few blocks.
+_CACHED_ROWS = 4 * _BLOCK_ROWS
+_LENGTH = 4  # bytes of the length before each row's marshal bytes
 
 
 class SpilledRows(Sequence[list[str]]):
@@ -49,7 +49,9 @@ class SpilledRows(Sequence[list[str]]):
         self, rows: Iterable[list[str]] = (), *, memory_limit: int = _MEMORY_LIMIT
     ) -> None:
         self._memory_limit = memory_limit
-        self._offsets = array("Q", [0])
+        self._starts = array("Q")  # where each block of _BLOCK_ROWS rows starts
+        self._count = 0
+        self._end = 0  # bytes stored
         self._memory = bytearray()  # the bytes after `_spilled`, not in the file yet
         self._file: IO[bytes] | None = None
         self._spilled = 0
@@ -61,8 +63,12 @@ class SpilledRows(Sequence[list[str]]):
         """Add `row` after the last one."""
         data = marshal.dumps(row)
         with self._lock:
+            if self._count % _BLOCK_ROWS == 0:
+                self._starts.append(self._end)
+            self._memory += len(data).to_bytes(_LENGTH, "little")
             self._memory += data
-            self._offsets.append(self._offsets[-1] + len(data))
+            self._end += _LENGTH + len(data)
+            self._count += 1
             if len(self._memory) > self._memory_limit:
                 self._spill()
 
@@ -95,26 +101,22 @@ class SpilledRows(Sequence[list[str]]):
             pieces.append(bytes(self._memory[low : end - self._spilled]))
         return b"".join(pieces)
 
-    def _decode(self, first: int, last: int) -> list[list[str]]:
-        """Rows `first` to `last` (exclusive), decoded (called with the lock held)."""
-        base = self._offsets[first]
-        data = memoryview(self._read(base, self._offsets[last]))
-        return [
-            marshal.loads(data[self._offsets[i] - base : self._offsets[i + 1] - base])
-            for i in range(first, last)
-        ]
-
-    def _block_end(self, first: int, rows: int, size: int) -> int:
-        """Where a block read from row `first` ends: at most `rows` rows and `size` bytes,
-        and at least the one row."""
-        end = min(len(self), first + rows)
-        last = first + 1
-        while last < end and self._offsets[last + 1] <= self._offsets[first] + size:
-            last += 1
-        return last
+    def _block(self, block: int) -> list[list[str]]:
+        """The rows of block `block`, decoded (called with the lock held)."""
+        start = self._starts[block]
+        end = self._starts[block + 1] if block + 1 < len(self._starts) else self._end
+        data = memoryview(self._read(start, end))
+        rows: list[list[str]] = []
+        at = 0
+        while at < len(data):
+            size = int.from_bytes(data[at : at + _LENGTH], "little")
+            at += _LENGTH
+            rows.append(marshal.loads(data[at : at + size]))
+            at += size
+        return rows
 
     def __len__(self) -> int:
-        return len(self._offsets) - 1
+        return self._count
 
     @overload
     def __getitem__(self, index: int) -> list[str]: ...
@@ -135,25 +137,24 @@ class SpilledRows(Sequence[list[str]]):
             if row is not None:
                 self._cache.move_to_end(index)
                 return row
-            last = self._block_end(index, _READ_AHEAD_ROWS, _READ_AHEAD_BYTES)
-            for i, decoded in enumerate(self._decode(index, last), start=index):
+            first = index - index % _BLOCK_ROWS
+            for i, decoded in enumerate(self._block(first // _BLOCK_ROWS), start=first):
                 self._cache[i] = decoded
             while len(self._cache) > _CACHED_ROWS:
                 self._cache.popitem(last=False)
             return self._cache[index]
 
     def __iter__(self) -> Iterator[list[str]]:
-        # In order, the bytes of many rows at a time, past the cache (a walk over every row
-        # must not push out the rows being worked on); each row decoded when it is reached.
-        first, count = 0, len(self)
-        while first < count:
-            last = self._block_end(first, count, _ITERATION_BYTES)
-            base = self._offsets[first]
+        # In order, a block at a time, past the cache (a walk over every row must not push
+        # out the rows being worked on): the rows there were when the walk began.
+        left = len(self)
+        block = 0
+        while left > 0:
             with self._lock:
-                data = memoryview(self._read(base, self._offsets[last]))
-            for i in range(first, last):
-                yield marshal.loads(data[self._offsets[i] - base : self._offsets[i + 1] - base])
-            first = last
+                rows = self._block(block)[:left]
+            yield from rows
+            left -= len(rows)
+            block += 1
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str):
@@ -163,4 +164,4 @@ class SpilledRows(Sequence[list[str]]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"<SpilledRows: {len(self)} rows, {self._offsets[-1]} bytes>"
+        return f"<SpilledRows: {len(self)} rows, {self._end} bytes>"

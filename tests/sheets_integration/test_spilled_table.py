@@ -84,6 +84,23 @@ def test_spilled_rows_read_back_every_row_exactly_past_the_memory_limit() -> Non
         spilled[2_000]
 
 
+def test_spilled_rows_hold_next_to_nothing_per_row_in_memory() -> None:
+    """What stays in memory for rows on disk is per block, not per row: a 500,000-row
+    sheet's index is some KB (an offset a row took 4 MB)."""
+    spilled = SpilledRows(memory_limit=1 << 16)
+    spilled.append(["warm", "up"])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        spilled.extend([f"Company {i}", f"https://c{i}.example"] for i in range(200_000))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 200_000  # bytes: the in-memory tail (64 KB) and the block index
+    assert spilled[199_999] == ["Company 199998", "https://c199998.example"]
+    assert spilled[1] == ["Company 0", "https://c0.example"] and len(spilled) == 200_001
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_a_streamed_read_holds_what_the_parsed_document_holds(tmp_path: Path, name: str) -> None:
     path = tmp_path / "c.csv"
