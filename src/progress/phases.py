@@ -28,6 +28,14 @@ class JobPhases:
         """Run a write in a committed transaction (shared with other threads' writes)."""
         return self._committer.run(op)
 
+    def _apply_or_queue(self, op: Callable[[Tx], R], wait: bool) -> R | None:
+        """`_apply` when `wait`; otherwise queue the write (it commits in order, before any
+        later write of the caller) and return None."""
+        if wait:
+            return self._apply(op)
+        self._committer.submit(op)
+        return None
+
     def _cancel(self, tx: Tx, job: Any, reason: str) -> int:
         raise NotImplementedError  # JobTransitions provides it
 
@@ -68,10 +76,7 @@ class JobPhases:
             tx.sql.update_job(job_id, {"updated": tx.now, "last_event_id": tx.head, **values})
             return tx.head
 
-        if not wait:
-            self._committer.submit(_op)
-            return None
-        return self._apply(_op)
+        return self._apply_or_queue(_op, wait)
 
     def phase_progress(
         self,
@@ -118,10 +123,7 @@ class JobPhases:
             )
             return event_id
 
-        if not wait:
-            self._committer.submit(_op)
-            return None
-        return self._apply(_op)
+        return self._apply_or_queue(_op, wait)
 
     def phase_finished(
         self,
@@ -180,10 +182,7 @@ class JobPhases:
             tx.sql.update_job(job_id, {"updated": tx.now, "last_event_id": tx.head, **values})
             return True
 
-        if not wait:
-            self._committer.submit(_op)
-            return None
-        return self._apply(_op)
+        return self._apply_or_queue(_op, wait)
 
     @staticmethod
     def _finish_phase(

@@ -183,10 +183,7 @@ class JobTransitions(JobPhases):
             # them from there (`reads.events_after`): a succeeded job's results never change.
             return self._move(tx, job, JobStatus.SUCCEEDED, EventType.JOB_SUCCEEDED, {}, values)
 
-        if not wait:
-            self._committer.submit(_op)
-            return None
-        return self._apply(_op)
+        return self._apply_or_queue(_op, wait)
 
     def fail_job(
         self,
