@@ -245,18 +245,46 @@ def plan_job_ids(
     *,
     job_column: str = JOB_ID_COLUMN,
 ) -> WritePlan:
-    """Cells for `assign_job_ids`, refusing every row that is no longer the row the caller read.
+    """Cells for `assign_job_ids`, refusing every row that is no longer the row the caller
+    read (`judge_job_ids` says which)."""
+    accepted: list[tuple[int, str]] = []
+    refused: set[int] = set()
+    for row, job_id, writable in judge_job_ids(table, assignments, expected, job_column=job_column):
+        if writable:
+            accepted.append((row, job_id))
+        else:
+            refused.add(row)
+    new = plan_columns(table, [job_column]) if accepted else []
+    position = _column_positions(table, new).get(normalize_header(job_column), -1)
+    cells = new + [CellWrite(row, position, job_id) for row, job_id in accepted]
+    return WritePlan(cells=cells, refused=frozenset(refused))
+
+
+def judge_job_ids(
+    table: Table,
+    assignments: Mapping[int, str],
+    expected: Mapping[int, Mapping[str, str]],
+    *,
+    job_column: str = JOB_ID_COLUMN,
+) -> Iterator[tuple[int, str, bool]]:
+    """Each assignment (row, id) in the order given, with whether its id may be written
+    (False: the row is refused); a row that already carries its id is left out.
 
     A row is refused when it no longer exists, a cell named in `expected[row]` changed,
     its `Job ID` cell holds another id (unless `expected[row]` names that very id: the
-    caller read it and means to replace it), or the id already sits on another row. A row
-    that already carries its id is neither written nor refused. Rows without an `expected`
-    entry are checked for everything but content.
+    caller read it and means to replace it), or the id already sits on another row. Rows
+    without an `expected` entry are checked for everything but content. Only the assigned
+    ids found in the sheet are remembered, not every id it holds (a re-run of a
+    500,000-row sheet would otherwise map each of its ids to a row).
     """
-    validate_job_ids(assignments)
-    existing = table.job_rows(job_column)
-    accepted: list[tuple[int, str]] = []
-    refused: set[int] = set()
+    ids = validate_job_ids(assignments)
+    position = table.index(job_column)
+    sitting: dict[str, int] = {}  # assigned id -> the first row carrying it now
+    if position is not None:
+        for i, values in enumerate(table.rows):
+            key = values[position].strip() if position < len(values) else ""
+            if key and key in ids:
+                sitting.setdefault(key, i)
     job_key = normalize_header(job_column)
     for row, job_id in assignments.items():
         wanted = expected.get(row, {})
@@ -267,19 +295,16 @@ def plan_job_ids(
             normalize_header(column) == job_key and value.strip() == current
             for column, value in wanted.items()
         )
-        if (
-            current is None
-            or (current and not replacing)
-            or existing.get(job_id, row) != row
-            or any(table.cell(row, column) != value for column, value in wanted.items())
-        ):
-            refused.add(row)
-        else:
-            accepted.append((row, job_id))
-    new = plan_columns(table, [job_column]) if accepted else []
-    position = _column_positions(table, new).get(job_key, -1)
-    cells = new + [CellWrite(row, position, job_id) for row, job_id in accepted]
-    return WritePlan(cells=cells, refused=frozenset(refused))
+        yield (
+            row,
+            job_id,
+            not (
+                current is None
+                or (current and not replacing)
+                or sitting.get(job_id, row) != row
+                or any(table.cell(row, column) != value for column, value in wanted.items())
+            ),
+        )
 
 
 # --- files: per-file lock, office lock files, atomic replace --------------------------------

@@ -15,10 +15,12 @@ write of the file.
 
 from __future__ import annotations
 
+import heapq
 import io
+import itertools
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import BinaryIO
 
 from openpyxl.utils.cell import get_column_letter
@@ -96,36 +98,34 @@ class StreamedWorkbook:
             kept = True
         return kept
 
-    def write(self, target: BinaryIO) -> bool:
-        """The workbook with every cell applied, into `target`; False when no cell changed
-        (then `target` holds nothing of use)."""
+    def write(self, target: BinaryIO, rows: Iterable[RowWrites] = ()) -> bool:
+        """The workbook with every cell applied, and the cells of `rows` (data rows in
+        ascending order, each with its {0-based column: value}), into `target`; False when
+        no cell changed (then `target` holds nothing of use). `rows` is taken one row at a
+        time as the pass reaches it: a write to every row of a big sheet is never a list."""
         book = self.book
-        pending = sorted(self.writes, key=lambda cell: (cell.row, cell.column))
-        index = 0
-        with book.package.open(book.part) as part, tempfile.TemporaryFile() as rows:
+        applied = sorted(self.writes, key=lambda cell: (cell.row, cell.column))
+        pending = _Rows(heapq.merge(_grouped(applied), rows, key=lambda group: group[0]))
+        with book.package.open(book.part) as part, tempfile.TemporaryFile() as out:
             stream = WorksheetStream(part, self.where)
             splicer = RowSplicer(stream.head, stream.prefix, book.styles, book.strings, self.name)
             inserted = False
             for gap, raw, number in stream.rows():
-                while index < len(pending) and pending[index].row + 2 < number:
-                    index, new = self._take(pending, index)
-                    rows.write(splicer.new_row(pending[index - 1].row + 2, new))
+                for row, new in pending.before(number):
+                    out.write(splicer.new_row(row, new))
                     inserted = True
-                writes: dict[int, CellValue] = {}
-                if index < len(pending) and pending[index].row + 2 == number:
-                    index, writes = self._take(pending, index)
-                rows.write(gap)
+                writes = pending.at(number)
+                out.write(gap)
                 if writes or splicer.pending(number) or (inserted and not _numbered(raw)):
-                    rows.write(splicer.row(raw, number, writes))
+                    out.write(splicer.row(raw, number, writes))
                 else:
-                    rows.write(raw)
-            rows.write(stream.gap)
-            while index < len(pending):
-                index, new = self._take(pending, index)
-                rows.write(splicer.new_row(pending[index - 1].row + 2, new))
+                    out.write(raw)
+            out.write(stream.gap)
+            for row, new in pending.before(None):
+                out.write(splicer.new_row(row, new))
             if not splicer.result.changed:
                 return False
-            write_workbook(book.package, book.entry, book.styles, splicer, stream, rows, target)
+            write_workbook(book.package, book.entry, book.styles, splicer, stream, out, target)
         return True
 
     def dump(self) -> bytes:
@@ -134,16 +134,50 @@ class StreamedWorkbook:
         self.write(buffer)
         return buffer.getvalue()
 
-    @staticmethod
-    def _take(pending: Sequence[CellWrite], index: int) -> tuple[int, dict[int, CellValue]]:
-        """The writes of the row of `pending[index]` ({1-based column: value}) and the
-        index after them."""
-        row = pending[index].row
-        writes: dict[int, CellValue] = {}
-        while index < len(pending) and pending[index].row == row:
-            writes[pending[index].column + 1] = pending[index].value
-            index += 1
-        return index, writes
+
+#: A data row index (-1: the header) and the cells to write in it, {0-based column: value}.
+RowWrites = tuple[int, Mapping[int, CellValue]]
+
+
+def _grouped(cells: Sequence[CellWrite]) -> Iterator[RowWrites]:
+    """`cells` (sorted by row) as one group a row."""
+    for row, group in itertools.groupby(cells, key=lambda cell: cell.row):
+        yield row, {cell.column: cell.value for cell in group}
+
+
+class _Rows:
+    """The row groups still to write, as the pass over the worksheet asks for them: 1-based
+    row numbers and {1-based column: value}, two groups of one row merged."""
+
+    def __init__(self, groups: Iterator[RowWrites]) -> None:
+        self._groups = groups
+        self._ahead = next(groups, None)  # the group read after the last one taken
+        self._next = self._take()
+
+    def _take(self) -> tuple[int, dict[int, CellValue]] | None:
+        if self._ahead is None:
+            return None
+        row, cells = self._ahead
+        writes = {column + 1: value for column, value in cells.items()}
+        self._ahead = next(self._groups, None)
+        while self._ahead is not None and self._ahead[0] == row:
+            writes.update((column + 1, value) for column, value in self._ahead[1].items())
+            self._ahead = next(self._groups, None)
+        return row + 2, writes
+
+    def before(self, number: int | None) -> Iterator[tuple[int, dict[int, CellValue]]]:
+        """The groups of rows above row `number` (every one left when None)."""
+        while self._next is not None and (number is None or self._next[0] < number):
+            yield self._next
+            self._next = self._take()
+
+    def at(self, number: int) -> dict[int, CellValue]:
+        """The writes of row `number` ({} when none); call after `before(number)`."""
+        if self._next is None or self._next[0] != number:
+            return {}
+        writes = self._next[1]
+        self._next = self._take()
+        return writes
 
 
 def _numbered(raw: bytes) -> bool:

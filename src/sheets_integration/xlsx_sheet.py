@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import logging
 import os
+from array import array
 from collections.abc import Callable, Collection, Iterable, Mapping
+from itertools import pairwise
 from typing import BinaryIO, TypeVar
 
 from sheets_integration.csv_records import NeedsDocument
 from sheets_integration.errors import BadSheet, SheetNotFound
 from sheets_integration.file_sheet import Document, FileSheet
+from sheets_integration.safety import judge_job_ids, plan_columns
 from sheets_integration.sheet import (
     JOB_ID_COLUMN,
     CellValue,
@@ -98,6 +101,51 @@ class XlsxSheet(FileSheet):
             return self._streamed(MemoryUpdates(updates, fill_only), job_column)
         except NeedsDocument:
             return super().write_by_job_id(updates, job_column=job_column, fill_only=fill_only)
+
+    def assign_job_ids(
+        self,
+        assignments: Mapping[int, str],
+        expected: Mapping[int, Mapping[str, str]],
+        *,
+        job_column: str = JOB_ID_COLUMN,
+    ) -> set[int]:
+        """`FileSheet.assign_job_ids` in one streamed pass: the rows are judged on the table
+        as read (`safety.judge_job_ids`, the same refusals), the rows accepted are kept as
+        their indexes only, and each id is written as the pass reaches its row (a list of a
+        cell a row held ~100 MB for a 500,000-row sheet). A row whose Job ID cell is inside
+        a merged range is refused: it cannot show the id it would be recorded with."""
+        if not assignments:
+            return set()
+
+        def streamed(source: BinaryIO, target: BinaryIO) -> tuple[bool, set[int]]:
+            document = StreamedWorkbook(source, self._entry_of, self.name)
+            table = document.table
+            header = plan_columns(table, [job_column])
+            position = header[0].column if header else table.index(job_column)
+            assert position is not None
+            accepted = array("I")
+            refused: set[int] = set()
+            judged = judge_job_ids(table, assignments, expected, job_column=job_column)
+            for row, _job_id, writable in judged:
+                if writable and (row, position) not in table.merged:
+                    accepted.append(row)
+                else:
+                    refused.add(row)
+            if not accepted:
+                return False, refused
+            if any(a > b for a, b in pairwise(accepted)):
+                accepted = array("I", sorted(accepted))
+            document.apply(header)
+            rows = ((row, {position: assignments[row]}) for row in accepted)
+            return document.write(target, rows), refused
+
+        return stream_rewrite(
+            self.path,
+            self.name,
+            streamed,
+            respect_lock_files=self.respect_lock_files,
+            versions=self.versions,
+        )
 
     def write_pieces(
         self, pieces: Iterable[Piece], *, job_column: str = JOB_ID_COLUMN

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import struct
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from sheets_integration.sheet import Piece
+from sheets_integration.planned import PlannedJobs
+from sheets_integration.sheet import Piece, RowsAsRead
 from sheets_integration.xlsx_sheet import XlsxSheet
 
 FIXTURE = Path(__file__).parent / "fixtures" / "libreoffice_companies.xlsx"
@@ -176,3 +178,38 @@ def test_a_fill_only_piece_keeps_an_operators_value(
     assert job is not None and status is not None
     found = {values[job]: values[status] for values in table.rows if len(values) > job}
     assert found[ids[0]] == "mine" and found[ids[1]] == "ours"
+
+
+def _assignment_peak(directory: Path, rows: int) -> int:
+    """Peak bytes Python allocates while job ids go into every row of a `rows`-row
+    workbook, as `sheetbatch run` assigns them (the ids of `PlannedJobs`, by row)."""
+    path = directory / f"leads-{rows}.xlsx"
+    book = openpyxl.Workbook(write_only=True)
+    leads = book.create_sheet("Leads")
+    leads.append(["Company", "Website", "Job ID"])
+    for i in range(rows):
+        leads.append([f"Company {i}", f"https://company{i}.example"])
+    book.save(path)
+    sheet = XlsxSheet(path)
+    table = sheet.read()
+    pending = PlannedJobs(table, range(rows), {"company": "Company"}).by_row()
+    expected = RowsAsRead(table, pending, ["Company", "Website", "Job ID"])
+    tracemalloc.start()
+    try:
+        assert sheet.assign_job_ids(pending, expected) == set()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    written = sheet.read()
+    assert [written.cell(row, "Job ID") for row in (0, rows - 1)] == [pending[0], pending[rows - 1]]
+    return peak
+
+
+def test_writing_job_ids_into_a_big_workbook_holds_next_to_nothing_per_row(
+    tmp_path: Path,
+) -> None:
+    # Growth per row from 4,000 to 16,000 rows: ~150 bytes (the compact index of the ids
+    # and of the rows accepted, and the id index's sort of its first 16,384 ids, which
+    # stops growing there); a list of a planned cell per row, sorted, made it ~360.
+    small, big = _assignment_peak(tmp_path, 4_000), _assignment_peak(tmp_path, 16_000)
+    assert (big - small) / 12_000 < 250
