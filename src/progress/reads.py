@@ -183,13 +183,25 @@ class StoreReads:
         with self.engine.connect() as conn:
             return [str(v) for v in conn.execute(query).scalars()]
 
-    def job_id_pages(self, batch_id: str, size: int = 5000) -> Iterator[list[str]]:
+    def job_id_pages(
+        self,
+        batch_id: str,
+        size: int = 5000,
+        *,
+        statuses: Sequence[JobStatus] = (),
+        unstarted: bool = False,
+    ) -> Iterator[list[str]]:
         """Every job id of the batch in row order, `size` at a time: each page is a range
-        read of the (batch, row) index, so a 500,000-row batch is never held at once."""
+        read of the (batch, row) index, so a 500,000-row batch is never held at once.
+        `statuses`: only jobs in one of them; `unstarted`: only jobs never attempted."""
         c = t.jobs.c
         last: tuple[int, str] | None = None
         while True:
             query = select(c.row, c.job_id).where(c.batch_id == batch_id)
+            if statuses:
+                query = query.where(t.status_is(*(JobStatus(s).value for s in statuses)))
+            if unstarted:
+                query = query.where(c.attempts == 0)
             if last is not None:
                 query = query.where(tuple_(c.row, c.job_id) > tuple_(*last))
             with self.engine.connect() as conn:

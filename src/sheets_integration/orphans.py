@@ -15,6 +15,7 @@ from datetime import datetime
 from progress import Store
 from progress.owners import owner_alive
 from progress.status import BatchStatus, JobStatus
+from sheets_integration.id_index import IdIndex
 from sheets_integration.sheet import Table
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,26 @@ class Orphans:
         In the batch being resumed: queued jobs that never started and whose ids are not in
         the sheet. Other running batches of this sheet that never started a job, none of
         whose ids is in the sheet, and whose preparing process is gone: cancelled whole.
+
+        The store's jobs are read a page at a time and the sheet's ids indexed compactly
+        (`IdIndex`), only when a job must be looked up: preparing a re-run of a finished
+        500,000-row sheet holds neither a snapshot of each queued job nor a dict of its ids.
         """
         store = self.store
-        in_sheet = table.job_rows(job_column)
+        in_sheet: IdIndex | None = None  # the sheet's ids, indexed once if needed at all
+
+        def sheet_holds(job_id: str) -> bool:
+            nonlocal in_sheet
+            if in_sheet is None:
+                in_sheet = sheet_ids(table, job_column)
+            return job_id in in_sheet
+
         if resumed is not None:
-            for job in store.jobs(batch_id=resumed, statuses=[JobStatus.QUEUED]):
-                if job["attempts"] == 0 and job["job_id"] not in in_sheet:
-                    store.cancel_job(job["job_id"], ORPHAN_REASON)
+            pages = store.job_id_pages(resumed, statuses=[JobStatus.QUEUED], unstarted=True)
+            for page in pages:
+                for job_id in page:
+                    if not sheet_holds(job_id):
+                        store.cancel_job(job_id, ORPHAN_REASON)
         for batch in store.batches(status=BatchStatus.RUNNING, sheet=self.sheet_name):
             if batch["batch_id"] == resumed or batch["started"] is not None:
                 continue
@@ -54,7 +68,8 @@ class Orphans:
                 continue
             if not self.preparer_gone(options.get("prepared_by"), batch["created"]):
                 continue
-            if any(job_id in in_sheet for job_id in store.job_ids(batch["batch_id"])):
+            pages = store.job_id_pages(batch["batch_id"])
+            if any(sheet_holds(job_id) for page in pages for job_id in page):
                 continue
             store.cancel_batch(batch["batch_id"], ORPHAN_REASON)
             log.warning(
@@ -75,3 +90,12 @@ class Orphans:
         except ValueError:
             return False
         return age > ORPHAN_AGE
+
+
+def sheet_ids(table: Table, job_column: str) -> IdIndex:
+    """Every id the sheet's `job_column` shows (stripped), as a compact set."""
+    position = table.index(job_column)
+    if position is None:
+        return IdIndex(())
+    cells = (values[position].strip() if position < len(values) else "" for values in table.rows)
+    return IdIndex(cell for cell in cells if cell)

@@ -440,6 +440,26 @@ def test_job_id_pages_give_every_job_of_the_batch_once_in_row_order(store: Store
     assert [job_id for page in pages for job_id in page] == expected
 
 
+def test_job_id_pages_can_hold_only_the_queued_jobs_never_attempted(store: Store) -> None:
+    # What a run resuming a batch withdraws when the sheet lost their ids: queued jobs
+    # that never started, a page at a time (a job retried after a start is not one).
+    jobs = [NewJob(row=row, inputs={}, label=f"r{row}") for row in range(2, 9)]
+    batch_id = store.create_batch(sheet="s.csv", pipeline="company", phases=PHASES, jobs=jobs)
+    started = store.claim_next(batch_id, "w1", 60)
+    assert started is not None
+    store.fail_job(started["job_id"], phase=None, reason="site down")
+    store.retry_jobs(batch_id, [started["job_id"]])  # queued again, attempted once
+    running = store.claim_next(batch_id, "w1", 60)
+    assert running is not None
+    store.cancel_job(jobs[-1].job_id, "withdrawn")
+    pages = list(store.job_id_pages(batch_id, size=2, statuses=[JobStatus.QUEUED], unstarted=True))
+    assert all(len(page) <= 2 for page in pages)
+    left = {started["job_id"], running["job_id"], jobs[-1].job_id}
+    assert [job_id for page in pages for job_id in page] == [
+        job.job_id for job in jobs if job.job_id not in left
+    ]
+
+
 def test_every_event_of_a_job_moves_its_last_event_id(store: Store) -> None:
     # Readers that look for the jobs changed since a cursor in the jobs table (the sheet
     # writer's final flush) see a job move exactly when its log does: notes included.
